@@ -1,0 +1,91 @@
+//! Identifiers. Sites are integers from 10000; everything else is a UUID kept as text in the store.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A site (tenant). The first one created is 10000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SiteId(pub i64);
+
+impl SiteId {
+    pub const FIRST: SiteId = SiteId(10_000);
+}
+
+impl fmt::Display for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for SiteId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        // Only plain decimal digits: "+10000", " 10000" or "1e4" are not site ids.
+        if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        s.parse().map(SiteId).map_err(|_| ())
+    }
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.as_hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, uuid::Error> {
+                Uuid::try_parse(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(/// An embeddable messenger of a site.
+    MessengerId);
+uuid_id!(/// A verified customer of a site.
+    ContactId);
+uuid_id!(/// A person of the site who answers conversations.
+    AgentId);
+uuid_id!(/// A conversation between a contact and the site's agents.
+    ConversationId);
+uuid_id!(/// One stored message.
+    MessageId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_id_accepts_only_plain_digits() {
+        assert_eq!("10000".parse::<SiteId>(), Ok(SiteId(10000)));
+        for bad in ["", "+10000", " 1", "1e4", "-1", "10000a", "99999999999999999999"] {
+            assert!(bad.parse::<SiteId>().is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Confidant's domain: the parsed values that the rest of the code relies on.
+//!
+//! Nothing here knows about HTTP or SQL. A value that passed its checks has its own type
+//! (`SiteId`, `Identity`, `MessageBody`, `Security`, …), so later code cannot forget them.
+
+pub mod attributes;
+pub mod ids;
+pub mod message;
+pub mod security;
+pub mod time_fmt;
+pub mod urls;
+
+pub use attributes::ContactAttributes;
+pub use ids::{AgentId, ContactId, ConversationId, MessageId, MessengerId, SiteId};
+pub use message::{ClientMessageId, MessageBody};
+pub use security::{Encoding, Security, SecurityError, SecurityInput, Validation};
+pub use urls::AllowedUrl;

@@ -1,0 +1,366 @@
+//! A messenger's Security settings (CONTRACT §5, "the Security tab").
+//!
+//! `Security::parse` turns the JSON an admin sends into checked settings with a field-level
+//! error; `public_json` is what reads show (never a shared secret). Key material is checked
+//! here only for shape: the identity crate parses PEM keys when settings are saved.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use thiserror::Error;
+use url::Url;
+
+use crate::urls::AllowedUrl;
+
+pub const MIN_SECRET_BYTES: usize = 32;
+pub const MAX_SECRET_BYTES: usize = 4096;
+pub const MAX_PEM_BYTES: usize = 16 * 1024;
+pub const MAX_ALLOWED_URLS: usize = 100;
+pub const MAX_CLOCK_SKEW: u32 = 300;
+pub const DEFAULT_CLOCK_SKEW: u32 = 60;
+
+/// A field-level validation error: `field` is a JSON path such as `validation.sharedToken`.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{field}: {message}")]
+pub struct SecurityError {
+    pub field: String,
+    pub message: String,
+}
+
+fn bad(field: &str, message: impl Into<String>) -> SecurityError {
+    SecurityError { field: field.to_owned(), message: message.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Text,
+    Base64url,
+}
+
+/// How Contact JWTs of a messenger are verified.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "camelCase")]
+pub enum Validation {
+    /// HMAC. `secret` is the text as given; `encoding` says how it becomes key bytes.
+    #[serde(rename_all = "camelCase")]
+    SharedToken { secret: String, encoding: Encoding },
+    #[serde(rename_all = "camelCase")]
+    PublicKey { public_key: String },
+    #[serde(rename_all = "camelCase")]
+    Jwks { jwks_url: String },
+}
+
+impl std::fmt::Debug for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SharedToken { encoding, .. } => write!(f, "SharedToken({encoding:?}, <redacted>)"),
+            Self::PublicKey { .. } => write!(f, "PublicKey"),
+            Self::Jwks { jwks_url } => write!(f, "Jwks({jwks_url})"),
+        }
+    }
+}
+
+impl Validation {
+    /// The HMAC key bytes of a shared token.
+    pub fn secret_bytes(secret: &str, encoding: Encoding) -> Option<Vec<u8>> {
+        match encoding {
+            Encoding::Text => Some(secret.as_bytes().to_vec()),
+            Encoding::Base64url => URL_SAFE_NO_PAD.decode(secret.trim_end_matches('=')).ok(),
+        }
+    }
+}
+
+/// Checked Security settings, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Security {
+    pub validation: Validation,
+    pub contact_identity_key: String,
+    /// Kept as the normalised text of each entry; `allowed()` parses them.
+    pub allowed_urls: Vec<String>,
+    pub clock_skew_seconds: u32,
+    pub max_token_lifetime_seconds: Option<u64>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// What `Security::parse` needs besides the JSON.
+pub struct SecurityInput<'a> {
+    /// The settings being replaced, if any: `"sharedToken": null` keeps their secret.
+    pub previous: Option<&'a Security>,
+    /// Whether the operator allows `http://` JWKS URLs on non-loopback hosts.
+    pub allow_http_jwks: bool,
+}
+
+/// The outcome of a parse: the settings, and the secret the server generated, if it did
+/// (shown once, in the answer to the request that made it).
+pub struct Parsed {
+    pub security: Security,
+    pub generated_secret: Option<String>,
+}
+
+impl Security {
+    /// Parse the JSON of a Security object. `generate` makes a fresh random shared token when
+    /// the request omits `validation.sharedToken`.
+    pub fn parse(
+        value: &Value,
+        ctx: &SecurityInput<'_>,
+        generate: impl FnOnce() -> String,
+    ) -> Result<Parsed, SecurityError> {
+        let obj = value.as_object().ok_or_else(|| bad("security", "must be an object"))?;
+        let (validation, generated_secret) = match obj.get("validation") {
+            None | Some(Value::Null) => {
+                let s = generate();
+                (Validation::SharedToken { secret: s.clone(), encoding: Encoding::Text }, Some(s))
+            }
+            Some(v) => parse_validation(v, ctx, generate)?,
+        };
+        let contact_identity_key = match obj.get("contactIdentityKey") {
+            None | Some(Value::Null) => "sub".to_owned(),
+            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 128 => s.clone(),
+            Some(_) => return Err(bad("contactIdentityKey", "must be a claim name of 1 to 128 characters")),
+        };
+        let allowed_urls = match obj.get("allowedUrls") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                if items.len() > MAX_ALLOWED_URLS {
+                    return Err(bad("allowedUrls", format!("at most {MAX_ALLOWED_URLS} entries")));
+                }
+                let mut out: Vec<String> = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let field = format!("allowedUrls[{i}]");
+                    let s = item.as_str().ok_or_else(|| bad(&field, "must be a string"))?;
+                    let u = AllowedUrl::parse(s).map_err(|e| bad(&field, e.0))?;
+                    let text = u.to_string();
+                    if !out.contains(&text) {
+                        out.push(text);
+                    }
+                }
+                out
+            }
+            Some(_) => return Err(bad("allowedUrls", "must be an array of URLs")),
+        };
+        let clock_skew_seconds = match obj.get("clockSkewSeconds") {
+            None | Some(Value::Null) => DEFAULT_CLOCK_SKEW,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n <= u64::from(MAX_CLOCK_SKEW))
+                .map(|n| n as u32)
+                .ok_or_else(|| bad("clockSkewSeconds", "must be a whole number from 0 to 300"))?,
+        };
+        let max_token_lifetime_seconds = match obj.get("maxTokenLifetimeSeconds") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|n| (1..=10 * 365 * 86_400).contains(n))
+                    .ok_or_else(|| bad("maxTokenLifetimeSeconds", "must be null or a whole number of seconds from 1 to 315360000"))?,
+            ),
+        };
+        let issuer = optional_text(obj, "issuer")?;
+        let audience = optional_text(obj, "audience")?;
+        Ok(Parsed {
+            security: Security {
+                validation,
+                contact_identity_key,
+                allowed_urls,
+                clock_skew_seconds,
+                max_token_lifetime_seconds,
+                issuer,
+                audience,
+            },
+            generated_secret,
+        })
+    }
+
+    /// The allowed URLs, parsed. Stored entries were checked when saved.
+    pub fn allowed(&self) -> Vec<AllowedUrl> {
+        self.allowed_urls.iter().filter_map(|s| AllowedUrl::parse(s).ok()).collect()
+    }
+
+    /// What reads show: never the shared token. `shown_secret` is the generated secret of the
+    /// request that made it, the one time it is shown.
+    pub fn public_json(&self, shown_secret: Option<&str>) -> Value {
+        let validation = match &self.validation {
+            Validation::SharedToken { encoding, .. } => json!({
+                "method": "sharedToken",
+                "sharedToken": shown_secret,
+                "sharedTokenSet": true,
+                "encoding": encoding,
+            }),
+            Validation::PublicKey { public_key } => json!({"method": "publicKey", "publicKey": public_key}),
+            Validation::Jwks { jwks_url } => json!({"method": "jwks", "jwksUrl": jwks_url}),
+        };
+        json!({
+            "validation": validation,
+            "contactIdentityKey": self.contact_identity_key,
+            "allowedUrls": self.allowed_urls,
+            "clockSkewSeconds": self.clock_skew_seconds,
+            "maxTokenLifetimeSeconds": self.max_token_lifetime_seconds,
+            "issuer": self.issuer,
+            "audience": self.audience,
+        })
+    }
+}
+
+fn optional_text(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, SecurityError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 1024 => Ok(Some(s.clone())),
+        Some(_) => Err(bad(field, "must be null or a string of 1 to 1024 characters")),
+    }
+}
+
+fn parse_validation(
+    v: &Value,
+    ctx: &SecurityInput<'_>,
+    generate: impl FnOnce() -> String,
+) -> Result<(Validation, Option<String>), SecurityError> {
+    let obj = v.as_object().ok_or_else(|| bad("validation", "must be an object"))?;
+    let method = obj
+        .get("method")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("validation.method", "must be one of sharedToken, publicKey, jwks"))?;
+    match method {
+        "sharedToken" => {
+            let encoding = match obj.get("encoding") {
+                None | Some(Value::Null) => Encoding::Text,
+                Some(Value::String(s)) if s == "text" => Encoding::Text,
+                Some(Value::String(s)) if s == "base64url" => Encoding::Base64url,
+                Some(_) => return Err(bad("validation.encoding", "must be text or base64url")),
+            };
+            // `"sharedToken": null` (as reads show it) or `"keepSharedToken": true` keeps the
+            // secret already set; an absent field asks the server to generate a new one.
+            let keep = obj.get("keepSharedToken").and_then(Value::as_bool) == Some(true);
+            let given = if keep { Some(&Value::Null) } else { obj.get("sharedToken") };
+            match given {
+                // Absent: the server generates one, shown once.
+                None => {
+                    let s = generate();
+                    Ok((Validation::SharedToken { secret: s.clone(), encoding: Encoding::Text }, Some(s)))
+                }
+                Some(Value::Null) => match ctx.previous.map(|p| &p.validation) {
+                    Some(Validation::SharedToken { secret, encoding: prev_enc }) => {
+                        if obj.get("encoding").is_some_and(|e| !e.is_null()) && *prev_enc != encoding {
+                            return Err(bad("validation.sharedToken", "changing the encoding needs the secret again"));
+                        }
+                        Ok((Validation::SharedToken { secret: secret.clone(), encoding: *prev_enc }, None))
+                    }
+                    _ => Err(bad("validation.sharedToken", "no shared token is set yet: give one, or omit the field to have one generated")),
+                },
+                Some(Value::String(s)) => {
+                    let bytes = Validation::secret_bytes(s, encoding)
+                        .ok_or_else(|| bad("validation.sharedToken", "is not valid base64url"))?;
+                    if bytes.len() < MIN_SECRET_BYTES {
+                        return Err(bad("validation.sharedToken", format!("must be at least {MIN_SECRET_BYTES} bytes (it is {})", bytes.len())));
+                    }
+                    if bytes.len() > MAX_SECRET_BYTES {
+                        return Err(bad("validation.sharedToken", format!("must be at most {MAX_SECRET_BYTES} bytes")));
+                    }
+                    Ok((Validation::SharedToken { secret: s.clone(), encoding }, None))
+                }
+                Some(_) => Err(bad("validation.sharedToken", "must be a string")),
+            }
+        }
+        "publicKey" => {
+            let pem = obj
+                .get("publicKey")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad("validation.publicKey", "must be a PEM public key"))?;
+            if pem.len() > MAX_PEM_BYTES {
+                return Err(bad("validation.publicKey", "is too large for a public key"));
+            }
+            Ok((Validation::PublicKey { public_key: pem.to_owned() }, None))
+        }
+        "jwks" => {
+            let raw = obj
+                .get("jwksUrl")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("validation.jwksUrl", "must be an https:// URL"))?;
+            let url = Url::parse(raw.trim()).map_err(|e| bad("validation.jwksUrl", format!("not a URL ({e})")))?;
+            match url.scheme() {
+                "https" => {}
+                "http" if ctx.allow_http_jwks || is_loopback_host(&url) => {}
+                _ => return Err(bad("validation.jwksUrl", "must use https:// (plain http only for loopback hosts)")),
+            }
+            if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
+                return Err(bad("validation.jwksUrl", "must name a host and no credentials"));
+            }
+            Ok((Validation::Jwks { jwks_url: url.to_string() }, None))
+        }
+        other => Err(bad("validation.method", format!("unknown method {other:?}: use sharedToken, publicKey or jwks"))),
+    }
+}
+
+/// `localhost`, `*.localhost`, 127.0.0.0/8 or `[::1]`.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Result<Parsed, SecurityError> {
+        Security::parse(&v, &SecurityInput { previous: None, allow_http_jwks: false }, || "g".repeat(43))
+    }
+
+    #[test]
+    fn defaults_and_generated_secret() {
+        let p = parse(json!({})).unwrap();
+        assert_eq!(p.security.contact_identity_key, "sub");
+        assert_eq!(p.security.clock_skew_seconds, 60);
+        assert_eq!(p.generated_secret.as_deref(), Some(&*"g".repeat(43)));
+        let shown = p.security.public_json(None);
+        assert_eq!(shown["validation"]["sharedToken"], Value::Null);
+        assert_eq!(shown["validation"]["sharedTokenSet"], true);
+    }
+
+    #[test]
+    fn secret_rules() {
+        let short = parse(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(31)}}));
+        assert_eq!(short.err().unwrap().field, "validation.sharedToken");
+        assert!(parse(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(32)}})).is_ok());
+        // 43 base64url chars = 32 bytes; 42 chars = 31 bytes.
+        assert!(parse(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "A".repeat(43)}})).is_ok());
+        assert!(parse(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "A".repeat(42)}})).is_err());
+        assert!(parse(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "!!!!".repeat(20)}})).is_err());
+    }
+
+    #[test]
+    fn null_secret_keeps_previous() {
+        let first = parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}})).unwrap().security;
+        let ctx = SecurityInput { previous: Some(&first), allow_http_jwks: false };
+        let again = Security::parse(&first.public_json(None), &ctx, || unreachable!()).unwrap();
+        assert_eq!(again.security, first);
+        assert!(again.generated_secret.is_none());
+    }
+
+    #[test]
+    fn field_errors() {
+        for (v, field) in [
+            (json!({"clockSkewSeconds": 301}), "clockSkewSeconds"),
+            (json!({"clockSkewSeconds": -1}), "clockSkewSeconds"),
+            (json!({"clockSkewSeconds": "60"}), "clockSkewSeconds"),
+            (json!({"maxTokenLifetimeSeconds": 0}), "maxTokenLifetimeSeconds"),
+            (json!({"contactIdentityKey": ""}), "contactIdentityKey"),
+            (json!({"allowedUrls": ["nope"]}), "allowedUrls[0]"),
+            (json!({"issuer": 5}), "issuer"),
+            (json!({"validation": {"method": "magic"}}), "validation.method"),
+            (json!({"validation": {"method": "jwks", "jwksUrl": "http://keys.example.com/jwks"}}), "validation.jwksUrl"),
+            (json!({"validation": {"method": "publicKey"}}), "validation.publicKey"),
+        ] {
+            assert_eq!(parse(v.clone()).err().map(|e| e.field), Some(field.to_owned()), "{v}");
+        }
+        assert!(parse(json!({"validation": {"method": "jwks", "jwksUrl": "http://127.0.0.1:9/jwks"}})).is_ok());
+    }
+}

@@ -1,0 +1,653 @@
+//! Contact JWT verification (CONTRACT §6): the checks run in the contract's order and the
+//! first failure answers.
+//!
+//! jsonwebtoken is used only for the signature arithmetic; the header and the claims are
+//! checked here, so the order and the error codes are exactly the contract's.
+
+use std::sync::Arc;
+
+use confidant_core::security::MIN_SECRET_BYTES;
+use confidant_core::time_fmt::rfc3339_seconds;
+use confidant_core::{Security, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::{Map, Value};
+
+use crate::clock::Clock;
+use crate::jwks::JwksCache;
+use crate::jws;
+use crate::keys::{KeyError, PublicKey};
+
+/// The longest identity accepted, in characters.
+pub const MAX_IDENTITY_CHARS: usize = 256;
+
+/// An HMAC key (the messenger's shared token). Its `Debug` never shows the bytes.
+#[derive(Clone, Debug)]
+pub struct SharedSecret(DecodingKey);
+
+impl SharedSecret {
+    fn verify(&self, alg: Algorithm, signing_input: &str, signature: &str) -> bool {
+        // aws-lc compares HMAC tags in constant time.
+        jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &self.0, alg)
+            .unwrap_or(false)
+    }
+}
+
+/// A messenger's validation method, ready to verify with. Built once per messenger settings
+/// version and cached by the server (never per request).
+#[derive(Clone, Debug)]
+pub enum CompiledMethod {
+    /// HS256, HS384 or HS512 with the shared token.
+    SharedSecret(SharedSecret),
+    /// The algorithms the key's type fixes.
+    PublicKey(PublicKey),
+    /// Keys fetched from `url`, chosen by `kid`.
+    Jwks { url: String },
+}
+
+impl CompiledMethod {
+    pub fn compile(v: &Validation) -> Result<CompiledMethod, KeyError> {
+        match v {
+            Validation::SharedToken { secret, encoding } => {
+                let bytes = Validation::secret_bytes(secret, *encoding)
+                    .ok_or(KeyError::SharedSecret("is not valid base64url"))?;
+                if bytes.len() < MIN_SECRET_BYTES {
+                    return Err(KeyError::SharedSecret("is shorter than 32 bytes"));
+                }
+                Ok(Self::SharedSecret(SharedSecret(DecodingKey::from_secret(
+                    &bytes,
+                ))))
+            }
+            Validation::PublicKey { public_key } => {
+                PublicKey::from_pem(public_key).map(Self::PublicKey)
+            }
+            Validation::Jwks { jwks_url } => Ok(Self::Jwks {
+                url: jwks_url.clone(),
+            }),
+        }
+    }
+}
+
+/// The claim checks of a messenger's Security settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The claim that names the customer: any top-level name, taken literally (`comm100.email`
+    /// is one claim, not a path).
+    pub identity_key: String,
+    pub clock_skew: u32,
+    pub max_lifetime: Option<u64>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl Policy {
+    pub fn from_security(s: &Security) -> Policy {
+        Policy {
+            identity_key: s.contact_identity_key.clone(),
+            clock_skew: s.clock_skew_seconds,
+            max_lifetime: s.max_token_lifetime_seconds,
+            issuer: s.issuer.clone(),
+            audience: s.audience.clone(),
+        }
+    }
+}
+
+/// A Contact JWT that passed every check.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// The identity claim as text (an integer identity as its decimal digits).
+    pub identity: String,
+    /// Every claim, for the contact's optional attributes.
+    pub claims: Map<String, Value>,
+}
+
+/// Why a Contact JWT was refused. `Display` is for humans and never contains the token or a
+/// secret; parts of the token it quotes (an `alg`, a `kid`) are cut short.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the Contact JWT is malformed: {0}")]
+    Malformed(String),
+    #[error("the Contact JWT's algorithm is not allowed: {0}")]
+    AlgorithmNotAllowed(String),
+    #[error("no key verifies the Contact JWT: {0}")]
+    KeyNotFound(String),
+    #[error("the Contact JWT's signature is invalid")]
+    SignatureInvalid,
+    #[error("the Contact JWT has no numeric exp claim")]
+    ExpiryMissing,
+    #[error("the Contact JWT expired at {}", rfc3339_seconds(*.exp))]
+    Expired { exp: i64 },
+    #[error("the Contact JWT is not valid before {}", rfc3339_seconds(*.nbf))]
+    NotYetValid { nbf: i64 },
+    #[error("the Contact JWT lives too long: {0}")]
+    LifetimeTooLong(String),
+    #[error("the Contact JWT's iss is not the messenger's issuer")]
+    IssuerMismatch,
+    #[error("the Contact JWT's aud does not name the messenger's audience")]
+    AudienceMismatch,
+    #[error("the Contact JWT does not identify the contact: {0}")]
+    IdentityMissing(String),
+    #[error("the messenger's keys cannot be fetched: {0}")]
+    JwksUnavailable(String),
+}
+
+impl VerifyError {
+    /// The contract's error code (CONTRACT §6).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "token_malformed",
+            Self::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+            Self::KeyNotFound(_) => "key_not_found",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::ExpiryMissing => "expiry_missing",
+            Self::Expired { .. } => "token_expired",
+            Self::NotYetValid { .. } => "token_not_yet_valid",
+            Self::LifetimeTooLong(_) => "token_lifetime_too_long",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::IdentityMissing(_) => "identity_missing",
+            Self::JwksUnavailable(_) => "jwks_unavailable",
+        }
+    }
+
+    /// True only for `JwksUnavailable` (HTTP 503); every other error is a 401.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::JwksUnavailable(_))
+    }
+}
+
+/// Verifies Contact JWTs against a messenger's compiled method and policy.
+pub struct ContactVerifier {
+    jwks: Arc<JwksCache>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ContactVerifier {
+    pub fn new(jwks: Arc<JwksCache>, clock: Arc<dyn Clock>) -> Self {
+        Self { jwks, clock }
+    }
+
+    pub async fn verify(
+        &self,
+        token: &str,
+        method: &CompiledMethod,
+        policy: &Policy,
+    ) -> Result<Verified, VerifyError> {
+        // 1. Shape: three base64url parts, JSON objects, ≤ 8 KiB, no extension we'd ignore.
+        let token = jws::parse(token).map_err(|m| VerifyError::Malformed(m.to_owned()))?;
+        check_extensions(&token.header)?;
+        // 2. The algorithm, judged by the method alone (never by anything else in the header).
+        let alg = header_alg(&token.header)?;
+        // 2–4. The key and the signature. `jku`, `x5u`, `jwk` and `x5c` are never read.
+        let signature_ok = match method {
+            CompiledMethod::SharedSecret(secret) => {
+                let algorithm = hmac_algorithm(alg)?;
+                secret.verify(algorithm, token.signing_input, token.signature)
+            }
+            CompiledMethod::PublicKey(key) => {
+                if !key.allows(alg) {
+                    return Err(not_allowed(
+                        alg,
+                        &format!("the messenger's {}", key.describe()),
+                    ));
+                }
+                key.verify(alg, token.signing_input, token.signature)
+            }
+            CompiledMethod::Jwks { url } => {
+                jwks_algorithm(alg)?;
+                let kid = match token.header.get("kid") {
+                    None => None,
+                    Some(Value::String(kid)) => Some(kid.as_str()),
+                    Some(_) => return Err(VerifyError::KeyNotFound("kid is not a string".into())),
+                };
+                let keys = self.jwks.keys_for(url, kid, alg).await?;
+                keys.iter()
+                    .any(|key| key.verify(alg, token.signing_input, token.signature))
+            }
+        };
+        if !signature_ok {
+            return Err(VerifyError::SignatureInvalid);
+        }
+        // 5–10. The claims, now that they are known to be the signer's.
+        check_claims(token.claims, policy, self.clock.now())
+    }
+}
+
+/// `crit` lists extensions the token's signer requires the verifier to understand (RFC 7515
+/// §4.1.11). This verifier understands none, so any `crit` refuses the token, and `b64: false`
+/// (RFC 7797 unencoded payloads) is never honoured.
+fn check_extensions(header: &Map<String, Value>) -> Result<(), VerifyError> {
+    if let Some(crit) = header.get("crit") {
+        let names = crit
+            .as_array()
+            .filter(|a| !a.is_empty() && a.iter().all(Value::is_string));
+        return Err(VerifyError::Malformed(match names {
+            Some(_) => "crit names an extension the server does not understand".to_owned(),
+            None => "crit must be a non-empty array of header names".to_owned(),
+        }));
+    }
+    if header
+        .get("b64")
+        .is_some_and(|b64| b64 != &Value::Bool(true))
+    {
+        return Err(VerifyError::Malformed(
+            "unencoded payloads (b64) are not supported".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A missing or non-string `alg` is reported as a refused algorithm: it is the `alg` check
+/// that fails, whatever the rest of the header says.
+fn header_alg(header: &Map<String, Value>) -> Result<&str, VerifyError> {
+    let alg = match header.get("alg") {
+        Some(Value::String(alg)) => alg.as_str(),
+        _ => {
+            return Err(VerifyError::AlgorithmNotAllowed(
+                "the header names no alg".into(),
+            ));
+        }
+    };
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(VerifyError::AlgorithmNotAllowed(
+            "alg \"none\" (an unsigned token) is never accepted".into(),
+        ));
+    }
+    Ok(alg)
+}
+
+fn hmac_algorithm(alg: &str) -> Result<Algorithm, VerifyError> {
+    match alg {
+        "HS256" => Ok(Algorithm::HS256),
+        "HS384" => Ok(Algorithm::HS384),
+        "HS512" => Ok(Algorithm::HS512),
+        _ => Err(not_allowed(
+            alg,
+            "a messenger with a shared token allows HS256, HS384 or HS512",
+        )),
+    }
+}
+
+/// The algorithms any JWKS key could verify. Whether the chosen key fits is decided with it.
+fn jwks_algorithm(alg: &str) -> Result<(), VerifyError> {
+    match alg {
+        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "EdDSA"
+        | "Ed25519" => Ok(()),
+        _ => Err(not_allowed(
+            alg,
+            "a messenger with a JWKS allows RS*, PS*, ES256, ES384, EdDSA or Ed25519",
+        )),
+    }
+}
+
+fn not_allowed(alg: &str, why: &str) -> VerifyError {
+    VerifyError::AlgorithmNotAllowed(format!("{why}, not {}", quote_short(alg)))
+}
+
+/// Quotes a value taken from the token, cut to a length that keeps messages short.
+pub(crate) fn quote_short(s: &str) -> String {
+    let cut: String = s.chars().take(32).collect();
+    if cut.len() < s.len() {
+        format!("{cut:?}…")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+/// A NumericDate (RFC 7519 §2): an integer or a float, floored; out-of-range values saturate.
+fn numeric_date(v: &Value) -> Option<i64> {
+    let n = v.as_number()?;
+    if let Some(i) = n.as_i64() {
+        Some(i)
+    } else if n.is_u64() {
+        Some(i64::MAX)
+    } else {
+        // `as` saturates, so 1e300 is i64::MAX rather than a wrapped value.
+        n.as_f64().map(|f| f.floor() as i64)
+    }
+}
+
+fn check_claims(
+    claims: Map<String, Value>,
+    policy: &Policy,
+    now: i64,
+) -> Result<Verified, VerifyError> {
+    let skew = i64::from(policy.clock_skew);
+    let exp = claims
+        .get("exp")
+        .and_then(numeric_date)
+        .ok_or(VerifyError::ExpiryMissing)?;
+    if exp.saturating_add(skew) <= now {
+        return Err(VerifyError::Expired { exp });
+    }
+    // A present `nbf` or `iat` that is not a NumericDate is a malformed claim, reported at its
+    // own place in the order (after the signature), since the code names no better failure.
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = numeric_date(nbf)
+            .ok_or_else(|| VerifyError::Malformed("nbf is not a NumericDate".into()))?;
+        if nbf.saturating_sub(skew) > now {
+            return Err(VerifyError::NotYetValid { nbf });
+        }
+    }
+    if let Some(cap) = policy.max_lifetime {
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        if let Some(iat) = claims.get("iat") {
+            let iat = numeric_date(iat)
+                .ok_or_else(|| VerifyError::Malformed("iat is not a NumericDate".into()))?;
+            let lifetime = exp.saturating_sub(iat);
+            if lifetime > cap {
+                return Err(VerifyError::LifetimeTooLong(format!(
+                    "exp - iat is {lifetime} seconds; at most {cap} are allowed"
+                )));
+            }
+        }
+        let remaining = exp.saturating_sub(now);
+        if remaining > cap {
+            return Err(VerifyError::LifetimeTooLong(format!(
+                "it expires in {remaining} seconds; at most {cap} are allowed"
+            )));
+        }
+    }
+    if let Some(issuer) = &policy.issuer
+        && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+    {
+        return Err(VerifyError::IssuerMismatch);
+    }
+    if let Some(audience) = &policy.audience {
+        let named = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == audience,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience.as_str())),
+            _ => false,
+        };
+        if !named {
+            return Err(VerifyError::AudienceMismatch);
+        }
+    }
+    let identity = identity(&claims, &policy.identity_key)?;
+    Ok(Verified { identity, claims })
+}
+
+fn identity(claims: &Map<String, Value>, key: &str) -> Result<String, VerifyError> {
+    let missing = |why: &str| {
+        Err(VerifyError::IdentityMissing(format!(
+            "the claim {key:?} {why}"
+        )))
+    };
+    match claims.get(key) {
+        None | Some(Value::Null) => missing("is missing"),
+        Some(Value::String(s)) if s.is_empty() => missing("is empty"),
+        Some(Value::String(s)) if s.chars().count() > MAX_IDENTITY_CHARS => {
+            missing("is longer than 256 characters")
+        }
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+        Some(_) => missing("must be a string or an integer"),
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a test fails loudly")]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> Policy {
+        Policy {
+            identity_key: "sub".into(),
+            clock_skew: 60,
+            max_lifetime: None,
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn check(v: Value, p: &Policy, now: i64) -> Result<Verified, VerifyError> {
+        check_claims(claims(v), p, now)
+    }
+
+    #[test]
+    fn numeric_dates() {
+        assert_eq!(numeric_date(&json!(5)), Some(5));
+        assert_eq!(numeric_date(&json!(-5)), Some(-5));
+        assert_eq!(numeric_date(&json!(5.9)), Some(5));
+        assert_eq!(numeric_date(&json!(-0.5)), Some(-1));
+        assert_eq!(numeric_date(&json!(u64::MAX)), Some(i64::MAX));
+        assert_eq!(numeric_date(&json!(1e300)), Some(i64::MAX));
+        assert_eq!(numeric_date(&json!(-1e300)), Some(i64::MIN));
+        assert_eq!(numeric_date(&json!("5")), None);
+        assert_eq!(numeric_date(&json!(true)), None);
+        assert_eq!(numeric_date(&json!(null)), None);
+    }
+
+    #[test]
+    fn expiry_boundaries() {
+        let p = policy(); // skew 60
+        let now = 1_000_000;
+        assert_eq!(
+            check(json!({"sub": "a"}), &p, now).unwrap_err(),
+            VerifyError::ExpiryMissing
+        );
+        assert_eq!(
+            check(json!({"sub": "a", "exp": "2000000"}), &p, now).unwrap_err(),
+            VerifyError::ExpiryMissing
+        );
+        // exp + skew == now: expired; one second later than that: valid.
+        assert_eq!(
+            check(json!({"sub": "a", "exp": now - 60}), &p, now).unwrap_err(),
+            VerifyError::Expired { exp: now - 60 }
+        );
+        assert!(check(json!({"sub": "a", "exp": now - 59}), &p, now).is_ok());
+        // A float exp is floored: now - 59.9 floors to now - 60, which is expired.
+        assert_eq!(
+            check(json!({"sub": "a", "exp": (now as f64) - 59.9}), &p, now).unwrap_err(),
+            VerifyError::Expired { exp: now - 60 }
+        );
+        let zero_skew = Policy {
+            clock_skew: 0,
+            ..policy()
+        };
+        assert!(check(json!({"sub": "a", "exp": now}), &zero_skew, now).is_err());
+        assert!(check(json!({"sub": "a", "exp": now + 1}), &zero_skew, now).is_ok());
+    }
+
+    #[test]
+    fn not_before_boundaries() {
+        let p = policy();
+        let now = 1_000_000;
+        let exp = now + 600;
+        assert!(check(json!({"sub": "a", "exp": exp, "nbf": now + 60}), &p, now).is_ok());
+        assert_eq!(
+            check(json!({"sub": "a", "exp": exp, "nbf": now + 61}), &p, now).unwrap_err(),
+            VerifyError::NotYetValid { nbf: now + 61 }
+        );
+        assert!(matches!(
+            check(json!({"sub": "a", "exp": exp, "nbf": "soon"}), &p, now),
+            Err(VerifyError::Malformed(_))
+        ));
+        // Expiry is checked before nbf.
+        assert_eq!(
+            check(
+                json!({"sub": "a", "exp": now - 100, "nbf": now + 100}),
+                &p,
+                now
+            )
+            .unwrap_err(),
+            VerifyError::Expired { exp: now - 100 }
+        );
+    }
+
+    #[test]
+    fn lifetime_cap() {
+        let p = Policy {
+            max_lifetime: Some(300),
+            ..policy()
+        };
+        let now = 1_000_000;
+        // exp - iat exactly at the cap passes; one more second fails.
+        assert!(
+            check(
+                json!({"sub": "a", "iat": now - 10, "exp": now + 290}),
+                &p,
+                now
+            )
+            .is_ok()
+        );
+        assert!(matches!(
+            check(
+                json!({"sub": "a", "iat": now - 11, "exp": now + 290}),
+                &p,
+                now
+            ),
+            Err(VerifyError::LifetimeTooLong(_))
+        ));
+        // Without iat only exp - now counts: at the cap passes, beyond fails.
+        assert!(check(json!({"sub": "a", "exp": now + 300}), &p, now).is_ok());
+        assert!(matches!(
+            check(json!({"sub": "a", "exp": now + 301}), &p, now),
+            Err(VerifyError::LifetimeTooLong(_))
+        ));
+        // A backdated iat cannot hide a far exp: exp - now still counts.
+        assert!(matches!(
+            check(
+                json!({"sub": "a", "iat": now + 200, "exp": now + 400}),
+                &p,
+                now
+            ),
+            Err(VerifyError::LifetimeTooLong(_))
+        ));
+        assert!(matches!(
+            check(json!({"sub": "a", "iat": "x", "exp": now + 10}), &p, now),
+            Err(VerifyError::Malformed(_))
+        ));
+        // Without a cap, iat is not looked at.
+        assert!(
+            check(
+                json!({"sub": "a", "iat": "x", "exp": now + 10_000}),
+                &policy(),
+                now
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience() {
+        let now = 1_000_000;
+        let exp = now + 100;
+        let p = Policy {
+            issuer: Some("https://idp".into()),
+            ..policy()
+        };
+        assert!(
+            check(
+                json!({"sub": "a", "exp": exp, "iss": "https://idp"}),
+                &p,
+                now
+            )
+            .is_ok()
+        );
+        for iss in [
+            json!("https://idp/"),
+            json!(null),
+            json!(["https://idp"]),
+            json!(1),
+        ] {
+            assert_eq!(
+                check(json!({"sub": "a", "exp": exp, "iss": iss}), &p, now).unwrap_err(),
+                VerifyError::IssuerMismatch
+            );
+        }
+        assert_eq!(
+            check(json!({"sub": "a", "exp": exp}), &p, now).unwrap_err(),
+            VerifyError::IssuerMismatch
+        );
+        let p = Policy {
+            audience: Some("confidant".into()),
+            ..policy()
+        };
+        for aud in [
+            json!("confidant"),
+            json!(["x", "confidant"]),
+            json!(["confidant"]),
+        ] {
+            assert!(check(json!({"sub": "a", "exp": exp, "aud": aud}), &p, now).is_ok());
+        }
+        for aud in [
+            json!("Confidant"),
+            json!([]),
+            json!(["x"]),
+            json!({"confidant": 1}),
+            json!(null),
+        ] {
+            assert_eq!(
+                check(json!({"sub": "a", "exp": exp, "aud": aud}), &p, now).unwrap_err(),
+                VerifyError::AudienceMismatch
+            );
+        }
+        // Issuer is checked before audience.
+        let both = Policy {
+            issuer: Some("i".into()),
+            audience: Some("a".into()),
+            ..policy()
+        };
+        assert_eq!(
+            check(json!({"sub": "a", "exp": exp}), &both, now).unwrap_err(),
+            VerifyError::IssuerMismatch
+        );
+    }
+
+    #[test]
+    fn identity_claim() {
+        let now = 1_000_000;
+        let exp = now + 100;
+        let p = Policy {
+            identity_key: "comm100.email".into(),
+            ..policy()
+        };
+        let ok =
+            |v: Value| check(json!({"exp": exp, "comm100.email": v}), &p, now).map(|v| v.identity);
+        assert_eq!(ok(json!("mark@x.test")).unwrap(), "mark@x.test");
+        assert_eq!(ok(json!(42)).unwrap(), "42");
+        assert_eq!(ok(json!(-42)).unwrap(), "-42");
+        assert_eq!(ok(json!(u64::MAX)).unwrap(), u64::MAX.to_string());
+        assert_eq!(ok(json!("é".repeat(256))).unwrap(), "é".repeat(256));
+        for bad in [
+            json!(""),
+            json!("x".repeat(257)),
+            json!(true),
+            json!(1.5),
+            json!(1.0),
+            json!({"a": 1}),
+            json!(["a"]),
+            json!(null),
+        ] {
+            assert!(
+                matches!(ok(bad.clone()), Err(VerifyError::IdentityMissing(_))),
+                "{bad}"
+            );
+        }
+        // The dotted name is one claim, not a path into {"comm100": {"email": …}}.
+        let nested = check(json!({"exp": exp, "comm100": {"email": "a@b"}}), &p, now);
+        assert!(matches!(nested, Err(VerifyError::IdentityMissing(_))));
+    }
+
+    #[test]
+    fn codes_and_messages() {
+        let e = VerifyError::Expired { exp: 1_795_514_400 };
+        assert_eq!(e.code(), "token_expired");
+        assert_eq!(
+            e.to_string(),
+            "the Contact JWT expired at 2026-11-24T10:00:00Z"
+        );
+        assert!(!e.is_unavailable());
+        assert!(VerifyError::JwksUnavailable("x".into()).is_unavailable());
+        assert_eq!(
+            quote_short(&"a".repeat(100)),
+            format!("{:?}…", "a".repeat(32))
+        );
+        assert_eq!(quote_short("HS256"), "\"HS256\"");
+    }
+}

@@ -1,0 +1,179 @@
+//! The live-event hub.
+//!
+//! Events are published to topics (a site's agents, one contact) and fanned out to every
+//! subscriber of the topic. Each subscriber has its own bounded queue (a `broadcast` ring):
+//! publishing never waits for a subscriber, and one that falls behind learns how many events
+//! it missed (`Recv::Lagged`) so it can resync from the store instead of silently skipping.
+//!
+//! `LocalHub` serves one process; `NatsHub` (nats.rs) carries the same events between processes.
+
+mod nats;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+pub use nats::NatsHub;
+
+/// Per-subscriber queue length. A socket this far behind is told to resync.
+pub const SUBSCRIBER_QUEUE: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Topic {
+    /// Everything agents of a site may see.
+    Site(i64),
+    /// Everything one contact may see.
+    Contact(String),
+}
+
+/// A live event. `frame` is the JSON text sent to clients, serialized once for all of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub site_id: i64,
+    pub contact_id: String,
+    pub conversation_id: String,
+    /// For message events: the message's seq, so a receiver can see gaps and fill them from
+    /// the store. 0 for other events.
+    pub seq: i64,
+    /// When the event was published (Unix ms), for the send-to-push latency histogram.
+    pub sent_at_ms: i64,
+    pub frame: Arc<str>,
+}
+
+/// Process-wide notices: caches to drop, sessions that ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// An agent session ended (logout, agent deleted): close its sockets.
+    SessionEnded { token_hash: String },
+    /// A messenger's Security settings changed.
+    MessengerChanged { messenger_id: String },
+}
+
+pub enum Recv {
+    Event(Arc<Event>),
+    /// This many events were dropped for this subscriber: resync from the store.
+    Lagged(u64),
+    Closed,
+}
+
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<Event>>,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Recv {
+        match self.rx.recv().await {
+            Ok(e) => Recv::Event(e),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                metrics::counter!("confidant_ws_resyncs_total").increment(1);
+                Recv::Lagged(n)
+            }
+            Err(broadcast::error::RecvError::Closed) => Recv::Closed,
+        }
+    }
+}
+
+/// The hub as the server sees it.
+pub trait Hub: Send + Sync + 'static {
+    /// Deliver to every subscriber of the topics (on every process). Never waits.
+    fn publish(&self, topics: &[Topic], event: Event);
+    fn subscribe(&self, topic: Topic) -> Subscription;
+    fn publish_control(&self, control: Control);
+    fn subscribe_control(&self) -> broadcast::Receiver<Control>;
+    /// `in-process`, `connected` or `disconnected`, for `/healthz`.
+    fn state(&self) -> &'static str;
+}
+
+/// The in-process fan-out, also the local half of `NatsHub`.
+pub struct LocalHub {
+    topics: DashMap<Topic, broadcast::Sender<Arc<Event>>>,
+    control: broadcast::Sender<Control>,
+}
+
+impl Default for LocalHub {
+    fn default() -> Self {
+        Self { topics: DashMap::new(), control: broadcast::channel(256).0 }
+    }
+}
+
+impl LocalHub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn deliver(&self, topics: &[Topic], event: Arc<Event>) {
+        for t in topics {
+            let mut drop_topic = false;
+            if let Some(tx) = self.topics.get(t) {
+                // An error only means nobody listens any more.
+                drop_topic = tx.send(event.clone()).is_err();
+            }
+            if drop_topic {
+                self.topics.remove_if(t, |_, tx| tx.receiver_count() == 0);
+            }
+        }
+    }
+
+    pub(crate) fn deliver_control(&self, c: Control) {
+        let _ = self.control.send(c);
+    }
+}
+
+impl Hub for LocalHub {
+    fn publish(&self, topics: &[Topic], event: Event) {
+        self.deliver(topics, Arc::new(event));
+    }
+
+    fn subscribe(&self, topic: Topic) -> Subscription {
+        let tx = self.topics.entry(topic).or_insert_with(|| broadcast::channel(SUBSCRIBER_QUEUE).0);
+        Subscription { rx: tx.subscribe() }
+    }
+
+    fn publish_control(&self, control: Control) {
+        self.deliver_control(control);
+    }
+
+    fn subscribe_control(&self) -> broadcast::Receiver<Control> {
+        self.control.subscribe()
+    }
+
+    fn state(&self) -> &'static str {
+        "in-process"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: i64) -> Event {
+        Event { site_id: 1, contact_id: "c".into(), conversation_id: "v".into(), seq, sent_at_ms: 0, frame: Arc::from("{}") }
+    }
+
+    #[tokio::test]
+    async fn fan_out_and_isolation() {
+        let hub = LocalHub::new();
+        let mut a = hub.subscribe(Topic::Contact("a".into()));
+        let mut b = hub.subscribe(Topic::Contact("b".into()));
+        let mut site = hub.subscribe(Topic::Site(1));
+        hub.publish(&[Topic::Contact("a".into()), Topic::Site(1)], ev(1));
+        assert!(matches!(a.recv().await, Recv::Event(e) if e.seq == 1));
+        assert!(matches!(site.recv().await, Recv::Event(e) if e.seq == 1));
+        let nothing = tokio::time::timeout(std::time::Duration::from_millis(50), b.recv()).await;
+        assert!(nothing.is_err(), "a bystander got an event");
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_lags_without_stalling_others() {
+        let hub = LocalHub::new();
+        let mut slow = hub.subscribe(Topic::Site(1));
+        let mut fast = hub.subscribe(Topic::Site(1));
+        for i in 0..(SUBSCRIBER_QUEUE as i64 + 10) {
+            hub.publish(&[Topic::Site(1)], ev(i));
+            assert!(matches!(fast.recv().await, Recv::Event(e) if e.seq == i));
+        }
+        assert!(matches!(slow.recv().await, Recv::Lagged(10)));
+    }
+}

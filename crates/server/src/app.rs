@@ -1,0 +1,303 @@
+//! The application state shared by every handler, and how it is built.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::extract::FromRef;
+use confidant_core::{AllowedUrl, Security, SiteId};
+use confidant_identity::{AccessTokens, CompiledMethod, ContactVerifier, JwksCache, Policy, StoredSigningKey, SystemClock};
+use confidant_realtime::{Control, Hub, LocalHub, NatsHub};
+use confidant_store::{MessengerRow, Store};
+use dashmap::DashMap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+use crate::config::{Config, Secret};
+use crate::error::{ApiError, ApiResult};
+use crate::jwks_http::HttpJwksFetcher;
+use crate::limits::RateLimiter;
+
+/// A messenger with its settings parsed and its verification key compiled, cached per process.
+pub struct CachedMessenger {
+    pub row: MessengerRow,
+    pub security: Security,
+    pub allowed: Vec<AllowedUrl>,
+    pub method: CompiledMethod,
+    pub policy: Policy,
+}
+
+impl CachedMessenger {
+    /// Whether browsers on `origin` may use this messenger.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed.iter().any(|u| u.allows_origin(origin))
+    }
+}
+
+/// How long a cached messenger is trusted before its version is checked again. Changes on this
+/// process drop the entry at once; other processes hear of them over the bus, and this bounds
+/// the delay when the bus is down (CONTRACT §5: within 2 seconds).
+const MESSENGER_RECHECK: Duration = Duration::from_millis(1000);
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub hub: Arc<dyn Hub>,
+    pub verifier: ContactVerifier,
+    pub access: AccessTokens,
+    pub limits: RateLimiter,
+    pub operator_token: Secret,
+    pub metrics: PrometheusHandle,
+    pub shutdown: watch::Receiver<bool>,
+    /// Set once by `confidant demo` after it prepared its site.
+    pub demo: std::sync::OnceLock<crate::routes::demo::DemoState>,
+    /// Messengers by id, with when their version was last checked.
+    messengers: DashMap<String, (Arc<CachedMessenger>, Instant)>,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for Arc<App> {
+    fn from_ref(s: &AppState) -> Arc<App> {
+        s.0.clone()
+    }
+}
+
+pub fn now_secs() -> i64 {
+    confidant_core::time_fmt::now_millis() / 1000
+}
+
+pub fn now_millis() -> i64 {
+    confidant_core::time_fmt::now_millis()
+}
+
+impl App {
+    pub async fn build(
+        config: Config,
+        metrics: PrometheusHandle,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Arc<App>> {
+        let store = Store::connect(&config.database_url, Duration::from_secs(30)).await?;
+        let hub: Arc<dyn Hub> = match &config.bus_url {
+            Some(url) => Arc::new(NatsHub::connect(url).await.context("cannot connect to the bus")?),
+            None => Arc::new(LocalHub::new()),
+        };
+        let operator_token = operator_token(&config)?;
+        let access = load_signing_keys(&store, &config).await?;
+        let clock = Arc::new(SystemClock);
+        let jwks = Arc::new(JwksCache::new(Arc::new(HttpJwksFetcher::new(config.allow_http_jwks)), clock.clone()));
+        let app = Arc::new(App {
+            limits: RateLimiter::new(config.rate_limits),
+            verifier: ContactVerifier::new(jwks, clock),
+            config,
+            store,
+            hub,
+            access,
+            operator_token,
+            metrics,
+            shutdown,
+            demo: std::sync::OnceLock::new(),
+            messengers: DashMap::new(),
+        });
+        app.spawn_control_listener();
+        Ok(app)
+    }
+
+    /// Drop cached messengers that another process changed.
+    fn spawn_control_listener(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let mut rx = self.hub.subscribe_control();
+        tokio::spawn(async move {
+            loop {
+                let msg = rx.recv().await;
+                let Some(app) = weak.upgrade() else { break };
+                match msg {
+                    Ok(Control::MessengerChanged { messenger_id }) => {
+                        app.messengers.remove(&messenger_id);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => app.messengers.clear(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    /// The messenger of a site, from the cache when it is fresh. `None` when the messenger does
+    /// not exist or belongs to another site.
+    pub async fn messenger(&self, site_id: SiteId, messenger_id: &str) -> ApiResult<Option<Arc<CachedMessenger>>> {
+        if uuid::Uuid::try_parse(messenger_id).is_err() {
+            return Ok(None);
+        }
+        if let Some((hit, checked_at)) = self.messengers.get(messenger_id).map(|e| e.clone()) {
+            if hit.row.site_id != site_id {
+                return Ok(None);
+            }
+            if checked_at.elapsed() < MESSENGER_RECHECK {
+                return Ok(Some(hit));
+            }
+            // Stale: a cheap version check decides whether to rebuild.
+            match self.store.messenger_version(site_id, messenger_id).await? {
+                Some(v) if v == hit.row.version => {
+                    self.messengers.insert(messenger_id.to_owned(), (hit.clone(), Instant::now()));
+                    return Ok(Some(hit));
+                }
+                Some(_) => {}
+                None => {
+                    self.messengers.remove(messenger_id);
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(row) = self.store.get_messenger(site_id, messenger_id).await? else { return Ok(None) };
+        let cached = Arc::new(compile_messenger(row)?);
+        self.messengers.insert(messenger_id.to_owned(), (cached.clone(), Instant::now()));
+        Ok(Some(cached))
+    }
+
+    /// A messenger's settings changed here: forget it now, and tell the other processes.
+    pub fn messenger_changed(&self, messenger_id: &str) {
+        self.messengers.remove(messenger_id);
+        self.hub.publish_control(Control::MessengerChanged { messenger_id: messenger_id.to_owned() });
+    }
+}
+
+pub fn compile_messenger(row: MessengerRow) -> ApiResult<CachedMessenger> {
+    let security: Security = serde_json::from_str(&row.security)
+        .map_err(|e| ApiError::internal(&format!("stored security of messenger {}: {e}", row.messenger_id)))?;
+    let method = CompiledMethod::compile(&security.validation)
+        .map_err(|e| ApiError::internal(&format!("stored key of messenger {}: {e}", row.messenger_id)))?;
+    Ok(CachedMessenger {
+        allowed: security.allowed(),
+        policy: Policy::from_security(&security),
+        method,
+        security,
+        row,
+    })
+}
+
+/// The operator token: from `CONFIDANT_ADMIN_TOKEN`, else the one kept in the data directory,
+/// else a new one, written there and printed once.
+fn operator_token(config: &Config) -> anyhow::Result<Secret> {
+    if let Some(t) = &config.admin_token {
+        return Ok(t.clone());
+    }
+    let path = config.data_dir.join("operator-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            return Ok(Secret(t));
+        }
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    let token = format!("cop_{}", crate::auth::random_token());
+    write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("operator token (printed once, kept in {}): {token}", path.display());
+    Ok(Secret(token))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+/// Signing keys rotate every 30 days; a retired key stays published until every token it
+/// signed has expired.
+pub const KEY_ROTATION_SECS: i64 = 30 * 86_400;
+
+async fn load_signing_keys(store: &Store, config: &Config) -> anyhow::Result<AccessTokens> {
+    let now = now_secs();
+    let mut keys = store.signing_keys().await?;
+    let newest_active = keys.iter().filter(|k| k.retired_at.is_none()).map(|k| k.created_at).max();
+    match newest_active {
+        None => {
+            let k = AccessTokens::generate_key(now);
+            store.ensure_signing_key(&to_row(&k)).await?;
+            keys = store.signing_keys().await?;
+        }
+        Some(created) if now - created > KEY_ROTATION_SECS => {
+            let k = AccessTokens::generate_key(now);
+            store.rotate_signing_key(&to_row(&k), now, now - config.access_token_ttl - 300).await?;
+            keys = store.signing_keys().await?;
+        }
+        Some(_) => {}
+    }
+    let stored = keys
+        .into_iter()
+        .map(|k| StoredSigningKey { kid: k.kid, pkcs8_der: k.pkcs8, created_at: k.created_at, retired_at: k.retired_at })
+        .collect();
+    AccessTokens::new(config.public_url.clone(), config.access_token_ttl, stored).context("stored signing keys do not load")
+}
+
+pub fn to_row(k: &StoredSigningKey) -> confidant_store::SigningKeyRow {
+    confidant_store::SigningKeyRow { kid: k.kid.clone(), pkcs8: k.pkcs8_der.clone(), created_at: k.created_at, retired_at: k.retired_at }
+}
+
+/// Reload the key ring from the store (after a rotation by any process).
+pub async fn reload_signing_keys(app: &App) -> anyhow::Result<()> {
+    let keys = app.store.signing_keys().await?;
+    let stored = keys
+        .into_iter()
+        .map(|k| StoredSigningKey { kid: k.kid, pkcs8_der: k.pkcs8, created_at: k.created_at, retired_at: k.retired_at })
+        .collect();
+    app.access.set_keys(stored)?;
+    Ok(())
+}
+
+/// Keep the key ring current: rotate when the active key is 30 days old, and pick up keys that
+/// other processes (or `confidant rotate-keys`) added.
+pub fn spawn_key_rotation(app: &Arc<App>) {
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(app) = weak.upgrade() else { break };
+            if let Err(e) = rotate_if_due(&app).await {
+                tracing::warn!(error = %e, "signing key refresh failed");
+            }
+        }
+    });
+}
+
+async fn rotate_if_due(app: &App) -> anyhow::Result<()> {
+    let now = now_secs();
+    let keys = app.store.signing_keys().await?;
+    let newest = keys.iter().filter(|k| k.retired_at.is_none()).map(|k| k.created_at).max().unwrap_or(0);
+    if now - newest > KEY_ROTATION_SECS {
+        let k = AccessTokens::generate_key(now);
+        app.store.rotate_signing_key(&to_row(&k), now, now - app.config.access_token_ttl - 300).await?;
+        tracing::info!(kid = %k.kid, "rotated the access-token signing key");
+    }
+    reload_signing_keys(app).await
+}
+
+/// `confidant rotate-keys`: a new signing key now; the old one stays published until every
+/// token it signed has expired.
+pub async fn rotate_keys(config: &Config) -> anyhow::Result<String> {
+    let store = Store::connect(&config.database_url, Duration::from_secs(30)).await?;
+    let now = now_secs();
+    let k = AccessTokens::generate_key(now);
+    store.rotate_signing_key(&to_row(&k), now, now - config.access_token_ttl - 300).await?;
+    store.close().await;
+    Ok(k.kid)
+}

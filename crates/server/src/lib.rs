@@ -1,0 +1,96 @@
+//! The Confidant server as a library, so integration tests start the real thing in-process.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod jwks_http;
+pub mod limits;
+pub mod openapi;
+pub mod router;
+pub mod routes;
+pub mod views;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::config::Config;
+
+/// The process-wide metrics recorder (installed once, shared by every app in the process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A running server: its address, its app, and the switch that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stop gracefully: sockets are told the server is going away, requests drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let r = self.task.await.context("server task")?;
+        self.app.store.close().await;
+        r
+    }
+}
+
+/// Build the app and start serving on `config.listen` (port 0 picks a free port).
+pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    if config.public_url.ends_with(":0") {
+        config.public_url = format!("http://{addr}");
+        config.secure_cookies = false;
+    }
+    let (stop, stopped) = watch::channel(false);
+    let app = App::build(config, metrics_handle(), stopped.clone()).await?;
+    {
+        let hook_app = Arc::downgrade(&app);
+        app.store.on_commit(Arc::new(move |out| {
+            if let Some(app) = hook_app.upgrade() {
+                routes::conversations::publish_message(&app, out);
+            }
+        }));
+    }
+    if demo {
+        routes::demo::prepare(&app).await?;
+    }
+    app::spawn_key_rotation(&app);
+    let router = router::build(app.clone());
+    let mut stopped_rx = stopped;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stopped_rx.wait_for(|s| *s).await;
+                // Give sockets a moment to send their close frames.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            })
+            .await
+            .context("server error")
+    });
+    Ok(Running { addr, app, stop, task })
+}

@@ -1,0 +1,116 @@
+//! The browser parts (web/), embedded in the binary at build time, and the messenger frame
+//! page with its per-messenger `frame-ancestors` policy (CONTRACT §8).
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use confidant_core::SiteId;
+use include_dir::{Dir, include_dir};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+static WEB: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../web");
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        _ => "application/octet-stream",
+    }
+}
+
+fn ws_origin(public_url: &str) -> String {
+    public_url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1)
+}
+
+/// The policy of every page: only the server's own scripts, styles and connections.
+fn page_csp(public_url: &str, frame_ancestors: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' {}; frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors {frame_ancestors}",
+        ws_origin(public_url)
+    )
+}
+
+/// Serve a file of web/, or a folder's index.html. Anything else is a JSON 404.
+pub async fn static_file(State(app): State<AppState>, uri: Uri) -> Response {
+    let mut path = uri.path().trim_start_matches('/').to_owned();
+    if path.is_empty() {
+        return axum::response::Redirect::to("/demo/").into_response();
+    }
+    if path.ends_with('/') {
+        path.push_str("index.html");
+    }
+    let Some(file) = WEB.get_file(&path) else {
+        // `/console` → `/console/`.
+        if WEB.get_file(format!("{path}/index.html")).is_some() {
+            return axum::response::Redirect::permanent(&format!("/{path}/")).into_response();
+        }
+        return ApiError::not_found("page").into_response();
+    };
+    let mut res = (StatusCode::OK, file.contents()).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&path)));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if path.ends_with(".html") {
+        if let Ok(v) = HeaderValue::from_str(&page_csp(&app.config.public_url, "'self'")) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    }
+    // The loader runs on business pages of other origins.
+    if path == "messenger/v1/loader.js" {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    }
+    res
+}
+
+#[derive(Deserialize)]
+pub struct FrameQuery {
+    #[serde(rename = "siteId")]
+    site_id: Option<String>,
+    #[serde(rename = "messengerId")]
+    messenger_id: Option<String>,
+}
+
+/// `GET /messenger/v1/frame`: the messenger page, which only the messenger's allowed origins
+/// (and the server itself, for previews) may frame.
+pub async fn frame(State(app): State<AppState>, Query(q): Query<FrameQuery>) -> Result<Response, ApiError> {
+    let site: SiteId = q.site_id.as_deref().and_then(|s| s.parse().ok()).ok_or_else(ApiError::messenger_not_found)?;
+    let m = app.messenger(site, q.messenger_id.as_deref().unwrap_or_default()).await?.ok_or_else(ApiError::messenger_not_found)?;
+    let template = WEB.get_file("messenger/v1/frame.html").and_then(|f| f.contents_utf8()).unwrap_or_default();
+    let allowed_origins: Vec<String> = m.allowed.iter().map(|u| u.csp_source()).collect();
+    let config = json!({
+        "siteId": site.0,
+        "messengerId": m.row.messenger_id,
+        "name": m.row.name,
+        "serverOrigin": app.config.public_url,
+        "allowedOrigins": allowed_origins,
+    });
+    // Escaped so that the JSON cannot end its <script> block.
+    let config = config.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    let html = template.replace("{{CONFIG}}", &config);
+    let mut ancestors = vec![app.config.public_url.clone()];
+    for o in allowed_origins {
+        if !ancestors.contains(&o) {
+            ancestors.push(o);
+        }
+    }
+    let mut res = (StatusCode::OK, html).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let csp = page_csp(&app.config.public_url, &ancestors.join(" "));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).map_err(|e| ApiError::internal(&e))?);
+    Ok(res)
+}

@@ -1,0 +1,192 @@
+//! Confidant's store: one `Store` over SQLite (the embedded default) or PostgreSQL.
+//!
+//! Both backends run the same SQL through sqlx's `Any` driver with runtime queries: the schema
+//! uses only types both share (BIGINT, TEXT), `$n` placeholders (which SQLite accepts too),
+//! `ON CONFLICT` and `RETURNING`. The two migration folders are kept column-for-column equal,
+//! and a test checks it. Every method that reads tenant data takes the `SiteId`.
+
+#[macro_use]
+mod cols;
+mod admin;
+mod contacts;
+mod conversations;
+mod rows;
+mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use conversations::{ConversationFilter, SendOutcome, SendRequest, SendTarget};
+pub use rows::*;
+pub use writer::CommitHook;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write (e.g. an agent email already used on the site).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("the conversation is closed")]
+    Closed,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Internal to the writer: the send was already stored (by another process, found under
+    /// the row lock); answered as an idempotent repeat.
+    #[error("duplicate send")]
+    Duplicate(Box<MessageRow>, ConversationRow),
+    #[error("the store is shutting down")]
+    ShuttingDown,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// Reads. SQLite in WAL mode lets these run beside the writer.
+    read: AnyPool,
+    /// Writes. For SQLite this is one connection: one writer, no lock upgrades, no `SQLITE_BUSY`.
+    write: AnyPool,
+    backend: Backend,
+    sends: writer::SendWriter,
+}
+
+impl Store {
+    /// Connect, wait for the database (up to `wait`), and run the embedded migrations.
+    pub async fn connect(url: &str, wait: Duration) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
+        };
+        if backend == Backend::Sqlite {
+            if let Some(dir) = sqlite_parent_dir(url) {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            }
+        }
+        let options = AnyConnectOptions::from_str(url).context("invalid database URL")?;
+        let (read_max, write_max) = match backend {
+            Backend::Sqlite => (8, 1),
+            Backend::Postgres => (16, 16),
+        };
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(if backend == Backend::Sqlite { 1 } else { 0 })
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // synchronous=FULL: a send is acknowledged only once it survives a crash.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let write = loop {
+            match pool(write_max).connect_with(options.clone()).await {
+                Ok(p) => break p,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "database not answering yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e).context("cannot connect to the database"),
+            }
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&write).await.context("database migrations failed")?;
+        let read = match backend {
+            Backend::Sqlite => pool(read_max).connect_with(options).await.context("cannot open read connections")?,
+            Backend::Postgres => write.clone(),
+        };
+        let shards = if backend == Backend::Sqlite { 1 } else { 4 };
+        let sends = writer::SendWriter::start(write.clone(), shards);
+        Ok(Store { read, write, backend, sends })
+    }
+
+    /// Run `hook` for every stored send, in commit order (used to publish live events in the
+    /// order of `seq`).
+    pub fn on_commit(&self, hook: CommitHook) {
+        self.sends.set_hook(hook);
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Table and column names of the live schema, for the test that both backends agree.
+    pub async fn schema_columns(&self) -> Result<Vec<(String, String)>> {
+        use sqlx::Row;
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' ORDER BY 1, 2"
+            }
+            Backend::Postgres => {
+                "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' ORDER BY 1, 2"
+            }
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.read).await?;
+        rows.iter().map(|r| Ok((r.try_get("t")?, r.try_get("c")?))).collect()
+    }
+
+    pub async fn close(&self) {
+        self.sends.stop().await;
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
+}
+
+/// Map a unique-constraint failure to `Conflict`, anything else to `Db`.
+pub(crate) fn conflict_or(e: sqlx::Error, what: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Db(e),
+    }
+}

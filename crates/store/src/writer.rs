@@ -1,0 +1,285 @@
+//! The batching writer for sends.
+//!
+//! Durability costs one fsync per commit, so sends that arrive together share one: each shard
+//! takes every send waiting in its queue, stores them in one transaction (a savepoint each, so
+//! one bad send fails alone) and answers them all after the commit. SQLite has one shard (one
+//! writer); PostgreSQL has several, and its row locks keep `seq` gapless across processes.
+
+use std::hash::{Hash, Hasher};
+
+use sqlx::{AnyConnection, AnyPool, Connection as _};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::conversations::{conversation, message};
+use crate::{ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError};
+
+const MAX_BATCH: usize = 256;
+const QUEUE: usize = 4096;
+
+type Job = (SendRequest, oneshot::Sender<Result<SendOutcome>>);
+
+/// Called with every stored send, in commit order, before the sender hears back.
+pub type CommitHook = std::sync::Arc<dyn Fn(&SendOutcome) + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) struct SendWriter {
+    shards: Vec<mpsc::Sender<Job>>,
+    tasks: std::sync::Arc<Mutex<Vec<JoinHandle<()>>>>,
+    hook: std::sync::Arc<std::sync::OnceLock<CommitHook>>,
+}
+
+impl SendWriter {
+    pub(crate) fn start(pool: AnyPool, shards: usize) -> Self {
+        let mut senders = Vec::with_capacity(shards);
+        let mut tasks = Vec::with_capacity(shards);
+        let hook = std::sync::Arc::new(std::sync::OnceLock::new());
+        for _ in 0..shards {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            senders.push(tx);
+            tasks.push(tokio::spawn(run(pool.clone(), rx, hook.clone())));
+        }
+        Self { shards: senders, tasks: std::sync::Arc::new(Mutex::new(tasks)), hook }
+    }
+
+    /// Set the commit hook (once; later calls are ignored).
+    pub(crate) fn set_hook(&self, hook: CommitHook) {
+        let _ = self.hook.set(hook);
+    }
+
+    pub(crate) async fn submit(&self, req: SendRequest) -> Result<SendOutcome> {
+        // Sends of one conversation (or one contact, before it has one) share a shard, so
+        // they never wait on each other's row locks from two shards.
+        let key = match &req.target {
+            SendTarget::Contact { contact_id, .. } => contact_id,
+            SendTarget::Agent { conversation_id } | SendTarget::Close { conversation_id } => conversation_id,
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
+        let (tx, rx) = oneshot::channel();
+        shard.send((req, tx)).await.map_err(|_| StoreError::ShuttingDown)?;
+        rx.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Finish what is queued, then stop.
+    pub(crate) async fn stop(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().await);
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>, hook: std::sync::Arc<std::sync::OnceLock<CommitHook>>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("confidant_send_batch_size").record(batch.len() as f64);
+        let results = store_batch(&pool, &batch).await;
+        for ((_, reply), result) in batch.drain(..).zip(results) {
+            if let (Ok(out), Some(hook)) = (&result, hook.get()) {
+                if out.created {
+                    hook(out);
+                }
+            }
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Store every job of the batch in one transaction; one result per job, in order.
+async fn store_batch(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> {
+    let attempt = async {
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let mut results = Vec::with_capacity(batch.len());
+        for (req, _) in batch {
+            let mut sp = tx.begin().await?;
+            match store_one(&mut sp, req).await {
+                Ok(out) => {
+                    sp.commit().await?;
+                    results.push(Ok(out));
+                }
+                Err(StoreError::Duplicate(m, conv)) => {
+                    sp.rollback().await?;
+                    results.push(Ok(SendOutcome { message: *m, conversation: conv, created: false, opened: false }));
+                }
+                Err(e) => {
+                    sp.rollback().await?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(results)
+    };
+    match attempt.await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::error!(error = %e, jobs = batch.len(), "send batch failed");
+            batch.iter().map(|_| Err(StoreError::Db(sqlx::Error::Protocol(format!("batch failed: {e}"))))).collect()
+        }
+    }
+}
+
+async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOutcome> {
+    let site = req.site_id.0;
+    match &req.target {
+        SendTarget::Contact { messenger_id, contact_id, preview, conversation_id } => {
+            if let Some(cid) = conversation_id {
+                let named = fetch_conv(conn, site, cid)
+                    .await?
+                    .filter(|c| &c.contact_id == contact_id && &c.messenger_id == messenger_id && c.preview == *preview)
+                    .ok_or(StoreError::NotFound)?;
+                if let Some(m) = find_idempotent(conn, cid, req).await? {
+                    return Ok(SendOutcome { message: m, conversation: named, created: false, opened: false });
+                }
+                if named.open {
+                    return append(conn, req, named, false).await;
+                }
+                // A closed conversation: the send goes to the contact's open one, or a new one.
+            }
+            let (conv, opened) = open_conversation(conn, req, messenger_id, contact_id, *preview).await?;
+            append(conn, req, conv, opened).await
+        }
+        SendTarget::Agent { conversation_id } => {
+            let conv = fetch_conv(conn, site, conversation_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if let Some(m) = find_idempotent(conn, conversation_id, req).await? {
+                return Ok(SendOutcome { message: m, conversation: conv, created: false, opened: false });
+            }
+            if !conv.open {
+                return Err(StoreError::Closed);
+            }
+            append(conn, req, conv, false).await
+        }
+        SendTarget::Close { conversation_id } => {
+            let conv = fetch_conv(conn, site, conversation_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if !conv.open {
+                let last = sqlx::query(concat!("SELECT ", msg_cols!(), " FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 1"))
+                    .bind(conversation_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                return Ok(SendOutcome { message: message(&last)?, conversation: conv, created: false, opened: false });
+            }
+            let out = append(conn, req, conv, false).await?;
+            let row = sqlx::query(concat!("UPDATE conversations SET status = 'closed' WHERE conversation_id = $1 AND site_id = $2 RETURNING ", conv_cols!()))
+            .bind(conversation_id)
+            .bind(site)
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(SendOutcome { conversation: conversation(&row)?, ..out })
+        }
+    }
+}
+
+async fn fetch_conv(conn: &mut AnyConnection, site: i64, conversation_id: &str) -> Result<Option<ConversationRow>> {
+    let row = sqlx::query(concat!("SELECT ", conv_cols!(), " FROM conversations WHERE conversation_id = $1 AND site_id = $2"))
+        .bind(conversation_id)
+        .bind(site)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(conversation).transpose()
+}
+
+async fn find_idempotent(conn: &mut AnyConnection, conversation_id: &str, req: &SendRequest) -> Result<Option<MessageRow>> {
+    let Some(cmid) = &req.client_message_id else { return Ok(None) };
+    let row = sqlx::query(concat!("SELECT ", msg_cols!(), " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3"))
+    .bind(conversation_id)
+    .bind(&req.sender_id)
+    .bind(cmid)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(message).transpose()
+}
+
+/// The contact's open conversation in the messenger, opening one if there is none.
+async fn open_conversation(
+    conn: &mut AnyConnection,
+    req: &SendRequest,
+    messenger_id: &str,
+    contact_id: &str,
+    preview: bool,
+) -> Result<(ConversationRow, bool)> {
+    const FIND: &str = concat!(
+        "SELECT ", conv_cols!(),
+        " FROM conversations WHERE messenger_id = $1 AND contact_id = $2 AND preview = $3 AND status = 'open' AND site_id = $4"
+    );
+    let existing = sqlx::query(FIND)
+        .bind(messenger_id)
+        .bind(contact_id)
+        .bind(i64::from(preview))
+        .bind(req.site_id.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(row) = existing {
+        return Ok((conversation(&row)?, false));
+    }
+    // The partial unique index makes a racing second insert (another process) do nothing.
+    let inserted = sqlx::query(concat!("INSERT INTO conversations (conversation_id, site_id, messenger_id, contact_id, status, preview, last_seq, \
+         contact_read_seq, agent_read_seq, created_at, updated_at) VALUES ($1, $2, $3, $4, 'open', $5, 0, 0, 0, $6, $6) \
+         ON CONFLICT (messenger_id, contact_id, preview) WHERE status = 'open' DO NOTHING RETURNING ", conv_cols!()))
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(req.site_id.0)
+    .bind(messenger_id)
+    .bind(contact_id)
+    .bind(i64::from(preview))
+    .bind(req.now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok((conversation(&row)?, true));
+    }
+    let row = sqlx::query(FIND)
+        .bind(messenger_id)
+        .bind(contact_id)
+        .bind(i64::from(preview))
+        .bind(req.site_id.0)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((conversation(&row)?, false))
+}
+
+/// Take the next seq (the UPDATE locks the conversation row until commit), check idempotency
+/// again under that lock, and store the message.
+async fn append(conn: &mut AnyConnection, req: &SendRequest, conv: ConversationRow, opened: bool) -> Result<SendOutcome> {
+    let row = sqlx::query(concat!("UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE conversation_id = $1 RETURNING ", conv_cols!()))
+    .bind(&conv.conversation_id)
+    .bind(req.now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let next = conversation(&row)?;
+    if let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await? {
+        // Another process stored it while we waited for the lock; our seq is rolled back
+        // with the savepoint.
+        return Err(StoreError::Duplicate(Box::new(m), conv));
+    }
+    let conv = next;
+    let id = uuid::Uuid::now_v7().to_string();
+    let row = sqlx::query(concat!("INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", msg_cols!()))
+    .bind(&id)
+    .bind(&conv.conversation_id)
+    .bind(conv.last_seq)
+    .bind(req.sender_type.as_str())
+    .bind(&req.sender_id)
+    .bind(&req.sender_name)
+    .bind(&req.body)
+    .bind(req.client_message_id.clone())
+    .bind(req.now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(SendOutcome { message: message(&row)?, conversation: conv, created: true, opened })
+}

@@ -1,0 +1,654 @@
+// Site administration: messengers (Security tab, installation code) and agents.
+import { h, $, $$, clear, setNotice, copyText } from '../shared/dom.js';
+import { ApiError } from '../shared/http.js';
+import { describeError } from '../shared/format.js';
+import { api, currentAgent, currentToken, resume as resumeSession, logout, forget } from '../shared/session.js';
+import { setupLogin, defaultSiteId } from '../shared/login.js';
+
+const ui = {
+  boot: $('#boot'),
+  app: $('#app'),
+  error: $('#app-error'),
+  readonly: $('#readonly-note'),
+  agentName: $('#agent-name'),
+  logout: $('#logout'),
+  consoleLink: $('#console-link'),
+  navMessengers: $('#nav-messengers'),
+  navAgents: $('#nav-agents'),
+  messengersSection: $('#messengers-section'),
+  agentsSection: $('#agents-section'),
+  messengerList: $('#messenger-list'),
+  messengersEmpty: $('#messengers-empty'),
+  createForm: $('#create-messenger'),
+  createName: $('#create-name'),
+  createSubmit: $('#create-submit'),
+  detail: $('#messenger-detail'),
+  detailName: $('#detail-name'),
+  detailId: $('#detail-id'),
+  secretReveal: $('#secret-reveal'),
+  secretValue: $('#secret-value'),
+  secretCopy: $('#secret-copy'),
+  secretDone: $('#secret-done'),
+  secretNote: $('#secret-note'),
+  tabSecurity: $('#tab-security'),
+  tabInstall: $('#tab-install'),
+  securityForm: $('#security-form'),
+  securityError: $('#security-error'),
+  securitySave: $('#security-save'),
+  securityStatus: $('#security-status'),
+  keepLabel: $('#secret-keep-label'),
+  secretEntry: $('#secret-entry'),
+  sharedToken: $('#sharedToken'),
+  encoding: $('#encoding'),
+  publicKey: $('#publicKey'),
+  jwksUrl: $('#jwksUrl'),
+  identityKey: $('#contactIdentityKey'),
+  allowedUrls: $('#allowedUrls'),
+  clockSkew: $('#clockSkewSeconds'),
+  maxLifetime: $('#maxTokenLifetimeSeconds'),
+  issuer: $('#issuer'),
+  audience: $('#audience'),
+  installPanel: $('#install-panel'),
+  installCode: $('#install-code'),
+  installCopy: $('#install-copy'),
+  installStatus: $('#install-status'),
+  agentsBody: $('#agents-body'),
+  agentsEmpty: $('#agents-empty'),
+  agentForm: $('#agent-form'),
+  agentError: $('#agent-error'),
+  agentEmail: $('#agent-email'),
+  agentNameInput: $('#agent-name-input'),
+  agentPassword: $('#agent-password'),
+  agentRole: $('#agent-role'),
+  agentSubmit: $('#agent-submit'),
+  agentStatus: $('#agent-status'),
+};
+
+const state = {
+  siteId: null,
+  canEdit: false,
+  messengers: [],
+  selectedId: null,
+  /** the security as last read from the server, for the selected messenger */
+  security: null,
+};
+
+const DEFAULT_SECURITY = {
+  validation: { method: 'sharedToken' }, // no sharedToken: the server generates one and shows it once
+  contactIdentityKey: 'sub',
+  allowedUrls: [],
+  clockSkewSeconds: 60,
+  maxTokenLifetimeSeconds: null,
+  issuer: null,
+  audience: null,
+};
+
+function sitePath(rest = '') {
+  return `/api/v1/sites/${encodeURIComponent(state.siteId)}${rest}`;
+}
+
+function messengerPath(id, rest = '') {
+  return sitePath(`/messengers/${encodeURIComponent(id)}${rest}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: the server names the field as "field: message" (e.g. "validation.sharedToken: …").
+
+const FIELD_ALIASES = {
+  'validation': 'validation.method',
+  'validation.sharedTokenEncoding': 'validation.encoding',
+  'security': null,
+};
+
+function splitFieldMessage(message) {
+  const m = /^([A-Za-z_][\w.]*(?:\[\d+\])*(?:\.[\w]+)*)\s*:\s*([\s\S]+)$/.exec(message || '');
+  if (!m) return null;
+  let field = m[1].replace(/^security\./, '');
+  let text = m[2];
+  const index = /^(\w+)\[(\d+)\]/.exec(field);
+  if (index) {
+    text = `line ${Number(index[2]) + 1}: ${text}`;
+    field = index[1];
+  }
+  if (field in FIELD_ALIASES) field = FIELD_ALIASES[field];
+  return field ? { field, text } : null;
+}
+
+function clearFieldErrors(form) {
+  $$('.field-error', form).forEach((el) => el.remove());
+  $$('[aria-invalid="true"]', form).forEach((el) => {
+    el.removeAttribute('aria-invalid');
+    const ids = (el.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && !id.startsWith('err-'));
+    if (ids.length) el.setAttribute('aria-describedby', ids.join(' '));
+    else el.removeAttribute('aria-describedby');
+  });
+}
+
+/** Show `text` beside the field; returns false when the form has no such field. */
+function showFieldError(form, field, text) {
+  const wrap = form.querySelector(`[data-field-wrap="${CSS.escape(field)}"]`);
+  if (!wrap || wrap.hidden || wrap.closest('[hidden]')) return false;
+  const id = `err-${field.replace(/[^\w-]/g, '-')}`;
+  const p = h('p', { class: 'field-error', id, 'data-testid': 'field-error', 'data-field': field, text });
+  wrap.append(p);
+  const input = wrap.querySelector('input:not([type="radio"]), textarea, select') || wrap.querySelector('input');
+  if (input) {
+    input.setAttribute('aria-invalid', 'true');
+    const described = (input.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
+    input.setAttribute('aria-describedby', [...described, id].join(' '));
+  }
+  return true;
+}
+
+/** Route an API error to a field (when the message names one) or to the form's notice. */
+function showFormError(form, notice, err) {
+  if (err instanceof ApiError && err.status === 401) {
+    sessionEnded();
+    return;
+  }
+  if (err instanceof ApiError && err.status === 400) {
+    const parsed = splitFieldMessage(err.message);
+    if (parsed && showFieldError(form, parsed.field, parsed.text)) {
+      setNotice(notice, 'Please correct the field marked below.');
+      focusFirstInvalid(form);
+      return;
+    }
+    setNotice(notice, err.message || 'The server refused these settings.');
+    return;
+  }
+  if (err instanceof ApiError && err.status === 403) {
+    setNotice(notice, 'Only site admins can change this.');
+    return;
+  }
+  setNotice(notice, describeError(err));
+}
+
+function focusFirstInvalid(form) {
+  const first = form.querySelector('[aria-invalid="true"]');
+  if (first) first.focus();
+}
+
+function reportError(err) {
+  if (err instanceof ApiError && err.status === 401) {
+    sessionEnded();
+    return;
+  }
+  setNotice(ui.error, describeError(err));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messengers
+
+async function loadMessengers(selectId = state.selectedId) {
+  try {
+    const data = await api(sitePath('/messengers'));
+    state.messengers = (data && data.messengers) || [];
+    renderMessengerList();
+    const target = state.messengers.find((m) => m.messengerId === selectId) || state.messengers[0];
+    if (target && target.messengerId !== state.selectedId) selectMessenger(target.messengerId);
+    else if (target) renderMessengerList();
+    else ui.detail.hidden = true;
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+function renderMessengerList() {
+  clear(ui.messengerList);
+  for (const m of state.messengers) {
+    const button = h(
+      'button',
+      {
+        type: 'button',
+        class: 'messenger-item',
+        'data-testid': 'messenger-item',
+        'data-messenger-id': m.messengerId,
+        'aria-current': m.messengerId === state.selectedId ? 'true' : null,
+      },
+      h('span', { text: m.name }),
+      h('span', { class: 'mono', text: m.messengerId }),
+    );
+    button.addEventListener('click', () => selectMessenger(m.messengerId));
+    ui.messengerList.append(h('li', {}, button));
+  }
+  ui.messengersEmpty.hidden = state.messengers.length > 0;
+}
+
+async function selectMessenger(id, { revealSecret = null } = {}) {
+  const messenger = state.messengers.find((m) => m.messengerId === id);
+  if (!messenger) return;
+  state.selectedId = id;
+  renderMessengerList();
+  ui.detail.hidden = false;
+  ui.detailName.textContent = messenger.name;
+  ui.detailId.textContent = messenger.messengerId;
+  hideSecret();
+  clearFieldErrors(ui.securityForm);
+  setNotice(ui.securityError, '');
+  ui.securityStatus.textContent = '';
+  fillSecurityForm(messenger.security || DEFAULT_SECURITY);
+  if (revealSecret) showSecret(revealSecret, 'Created with a generated shared token.');
+  showTab('security');
+  ui.installCode.value = '';
+  try {
+    // fetch the freshest copy (another admin may have changed it)
+    const fresh = await api(messengerPath(id));
+    if (state.selectedId !== id || !fresh) return;
+    Object.assign(messenger, fresh);
+    ui.detailName.textContent = fresh.name;
+    if (!ui.securityForm.dataset.dirty) fillSecurityForm(fresh.security || DEFAULT_SECURITY);
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+async function createMessenger(event) {
+  event.preventDefault();
+  clearFieldErrors(ui.createForm);
+  setNotice(ui.error, '');
+  const name = ui.createName.value.trim();
+  if (!name) {
+    showFieldError(ui.createForm, 'name', 'Please give the messenger a name.');
+    ui.createName.focus();
+    return;
+  }
+  ui.createSubmit.disabled = true;
+  try {
+    const created = await api(sitePath('/messengers'), { method: 'POST', body: { name, security: DEFAULT_SECURITY } });
+    ui.createName.value = '';
+    const secret = created && created.security && created.security.validation && created.security.validation.sharedToken;
+    state.messengers.push(created);
+    await selectMessenger(created.messengerId, { revealSecret: secret || null });
+    loadMessengers(created.messengerId);
+  } catch (err) {
+    showFormError(ui.createForm, ui.error, err);
+  } finally {
+    ui.createSubmit.disabled = !state.canEdit;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security tab
+
+function selectedMethod() {
+  const checked = ui.securityForm.querySelector('input[name="method"]:checked');
+  return checked ? checked.value : 'sharedToken';
+}
+
+function selectedSecretMode() {
+  const checked = ui.securityForm.querySelector('input[name="secretMode"]:checked');
+  return checked ? checked.value : 'enter';
+}
+
+function setRadio(name, value) {
+  const input = ui.securityForm.querySelector(`input[name="${name}"][value="${value}"]`);
+  if (input) input.checked = true;
+}
+
+function fillSecurityForm(sec) {
+  state.security = sec;
+  delete ui.securityForm.dataset.dirty;
+  const v = sec.validation || { method: 'sharedToken' };
+  setRadio('method', v.method || 'sharedToken');
+  const canKeep = v.method === 'sharedToken' && (v.sharedTokenSet === true || Boolean(v.sharedToken));
+  ui.keepLabel.hidden = !canKeep;
+  setRadio('secretMode', canKeep ? 'keep' : 'enter');
+  ui.sharedToken.value = '';
+  ui.encoding.value = v.encoding || 'text';
+  ui.publicKey.value = v.method === 'publicKey' ? v.publicKey || '' : '';
+  ui.jwksUrl.value = v.method === 'jwks' ? v.jwksUrl || '' : '';
+  ui.identityKey.value = sec.contactIdentityKey || 'sub';
+  ui.allowedUrls.value = (sec.allowedUrls || []).join('\n');
+  ui.clockSkew.value = sec.clockSkewSeconds ?? 60;
+  ui.maxLifetime.value = sec.maxTokenLifetimeSeconds ?? '';
+  ui.issuer.value = sec.issuer || '';
+  ui.audience.value = sec.audience || '';
+  updateMethodPanels();
+}
+
+function updateMethodPanels() {
+  const method = selectedMethod();
+  for (const name of ['sharedToken', 'publicKey', 'jwks']) $(`#panel-${name}`).hidden = method !== name;
+  ui.secretEntry.hidden = selectedSecretMode() !== 'enter';
+}
+
+function parseIntegerField(input, field, { min, max, allowEmpty }) {
+  const raw = input.value.trim();
+  if (raw === '') {
+    if (allowEmpty) return { value: null };
+    return { error: [field, 'Please enter a number.'] };
+  }
+  if (!/^\d+$/.test(raw)) return { error: [field, 'Please enter a whole number of seconds.'] };
+  const value = Number(raw);
+  if (min !== undefined && value < min) return { error: [field, `Must be at least ${min}.`] };
+  if (max !== undefined && value > max) return { error: [field, `Must be at most ${max}.`] };
+  return { value };
+}
+
+/** Build the PUT body from the form; returns { body } or { errors: [[field, text], …] }. */
+function readSecurityForm() {
+  const errors = [];
+  const method = selectedMethod();
+  let validation;
+  if (method === 'sharedToken') {
+    const mode = selectedSecretMode();
+    validation = { method, encoding: ui.encoding.value };
+    if (mode === 'enter') {
+      if (!ui.sharedToken.value) errors.push(['validation.sharedToken', 'Enter a secret, or choose "Generate a new secret".']);
+      validation.sharedToken = ui.sharedToken.value;
+    } else if (mode === 'keep') {
+      validation.keepSharedToken = true; // server keeps the stored secret (see docs)
+    }
+    // mode "generate": no sharedToken field at all
+  } else if (method === 'publicKey') {
+    const pem = ui.publicKey.value.trim();
+    if (!pem) errors.push(['validation.publicKey', 'Paste the public key in PEM format.']);
+    validation = { method, publicKey: pem };
+  } else {
+    const url = ui.jwksUrl.value.trim();
+    if (!url) errors.push(['validation.jwksUrl', 'Enter the URL of the JWKS.']);
+    validation = { method, jwksUrl: url };
+  }
+  const skew = parseIntegerField(ui.clockSkew, 'clockSkewSeconds', { min: 0, max: 300, allowEmpty: false });
+  const lifetime = parseIntegerField(ui.maxLifetime, 'maxTokenLifetimeSeconds', { min: 1, allowEmpty: true });
+  if (skew.error) errors.push(skew.error);
+  if (lifetime.error) errors.push(lifetime.error);
+  const body = {
+    validation,
+    contactIdentityKey: ui.identityKey.value.trim() || 'sub',
+    allowedUrls: ui.allowedUrls.value.split('\n').map((s) => s.trim()).filter(Boolean),
+    clockSkewSeconds: skew.value,
+    maxTokenLifetimeSeconds: lifetime.value,
+    issuer: ui.issuer.value.trim() || null,
+    audience: ui.audience.value.trim() || null,
+  };
+  return errors.length ? { errors } : { body };
+}
+
+async function saveSecurity(event) {
+  event.preventDefault();
+  clearFieldErrors(ui.securityForm);
+  setNotice(ui.securityError, '');
+  ui.securityStatus.textContent = '';
+  const id = state.selectedId;
+  const { body, errors } = readSecurityForm();
+  if (errors) {
+    errors.forEach(([field, text]) => showFieldError(ui.securityForm, field, text));
+    setNotice(ui.securityError, 'Please correct the fields marked below.');
+    focusFirstInvalid(ui.securityForm);
+    return;
+  }
+  ui.securitySave.disabled = true;
+  ui.securityStatus.textContent = 'Saving…';
+  try {
+    const saved = await api(messengerPath(id, '/security'), { method: 'PUT', body });
+    if (state.selectedId !== id) return;
+    const secret = saved && saved.validation && saved.validation.sharedToken;
+    const messenger = state.messengers.find((m) => m.messengerId === id);
+    const stored = saved ? { ...saved, validation: { ...saved.validation, sharedToken: null, sharedTokenSet: saved.validation.method === 'sharedToken' } } : body;
+    if (messenger) messenger.security = stored;
+    fillSecurityForm(stored);
+    ui.securityStatus.textContent = 'Saved. New settings apply to every authorize from now on.';
+    if (secret) {
+      const unexpected = body.validation.keepSharedToken ? 'The server generated a new secret: update your website backend.' : '';
+      showSecret(secret, unexpected);
+    }
+  } catch (err) {
+    ui.securityStatus.textContent = '';
+    showFormError(ui.securityForm, ui.securityError, err);
+  } finally {
+    ui.securitySave.disabled = !state.canEdit;
+  }
+}
+
+function showSecret(secret, note = '') {
+  ui.secretValue.value = secret;
+  ui.secretNote.textContent = note;
+  ui.secretReveal.hidden = false;
+  ui.secretValue.focus();
+  ui.secretValue.select();
+}
+
+function hideSecret() {
+  ui.secretValue.value = '';
+  ui.secretNote.textContent = '';
+  ui.secretReveal.hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Installation code
+
+function showTab(name) {
+  ui.tabSecurity.setAttribute('aria-pressed', String(name === 'security'));
+  ui.tabInstall.setAttribute('aria-pressed', String(name === 'install'));
+  ui.securityForm.hidden = name !== 'security';
+  ui.installPanel.hidden = name !== 'install';
+  if (name === 'install') loadInstallCode();
+}
+
+async function loadInstallCode() {
+  const id = state.selectedId;
+  ui.installStatus.textContent = 'Loading…';
+  try {
+    const data = await api(messengerPath(id, '/installation-code'));
+    if (state.selectedId !== id) return;
+    ui.installCode.value = (data && data.html) || '';
+    ui.installStatus.textContent = '';
+  } catch (err) {
+    ui.installStatus.textContent = '';
+    reportError(err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents
+
+async function loadAgents() {
+  try {
+    const data = await api(sitePath('/agents'));
+    renderAgents((data && data.agents) || []);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 403) {
+      clear(ui.agentsBody);
+      ui.agentsEmpty.hidden = false;
+      ui.agentsEmpty.textContent = 'Only site admins can see the list of agents.';
+      return;
+    }
+    reportError(err);
+  }
+}
+
+function renderAgents(agents) {
+  clear(ui.agentsBody);
+  const me = currentAgent();
+  for (const a of agents) {
+    const isMe = me && me.agentId === a.agentId;
+    const del = h('button', {
+      type: 'button',
+      class: 'danger',
+      'data-testid': 'delete-agent',
+      'data-agent-id': a.agentId,
+      disabled: !state.canEdit || isMe,
+      title: isMe ? 'You cannot remove yourself' : null,
+      'aria-label': `Remove ${a.name || a.email}`,
+      text: 'Remove',
+    });
+    del.addEventListener('click', () => deleteAgent(a));
+    ui.agentsBody.append(
+      h(
+        'tr',
+        { 'data-testid': 'agent-item', 'data-agent-id': a.agentId },
+        h('td', { text: `${a.name || ''}${isMe ? ' (you)' : ''}` }),
+        h('td', { text: a.email }),
+        h('td', {}, h('span', { class: `tag${a.role === 'admin' ? ' ok' : ''}`, text: a.role })),
+        h('td', {}, del),
+      ),
+    );
+  }
+  ui.agentsEmpty.hidden = agents.length > 0;
+  ui.agentsEmpty.textContent = 'No agents yet.';
+}
+
+async function addAgent(event) {
+  event.preventDefault();
+  clearFieldErrors(ui.agentForm);
+  setNotice(ui.agentError, '');
+  ui.agentStatus.textContent = '';
+  const body = {
+    email: ui.agentEmail.value.trim(),
+    name: ui.agentNameInput.value.trim(),
+    password: ui.agentPassword.value,
+    role: ui.agentRole.value,
+  };
+  const missing = [];
+  if (!body.email) missing.push(['email', 'Please enter an email address.']);
+  if (!body.name) missing.push(['name', 'Please enter a name.']);
+  if (!body.password) missing.push(['password', 'Please choose a password.']);
+  if (missing.length) {
+    missing.forEach(([f, t]) => showFieldError(ui.agentForm, f, t));
+    focusFirstInvalid(ui.agentForm);
+    return;
+  }
+  ui.agentSubmit.disabled = true;
+  try {
+    await api(sitePath('/agents'), { method: 'POST', body });
+    ui.agentForm.reset();
+    ui.agentStatus.textContent = `${body.name} can now sign in.`;
+    loadAgents();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) {
+      showFieldError(ui.agentForm, 'email', 'An agent with this email already exists.');
+      focusFirstInvalid(ui.agentForm);
+    } else {
+      showFormError(ui.agentForm, ui.agentError, err);
+    }
+  } finally {
+    ui.agentSubmit.disabled = !state.canEdit;
+  }
+}
+
+async function deleteAgent(agent) {
+  // eslint-disable-next-line no-alert
+  if (!window.confirm(`Remove ${agent.name || agent.email}? They will no longer be able to sign in.`)) return;
+  try {
+    await api(sitePath(`/agents/${encodeURIComponent(agent.agentId)}`), { method: 'DELETE' });
+    ui.agentStatus.textContent = `${agent.name || agent.email} was removed.`;
+    loadAgents();
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Navigation and session
+
+function showSection(name) {
+  ui.navMessengers.setAttribute('aria-pressed', String(name === 'messengers'));
+  ui.navAgents.setAttribute('aria-pressed', String(name === 'agents'));
+  ui.messengersSection.hidden = name !== 'messengers';
+  ui.agentsSection.hidden = name !== 'agents';
+  if (name === 'agents') loadAgents();
+}
+
+function applyPermissions() {
+  const editable = [ui.createForm, ui.securityForm, ui.agentForm];
+  for (const form of editable) {
+    $$('input, textarea, select, button[type="submit"]', form).forEach((el) => {
+      el.disabled = !state.canEdit;
+    });
+  }
+  ui.readonly.hidden = state.canEdit;
+}
+
+let loginUi = null;
+
+function enterApp(agent) {
+  state.siteId = (agent && agent.siteId) || Number(defaultSiteId());
+  state.canEdit = !agent || agent.role === 'admin';
+  ui.boot.hidden = true;
+  loginUi.hide();
+  ui.app.hidden = false;
+  ui.agentName.textContent = agent ? `${agent.name || agent.email} (${agent.role})` : 'Operator';
+  ui.consoleLink.href = `/console/?siteId=${encodeURIComponent(state.siteId)}`;
+  setNotice(ui.error, '');
+  applyPermissions();
+  showSection('messengers');
+  loadMessengers();
+}
+
+function teardown() {
+  state.messengers = [];
+  state.selectedId = null;
+  state.security = null;
+  hideSecret();
+  clear(ui.messengerList);
+  clear(ui.agentsBody);
+  ui.detail.hidden = true;
+  ui.app.hidden = true;
+}
+
+function sessionEnded() {
+  teardown();
+  forget();
+  loginUi.show('Your session has ended. Please sign in again.', 'warn');
+}
+
+async function signOut() {
+  ui.logout.disabled = true;
+  try {
+    await logout();
+  } catch {
+    // forget locally either way
+  } finally {
+    ui.logout.disabled = false;
+    teardown();
+    loginUi.show('You have signed out.', 'ok');
+  }
+}
+
+function wire() {
+  ui.navMessengers.addEventListener('click', () => showSection('messengers'));
+  ui.navAgents.addEventListener('click', () => showSection('agents'));
+  ui.createForm.addEventListener('submit', createMessenger);
+  ui.securityForm.addEventListener('submit', saveSecurity);
+  ui.securityForm.addEventListener('change', (e) => {
+    if (e.target.name === 'method' || e.target.name === 'secretMode') updateMethodPanels();
+    ui.securityForm.dataset.dirty = 'true';
+  });
+  ui.securityForm.addEventListener('input', () => {
+    ui.securityForm.dataset.dirty = 'true';
+  });
+  ui.tabSecurity.addEventListener('click', () => showTab('security'));
+  ui.tabInstall.addEventListener('click', () => showTab('install'));
+  ui.installCopy.addEventListener('click', async () => {
+    const ok = await copyText(ui.installCode.value, ui.installCode);
+    ui.installStatus.textContent = ok ? 'Copied.' : 'Select the code and copy it with Ctrl+C (⌘C).';
+  });
+  ui.secretCopy.addEventListener('click', async () => {
+    const ok = await copyText(ui.secretValue.value, ui.secretValue);
+    ui.secretNote.textContent = ok ? 'Copied. Store it in your backend now; it will not be shown again.' : 'Select it and copy it with Ctrl+C (⌘C).';
+  });
+  ui.secretDone.addEventListener('click', hideSecret);
+  ui.agentForm.addEventListener('submit', addAgent);
+  ui.logout.addEventListener('click', signOut);
+}
+
+async function boot() {
+  wire();
+  loginUi = setupLogin({ onLoggedIn: enterApp });
+  try {
+    const agent = await resumeSession();
+    if (agent || currentToken()) {
+      enterApp(agent || currentAgent());
+      return;
+    }
+  } catch (err) {
+    ui.boot.hidden = true;
+    loginUi.show(describeError(err), 'error');
+    return;
+  }
+  ui.boot.hidden = true;
+  loginUi.show();
+}
+
+boot();

@@ -1,0 +1,745 @@
+// Agent console: inbox, conversation view, replies, live updates over /api/v1/agent/ws.
+import { h, $, clear, setNotice } from '../shared/dom.js';
+import { ApiError } from '../shared/http.js';
+import { LiveSocket, SocketState, socketUrl } from '../shared/live-socket.js';
+import { Delivery, DeliveryState } from '../shared/outbox.js';
+import { formatTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
+import { api, currentAgent, currentToken, resume as resumeSession, refreshToken, logout, forget } from '../shared/session.js';
+import { setupLogin, defaultSiteId } from '../shared/login.js';
+
+const PAGE_SIZE = 200;
+const POLL_MS = 10000;
+const TYPING_EVERY_MS = 2000;
+const TYPING_SHOWN_MS = 5000;
+
+const ATTRIBUTE_LABELS = {
+  name: 'Name', alias: 'Alias', title: 'Title', company: 'Company', email: 'Email', phone: 'Phone',
+  sms: 'SMS', fax: 'Fax', city: 'City', state: 'State', country: 'Country',
+  mailingAddress: 'Mailing address', zipAddress: 'ZIP',
+};
+
+const ui = {
+  boot: $('#boot'),
+  app: $('#app'),
+  error: $('#app-error'),
+  liveState: $('#live-state'),
+  agentName: $('#agent-name'),
+  logout: $('#logout'),
+  adminLink: $('#admin-link'),
+  tabOpen: $('#tab-open'),
+  tabClosed: $('#tab-closed'),
+  previewToggle: $('#preview-toggle'),
+  list: $('#conversation-list'),
+  inboxEmpty: $('#inbox-empty'),
+  noSelection: $('#no-selection'),
+  view: $('#conversation-view'),
+  contactName: $('#contact-name'),
+  contactIdentity: $('#contact-identity'),
+  contactAttributes: $('#contact-attributes'),
+  previewTag: $('#preview-tag'),
+  statusTag: $('#status-tag'),
+  closeButton: $('#close-conversation'),
+  scroll: $('#messages-scroll'),
+  messagesLoading: $('#messages-loading'),
+  messages: $('#messages'),
+  typing: $('#typing'),
+  closedNote: $('#closed-note'),
+  replyForm: $('#reply-form'),
+  reply: $('#reply'),
+  replySend: $('#reply-send'),
+};
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+const state = {
+  siteId: null,
+  filter: { status: 'open', preview: false },
+  socket: null,
+  pollTimer: null,
+  refreshTimer: null,
+  typingTimer: null,
+  reloadTimer: null,
+  lastTypingSentAt: 0,
+  inboxLoadSerial: 0,
+  active: false,
+};
+/** conversationId -> conversation (as listed, kept up to date by live events) */
+const conversations = new Map();
+/** The conversation on screen. */
+let view = null;
+
+function newView(conversationId) {
+  return {
+    id: conversationId,
+    lastSeq: 0,
+    seqs: new Set(),
+    items: new Map(), // messageId -> li
+    pending: new Map(), // clientMessageId -> { li, delivery }
+    loading: true,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+function showError(text) {
+  setNotice(ui.error, text);
+}
+
+function reportError(err) {
+  if (err instanceof ApiError && err.status === 401) {
+    sessionEnded();
+    return;
+  }
+  showError(describeError(err));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbox
+
+function sitePath(rest) {
+  return `/api/v1/sites/${encodeURIComponent(state.siteId)}${rest}`;
+}
+
+async function loadInbox() {
+  const serial = ++state.inboxLoadSerial;
+  const { status, preview } = state.filter;
+  try {
+    const data = await api(sitePath(`/conversations?status=${status}&preview=${preview}`));
+    if (serial !== state.inboxLoadSerial || !state.active) return;
+    conversations.clear();
+    for (const c of (data && data.conversations) || []) conversations.set(c.conversationId, c);
+    if (view && !conversations.has(view.id)) {
+      // keep the one on screen known, even if it left this list (closed, other tab)
+      const keep = viewConversation();
+      if (keep) conversations.set(keep.conversationId, keep);
+    }
+    renderInbox();
+    if (ui.error.dataset.kind === 'inbox') setNotice(ui.error, '');
+  } catch (err) {
+    if (serial !== state.inboxLoadSerial) return;
+    reportError(err);
+    ui.error.dataset.kind = 'inbox';
+  }
+}
+
+let viewSnapshot = null;
+function viewConversation() {
+  return (view && conversations.get(view.id)) || viewSnapshot;
+}
+
+function scheduleInboxReload() {
+  clearTimeout(state.reloadTimer);
+  state.reloadTimer = setTimeout(loadInbox, 300);
+}
+
+function matchesFilter(c) {
+  return c.status === state.filter.status && Boolean(c.preview) === state.filter.preview;
+}
+
+function unreadOf(c) {
+  return Math.max(0, (c.lastSeq || 0) - (c.agentReadSeq || 0));
+}
+
+function contactTitle(contact) {
+  if (!contact) return 'Unknown customer';
+  const attrs = contact.attributes || {};
+  return attrs.name || attrs.alias || contact.identity || 'Customer';
+}
+
+function activityTime(c) {
+  return Date.parse((c.lastMessage && c.lastMessage.createdAt) || c.updatedAt || c.createdAt) || 0;
+}
+
+function renderInbox() {
+  const shown = [...conversations.values()].filter(matchesFilter).sort((a, b) => activityTime(b) - activityTime(a));
+  // keep keyboard focus on the same conversation across re-renders
+  const focused = ui.list.contains(document.activeElement) ? document.activeElement.dataset.conversationId : null;
+  clear(ui.list);
+  for (const c of shown) ui.list.append(renderInboxItem(c));
+  if (focused) {
+    const again = ui.list.querySelector(`[data-conversation-id="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
+  ui.inboxEmpty.hidden = shown.length > 0;
+  const kind = state.filter.preview ? 'preview ' : '';
+  ui.inboxEmpty.textContent = `No ${state.filter.status} ${kind}conversations.`;
+  const totalUnread = shown.reduce((n, c) => n + unreadOf(c), 0);
+  document.title = totalUnread > 0 ? `(${totalUnread}) Confidant — Agent console` : 'Confidant — Agent console';
+}
+
+function renderInboxItem(c) {
+  const unread = unreadOf(c);
+  const last = c.lastMessage;
+  const lastText = last ? `${last.sender && last.sender.type === 'agent' ? 'You: ' : ''}${last.body}` : 'No messages yet';
+  const button = h(
+    'button',
+    {
+      type: 'button',
+      class: 'conv-item',
+      'data-testid': 'conversation-item',
+      'data-conversation-id': c.conversationId,
+      'data-unread': unread,
+      'aria-current': view && view.id === c.conversationId ? 'true' : null,
+    },
+    h('span', { class: `who${unread ? ' unread' : ''}`, text: contactTitle(c.contact) }),
+    h('span', { class: 'when', text: formatTime(last ? last.createdAt : c.updatedAt || c.createdAt) }),
+    h('span', { class: 'preview-text', text: lastText.slice(0, 140) }),
+    unread ? h('span', { class: 'badge', 'data-testid': 'unread-count', 'aria-label': `${unread} unread`, text: unread }) : h('span'),
+    h('span', { class: 'identity', text: c.contact ? c.contact.identity : '' }),
+  );
+  button.addEventListener('click', () => selectConversation(c.conversationId));
+  return h('li', {}, button);
+}
+
+function setFilter(patch) {
+  state.filter = { ...state.filter, ...patch };
+  ui.tabOpen.setAttribute('aria-pressed', String(state.filter.status === 'open'));
+  ui.tabClosed.setAttribute('aria-pressed', String(state.filter.status === 'closed'));
+  conversations.clear();
+  renderInbox();
+  loadInbox();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversation view
+
+async function selectConversation(conversationId) {
+  const c = conversations.get(conversationId);
+  if (!c) return;
+  cancelViewDeliveries();
+  view = newView(conversationId);
+  viewSnapshot = c;
+  hideTyping();
+  renderInbox();
+  ui.noSelection.hidden = true;
+  ui.view.hidden = false;
+  clear(ui.messages);
+  renderHeader(c);
+  ui.messagesLoading.hidden = false;
+  try {
+    await loadViewMessages(view, 0);
+  } catch (err) {
+    if (view && view.id === conversationId) reportError(err);
+  } finally {
+    if (view && view.id === conversationId) {
+      view.loading = false;
+      ui.messagesLoading.hidden = true;
+      scrollToBottom(true);
+      markReadIfVisible();
+    }
+  }
+  if (view && view.id === conversationId && c.status === 'open') ui.reply.focus();
+}
+
+async function loadViewMessages(v, afterSeq) {
+  let after = afterSeq;
+  for (;;) {
+    const path = sitePath(`/conversations/${encodeURIComponent(v.id)}/messages?after=${after}&limit=${PAGE_SIZE}`);
+    const data = await api(path);
+    if (view !== v) return;
+    const messages = (data && data.messages) || [];
+    messages.forEach((m) => showMessage(m, false));
+    if (messages.length < PAGE_SIZE) return;
+    after = messages[messages.length - 1].seq;
+  }
+}
+
+function renderHeader(c) {
+  const contact = c.contact || {};
+  ui.contactName.textContent = contactTitle(contact);
+  ui.contactIdentity.textContent = contact.identity || '';
+  ui.previewTag.hidden = !c.preview;
+  ui.statusTag.textContent = c.status === 'closed' ? 'Closed' : 'Open';
+  clear(ui.contactAttributes);
+  const attrs = contact.attributes || {};
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === '') continue;
+    ui.contactAttributes.append(h('dt', { text: ATTRIBUTE_LABELS[key] || key }), h('dd', { text: String(value) }));
+  }
+  const closed = c.status === 'closed';
+  ui.closeButton.hidden = closed;
+  ui.closedNote.hidden = !closed;
+  ui.replyForm.hidden = closed;
+  updateReplyButton();
+}
+
+function renderMessage(li, m) {
+  const type = (m.sender && m.sender.type) || 'system';
+  li.className = `msg from-${type}${type === 'system' ? ' system' : ''}`;
+  li.setAttribute('data-testid', 'message');
+  li.dataset.seq = String(m.seq);
+  li.dataset.senderType = type;
+  li.dataset.messageId = m.messageId;
+  li.dataset.state = 'sent';
+  clear(li);
+  li.append(h('div', { class: 'bubble', text: m.body }));
+  if (type !== 'system') {
+    const who = type === 'agent' ? (m.sender.name || 'Agent') : 'Customer';
+    li.append(h('span', { class: 'meta' }, `${who} · `, h('time', { datetime: m.createdAt, text: formatTime(m.createdAt) })));
+  }
+}
+
+function placeMessage(li) {
+  const seq = Number(li.dataset.seq);
+  let before = null;
+  const items = ui.messages.children;
+  for (let i = items.length - 1; i >= 0; i--) {
+    const item = items[i];
+    if (item === li) continue;
+    if (item.dataset.state !== 'sent' || Number(item.dataset.seq) > seq) before = item;
+    else break;
+  }
+  ui.messages.insertBefore(li, before);
+}
+
+/** Show a message in the open view (idempotent by messageId). */
+function showMessage(m, live) {
+  const v = view;
+  if (!v || m.conversationId !== v.id || v.items.has(m.messageId)) return;
+  const nearBottom = isNearBottom();
+  const mine = m.clientMessageId && v.pending.get(m.clientMessageId);
+  let li;
+  if (mine && m.sender && m.sender.type === 'agent') {
+    li = mine.li;
+    mine.delivery.cancel();
+    v.pending.delete(m.clientMessageId);
+  } else {
+    li = h('li');
+  }
+  renderMessage(li, m);
+  placeMessage(li);
+  v.items.set(m.messageId, li);
+  v.seqs.add(m.seq);
+  const gap = m.seq > v.lastSeq + 1;
+  while (v.seqs.has(v.lastSeq + 1)) v.lastSeq += 1;
+  if (gap && live && state.socket) state.socket.send({ type: 'resume', conversationId: v.id, afterSeq: v.lastSeq });
+  if (m.sender && m.sender.type === 'contact') hideTyping();
+  updateSeen();
+  scrollToBottom(nearBottom || (m.sender && m.sender.type === 'agent'));
+}
+
+/** "Seen" under our last message once the customer has read it. */
+function updateSeen() {
+  const old = ui.messages.querySelector('.seen');
+  if (old) old.remove();
+  const c = viewConversation();
+  if (!c) return;
+  const ours = ui.messages.querySelectorAll('.msg.from-agent[data-state="sent"]');
+  const last = ours[ours.length - 1];
+  if (last && (c.contactReadSeq || 0) >= Number(last.dataset.seq)) {
+    last.append(h('p', { class: 'seen', 'data-testid': 'seen', text: 'Seen by the customer' }));
+  }
+}
+
+function markReadIfVisible() {
+  const c = viewConversation();
+  if (!view || view.loading || !c || document.visibilityState !== 'visible') return;
+  const seq = Math.max(view.lastSeq, 0);
+  if (seq <= (c.agentReadSeq || 0)) return;
+  c.agentReadSeq = seq;
+  renderInbox();
+  api(sitePath(`/conversations/${encodeURIComponent(c.conversationId)}/read`), { method: 'POST', body: { seq } }).catch((err) => {
+    if (err instanceof ApiError && err.status === 401) sessionEnded();
+  });
+}
+
+async function closeConversation() {
+  const c = viewConversation();
+  if (!c) return;
+  ui.closeButton.disabled = true;
+  try {
+    const updated = await api(sitePath(`/conversations/${encodeURIComponent(c.conversationId)}/close`), { method: 'POST' });
+    applyConversation(updated || { ...c, status: 'closed' });
+  } catch (err) {
+    reportError(err);
+  } finally {
+    ui.closeButton.disabled = false;
+  }
+}
+
+/** Merge a conversation object (from close, or a live event) into the inbox and the view. */
+function applyConversation(updated) {
+  if (!updated || !updated.conversationId) return;
+  const prev = conversations.get(updated.conversationId) || (viewSnapshot && viewSnapshot.conversationId === updated.conversationId ? viewSnapshot : null);
+  const merged = { ...(prev || {}), ...updated, contact: updated.contact || (prev && prev.contact) };
+  conversations.set(merged.conversationId, merged);
+  if (view && view.id === merged.conversationId) {
+    viewSnapshot = merged;
+    renderHeader(merged);
+  }
+  renderInbox();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replying
+
+function updateReplyButton() {
+  const n = charLength(ui.reply.value);
+  ui.replySend.disabled = !ui.reply.value.trim() || n > MAX_BODY_CHARS;
+}
+
+function submitReply() {
+  const body = ui.reply.value.trim();
+  const c = viewConversation();
+  if (!body || !view || !c) return;
+  if (charLength(body) > MAX_BODY_CHARS) {
+    showError(`A message can be at most ${MAX_BODY_CHARS.toLocaleString()} characters.`);
+    return;
+  }
+  ui.reply.value = '';
+  updateReplyButton();
+  const v = view;
+  const clientMessageId = uuid();
+  const li = h('li', { class: 'msg from-agent pending', 'data-testid': 'message', 'data-sender-type': 'agent', 'data-state': 'pending' }, h('div', { class: 'bubble', text: body }));
+  ui.messages.append(li);
+  scrollToBottom(true);
+  const path = sitePath(`/conversations/${encodeURIComponent(v.id)}/messages`);
+  const delivery = new Delivery({
+    clientMessageId,
+    attempt: () => api(path, { method: 'POST', body: { clientMessageId, body } }),
+    onState: (st, detail) => onDeliveryState(v, clientMessageId, li, st, detail),
+  });
+  v.pending.set(clientMessageId, { li, delivery });
+  delivery.start();
+}
+
+function deliveryStatus(li, text, failed, withRetry, onRetry) {
+  li.classList.toggle('failed', failed);
+  li.classList.toggle('pending', !failed);
+  let status = li.querySelector('.status');
+  if (!status) {
+    status = h('p', { class: 'status', 'data-testid': 'message-status' });
+    li.append(status);
+  }
+  clear(status);
+  status.append(text);
+  if (withRetry) {
+    const b = h('button', { type: 'button', class: 'link', text: 'Retry' });
+    b.addEventListener('click', onRetry);
+    status.append(' ', b);
+  }
+}
+
+function onDeliveryState(v, clientMessageId, li, st, detail) {
+  if (view !== v) return;
+  const entry = v.pending.get(clientMessageId);
+  const retry = () => entry && entry.delivery.retryNow();
+  if (st !== DeliveryState.SENT) li.dataset.state = st;
+  switch (st) {
+    case DeliveryState.SENDING:
+      deliveryStatus(li, 'Sending…', false, false);
+      break;
+    case DeliveryState.RETRYING:
+      deliveryStatus(li, 'Not sent yet — retrying…', false, true, retry);
+      break;
+    case DeliveryState.WAITING_AUTH:
+      deliveryStatus(li, 'Not sent: your session ended.', true, false);
+      sessionEnded();
+      break;
+    case DeliveryState.FAILED:
+      deliveryStatus(li, `Not sent: ${detail.error}`, true, true, retry);
+      break;
+    case DeliveryState.SENT:
+      if (detail.message) {
+        showMessage({ ...detail.message, clientMessageId, sender: detail.message.sender || { type: 'agent' } }, false);
+        const c = viewConversation();
+        if (c) {
+          c.lastMessage = detail.message;
+          c.lastSeq = Math.max(c.lastSeq || 0, detail.message.seq);
+          renderInbox();
+        }
+        markReadIfVisible();
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+function cancelViewDeliveries() {
+  if (!view) return;
+  for (const { delivery } of view.pending.values()) delivery.cancel();
+  view.pending.clear();
+}
+
+function maybeSendTyping() {
+  const c = viewConversation();
+  if (!c || c.status !== 'open' || !state.socket) return;
+  const now = Date.now();
+  if (now - state.lastTypingSentAt < TYPING_EVERY_MS) return;
+  if (state.socket.send({ type: 'typing', conversationId: c.conversationId })) state.lastTypingSentAt = now;
+}
+
+function showTyping(sender) {
+  const c = viewConversation();
+  ui.typing.textContent = `${(sender && sender.name) || contactTitle(c && c.contact)} is typing…`;
+  ui.typing.hidden = false;
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(hideTyping, TYPING_SHOWN_MS);
+}
+
+function hideTyping() {
+  clearTimeout(state.typingTimer);
+  ui.typing.hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live updates
+
+function onLiveMessage(m) {
+  if (!m || !m.conversationId) return;
+  const c = conversations.get(m.conversationId) || (viewSnapshot && viewSnapshot.conversationId === m.conversationId ? viewSnapshot : null);
+  if (c) {
+    if (!c.lastMessage || m.seq >= (c.lastMessage.seq || 0)) c.lastMessage = m;
+    c.lastSeq = Math.max(c.lastSeq || 0, m.seq);
+    c.updatedAt = m.createdAt || c.updatedAt;
+    if (!conversations.has(c.conversationId)) conversations.set(c.conversationId, c);
+    renderInbox();
+  } else {
+    scheduleInboxReload(); // a conversation we do not know yet: fetch the list
+  }
+  showMessage(m, true);
+  if (view && view.id === m.conversationId) markReadIfVisible();
+}
+
+function onSocketEvent(msg) {
+  switch (msg.type) {
+    case 'message':
+      onLiveMessage(msg.message);
+      break;
+    case 'conversation':
+      if (msg.conversation) {
+        if (!msg.conversation.contact && !conversations.has(msg.conversation.conversationId)) scheduleInboxReload();
+        else applyConversation(msg.conversation);
+      }
+      break;
+    case 'typing':
+      if (view && msg.conversationId === view.id && msg.sender && msg.sender.type === 'contact') showTyping(msg.sender);
+      break;
+    case 'read': {
+      const c = conversations.get(msg.conversationId);
+      if (!c || !msg.reader || !Number.isInteger(msg.seq)) break;
+      if (msg.reader.type === 'contact') c.contactReadSeq = Math.max(c.contactReadSeq || 0, msg.seq);
+      else c.agentReadSeq = Math.max(c.agentReadSeq || 0, msg.seq);
+      renderInbox();
+      if (view && view.id === c.conversationId) updateSeen();
+      break;
+    }
+    case 'resync':
+      resumeView();
+      loadInbox();
+      break;
+    default:
+      break;
+  }
+}
+
+function resumeView() {
+  if (view && state.socket) state.socket.send({ type: 'resume', conversationId: view.id, afterSeq: view.lastSeq });
+}
+
+function onSocketReady(msg, reconnected) {
+  if (ui.error.dataset.kind === 'live') setNotice(ui.error, '');
+  scheduleTokenRefresh(msg.expiresAt);
+  if (!reconnected) return;
+  resumeView();
+  loadInbox();
+}
+
+const LIVE_TEXT = {
+  [SocketState.IDLE]: 'Connecting…',
+  [SocketState.CONNECTING]: 'Connecting…',
+  [SocketState.CONNECTED]: 'Live',
+  [SocketState.RECONNECTING]: 'Reconnecting…',
+  [SocketState.UNAUTHORIZED]: 'Reconnecting…',
+  [SocketState.CLOSED]: 'Offline',
+};
+
+function showLiveState(s) {
+  ui.liveState.dataset.state = s;
+  ui.liveState.textContent = LIVE_TEXT[s] || s;
+}
+
+async function onSocketAuthFailed() {
+  // 4401: logged out (here or elsewhere) or the token expired. The cookie may still be good.
+  const previous = currentToken();
+  try {
+    const token = await refreshToken();
+    if (!state.active) return;
+    // the same token again would only be refused again: fall back to polling instead of looping
+    if (token && token !== previous && state.socket) state.socket.setToken(token);
+    else startPolling();
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) sessionEnded();
+    else setTimeout(onSocketAuthFailed, 5000);
+  }
+}
+
+function scheduleTokenRefresh(expiresAt) {
+  clearTimeout(state.refreshTimer);
+  if (!Number.isFinite(expiresAt)) return;
+  const delay = Math.max(5000, (expiresAt - 60) * 1000 - Date.now());
+  state.refreshTimer = setTimeout(async () => {
+    try {
+      const token = await refreshToken();
+      if (token && state.socket && state.active) state.socket.setToken(token);
+    } catch {
+      // the socket will close with 4401 and onSocketAuthFailed takes over
+    }
+  }, Math.min(delay, 2147483000));
+}
+
+function startLive() {
+  const token = currentToken();
+  if (!token) {
+    startPolling();
+    return;
+  }
+  state.socket = new LiveSocket({
+    url: socketUrl('/api/v1/agent/ws'),
+    onEvent: onSocketEvent,
+    onReady: onSocketReady,
+    onState: showLiveState,
+    onAuthFailed: onSocketAuthFailed,
+  });
+  state.socket.setToken(token);
+}
+
+/** Without a socket token (a reload that only has the cookie): refresh over REST. */
+function startPolling() {
+  if (state.socket) {
+    state.socket.close();
+    state.socket = null;
+  }
+  ui.liveState.dataset.state = 'polling';
+  ui.liveState.textContent = 'Refreshing every 10 s';
+  ui.liveState.title = 'Live updates need a fresh sign-in; until then the console refreshes itself.';
+  clearInterval(state.pollTimer);
+  state.pollTimer = setInterval(async () => {
+    await loadInbox();
+    if (view && !view.loading) {
+      try {
+        await loadViewMessages(view, view.lastSeq);
+        markReadIfVisible();
+      } catch (err) {
+        reportError(err);
+      }
+    }
+  }, POLL_MS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scrolling
+
+function isNearBottom() {
+  const el = ui.scroll;
+  return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+}
+
+function scrollToBottom(force) {
+  if (force) ui.scroll.scrollTop = ui.scroll.scrollHeight;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session lifecycle
+
+let loginUi = null;
+
+function enterApp(agent) {
+  state.active = true;
+  state.siteId = (agent && agent.siteId) || Number(defaultSiteId());
+  ui.boot.hidden = true;
+  loginUi.hide();
+  ui.app.hidden = false;
+  ui.agentName.textContent = agent ? `${agent.name || agent.email} (${agent.role})` : 'Operator';
+  ui.adminLink.hidden = Boolean(agent && agent.role !== 'admin');
+  ui.adminLink.href = `/admin/?siteId=${encodeURIComponent(state.siteId)}`;
+  setNotice(ui.error, '');
+  loadInbox();
+  startLive();
+}
+
+function teardown() {
+  state.active = false;
+  if (state.socket) state.socket.close();
+  state.socket = null;
+  clearInterval(state.pollTimer);
+  clearTimeout(state.refreshTimer);
+  clearTimeout(state.reloadTimer);
+  hideTyping();
+  cancelViewDeliveries();
+  view = null;
+  viewSnapshot = null;
+  conversations.clear();
+  clear(ui.list);
+  clear(ui.messages);
+  ui.view.hidden = true;
+  ui.noSelection.hidden = false;
+  ui.app.hidden = true;
+  document.title = 'Confidant — Agent console';
+}
+
+function sessionEnded() {
+  if (!state.active) return;
+  teardown();
+  forget();
+  loginUi.show('Your session has ended. Please sign in again.', 'warn');
+}
+
+async function signOut() {
+  ui.logout.disabled = true;
+  try {
+    await logout();
+  } catch {
+    // the server may already consider us logged out; forget locally either way
+  } finally {
+    ui.logout.disabled = false;
+    teardown();
+    loginUi.show('You have signed out.', 'ok');
+  }
+}
+
+function wire() {
+  ui.tabOpen.addEventListener('click', () => setFilter({ status: 'open' }));
+  ui.tabClosed.addEventListener('click', () => setFilter({ status: 'closed' }));
+  ui.previewToggle.addEventListener('change', () => setFilter({ preview: ui.previewToggle.checked }));
+  ui.closeButton.addEventListener('click', closeConversation);
+  ui.logout.addEventListener('click', signOut);
+  ui.replyForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    submitReply();
+  });
+  ui.reply.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      submitReply();
+    }
+  });
+  ui.reply.addEventListener('input', () => {
+    updateReplyButton();
+    if (ui.reply.value.trim()) maybeSendTyping();
+  });
+  document.addEventListener('visibilitychange', markReadIfVisible);
+}
+
+async function boot() {
+  wire();
+  loginUi = setupLogin({ onLoggedIn: enterApp });
+  try {
+    const agent = await resumeSession();
+    if (agent || currentToken()) {
+      enterApp(agent || currentAgent());
+      return;
+    }
+  } catch (err) {
+    ui.boot.hidden = true;
+    loginUi.show(describeError(err), 'error');
+    return;
+  }
+  ui.boot.hidden = true;
+  loginUi.show();
+}
+
+boot();

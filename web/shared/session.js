@@ -1,0 +1,85 @@
+// The agent session for the console and admin pages.
+//
+// The bearer token lives in memory only. After a reload the HttpOnly session cookie
+// authenticates REST calls, and GET /api/v1/auth/me may hand back a fresh token for the
+// WebSocket ("token" or "wsToken"); without one the console falls back to polling.
+import { apiFetch, ApiError } from './http.js';
+
+const state = {
+  token: null,
+  agent: null,
+  operator: false,
+};
+
+export function currentAgent() {
+  return state.agent;
+}
+
+export function currentToken() {
+  return state.token;
+}
+
+export function isOperator() {
+  return state.operator;
+}
+
+/** REST call as the signed-in agent: bearer token when we have one, the session cookie always. */
+export function api(path, options = {}) {
+  return apiFetch(path, { ...options, token: state.token, credentials: 'same-origin' });
+}
+
+export async function login(siteId, email, password) {
+  const data = await apiFetch('/api/v1/auth/login', {
+    method: 'POST',
+    body: { siteId, email, password },
+    credentials: 'same-origin',
+  });
+  state.token = data.token || null;
+  state.agent = data.agent || null;
+  state.operator = false;
+  return state.agent;
+}
+
+/**
+ * Resume after a reload through the session cookie. Resolves with the agent, or null when
+ * there is no valid session. Other failures (network, 5xx) reject.
+ */
+export async function resume() {
+  try {
+    const data = await apiFetch('/api/v1/auth/me', { token: state.token, credentials: 'same-origin' });
+    if (!data) return null;
+    const fresh = data.wsToken || data.token;
+    if (fresh) state.token = fresh;
+    state.agent = data.agent || null;
+    state.operator = Boolean(data.operator);
+    return state.agent;
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      forget();
+      return null;
+    }
+    throw err;
+  }
+}
+
+/** Ask the server for a fresh socket token (used before the current one expires). */
+export async function refreshToken() {
+  const data = await apiFetch('/api/v1/auth/me', { credentials: 'same-origin' });
+  const fresh = data && (data.wsToken || data.token);
+  if (fresh) state.token = fresh;
+  return fresh || null;
+}
+
+export async function logout() {
+  try {
+    await api('/api/v1/auth/logout', { method: 'POST' });
+  } finally {
+    forget();
+  }
+}
+
+export function forget() {
+  state.token = null;
+  state.agent = null;
+  state.operator = false;
+}
