@@ -88,7 +88,7 @@ impl TestApp {
         let running = confidant::start(config, false).await.expect("start server");
         let addr = running.addr;
         TestApp {
-            base: running.app.config.public_url.clone(),
+            base: format!("http://{addr}"),
             addr,
             client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
             running: Some(running),
@@ -96,6 +96,13 @@ impl TestApp {
             dir,
             pg_db,
         }
+    }
+
+    /// Another server process on the same database (it does not own the database: the
+    /// first app drops it). `f` adjusts its settings, e.g. the bus URL.
+    pub async fn spawn_peer(&self, f: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start(dir, self.database_url.clone(), None, f).await
     }
 
     /// Stop gracefully and start again on the same database (and port, if free).
