@@ -294,3 +294,93 @@ async fn both_schemas_have_the_same_tables_and_columns() {
     pg_store.close().await;
     sqlite.close().await;
 }
+
+/// Start the real binary as another node on the same database and bus.
+fn spawn_binary_node(peer_of: &TestApp, nats: &Nats, public: &str) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let child = Command::new(env!("CARGO_BIN_EXE_confidant"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &peer_of.database_url, "--bus-url", &nats.url()])
+        .args(["--public-url", public, "--rate-limits", "off"])
+        .env("CONFIDANT_ADMIN_TOKEN", OPERATOR)
+        .env("CONFIDANT_DATA_DIR", &dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the binary");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (child, port);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the binary did not start");
+}
+
+#[tokio::test]
+async fn killing_a_node_mid_stream_loses_no_acknowledged_message() {
+    if !enabled("killing_a_node_mid_stream_loses_no_acknowledged_message") {
+        return;
+    }
+    let nats = Nats::start();
+    let b = TestApp::spawn_with(|s| {
+        s.bus_url = Some(nats.url());
+        s.rate_limits = "off".into();
+    })
+    .await;
+    let (mut node_a, port_a) = spawn_binary_node(&b, &nats, &b.base);
+    let a_url = format!("http://127.0.0.1:{port_a}");
+    let (site, messenger) = b.site_with_messenger().await;
+    let token = b.access_token(site, &messenger, "stream@example.test").await;
+
+    // The contact listens on node A while a stream of sends goes to node A.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port_a}/api/v1/messenger/ws")).await.expect("ws");
+    ws.send(Message::text(json!({"type": "auth", "token": token}).to_string())).await.expect("auth");
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let (client, send_url, t) = (b.client.clone(), format!("{a_url}/api/v1/messenger/messages"), token.clone());
+    let stream = tokio::spawn(async move {
+        let mut acked: Vec<(i64, String)> = Vec::new();
+        for i in 0..10_000 {
+            let body = format!("m{i}");
+            match client.post(&send_url).bearer_auth(&t).json(&json!({"clientMessageId": body, "body": body})).send().await {
+                Ok(r) if r.status() == 201 => {
+                    let v: Value = r.json().await.expect("json");
+                    acked.push((v["seq"].as_i64().expect("seq"), body));
+                }
+                _ => break, // node A is gone
+            }
+        }
+        acked
+    });
+    // Read a few live pushes, then kill -9 node A in the middle of the stream.
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let mut conv = String::new();
+    while seen.len() < 20 {
+        let v = next_json(&mut ws).await;
+        if v["type"] == "message" {
+            conv = v["message"]["conversationId"].as_str().expect("conv").to_owned();
+            seen.push((v["message"]["seq"].as_i64().expect("seq"), v["message"]["body"].as_str().expect("body").to_owned()));
+        }
+    }
+    node_a.kill().expect("kill -9");
+    let _ = node_a.wait();
+    let acked = stream.await.expect("stream");
+    assert!(acked.len() >= 20);
+
+    // The contact reconnects to node B and resumes after the last seq it saw.
+    let mut ws = open(&b, "/api/v1/messenger/ws", &token).await;
+    let last = seen.last().map(|s| s.0).unwrap_or(0);
+    ws.send(Message::text(json!({"type": "resume", "conversationId": conv, "afterSeq": last}).to_string())).await.expect("resume");
+    let stored_last = acked.last().map(|a| a.0).unwrap_or(0);
+    while seen.last().map(|s| s.0).unwrap_or(0) < stored_last {
+        let (seq, body) = next_message(&mut ws).await;
+        seen.push((seq, body));
+    }
+    // Every acknowledged message was seen exactly once, in order, with gapless seqs.
+    let seqs: Vec<i64> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    for a in &acked {
+        assert!(seen.contains(a), "acknowledged {a:?} was not delivered");
+    }
+}
