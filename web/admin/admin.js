@@ -568,7 +568,7 @@ function enterApp(agent) {
   ui.boot.hidden = true;
   loginUi.hide();
   ui.app.hidden = false;
-  ui.agentName.textContent = agent ? `${agent.name || agent.email} (${agent.role})` : 'Operator';
+  ui.agentName.textContent = agent ? `${agent.name || agent.email} · ${agent.role}` : 'Operator';
   ui.consoleLink.href = `/console/?siteId=${encodeURIComponent(state.siteId)}`;
   setNotice(ui.error, '');
   applyPermissions();

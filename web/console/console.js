@@ -653,7 +653,7 @@ function enterApp(agent) {
   ui.boot.hidden = true;
   loginUi.hide();
   ui.app.hidden = false;
-  ui.agentName.textContent = agent ? `${agent.name || agent.email} (${agent.role})` : 'Operator';
+  ui.agentName.textContent = agent ? `${agent.name || agent.email} · ${agent.role}` : 'Operator';
   ui.adminLink.hidden = Boolean(agent && agent.role !== 'admin');
   ui.adminLink.href = `/admin/?siteId=${encodeURIComponent(state.siteId)}`;
   setNotice(ui.error, '');

@@ -405,7 +405,9 @@ function acceptMessage(message, live) {
   updateSeen();
   scrollToBottom(nearBottom || sender.type === 'contact');
   if (live) {
-    tell({ type: 'confidant:message', message });
+    // The page hears about new messages, not about the one this frame itself just sent
+    // (the socket may echo it before the POST answers; that must not depend on the race).
+    if (!mine) tell({ type: 'confidant:message', message });
     markReadIfVisible();
     postUnread();
   }

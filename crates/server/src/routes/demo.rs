@@ -131,6 +131,9 @@ pub async fn prepare(app: &std::sync::Arc<crate::app::App>) -> anyhow::Result<()
     println!("  agent console:                               {url}/console/?siteId={}", site.site_id);
     println!("  admin pages:                                 {url}/admin/?siteId={}", site.site_id);
     println!("site: {}  messenger: {}", site.site_id, messenger.messenger_id);
+    if let Validation::SharedToken { secret, .. } = &security.validation {
+        println!("messenger shared token (signs the demo's Contact JWTs): {secret}");
+    }
     println!("email: {email}");
     println!("password: {password}");
     println!("(demo secrets are for this demo only)");
