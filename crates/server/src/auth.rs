@@ -61,7 +61,7 @@ pub fn origin(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Agent and admin calls accept only the server's own origin, or none.
-fn check_own_origin(app: &App, headers: &HeaderMap) -> ApiResult<()> {
+pub fn check_own_origin(app: &App, headers: &HeaderMap) -> ApiResult<()> {
     match origin(headers) {
         Some(o) if o != app.config.public_url => Err(ApiError::origin_not_allowed()),
         _ => Ok(()),
@@ -163,17 +163,16 @@ impl FromRequestParts<AppState> for Contact {
         let (claims, messenger) = authenticate_contact(state, token).await?;
         check_contact_origin(state, &parts.headers, &messenger)?;
         // A request may name the messenger it means; a token of another messenger is refused.
-        if let Some(named) = parts.headers.get("x-confidant-messenger").and_then(|v| v.to_str().ok()) {
-            if named != claims.messenger_id {
-                return Err(ApiError::unauthorized("the access token is for another messenger"));
-            }
+        if let Some(named) = parts.headers.get("x-confidant-messenger").and_then(|v| v.to_str().ok())
+            && named != claims.messenger_id
+        {
+            return Err(ApiError::unauthorized("the access token is for another messenger"));
         }
-        if let Some(q) = parts.uri.query() {
-            if let Some(named) = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "messengerId").map(|(_, v)| v) {
-                if named != claims.messenger_id {
-                    return Err(ApiError::unauthorized("the access token is for another messenger"));
-                }
-            }
+        if let Some(q) = parts.uri.query()
+            && let Some(named) = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "messengerId").map(|(_, v)| v)
+            && named != claims.messenger_id
+        {
+            return Err(ApiError::unauthorized("the access token is for another messenger"));
         }
         Ok(Contact { site_id: SiteId(claims.site_id), claims, messenger })
     }

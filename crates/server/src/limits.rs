@@ -2,6 +2,7 @@
 //! person does (a burst of dozens, then several per second), so they only stop floods;
 //! `--rate-limits off` lifts them for load tests. The login lockout (§5) is separate.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use dashmap::DashMap;
@@ -29,11 +30,28 @@ impl Action {
 pub struct RateLimiter {
     enabled: bool,
     buckets: DashMap<(Action, String), (f64, Instant)>,
+    /// One lock per account being logged into, held only while an attempt runs.
+    login_gates: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl RateLimiter {
     pub fn new(enabled: bool) -> Self {
-        Self { enabled, buckets: DashMap::new() }
+        Self { enabled, buckets: DashMap::new(), login_gates: DashMap::new() }
+    }
+
+    /// Run one login attempt for `account` at a time in this process, so that parallel guesses
+    /// each see the failures counted before them and the lockout cannot be outrun. Independent
+    /// of `--rate-limits`, like the lockout itself.
+    pub async fn one_login_at_a_time<T>(&self, account: &str, attempt: impl Future<Output = T>) -> T {
+        let gate = self.login_gates.entry(account.to_owned()).or_default().clone();
+        let out = {
+            let _held = gate.lock().await;
+            attempt.await
+        };
+        // Forget the gate unless another attempt holds or waits on it (the map and `gate` are
+        // the only owners then); the check runs under the map's shard lock, as clones do.
+        self.login_gates.remove_if(account, |_, g| Arc::strong_count(g) <= 2);
+        out
     }
 
     /// Take one token for `key` doing `action`, or answer 429 with how long to wait.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::{App, AppState, now_millis};
-use crate::auth::{Principal, SESSION_COOKIE, SESSION_TTL_MS, random_token, token_hash};
+use crate::auth::{Principal, SESSION_COOKIE, SESSION_TTL_MS, check_own_origin, random_token, token_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, site_id};
 use crate::limits::Action;
@@ -164,8 +164,12 @@ pub struct Login {
 pub async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Login>,
 ) -> ApiResult<Response> {
+    // Like every agent call, login takes only the server's own origin (or none): a foreign page
+    // must not sign an agent in (login CSRF) nor use the browser to guess passwords.
+    check_own_origin(&app, &headers)?;
     app.limits.check(Action::Login, &peer.ip().to_string())?;
     let site = match &body.site_id {
         Some(Value::Number(n)) => n.as_i64().map(SiteId),
@@ -178,6 +182,11 @@ pub async fn login(
         .to_owned();
     let password = body.password.filter(|p| !p.is_empty() && p.len() <= 1024).ok_or_else(|| ApiError::invalid("password: required"))?;
 
+    let account = format!("{}/{}", site.0, email.to_lowercase());
+    app.limits.one_login_at_a_time(&account, attempt_login(&app, site, email, password)).await
+}
+
+async fn attempt_login(app: &App, site: SiteId, email: String, password: String) -> ApiResult<Response> {
     let now = now_millis();
     let state = app.store.login_failures(site, &email).await?;
     if state.locked_until > now {
