@@ -35,10 +35,10 @@ impl ContactAttributes {
     pub fn from_claims(claims: &Map<String, Value>) -> Self {
         let mut out = BTreeMap::new();
         for (claim, attr) in CLAIM_ATTRIBUTES {
-            if let Some(Value::String(s)) = claims.get(*claim) {
-                if s.chars().count() <= MAX_ATTRIBUTE_CHARS {
-                    out.insert((*attr).to_owned(), s.clone());
-                }
+            if let Some(Value::String(s)) = claims.get(*claim)
+                && s.chars().count() <= MAX_ATTRIBUTE_CHARS
+            {
+                out.insert((*attr).to_owned(), s.clone());
             }
         }
         Self(out)

@@ -111,12 +111,14 @@ impl Security {
         generate: impl FnOnce() -> String,
     ) -> Result<Parsed, SecurityError> {
         let obj = value.as_object().ok_or_else(|| bad("security", "must be an object"))?;
-        let (validation, generated_secret) = match obj.get("validation") {
-            None | Some(Value::Null) => {
+        let (validation, generated_secret) = match (obj.get("validation"), ctx.previous) {
+            // A change that leaves out the method keeps it (and its secret) as it was.
+            (None, Some(prev)) => (prev.validation.clone(), None),
+            (None | Some(Value::Null), _) => {
                 let s = generate();
                 (Validation::SharedToken { secret: s.clone(), encoding: Encoding::Text }, Some(s))
             }
-            Some(v) => parse_validation(v, ctx, generate)?,
+            (Some(v), _) => parse_validation(v, ctx, generate)?,
         };
         let contact_identity_key = match obj.get("contactIdentityKey") {
             None | Some(Value::Null) => "sub".to_owned(),
@@ -343,6 +345,16 @@ mod tests {
         let again = Security::parse(&first.public_json(None), &ctx, || unreachable!()).unwrap();
         assert_eq!(again.security, first);
         assert!(again.generated_secret.is_none());
+    }
+
+    #[test]
+    fn a_change_without_validation_keeps_the_method() {
+        let first = parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}})).unwrap().security;
+        let ctx = SecurityInput { previous: Some(&first), allow_http_jwks: false };
+        let next = Security::parse(&json!({"clockSkewSeconds": 10}), &ctx, || unreachable!()).unwrap();
+        assert_eq!(next.security.validation, first.validation);
+        assert_eq!(next.security.clock_skew_seconds, 10);
+        assert!(next.generated_secret.is_none());
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub struct Event {
     pub site_id: i64,
     pub contact_id: String,
     pub conversation_id: String,
+    /// The conversation's messenger and kind: a contact's socket sees only those of its token.
+    #[serde(default)]
+    pub messenger_id: String,
+    #[serde(default)]
+    pub preview: bool,
     /// For message events: the message's seq, so a receiver can see gaps and fill them from
     /// the store. 0 for other events.
     pub seq: i64,
@@ -149,7 +154,7 @@ mod tests {
     use super::*;
 
     fn ev(seq: i64) -> Event {
-        Event { site_id: 1, contact_id: "c".into(), conversation_id: "v".into(), seq, sent_at_ms: 0, frame: Arc::from("{}") }
+        Event { site_id: 1, contact_id: "c".into(), conversation_id: "v".into(), messenger_id: "m".into(), preview: false, seq, sent_at_ms: 0, frame: Arc::from("{}") }
     }
 
     #[tokio::test]

@@ -51,6 +51,9 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// Set once by `confidant demo` after it prepared its site.
     pub demo: std::sync::OnceLock<crate::routes::demo::DemoState>,
+    /// Access tokens already verified, by their exact text: a contact presents the same token
+    /// on every call, and its signature check (Ed25519, ~45 µs) need not run each time.
+    verified_tokens: DashMap<String, confidant_identity::AccessClaims>,
     /// Messengers by id, with when their version was last checked.
     messengers: DashMap<String, (Arc<CachedMessenger>, Instant)>,
 }
@@ -106,6 +109,7 @@ impl App {
             shutdown,
             demo: std::sync::OnceLock::new(),
             messengers: DashMap::new(),
+            verified_tokens: DashMap::new(),
         });
         app.spawn_control_listener();
         Ok(app)
@@ -161,6 +165,27 @@ impl App {
         let cached = Arc::new(compile_messenger(row)?);
         self.messengers.insert(messenger_id.to_owned(), (cached.clone(), Instant::now()));
         Ok(Some(cached))
+    }
+
+    /// The claims of a valid, unexpired access token. Tokens are cached by their exact text
+    /// after the first full check; the expiry is checked on every use.
+    pub fn verify_access_token(&self, token: &str) -> Option<confidant_identity::AccessClaims> {
+        const MAX_CACHED: usize = 100_000;
+        let now = now_secs();
+        if let Some(c) = self.verified_tokens.get(token) {
+            if c.exp > now {
+                return Some(c.clone());
+            }
+        }
+        let claims = self.access.verify(token, now).ok()?;
+        if self.verified_tokens.len() >= MAX_CACHED {
+            self.verified_tokens.retain(|_, c| c.exp > now);
+            if self.verified_tokens.len() >= MAX_CACHED {
+                self.verified_tokens.clear();
+            }
+        }
+        self.verified_tokens.insert(token.to_owned(), claims.clone());
+        Some(claims)
     }
 
     /// A messenger's settings changed here: forget it now, and tell the other processes.

@@ -12,7 +12,7 @@ use confidant_core::SiteId;
 use confidant_identity::AccessClaims;
 use confidant_store::AgentRow;
 
-use crate::app::{App, AppState, CachedMessenger, now_millis, now_secs};
+use crate::app::{App, AppState, CachedMessenger, now_millis};
 use crate::error::{ApiError, ApiResult};
 
 pub const SESSION_COOKIE: &str = "confidant_session";
@@ -147,7 +147,7 @@ pub struct Contact {
 }
 
 pub async fn authenticate_contact(app: &App, token: &str) -> ApiResult<(AccessClaims, Arc<CachedMessenger>)> {
-    let claims = app.access.verify(token, now_secs()).map_err(|_| ApiError::unauthorized("the access token is invalid or expired"))?;
+    let claims = app.verify_access_token(token).ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))?;
     let messenger = app
         .messenger(SiteId(claims.site_id), &claims.messenger_id)
         .await?

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::app::{App, AppState, now_millis, now_secs};
 use crate::auth::{Principal, authenticate, authenticate_contact, origin};
 use crate::error::ApiError;
-use crate::routes::conversations::{mark_read, publish_other};
+use crate::routes::conversations::{contact_name, mark_read, publish_other};
 use crate::views;
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,14 +59,14 @@ pub async fn contact_ws(
     // A socket that names its messenger in the URL is checked before the upgrade; otherwise
     // after its auth frame (the messenger is in the token).
     let origin = origin(&headers).map(str::to_owned);
-    if let (Some(o), Some(site), Some(m)) = (&origin, q.get("siteId"), q.get("messengerId")) {
-        if let Ok(site) = site.parse::<SiteId>() {
-            match app.messenger(site, m).await {
-                Ok(Some(m)) if *o == app.config.public_url || m.allows_origin(o) => {}
-                Ok(Some(_)) => return ApiError::origin_not_allowed().into_response(),
-                Ok(None) => return ApiError::messenger_not_found().into_response(),
-                Err(e) => return e.into_response(),
-            }
+    if let (Some(o), Some(site), Some(m)) = (&origin, q.get("siteId"), q.get("messengerId"))
+        && let Ok(site) = site.parse::<SiteId>()
+    {
+        match app.messenger(site, m).await {
+            Ok(Some(m)) if *o == app.config.public_url || m.allows_origin(o) => {}
+            Ok(Some(_)) => return ApiError::origin_not_allowed().into_response(),
+            Ok(None) => return ApiError::messenger_not_found().into_response(),
+            Err(e) => return e.into_response(),
         }
     }
     ws.max_message_size(64 * 1024).on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin))
@@ -92,10 +92,11 @@ async fn authenticate_frame(app: &App, side: Side, origin: Option<&str>, token: 
     match side {
         Side::Contact => {
             let (claims, messenger) = authenticate_contact(app, token).await.map_err(|_| (CLOSE_AUTH, "invalid or expired token"))?;
-            if let Some(o) = origin {
-                if o != app.config.public_url && !messenger.allows_origin(o) {
-                    return Err((CLOSE_ORIGIN, "origin not allowed"));
-                }
+            if let Some(o) = origin
+                && o != app.config.public_url
+                && !messenger.allows_origin(o)
+            {
+                return Err((CLOSE_ORIGIN, "origin not allowed"));
             }
             Ok(Authed {
                 expires_at: Some(claims.exp),
@@ -129,12 +130,15 @@ fn token_of(v: &Value) -> Option<&str> {
 }
 
 async fn run(app: Arc<App>, mut socket: WebSocket, side: Side, origin: Option<String>) {
-    // 1. The first frame authenticates, within 10 seconds.
-    let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await;
-    let token = match first {
-        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(&t).ok().and_then(|v| token_of(&v).map(str::to_owned)),
-        Ok(_) => None,
-        Err(_) => return close(&mut socket, CLOSE_AUTH, "no auth frame within 10 seconds").await,
+    // 1. The first frame authenticates, within 10 seconds (control frames do not count).
+    let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+    let token = loop {
+        match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str::<Value>(&t).ok().and_then(|v| token_of(&v).map(str::to_owned)),
+            Ok(_) => break None,
+            Err(_) => return close(&mut socket, CLOSE_AUTH, "no auth frame within 10 seconds").await,
+        }
     };
     let Some(token) = token else { return close(&mut socket, CLOSE_AUTH, "the first frame must be auth").await };
     let mut authed = match authenticate_frame(&app, side, origin.as_deref(), &token).await {
@@ -156,7 +160,7 @@ async fn run(app: Arc<App>, mut socket: WebSocket, side: Side, origin: Option<St
         return;
     }
     metrics::gauge!("confidant_ws_connections", "side" => if side == Side::Contact { "contact" } else { "agent" }).increment(1.0);
-    let mut conn = Conn { app: app.clone(), last_sent: HashMap::new() };
+    let mut conn = Conn { app: app.clone(), sent: HashMap::new() };
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut last_heard = tokio::time::Instant::now();
@@ -184,8 +188,10 @@ async fn run(app: Arc<App>, mut socket: WebSocket, side: Side, origin: Option<St
                 if !conn.hub_event(&mut socket, &authed.who, ev).await { break None; }
             }
             c = control.recv() => {
-                if let (Ok(Control::SessionEnded { token_hash }), Who::Agent { token_hash: Some(mine), .. }) = (&c, &authed.who) {
-                    if token_hash == mine { break Some((CLOSE_AUTH, "logged out")); }
+                if let (Ok(Control::SessionEnded { token_hash }), Who::Agent { token_hash: Some(mine), .. }) = (&c, &authed.who)
+                    && token_hash == mine
+                {
+                    break Some((CLOSE_AUTH, "logged out"));
                 }
             }
             _ = ping.tick() => {
@@ -212,9 +218,16 @@ fn expiry_instant(expires_at: Option<i64>) -> tokio::time::Instant {
 
 struct Conn {
     app: Arc<App>,
-    /// The highest seq sent per conversation: later events at or below it are repeats
-    /// (after a resume), and a jump past it is a gap to fill from the store.
-    last_sent: HashMap<String, i64>,
+    /// Per conversation, the run of seqs `first..=last` this socket has sent: later events in
+    /// it are repeats (after a resume), a jump past `last` is a gap to fill from the store, and
+    /// a resume from before `first` sends only what lies before it.
+    sent: HashMap<String, Sent>,
+}
+
+#[derive(Clone, Copy)]
+struct Sent {
+    first: i64,
+    last: i64,
 }
 
 impl Conn {
@@ -245,8 +258,22 @@ impl Conn {
                 let after = v.get("afterSeq").and_then(Value::as_i64).unwrap_or(0).max(0);
                 match self.visible(&authed.who, conv_id.as_deref()).await {
                     Some(conv) => {
-                        self.last_sent.insert(conv.conversation_id.clone(), after);
-                        self.fill(socket, &authed.who, &conv.conversation_id, i64::MAX).await;
+                        let id = conv.conversation_id;
+                        let sent = self.sent.get(&id).copied();
+                        let run = match sent {
+                            // What lies before the run was never sent on this socket.
+                            Some(r) if after + 1 < r.first => {
+                                match self.send_stored(socket, &authed.who, &id, after, r.first - 1).await {
+                                    Some(_) => Sent { first: after + 1, last: r.last },
+                                    None => return Ok(()),
+                                }
+                            }
+                            // The client claims more than this socket sent (e.g. read over REST).
+                            Some(r) => Sent { first: r.first.min(after + 1), last: r.last.max(after) },
+                            None => Sent { first: after + 1, last: after },
+                        };
+                        self.track(&id, run);
+                        self.fill(socket, &authed.who, &id, i64::MAX).await;
                     }
                     None => {
                         send_json(socket, &json!({"type": "error", "code": "not_found", "message": "conversation not found"})).await;
@@ -255,7 +282,13 @@ impl Conn {
             }
             Some("typing") => {
                 if let Some(conv) = self.visible(&authed.who, conv_id.as_deref()).await {
-                    let frame = json!({"type": "typing", "conversationId": conv.conversation_id, "sender": sender_of(&authed.who)});
+                    let mut sender = sender_of(&authed.who);
+                    if let Who::Contact { site, contact_id, .. } = &authed.who
+                        && let Ok(name) = contact_name(&self.app, *site, contact_id).await
+                    {
+                        sender["name"] = json!(name);
+                    }
+                    let frame = json!({"type": "typing", "conversationId": conv.conversation_id, "sender": sender});
                     publish_other(&self.app, &conv, frame);
                 }
             }
@@ -282,70 +315,91 @@ impl Conn {
     /// The conversation, if this socket may see it.
     async fn visible(&self, who: &Who, conv: Option<&str>) -> Option<confidant_store::ConversationRow> {
         let conv = conv.filter(|c| uuid::Uuid::try_parse(c).is_ok())?;
-        let (site, check): (SiteId, Box<dyn Fn(&confidant_store::ConversationRow) -> bool + Send>) = match who {
-            Who::Contact { site, contact_id, messenger_id, preview } => {
-                let (c, m, p) = (contact_id.clone(), messenger_id.clone(), *preview);
-                (*site, Box::new(move |r| r.contact_id == c && r.messenger_id == m && r.preview == p))
-            }
-            Who::Agent { site: Some(site), .. } => (*site, Box::new(|_| true)),
+        let site = match who {
+            Who::Contact { site, .. } | Who::Agent { site: Some(site), .. } => *site,
             Who::Agent { site: None, .. } => return None,
         };
         let row = self.app.store.get_conversation(site, conv).await.ok()??;
-        check(&row).then_some(row)
+        let mine = match who {
+            Who::Contact { contact_id, messenger_id, preview, .. } => {
+                row.contact_id == *contact_id && row.messenger_id == *messenger_id && row.preview == *preview
+            }
+            Who::Agent { .. } => true,
+        };
+        mine.then_some(row)
     }
 
-    /// Send the stored messages of `conv` after what this socket has sent, up to `upto`.
-    async fn fill(&mut self, socket: &mut WebSocket, who: &Who, conv: &str, upto: i64) -> bool {
+    fn track(&mut self, conv: &str, run: Sent) {
+        if self.sent.len() >= MAX_TRACKED && !self.sent.contains_key(conv) {
+            self.sent.clear();
+        }
+        self.sent.insert(conv.to_owned(), run);
+    }
+
+    /// Send the stored messages of `conv` with `after < seq <= upto`, in order. Returns the
+    /// last seq sent (`after` when none), or `None` if the socket failed.
+    async fn send_stored(&mut self, socket: &mut WebSocket, who: &Who, conv: &str, mut after: i64, upto: i64) -> Option<i64> {
         let site = match who {
-            Who::Contact { site, .. } => *site,
-            Who::Agent { site: Some(site), .. } => *site,
-            Who::Agent { site: None, .. } => return true,
+            Who::Contact { site, .. } | Who::Agent { site: Some(site), .. } => *site,
+            Who::Agent { site: None, .. } => return Some(after),
         };
-        loop {
-            let after = self.last_sent.get(conv).copied().unwrap_or(0);
-            if after >= upto {
-                return true;
-            }
-            let Ok(page) = self.app.store.messages(site, conv, after, 200).await else { return true };
+        while after < upto {
+            let Ok(page) = self.app.store.messages(site, conv, after, 200).await else { return Some(after) };
             if page.is_empty() {
-                return true;
+                break;
             }
-            for m in &page {
-                if m.seq > upto {
-                    return true;
-                }
+            for m in page.iter().take_while(|m| m.seq <= upto) {
                 if !send_json(socket, &json!({"type": "message", "message": views::message(m)})).await {
-                    return false;
+                    return None;
                 }
-                self.last_sent.insert(conv.to_owned(), m.seq);
+                after = m.seq;
             }
+            if page.last().is_some_and(|m| m.seq > upto) {
+                break;
+            }
+        }
+        Some(after)
+    }
+
+    /// Send the stored messages of `conv` after the run this socket has sent, up to `upto`.
+    async fn fill(&mut self, socket: &mut WebSocket, who: &Who, conv: &str, upto: i64) -> bool {
+        let Some(run) = self.sent.get(conv).copied() else { return true };
+        match self.send_stored(socket, who, conv, run.last, upto).await {
+            Some(last) => {
+                self.track(conv, Sent { last, ..run });
+                true
+            }
+            None => false,
         }
     }
 
     async fn hub_event(&mut self, socket: &mut WebSocket, who: &Who, ev: Recv) -> bool {
         match ev {
             Recv::Event(e) => {
+                // A contact sees only the conversations of its token's messenger and kind.
+                if let Who::Contact { messenger_id, preview, .. } = who
+                    && (e.messenger_id != *messenger_id || e.preview != *preview)
+                {
+                    return true;
+                }
                 if e.seq > 0 {
-                    let last = self.last_sent.get(&e.conversation_id).copied();
-                    match last {
-                        Some(l) if e.seq <= l => return true,
-                        Some(l) if e.seq > l + 1 => {
-                            // A gap (a lost or late bus message): fill it from the store.
+                    match self.sent.get(&e.conversation_id).copied() {
+                        Some(r) if e.seq <= r.last => return true,
+                        Some(r) if e.seq > r.last + 1 => {
+                            // A gap (a lagged queue, a lost or late bus message): fill it from the store.
                             return self.fill(socket, who, &e.conversation_id.clone(), e.seq).await;
                         }
-                        _ => {}
+                        Some(r) => self.track(&e.conversation_id, Sent { last: e.seq, ..r }),
+                        None => self.track(&e.conversation_id, Sent { first: e.seq, last: e.seq }),
                     }
-                    if self.last_sent.len() >= MAX_TRACKED {
-                        self.last_sent.clear();
-                    }
-                    self.last_sent.insert(e.conversation_id.clone(), e.seq);
                     metrics::histogram!("confidant_push_latency_seconds").record((now_millis() - e.sent_at_ms).max(0) as f64 / 1000.0);
                 }
                 socket.send(Message::Text(Utf8Bytes::from(e.frame.to_string()))).await.is_ok()
             }
             Recv::Lagged(_) => {
-                // Positions are no longer trustworthy: the client resumes each conversation.
-                self.last_sent.clear();
+                // Events were dropped: messages of conversations with later events are filled
+                // from the store (the runs stay, so nothing is sent twice), but others, and
+                // typing/read/conversation events, are lost: the client resumes what it shows.
                 send_json(socket, &json!({"type": "resync", "conversationId": null})).await
             }
             Recv::Closed => false,
@@ -355,7 +409,10 @@ impl Conn {
 
 fn same_subject(a: &Who, b: &Who) -> bool {
     match (a, b) {
-        (Who::Contact { contact_id: x, messenger_id: m, .. }, Who::Contact { contact_id: y, messenger_id: n, .. }) => x == y && m == n,
+        (
+            Who::Contact { contact_id: x, messenger_id: m, preview: p, .. },
+            Who::Contact { contact_id: y, messenger_id: n, preview: q, .. },
+        ) => x == y && m == n && p == q,
         (Who::Agent { id: x, .. }, Who::Agent { id: y, .. }) => x == y,
         _ => false,
     }

@@ -44,7 +44,7 @@ pub enum StoreError {
     /// Internal to the writer: the send was already stored (by another process, found under
     /// the row lock); answered as an idempotent repeat.
     #[error("duplicate send")]
-    Duplicate(Box<MessageRow>, ConversationRow),
+    Duplicate(Box<(MessageRow, ConversationRow)>),
     #[error("the store is shutting down")]
     ShuttingDown,
 }
@@ -79,11 +79,10 @@ impl Store {
         } else {
             anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
         };
-        if backend == Backend::Sqlite {
-            if let Some(dir) = sqlite_parent_dir(url) {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-            }
+        if backend == Backend::Sqlite
+            && let Some(dir) = sqlite_parent_dir(url)
+        {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         }
         let options = AnyConnectOptions::from_str(url).context("invalid database URL")?;
         let (read_max, write_max) = match backend {

@@ -48,11 +48,11 @@ impl SendWriter {
     }
 
     pub(crate) async fn submit(&self, req: SendRequest) -> Result<SendOutcome> {
-        // Sends of one conversation (or one contact, before it has one) share a shard, so
-        // they never wait on each other's row locks from two shards.
+        // All writes of one contact's conversations share a shard, so they never wait on each
+        // other's row locks from two shards (two batches locking two conversations in opposite
+        // orders would deadlock), and they are published in seq order.
         let key = match &req.target {
-            SendTarget::Contact { contact_id, .. } => contact_id,
-            SendTarget::Agent { conversation_id } | SendTarget::Close { conversation_id } => conversation_id,
+            SendTarget::Contact { contact_id, .. } | SendTarget::Agent { contact_id, .. } | SendTarget::Close { contact_id, .. } => contact_id,
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
@@ -85,10 +85,10 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>, hook: std::sync::Arc<st
         metrics::histogram!("confidant_send_batch_size").record(batch.len() as f64);
         let results = store_batch(&pool, &batch).await;
         for ((_, reply), result) in batch.drain(..).zip(results) {
-            if let (Ok(out), Some(hook)) = (&result, hook.get()) {
-                if out.created {
-                    hook(out);
-                }
+            if let (Ok(out), Some(hook)) = (&result, hook.get())
+                && out.created
+            {
+                hook(out);
             }
             let _ = reply.send(result);
         }
@@ -108,9 +108,10 @@ async fn store_batch(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> 
                     sp.commit().await?;
                     results.push(Ok(out));
                 }
-                Err(StoreError::Duplicate(m, conv)) => {
+                Err(StoreError::Duplicate(found)) => {
                     sp.rollback().await?;
-                    results.push(Ok(SendOutcome { message: *m, conversation: conv, created: false, opened: false }));
+                    let (message, conversation) = *found;
+                    results.push(Ok(SendOutcome { message, conversation, created: false, opened: false }));
                 }
                 Err(e) => {
                     sp.rollback().await?;
@@ -150,7 +151,7 @@ async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOu
             let (conv, opened) = open_conversation(conn, req, messenger_id, contact_id, *preview).await?;
             append(conn, req, conv, opened).await
         }
-        SendTarget::Agent { conversation_id } => {
+        SendTarget::Agent { conversation_id, .. } => {
             let conv = fetch_conv(conn, site, conversation_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
@@ -162,7 +163,7 @@ async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOu
             }
             append(conn, req, conv, false).await
         }
-        SendTarget::Close { conversation_id } => {
+        SendTarget::Close { conversation_id, .. } => {
             let conv = fetch_conv(conn, site, conversation_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
@@ -264,7 +265,7 @@ async fn append(conn: &mut AnyConnection, req: &SendRequest, conv: ConversationR
     if let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await? {
         // Another process stored it while we waited for the lock; our seq is rolled back
         // with the savepoint.
-        return Err(StoreError::Duplicate(Box::new(m), conv));
+        return Err(StoreError::Duplicate(Box::new((m, conv))));
     }
     let conv = next;
     let id = uuid::Uuid::now_v7().to_string();

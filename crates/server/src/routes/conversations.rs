@@ -47,6 +47,8 @@ pub fn publish_message(app: &App, out: &SendOutcome) {
         site_id: out.conversation.site_id.0,
         contact_id: out.conversation.contact_id.clone(),
         conversation_id: out.conversation.conversation_id.clone(),
+        messenger_id: out.conversation.messenger_id.clone(),
+        preview: out.conversation.preview,
         seq: out.message.seq,
         sent_at_ms: now_millis(),
         frame: Arc::from(frame),
@@ -68,6 +70,8 @@ pub fn publish_other(app: &App, conv: &ConversationRow, frame: Value) {
             site_id: conv.site_id.0,
             contact_id: conv.contact_id.clone(),
             conversation_id: conv.conversation_id.clone(),
+            messenger_id: conv.messenger_id.clone(),
+            preview: conv.preview,
             seq: 0,
             sent_at_ms: now_millis(),
             frame: Arc::from(frame.to_string()),
@@ -145,7 +149,7 @@ pub async fn contact_send(State(app): State<AppState>, c: Contact, ApiJson(b): A
 }
 
 /// The name shown for a contact: its `name` attribute, else its identity.
-async fn contact_name(app: &App, site: SiteId, contact_id: &str) -> ApiResult<String> {
+pub(crate) async fn contact_name(app: &App, site: SiteId, contact_id: &str) -> ApiResult<String> {
     let c = app.store.get_contact(site, contact_id).await?.ok_or_else(|| ApiError::unauthorized("the contact no longer exists"))?;
     Ok(c.attributes.0.get("name").cloned().unwrap_or(c.identity))
 }
@@ -288,14 +292,14 @@ pub async fn agent_send(
     Path((site, id)): Path<(String, String)>,
     ApiJson(b): ApiJson<SendBody>,
 ) -> ApiResult<Response> {
-    let (site, _) = site_conversation(&app, &p, &site, &id).await?;
+    let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
     let (cmid, body) = parse_send(b)?;
     let (sender_id, sender_name) = agent_sender(&p);
     let out = app
         .store
         .send(SendRequest {
             site_id: site,
-            target: SendTarget::Agent { conversation_id: id },
+            target: SendTarget::Agent { conversation_id: id, contact_id: conv.contact_id },
             sender_type: SenderType::Agent,
             sender_id,
             sender_name,
@@ -309,13 +313,13 @@ pub async fn agent_send(
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/close", tag = "agent", responses((status = 200, description = "the conversation")))]
 pub async fn close(State(app): State<AppState>, p: Principal, Path((site, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
-    let (site, _) = site_conversation(&app, &p, &site, &id).await?;
+    let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
     let (sender_id, name) = agent_sender(&p);
     let out = app
         .store
         .send(SendRequest {
             site_id: site,
-            target: SendTarget::Close { conversation_id: id },
+            target: SendTarget::Close { conversation_id: id, contact_id: conv.contact_id },
             sender_type: SenderType::System,
             sender_id,
             sender_name: "System".to_owned(),

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Every benchmark of Confidant in one run, printed as a table of figures and ratios.
+
+    python3 bench/all.py [--duration 10] [--no-synapse] [--no-postgres]
+
+Everything runs on loopback on this machine; each ratio compares two figures measured in this
+same run. Load comes from wrk (2 threads, 16 connections) and from bench/floor's loadgen.
+Baselines: a route that does no work (/livez), the raw crypto of the library Confidant uses,
+the floor program (bench/floor: parse, verify, sign, answer — nothing else), and Matrix Synapse
+doing the same jobs (../shared/peers/synapse/run.sh).
+"""
+import argparse, json, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.dirname(__file__))
+from lib import call, hs256  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+OP = "bench-operator-token-0123456789"
+SECRET = "bench-shared-secret-0123456789abcdef0123"
+ALGS = ["HS256", "RS256", "PS256", "ES256", "ES384", "EdDSA"]
+rows = []
+
+
+def row(name, value, unit, ratio="", note=""):
+    rows.append((name, value, unit, ratio, note))
+    print(f"  {name}: {value} {unit} {ratio} {note}", flush=True)
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def wrk(url, script=None, duration=10):
+    cmd = ["wrk", "-t2", "-c16", f"-d{duration}s"] + (["-s", script] if script else []) + [url]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: (.*)", out)
+    note = (f"non-2xx={bad.group(1)}" if bad else "") + (f" socket errors: {errs.group(1)}" if errs else "")
+    return rps, note.strip()
+
+
+def lua_post(path, body_json, headers=None):
+    f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    hs = "".join(f'wrk.headers["{k}"]="{v}"\n' for k, v in (headers or {}).items())
+    f.write(f'wrk.method="POST"\nwrk.headers["Content-Type"]="application/json"\n{hs}wrk.body=[[{body_json}]]\n')
+    f.close(); return f.name
+
+
+class Server:
+    def __init__(self, db="sqlite", ulimit=False):
+        self.dir = tempfile.mkdtemp(prefix="confidant-bench-")
+        self.port = free_port()
+        url = f"sqlite://{self.dir}/bench.db?mode=rwc"
+        if db == "postgres":
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "DROP DATABASE IF EXISTS confidant_bench WITH (FORCE)", "-c", "CREATE DATABASE confidant_bench"], check=True, capture_output=True)
+            url = "postgres://postgres@127.0.0.1:5432/confidant_bench"
+        env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir, RUST_LOG="warn")
+        self.p = subprocess.Popen([os.path.join(REL, "confidant"), "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
+        wait_port(self.port)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.site = call("POST", f"{self.base}/api/v1/sites", {"name": "bench"}, OP)["siteId"]
+
+    def messenger(self, validation):
+        return call("POST", f"{self.base}/api/v1/sites/{self.site}/messengers", {"name": "bench", "security": {"validation": validation}}, OP)["messengerId"]
+
+    def rss_kb(self):
+        with open(f"/proc/{self.p.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def floor_cmd(*args):
+    return subprocess.run([os.path.join(REL, "confidant-floor"), *args], capture_output=True, text=True, check=True).stdout
+
+
+def authorize_body(srv, messenger, jwt):
+    return json.dumps({"siteId": srv.site, "messengerId": messenger, "contactJwt": jwt})
+
+
+def sends(srv, label, d, contacts=200):
+    m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+    toks = []
+    for i in range(contacts):
+        j = hs256(SECRET, {"sub": f"s{i}@bench.test", "exp": int(time.time()) + 3600})
+        toks.append(call("POST", f"{srv.base}/securemessage/authorize", {"siteId": srv.site, "messengerId": m, "contactJwt": j})["accessToken"])
+    script = """counter = 0
+tokens = {%s}
+request = function()
+  counter = counter + 1
+  local t = tokens[math.random(1, #tokens)]
+  local body = '{"clientMessageId":"' .. math.random(1, 1000000000) .. '-' .. counter .. '","body":"hello from the benchmark"}'
+  return wrk.format("POST", "/api/v1/messenger/messages", {["Authorization"]="Bearer " .. t, ["Content-Type"]="application/json"}, body)
+end
+"""
+    res = {}
+    for name, tl in (("one conversation", toks[:1]), (f"{contacts} conversations", toks)):
+        f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        f.write(script % ",".join(f'"{t}"' for t in tl)); f.close()
+        res[name] = wrk(srv.base, f.name, d)
+    return m, toks, res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--no-synapse", action="store_true")
+    ap.add_argument("--no-postgres", action="store_true")
+    a = ap.parse_args()
+    d = a.duration
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if not shutil.which("wrk"):
+        subprocess.run("apt-get update -qq && apt-get install -y -qq wrk", shell=True, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "confidant", "-p", "confidant-floor"], cwd=ROOT, check=True)
+    print(f"machine: {os.cpu_count()} cores; wrk -t2 -c16 -d{d}s; load generator on the same cores", flush=True)
+
+    print("raw crypto, one core (jsonwebtoken + aws-lc-rs):", flush=True)
+    raw = {alg: float(floor_cmd("raw", alg)) for alg in ALGS}
+    for alg in ALGS:
+        row(f"raw verify {alg}", f"{raw[alg]:.0f}", "ops/s")
+    row("raw sign access token (Ed25519)", floor_cmd("raw-sign").strip(), "ops/s")
+
+    srv = Server()
+    try:
+        livez, _ = wrk(f"{srv.base}/livez", None, d)
+        row("GET /livez (no work)", f"{livez:.0f}", "req/s", "1.00 of livez")
+        health, _ = wrk(f"{srv.base}/healthz", None, d)
+        row("GET /healthz (one DB read)", f"{health:.0f}", "req/s", f"{health / livez:.2f} of livez")
+
+        print("authorize of a returning contact vs the floor program, per algorithm:", flush=True)
+        auth = {}
+        for alg in ALGS:
+            if alg == "HS256":
+                m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+            else:
+                m = srv.messenger({"method": "publicKey", "publicKey": floor_cmd("pem", alg)})
+            jwt = floor_cmd("token", alg, "returning@bench.test").strip()
+            call("POST", f"{srv.base}/securemessage/authorize", json.loads(authorize_body(srv, m, jwt)))
+            c_rps, c_note = wrk(f"{srv.base}/securemessage/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
+            fport = free_port()
+            fp = subprocess.Popen([os.path.join(REL, "confidant-floor"), "serve", alg, str(fport)])
+            wait_port(fport)
+            f_rps, _ = wrk(f"http://127.0.0.1:{fport}/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
+            fp.terminate(); fp.wait()
+            auth[alg] = c_rps
+            row(f"authorize {alg}", f"{c_rps:.0f}", "req/s", f"{c_rps / f_rps:.2f} of floor ({f_rps:.0f})", c_note)
+
+        print("a new contact's first authorize (a write each):", flush=True)
+        toks = [hs256(SECRET, {"sub": f"new{i}@bench.test", "exp": int(time.time()) + 3600}) for i in range(60000)]
+        m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+        f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        f.write("tokens = {%s}\n" % ",".join(f'"{t}"' for t in toks))
+        f.write("""local threads = 0
+function setup(thread) thread:set("id", threads); threads = threads + 1 end
+function init(args) i = id * 30000 end
+request = function()
+  i = i + 1
+  return wrk.format("POST", "/securemessage/authorize", {["Content-Type"]="application/json"},
+    '{"siteId":%d,"messengerId":"%s","contactJwt":"' .. tokens[i] .. '"}')
+end
+""" % (srv.site, m))
+        f.close()
+        n_rps, n_note = wrk(f"{srv.base}/securemessage/authorize", f.name, min(d, 5))
+        row("authorize HS256, new contact", f"{n_rps:.0f}", "req/s", f"{n_rps / auth['HS256']:.2f} of returning", n_note)
+
+        print("durable sends (acknowledged after commit), SQLite:", flush=True)
+        m, toks, res = sends(srv, "sqlite", d)
+        for k, (rps, note) in res.items():
+            row(f"send SQLite, {k}", f"{rps:.0f}", "req/s", f"{rps / livez:.2f} of livez", note)
+        sqlite_send = res["one conversation"][0]
+
+        print("live delivery, contact send -> agent WebSocket at 1000 msg/s:", flush=True)
+        agent_email = "lat@bench.test"
+        call("POST", f"{srv.base}/api/v1/sites/{srv.site}/agents", {"email": agent_email, "password": "benchmark-password", "name": "Lat", "role": "agent"}, OP)
+        agent = call("POST", f"{srv.base}/api/v1/auth/login", {"siteId": srv.site, "email": agent_email, "password": "benchmark-password"})["token"]
+        out = subprocess.run([os.path.join(REL, "loadgen"), "latency", srv.base, toks[1], agent, "1000", str(d)], capture_output=True, text=True).stdout.strip()
+        row("live delivery at 1000 msg/s", out, "")
+
+        print("memory of idle authenticated WebSockets:", flush=True)
+        before = srv.rss_kb()
+        n = 10000
+        lg = subprocess.Popen([os.path.join(REL, "loadgen"), "idle", srv.base, toks[2], str(n), "20"], stdout=subprocess.PIPE, text=True)
+        line = lg.stdout.readline().strip()
+        time.sleep(2)
+        after = srv.rss_kb()
+        lg.terminate(); lg.wait()
+        row(f"{n} idle WebSockets ({line})", f"{(after - before) * 1024 / n / 1000:.1f}", "KB each", f"RSS {before // 1024} -> {after // 1024} MiB")
+    finally:
+        srv.stop()
+
+    pg_send = None
+    if not a.no_postgres:
+        srv = Server("postgres")
+        try:
+            _, _, res = sends(srv, "postgres", d)
+            for k, (rps, note) in res.items():
+                row(f"send PostgreSQL, {k}", f"{rps:.0f}", "req/s", "", note)
+            pg_send = res["one conversation"][0]
+        finally:
+            srv.stop()
+
+    if not a.no_synapse:
+        print("Matrix Synapse, same machine, same wrk settings:", flush=True)
+        out = subprocess.run(["bash", os.path.join(ROOT, "..", "shared", "peers", "synapse", "run.sh")], capture_output=True, text=True).stdout
+        mm = re.search(r"login_rps=([\d.]+) send_rps=([\d.]+)", out)
+        if mm:
+            login, send = float(mm.group(1)), float(mm.group(2))
+            row("Synapse JWT login", f"{login:.0f}", "req/s", f"Confidant HS256 authorize = {auth['HS256'] / login:.0f}x")
+            row("Synapse send", f"{send:.0f}", "req/s", f"Confidant SQLite send = {sqlite_send / send:.0f}x" + (f", PostgreSQL = {pg_send / send:.0f}x" if pg_send else ""))
+        else:
+            row("Synapse", "not measured", "", "", out[-200:])
+
+    print("\n| figure | value | unit | ratio | note |\n| --- | --- | --- | --- | --- |")
+    for r in rows:
+        print("| " + " | ".join(str(x) for x in r) + " |")
+
+
+if __name__ == "__main__":
+    main()
