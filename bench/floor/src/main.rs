@@ -49,22 +49,49 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
 
 fn keys(a: Algorithm) -> (EncodingKey, DecodingKey, &'static str) {
     match a {
-        Algorithm::HS256 => (EncodingKey::from_secret(SECRET), DecodingKey::from_secret(SECRET), ""),
-        Algorithm::RS256 | Algorithm::PS256 => (ok(EncodingKey::from_rsa_pem(RSA_KEY.as_bytes())), ok(DecodingKey::from_rsa_pem(RSA_PUB.as_bytes())), RSA_PUB),
-        Algorithm::ES256 => (ok(EncodingKey::from_ec_pem(P256_KEY.as_bytes())), ok(DecodingKey::from_ec_pem(P256_PUB.as_bytes())), P256_PUB),
-        Algorithm::ES384 => (ok(EncodingKey::from_ec_pem(P384_KEY.as_bytes())), ok(DecodingKey::from_ec_pem(P384_PUB.as_bytes())), P384_PUB),
-        Algorithm::EdDSA => (ok(EncodingKey::from_ed_pem(ED_KEY.as_bytes())), ok(DecodingKey::from_ed_pem(ED_PUB.as_bytes())), ED_PUB),
+        Algorithm::HS256 => (
+            EncodingKey::from_secret(SECRET),
+            DecodingKey::from_secret(SECRET),
+            "",
+        ),
+        Algorithm::RS256 | Algorithm::PS256 => (
+            ok(EncodingKey::from_rsa_pem(RSA_KEY.as_bytes())),
+            ok(DecodingKey::from_rsa_pem(RSA_PUB.as_bytes())),
+            RSA_PUB,
+        ),
+        Algorithm::ES256 => (
+            ok(EncodingKey::from_ec_pem(P256_KEY.as_bytes())),
+            ok(DecodingKey::from_ec_pem(P256_PUB.as_bytes())),
+            P256_PUB,
+        ),
+        Algorithm::ES384 => (
+            ok(EncodingKey::from_ec_pem(P384_KEY.as_bytes())),
+            ok(DecodingKey::from_ec_pem(P384_PUB.as_bytes())),
+            P384_PUB,
+        ),
+        Algorithm::EdDSA => (
+            ok(EncodingKey::from_ed_pem(ED_KEY.as_bytes())),
+            ok(DecodingKey::from_ed_pem(ED_PUB.as_bytes())),
+            ED_PUB,
+        ),
         _ => fail("unsupported algorithm"),
     }
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn token(a: Algorithm, sub: &str) -> String {
     let (enc, _, _) = keys(a);
-    ok(jsonwebtoken::encode(&Header::new(a), &json!({"sub": sub, "exp": now() + 3600, "iat": now()}), &enc))
+    ok(jsonwebtoken::encode(
+        &Header::new(a),
+        &json!({"sub": sub, "exp": now() + 3600, "iat": now()}),
+        &enc,
+    ))
 }
 
 struct Floor {
@@ -76,16 +103,28 @@ struct Floor {
 
 async fn authorize(State(f): State<Arc<Floor>>, Json(body): Json<Value>) -> Json<Value> {
     let jwt = body["contactJwt"].as_str().unwrap_or_default();
-    let claims = jsonwebtoken::decode::<Value>(jwt, &f.key, &f.validation).map(|d| d.claims).unwrap_or(Value::Null);
+    let claims = jsonwebtoken::decode::<Value>(jwt, &f.key, &f.validation)
+        .map(|d| d.claims)
+        .unwrap_or(Value::Null);
     let sub = claims["sub"].as_str().unwrap_or("nobody");
-    let (token, _) = f.access.sign(sub, 10000, "00000000-0000-0000-0000-000000000001", false, now());
+    let (token, _) = f.access.sign(
+        sub,
+        10000,
+        "00000000-0000-0000-0000-000000000001",
+        false,
+        now(),
+    );
     let _ = f.alg;
     Json(json!({"accessToken": token, "tokenType": "Bearer", "expiresIn": 3600}))
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_else(|| fail("usage: serve ALG PORT | token ALG SUB | pem ALG | raw ALG"));
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .unwrap_or_else(|| fail("usage: serve ALG PORT | token ALG SUB | pem ALG | raw ALG"))
+    };
     match arg(1) {
         "token" => println!("{}", token(alg(arg(2)), arg(3))),
         "pem" => print!("{}", keys(alg(arg(2))).2),
@@ -97,14 +136,23 @@ fn main() {
             let n = 20_000;
             let start = std::time::Instant::now();
             for _ in 0..n {
-                if !ok(jsonwebtoken::crypto::verify(sig, message.as_bytes(), &dec, a)) {
+                if !ok(jsonwebtoken::crypto::verify(
+                    sig,
+                    message.as_bytes(),
+                    &dec,
+                    a,
+                )) {
                     fail("verification failed");
                 }
             }
             println!("{:.0}", n as f64 / start.elapsed().as_secs_f64());
         }
         "raw-sign" => {
-            let access = ok(AccessTokens::new("http://floor".into(), 3600, vec![AccessTokens::generate_key(now())]));
+            let access = ok(AccessTokens::new(
+                "http://floor".into(),
+                3600,
+                vec![AccessTokens::generate_key(now())],
+            ));
             let n = 20_000;
             let start = std::time::Instant::now();
             for _ in 0..n {
@@ -117,11 +165,22 @@ fn main() {
             let port: u16 = ok(arg(3).parse());
             let mut validation = Validation::new(a);
             validation.required_spec_claims.clear();
-            let access = ok(AccessTokens::new("http://floor".into(), 3600, vec![AccessTokens::generate_key(now())]));
-            let floor = Arc::new(Floor { alg: a, key: keys(a).1, validation, access });
+            let access = ok(AccessTokens::new(
+                "http://floor".into(),
+                3600,
+                vec![AccessTokens::generate_key(now())],
+            ));
+            let floor = Arc::new(Floor {
+                alg: a,
+                key: keys(a).1,
+                validation,
+                access,
+            });
             let rt = ok(tokio::runtime::Runtime::new());
             rt.block_on(async move {
-                let app = Router::new().route("/authorize", post(authorize)).with_state(floor);
+                let app = Router::new()
+                    .route("/authorize", post(authorize))
+                    .with_state(floor);
                 let listener = ok(tokio::net::TcpListener::bind(("127.0.0.1", port)).await);
                 ok(axum::serve(listener, app).await);
             });

@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn merge_keeps_absent_and_reports_no_change() {
-        let old = ContactAttributes([("name".into(), "a".into()), ("city".into(), "b".into())].into());
+        let old =
+            ContactAttributes([("name".into(), "a".into()), ("city".into(), "b".into())].into());
         let same = ContactAttributes([("name".into(), "a".into())].into());
         assert_eq!(old.merged(&same), None);
         let new = ContactAttributes([("name".into(), "c".into())].into());

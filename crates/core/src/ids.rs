@@ -84,7 +84,15 @@ mod tests {
     #[test]
     fn site_id_accepts_only_plain_digits() {
         assert_eq!("10000".parse::<SiteId>(), Ok(SiteId(10000)));
-        for bad in ["", "+10000", " 1", "1e4", "-1", "10000a", "99999999999999999999"] {
+        for bad in [
+            "",
+            "+10000",
+            " 1",
+            "1e4",
+            "-1",
+            "10000a",
+            "99999999999999999999",
+        ] {
             assert!(bad.parse::<SiteId>().is_err(), "{bad:?}");
         }
     }

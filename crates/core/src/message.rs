@@ -25,7 +25,9 @@ impl MessageBody {
         if n == 0 || n > MAX_BODY_CHARS || s.trim().is_empty() {
             return Err(MessageError::BodyLength);
         }
-        if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        if s.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+        {
             return Err(MessageError::BodyControl);
         }
         Ok(Self(s))

@@ -29,7 +29,10 @@ pub struct SecurityError {
 }
 
 fn bad(field: &str, message: impl Into<String>) -> SecurityError {
-    SecurityError { field: field.to_owned(), message: message.into() }
+    SecurityError {
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -56,7 +59,9 @@ pub enum Validation {
 impl std::fmt::Debug for Validation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::SharedToken { encoding, .. } => write!(f, "SharedToken({encoding:?}, <redacted>)"),
+            Self::SharedToken { encoding, .. } => {
+                write!(f, "SharedToken({encoding:?}, <redacted>)")
+            }
             Self::PublicKey { .. } => write!(f, "PublicKey"),
             Self::Jwks { jwks_url } => write!(f, "Jwks({jwks_url})"),
         }
@@ -110,31 +115,49 @@ impl Security {
         ctx: &SecurityInput<'_>,
         generate: impl FnOnce() -> String,
     ) -> Result<Parsed, SecurityError> {
-        let obj = value.as_object().ok_or_else(|| bad("security", "must be an object"))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| bad("security", "must be an object"))?;
         let (validation, generated_secret) = match (obj.get("validation"), ctx.previous) {
             // A change that leaves out the method keeps it (and its secret) as it was.
             (None, Some(prev)) => (prev.validation.clone(), None),
             (None | Some(Value::Null), _) => {
                 let s = generate();
-                (Validation::SharedToken { secret: s.clone(), encoding: Encoding::Text }, Some(s))
+                (
+                    Validation::SharedToken {
+                        secret: s.clone(),
+                        encoding: Encoding::Text,
+                    },
+                    Some(s),
+                )
             }
             (Some(v), _) => parse_validation(v, ctx, generate)?,
         };
         let contact_identity_key = match obj.get("contactIdentityKey") {
             None | Some(Value::Null) => "sub".to_owned(),
             Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 128 => s.clone(),
-            Some(_) => return Err(bad("contactIdentityKey", "must be a claim name of 1 to 128 characters")),
+            Some(_) => {
+                return Err(bad(
+                    "contactIdentityKey",
+                    "must be a claim name of 1 to 128 characters",
+                ));
+            }
         };
         let allowed_urls = match obj.get("allowedUrls") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => {
                 if items.len() > MAX_ALLOWED_URLS {
-                    return Err(bad("allowedUrls", format!("at most {MAX_ALLOWED_URLS} entries")));
+                    return Err(bad(
+                        "allowedUrls",
+                        format!("at most {MAX_ALLOWED_URLS} entries"),
+                    ));
                 }
                 let mut out: Vec<String> = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let field = format!("allowedUrls[{i}]");
-                    let s = item.as_str().ok_or_else(|| bad(&field, "must be a string"))?;
+                    let s = item
+                        .as_str()
+                        .ok_or_else(|| bad(&field, "must be a string"))?;
                     let u = AllowedUrl::parse(s).map_err(|e| bad(&field, e.0))?;
                     let text = u.to_string();
                     if !out.contains(&text) {
@@ -158,7 +181,12 @@ impl Security {
             Some(v) => Some(
                 v.as_u64()
                     .filter(|n| (1..=10 * 365 * 86_400).contains(n))
-                    .ok_or_else(|| bad("maxTokenLifetimeSeconds", "must be null or a whole number of seconds from 1 to 315360000"))?,
+                    .ok_or_else(|| {
+                        bad(
+                            "maxTokenLifetimeSeconds",
+                            "must be null or a whole number of seconds from 1 to 315360000",
+                        )
+                    })?,
             ),
         };
         let issuer = optional_text(obj, "issuer")?;
@@ -179,7 +207,10 @@ impl Security {
 
     /// The allowed URLs, parsed. Stored entries were checked when saved.
     pub fn allowed(&self) -> Vec<AllowedUrl> {
-        self.allowed_urls.iter().filter_map(|s| AllowedUrl::parse(s).ok()).collect()
+        self.allowed_urls
+            .iter()
+            .filter_map(|s| AllowedUrl::parse(s).ok())
+            .collect()
     }
 
     /// What reads show: never the shared token. `shown_secret` is the generated secret of the
@@ -192,7 +223,9 @@ impl Security {
                 "sharedTokenSet": true,
                 "encoding": encoding,
             }),
-            Validation::PublicKey { public_key } => json!({"method": "publicKey", "publicKey": public_key}),
+            Validation::PublicKey { public_key } => {
+                json!({"method": "publicKey", "publicKey": public_key})
+            }
             Validation::Jwks { jwks_url } => json!({"method": "jwks", "jwksUrl": jwks_url}),
         };
         json!({
@@ -211,7 +244,10 @@ fn optional_text(obj: &Map<String, Value>, field: &str) -> Result<Option<String>
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 1024 => Ok(Some(s.clone())),
-        Some(_) => Err(bad(field, "must be null or a string of 1 to 1024 characters")),
+        Some(_) => Err(bad(
+            field,
+            "must be null or a string of 1 to 1024 characters",
+        )),
     }
 }
 
@@ -220,11 +256,15 @@ fn parse_validation(
     ctx: &SecurityInput<'_>,
     generate: impl FnOnce() -> String,
 ) -> Result<(Validation, Option<String>), SecurityError> {
-    let obj = v.as_object().ok_or_else(|| bad("validation", "must be an object"))?;
-    let method = obj
-        .get("method")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("validation.method", "must be one of sharedToken, publicKey, jwks"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| bad("validation", "must be an object"))?;
+    let method = obj.get("method").and_then(Value::as_str).ok_or_else(|| {
+        bad(
+            "validation.method",
+            "must be one of sharedToken, publicKey, jwks",
+        )
+    })?;
     match method {
         "sharedToken" => {
             let encoding = match obj.get("encoding") {
@@ -236,32 +276,74 @@ fn parse_validation(
             // `"sharedToken": null` (as reads show it) or `"keepSharedToken": true` keeps the
             // secret already set; an absent field asks the server to generate a new one.
             let keep = obj.get("keepSharedToken").and_then(Value::as_bool) == Some(true);
-            let given = if keep { Some(&Value::Null) } else { obj.get("sharedToken") };
+            let given = if keep {
+                Some(&Value::Null)
+            } else {
+                obj.get("sharedToken")
+            };
             match given {
                 // Absent: the server generates one, shown once.
                 None => {
                     let s = generate();
-                    Ok((Validation::SharedToken { secret: s.clone(), encoding: Encoding::Text }, Some(s)))
+                    Ok((
+                        Validation::SharedToken {
+                            secret: s.clone(),
+                            encoding: Encoding::Text,
+                        },
+                        Some(s),
+                    ))
                 }
                 Some(Value::Null) => match ctx.previous.map(|p| &p.validation) {
-                    Some(Validation::SharedToken { secret, encoding: prev_enc }) => {
-                        if obj.get("encoding").is_some_and(|e| !e.is_null()) && *prev_enc != encoding {
-                            return Err(bad("validation.sharedToken", "changing the encoding needs the secret again"));
+                    Some(Validation::SharedToken {
+                        secret,
+                        encoding: prev_enc,
+                    }) => {
+                        if obj.get("encoding").is_some_and(|e| !e.is_null())
+                            && *prev_enc != encoding
+                        {
+                            return Err(bad(
+                                "validation.sharedToken",
+                                "changing the encoding needs the secret again",
+                            ));
                         }
-                        Ok((Validation::SharedToken { secret: secret.clone(), encoding: *prev_enc }, None))
+                        Ok((
+                            Validation::SharedToken {
+                                secret: secret.clone(),
+                                encoding: *prev_enc,
+                            },
+                            None,
+                        ))
                     }
-                    _ => Err(bad("validation.sharedToken", "no shared token is set yet: give one, or omit the field to have one generated")),
+                    _ => Err(bad(
+                        "validation.sharedToken",
+                        "no shared token is set yet: give one, or omit the field to have one generated",
+                    )),
                 },
                 Some(Value::String(s)) => {
                     let bytes = Validation::secret_bytes(s, encoding)
                         .ok_or_else(|| bad("validation.sharedToken", "is not valid base64url"))?;
                     if bytes.len() < MIN_SECRET_BYTES {
-                        return Err(bad("validation.sharedToken", format!("must be at least {MIN_SECRET_BYTES} bytes (it is {})", bytes.len())));
+                        return Err(bad(
+                            "validation.sharedToken",
+                            format!(
+                                "must be at least {MIN_SECRET_BYTES} bytes (it is {})",
+                                bytes.len()
+                            ),
+                        ));
                     }
                     if bytes.len() > MAX_SECRET_BYTES {
-                        return Err(bad("validation.sharedToken", format!("must be at most {MAX_SECRET_BYTES} bytes")));
+                        return Err(bad(
+                            "validation.sharedToken",
+                            format!("must be at most {MAX_SECRET_BYTES} bytes"),
+                        ));
                     }
-                    Ok((Validation::SharedToken { secret: s.clone(), encoding }, None))
+                    Ok((
+                        Validation::SharedToken {
+                            secret: s.clone(),
+                            encoding,
+                        },
+                        None,
+                    ))
                 }
                 Some(_) => Err(bad("validation.sharedToken", "must be a string")),
             }
@@ -276,32 +358,56 @@ fn parse_validation(
             if pem.len() > MAX_PEM_BYTES {
                 return Err(bad("validation.publicKey", "is too large for a public key"));
             }
-            Ok((Validation::PublicKey { public_key: pem.to_owned() }, None))
+            Ok((
+                Validation::PublicKey {
+                    public_key: pem.to_owned(),
+                },
+                None,
+            ))
         }
         "jwks" => {
             let raw = obj
                 .get("jwksUrl")
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("validation.jwksUrl", "must be an https:// URL"))?;
-            let url = Url::parse(raw.trim()).map_err(|e| bad("validation.jwksUrl", format!("not a URL ({e})")))?;
+            let url = Url::parse(raw.trim())
+                .map_err(|e| bad("validation.jwksUrl", format!("not a URL ({e})")))?;
             match url.scheme() {
                 "https" => {}
                 "http" if ctx.allow_http_jwks || is_loopback_host(&url) => {}
-                _ => return Err(bad("validation.jwksUrl", "must use https:// (plain http only for loopback hosts)")),
+                _ => {
+                    return Err(bad(
+                        "validation.jwksUrl",
+                        "must use https:// (plain http only for loopback hosts)",
+                    ));
+                }
             }
             if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
-                return Err(bad("validation.jwksUrl", "must name a host and no credentials"));
+                return Err(bad(
+                    "validation.jwksUrl",
+                    "must name a host and no credentials",
+                ));
             }
-            Ok((Validation::Jwks { jwks_url: url.to_string() }, None))
+            Ok((
+                Validation::Jwks {
+                    jwks_url: url.to_string(),
+                },
+                None,
+            ))
         }
-        other => Err(bad("validation.method", format!("unknown method {other:?}: use sharedToken, publicKey or jwks"))),
+        other => Err(bad(
+            "validation.method",
+            format!("unknown method {other:?}: use sharedToken, publicKey or jwks"),
+        )),
     }
 }
 
 /// `localhost`, `*.localhost`, 127.0.0.0/8 or `[::1]`.
 pub fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
@@ -313,7 +419,14 @@ mod tests {
     use super::*;
 
     fn parse(v: Value) -> Result<Parsed, SecurityError> {
-        Security::parse(&v, &SecurityInput { previous: None, allow_http_jwks: false }, || "g".repeat(43))
+        Security::parse(
+            &v,
+            &SecurityInput {
+                previous: None,
+                allow_http_jwks: false,
+            },
+            || "g".repeat(43),
+        )
     }
 
     #[test]
@@ -329,9 +442,13 @@ mod tests {
 
     #[test]
     fn secret_rules() {
-        let short = parse(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(31)}}));
+        let short =
+            parse(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(31)}}));
         assert_eq!(short.err().unwrap().field, "validation.sharedToken");
-        assert!(parse(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(32)}})).is_ok());
+        assert!(
+            parse(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(32)}}))
+                .is_ok()
+        );
         // 43 base64url chars = 32 bytes; 42 chars = 31 bytes.
         assert!(parse(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "A".repeat(43)}})).is_ok());
         assert!(parse(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "A".repeat(42)}})).is_err());
@@ -340,8 +457,14 @@ mod tests {
 
     #[test]
     fn null_secret_keeps_previous() {
-        let first = parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}})).unwrap().security;
-        let ctx = SecurityInput { previous: Some(&first), allow_http_jwks: false };
+        let first =
+            parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}}))
+                .unwrap()
+                .security;
+        let ctx = SecurityInput {
+            previous: Some(&first),
+            allow_http_jwks: false,
+        };
         let again = Security::parse(&first.public_json(None), &ctx, || unreachable!()).unwrap();
         assert_eq!(again.security, first);
         assert!(again.generated_secret.is_none());
@@ -349,9 +472,16 @@ mod tests {
 
     #[test]
     fn a_change_without_validation_keeps_the_method() {
-        let first = parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}})).unwrap().security;
-        let ctx = SecurityInput { previous: Some(&first), allow_http_jwks: false };
-        let next = Security::parse(&json!({"clockSkewSeconds": 10}), &ctx, || unreachable!()).unwrap();
+        let first =
+            parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}}))
+                .unwrap()
+                .security;
+        let ctx = SecurityInput {
+            previous: Some(&first),
+            allow_http_jwks: false,
+        };
+        let next =
+            Security::parse(&json!({"clockSkewSeconds": 10}), &ctx, || unreachable!()).unwrap();
         assert_eq!(next.security.validation, first.validation);
         assert_eq!(next.security.clock_skew_seconds, 10);
         assert!(next.generated_secret.is_none());
@@ -363,16 +493,35 @@ mod tests {
             (json!({"clockSkewSeconds": 301}), "clockSkewSeconds"),
             (json!({"clockSkewSeconds": -1}), "clockSkewSeconds"),
             (json!({"clockSkewSeconds": "60"}), "clockSkewSeconds"),
-            (json!({"maxTokenLifetimeSeconds": 0}), "maxTokenLifetimeSeconds"),
+            (
+                json!({"maxTokenLifetimeSeconds": 0}),
+                "maxTokenLifetimeSeconds",
+            ),
             (json!({"contactIdentityKey": ""}), "contactIdentityKey"),
             (json!({"allowedUrls": ["nope"]}), "allowedUrls[0]"),
             (json!({"issuer": 5}), "issuer"),
-            (json!({"validation": {"method": "magic"}}), "validation.method"),
-            (json!({"validation": {"method": "jwks", "jwksUrl": "http://keys.example.com/jwks"}}), "validation.jwksUrl"),
-            (json!({"validation": {"method": "publicKey"}}), "validation.publicKey"),
+            (
+                json!({"validation": {"method": "magic"}}),
+                "validation.method",
+            ),
+            (
+                json!({"validation": {"method": "jwks", "jwksUrl": "http://keys.example.com/jwks"}}),
+                "validation.jwksUrl",
+            ),
+            (
+                json!({"validation": {"method": "publicKey"}}),
+                "validation.publicKey",
+            ),
         ] {
-            assert_eq!(parse(v.clone()).err().map(|e| e.field), Some(field.to_owned()), "{v}");
+            assert_eq!(
+                parse(v.clone()).err().map(|e| e.field),
+                Some(field.to_owned()),
+                "{v}"
+            );
         }
-        assert!(parse(json!({"validation": {"method": "jwks", "jwksUrl": "http://127.0.0.1:9/jwks"}})).is_ok());
+        assert!(
+            parse(json!({"validation": {"method": "jwks", "jwksUrl": "http://127.0.0.1:9/jwks"}}))
+                .is_ok()
+        );
     }
 }

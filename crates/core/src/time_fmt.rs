@@ -11,7 +11,9 @@ pub fn now_millis() -> i64 {
 pub fn rfc3339_millis(ms: i64) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let t = t.replace_nanosecond((ms.rem_euclid(1000) as u32) * 1_000_000).unwrap_or(t);
+    let t = t
+        .replace_nanosecond((ms.rem_euclid(1000) as u32) * 1_000_000)
+        .unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -30,6 +32,9 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(rfc3339_seconds(1_795_514_400), "2026-11-24T10:00:00Z");
-        assert_eq!(rfc3339_millis(1_795_514_400_123), "2026-11-24T10:00:00.123Z");
+        assert_eq!(
+            rfc3339_millis(1_795_514_400_123),
+            "2026-11-24T10:00:00.123Z"
+        );
     }
 }

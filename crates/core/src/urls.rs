@@ -30,7 +30,9 @@ impl AllowedUrl {
         if s.is_empty() || s.len() > 2048 {
             return Err(err("must be a URL of at most 2048 characters"));
         }
-        let (scheme, rest) = s.split_once("://").ok_or_else(|| err("must start with http:// or https://"))?;
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| err("must start with http:// or https://"))?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(err("must start with http:// or https://"));
@@ -43,18 +45,32 @@ impl AllowedUrl {
             return Err(err("`*.` is allowed only as the leftmost host label"));
         }
         // Let the URL parser validate and normalise the host, port and path.
-        let url = Url::parse(&format!("{scheme}://{rest}")).map_err(|e| err(&format!("not a URL ({e})")))?;
+        let url = Url::parse(&format!("{scheme}://{rest}"))
+            .map_err(|e| err(&format!("not a URL ({e})")))?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(err("must not have a query or fragment"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(err("must not contain credentials"));
         }
-        let host = url.host_str().ok_or_else(|| err("has no host"))?.to_ascii_lowercase();
-        if wildcard && (host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() || !host.contains('.')) {
+        let host = url
+            .host_str()
+            .ok_or_else(|| err("has no host"))?
+            .to_ascii_lowercase();
+        if wildcard
+            && (host.starts_with('[')
+                || host.parse::<std::net::Ipv4Addr>().is_ok()
+                || !host.contains('.'))
+        {
             return Err(err("`*.` needs a domain with at least two labels after it"));
         }
-        Ok(Self { scheme, host, wildcard, port: url.port(), path: url.path().to_owned() })
+        Ok(Self {
+            scheme,
+            host,
+            wildcard,
+            port: url.port(),
+            path: url.path().to_owned(),
+        })
     }
 
     fn default_port(&self) -> u16 {
@@ -63,7 +79,9 @@ impl AllowedUrl {
 
     /// Whether this entry allows pages of `origin` (`scheme://host[:port]`, as browsers send it).
     pub fn allows_origin(&self, origin: &str) -> bool {
-        let Ok(url) = Url::parse(origin) else { return false };
+        let Ok(url) = Url::parse(origin) else {
+            return false;
+        };
         self.matches_origin_of(&url)
     }
 
@@ -71,7 +89,9 @@ impl AllowedUrl {
         if url.scheme() != self.scheme {
             return false;
         }
-        let Some(host) = url.host_str() else { return false };
+        let Some(host) = url.host_str() else {
+            return false;
+        };
         let host = host.to_ascii_lowercase();
         let host_ok = if self.wildcard {
             host.len() > self.host.len() + 1
@@ -86,7 +106,9 @@ impl AllowedUrl {
     /// Whether the page at `page_url` may show the messenger: its origin matches and its path
     /// starts with this entry's path prefix.
     pub fn allows_page(&self, page_url: &str) -> bool {
-        let Ok(url) = Url::parse(page_url) else { return false };
+        let Ok(url) = Url::parse(page_url) else {
+            return false;
+        };
         self.matches_origin_of(&url) && url.path().starts_with(&self.path)
     }
 
@@ -132,7 +154,16 @@ mod tests {
         assert_eq!(u.to_string(), "http://127.0.0.1:8081");
         let u = AllowedUrl::parse("https://example.com:443").unwrap();
         assert_eq!(u.to_string(), "https://example.com");
-        for bad in ["", "example.com", "ftp://x.com", "https://a.*.com", "https://*.com", "https://x.com/?q=1", "https://u:p@x.com", "https://*.127.0.0.1"] {
+        for bad in [
+            "",
+            "example.com",
+            "ftp://x.com",
+            "https://a.*.com",
+            "https://*.com",
+            "https://x.com/?q=1",
+            "https://u:p@x.com",
+            "https://*.127.0.0.1",
+        ] {
             assert!(AllowedUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,9 +5,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use confidant_core::security::SecurityInput;
 use confidant_core::Security;
-use confidant_identity::{AccessTokens, CompiledMethod, ContactVerifier, FetchedJwks, JwksCache, JwksFetcher, Policy, SystemClock};
+use confidant_core::security::SecurityInput;
+use confidant_identity::{
+    AccessTokens, CompiledMethod, ContactVerifier, FetchedJwks, JwksCache, JwksFetcher, Policy,
+    SystemClock,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::json;
@@ -23,11 +26,18 @@ impl JwksFetcher for NoFetch {
 const SECRET: &str = "bench-shared-secret-0123456789abcdef0123";
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn case(alg: Algorithm) -> (String, serde_json::Value, DecodingKey) {
@@ -58,14 +68,24 @@ fn case(alg: Algorithm) -> (String, serde_json::Value, DecodingKey) {
             json!({"method": "publicKey", "publicKey": fixture("ed25519.pub.pem")}),
         ),
     };
-    let token = jsonwebtoken::encode(&Header::new(alg), &json!({"sub": "mark@bench.test", "exp": now() + 3600}), &enc).expect("sign");
+    let token = jsonwebtoken::encode(
+        &Header::new(alg),
+        &json!({"sub": "mark@bench.test", "exp": now() + 3600}),
+        &enc,
+    )
+    .expect("sign");
     (token, validation, dec)
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let clock = Arc::new(SystemClock);
-    let verifier = ContactVerifier::new(Arc::new(JwksCache::new(Arc::new(NoFetch), clock.clone())), clock);
+    let verifier = ContactVerifier::new(
+        Arc::new(JwksCache::new(Arc::new(NoFetch), clock.clone())),
+        clock,
+    );
     for (name, alg) in [
         ("HS256", Algorithm::HS256),
         ("RS256", Algorithm::RS256),
@@ -75,23 +95,44 @@ fn bench(c: &mut Criterion) {
         ("EdDSA", Algorithm::EdDSA),
     ] {
         let (token, validation, dec) = case(alg);
-        let security = Security::parse(&json!({"validation": validation}), &SecurityInput { previous: None, allow_http_jwks: false }, String::new)
-            .expect("security")
-            .security;
+        let security = Security::parse(
+            &json!({"validation": validation}),
+            &SecurityInput {
+                previous: None,
+                allow_http_jwks: false,
+            },
+            String::new,
+        )
+        .expect("security")
+        .security;
         let method = CompiledMethod::compile(&security.validation).expect("compile");
         let policy = Policy::from_security(&security);
         let (message, sig) = token.rsplit_once('.').expect("token");
         c.bench_function(&format!("raw_verify/{name}"), |b| {
-            b.iter(|| jsonwebtoken::crypto::verify(sig, message.as_bytes(), &dec, alg).expect("verify"))
+            b.iter(|| {
+                jsonwebtoken::crypto::verify(sig, message.as_bytes(), &dec, alg).expect("verify")
+            })
         });
         c.bench_function(&format!("contact_verify/{name}"), |b| {
-            b.iter(|| rt.block_on(verifier.verify(&token, &method, &policy)).expect("verify"))
+            b.iter(|| {
+                rt.block_on(verifier.verify(&token, &method, &policy))
+                    .expect("verify")
+            })
         });
     }
-    let access = AccessTokens::new("http://bench".into(), 3600, vec![AccessTokens::generate_key(now())]).expect("ring");
-    c.bench_function("access_token/sign", |b| b.iter(|| access.sign("sub", 10000, "m", false, now())));
+    let access = AccessTokens::new(
+        "http://bench".into(),
+        3600,
+        vec![AccessTokens::generate_key(now())],
+    )
+    .expect("ring");
+    c.bench_function("access_token/sign", |b| {
+        b.iter(|| access.sign("sub", 10000, "m", false, now()))
+    });
     let (t, _) = access.sign("sub", 10000, "m", false, now());
-    c.bench_function("access_token/verify", |b| b.iter(|| access.verify(&t, now()).expect("verify")));
+    c.bench_function("access_token/verify", |b| {
+        b.iter(|| access.verify(&t, now()).expect("verify"))
+    });
 }
 
 criterion_group!(benches, bench);

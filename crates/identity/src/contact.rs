@@ -385,7 +385,6 @@ fn identity(claims: &Map<String, Value>, key: &str) -> Result<String, VerifyErro
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a test fails loudly")]
 mod tests {
     use super::*;
     use serde_json::json;

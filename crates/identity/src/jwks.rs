@@ -430,7 +430,6 @@ fn bytes(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a test fails loudly")]
 mod tests {
     use super::*;
 

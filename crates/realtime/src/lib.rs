@@ -99,7 +99,10 @@ pub struct LocalHub {
 
 impl Default for LocalHub {
     fn default() -> Self {
-        Self { topics: DashMap::new(), control: broadcast::channel(256).0 }
+        Self {
+            topics: DashMap::new(),
+            control: broadcast::channel(256).0,
+        }
     }
 }
 
@@ -132,7 +135,10 @@ impl Hub for LocalHub {
     }
 
     fn subscribe(&self, topic: Topic) -> Subscription {
-        let tx = self.topics.entry(topic).or_insert_with(|| broadcast::channel(SUBSCRIBER_QUEUE).0);
+        let tx = self
+            .topics
+            .entry(topic)
+            .or_insert_with(|| broadcast::channel(SUBSCRIBER_QUEUE).0);
         Subscription { rx: tx.subscribe() }
     }
 
@@ -154,7 +160,16 @@ mod tests {
     use super::*;
 
     fn ev(seq: i64) -> Event {
-        Event { site_id: 1, contact_id: "c".into(), conversation_id: "v".into(), messenger_id: "m".into(), preview: false, seq, sent_at_ms: 0, frame: Arc::from("{}") }
+        Event {
+            site_id: 1,
+            contact_id: "c".into(),
+            conversation_id: "v".into(),
+            messenger_id: "m".into(),
+            preview: false,
+            seq,
+            sent_at_ms: 0,
+            frame: Arc::from("{}"),
+        }
     }
 
     #[tokio::test]

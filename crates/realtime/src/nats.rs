@@ -25,8 +25,15 @@ const OUTBOX: usize = 65_536;
 
 #[derive(Serialize, Deserialize)]
 enum Wire {
-    Event { node: String, topics: Vec<Topic>, event: Event },
-    Control { node: String, control: Control },
+    Event {
+        node: String,
+        topics: Vec<Topic>,
+        event: Event,
+    },
+    Control {
+        node: String,
+        control: Control,
+    },
 }
 
 pub struct NatsHub {
@@ -76,24 +83,33 @@ impl NatsHub {
         let (l1, n1) = (local.clone(), node.clone());
         tokio::spawn(async move {
             while let Some(msg) = events.next().await {
-                if let Ok(Wire::Event { node, topics, event }) = serde_json::from_slice(&msg.payload) {
-                    if node != n1 {
-                        l1.deliver(&topics, Arc::new(event));
-                    }
+                if let Ok(Wire::Event {
+                    node,
+                    topics,
+                    event,
+                }) = serde_json::from_slice(&msg.payload)
+                    && node != n1
+                {
+                    l1.deliver(&topics, Arc::new(event));
                 }
             }
         });
         let (l2, n2) = (local.clone(), node.clone());
         tokio::spawn(async move {
             while let Some(msg) = controls.next().await {
-                if let Ok(Wire::Control { node, control }) = serde_json::from_slice(&msg.payload) {
-                    if node != n2 {
-                        l2.deliver_control(control);
-                    }
+                if let Ok(Wire::Control { node, control }) = serde_json::from_slice(&msg.payload)
+                    && node != n2
+                {
+                    l2.deliver_control(control);
                 }
             }
         });
-        Ok(NatsHub { local, node, outbox, connected })
+        Ok(NatsHub {
+            local,
+            node,
+            outbox,
+            connected,
+        })
     }
 
     fn forward(&self, subject: &'static str, wire: &Wire) {
@@ -111,7 +127,11 @@ impl NatsHub {
 
 impl Hub for NatsHub {
     fn publish(&self, topics: &[Topic], event: Event) {
-        let wire = Wire::Event { node: self.node.clone(), topics: topics.to_vec(), event };
+        let wire = Wire::Event {
+            node: self.node.clone(),
+            topics: topics.to_vec(),
+            event,
+        };
         self.forward(EVENTS, &wire);
         if let Wire::Event { event, .. } = wire {
             self.local.deliver(topics, Arc::new(event));
@@ -121,13 +141,23 @@ impl Hub for NatsHub {
         self.local.subscribe(topic)
     }
     fn publish_control(&self, control: Control) {
-        self.forward(CONTROL, &Wire::Control { node: self.node.clone(), control: control.clone() });
+        self.forward(
+            CONTROL,
+            &Wire::Control {
+                node: self.node.clone(),
+                control: control.clone(),
+            },
+        );
         self.local.deliver_control(control);
     }
     fn subscribe_control(&self) -> broadcast::Receiver<Control> {
         self.local.subscribe_control()
     }
     fn state(&self) -> &'static str {
-        if self.connected.load(Ordering::Relaxed) { "connected" } else { "disconnected" }
+        if self.connected.load(Ordering::Relaxed) {
+            "connected"
+        } else {
+            "disconnected"
+        }
     }
 }

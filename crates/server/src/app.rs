@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use axum::extract::FromRef;
 use confidant_core::{AllowedUrl, Security, SiteId};
-use confidant_identity::{AccessTokens, CompiledMethod, ContactVerifier, JwksCache, Policy, StoredSigningKey, SystemClock};
+use confidant_identity::{
+    AccessTokens, CompiledMethod, ContactVerifier, JwksCache, Policy, StoredSigningKey, SystemClock,
+};
 use confidant_realtime::{Control, Hub, LocalHub, NatsHub};
 use confidant_store::{MessengerRow, Store};
 use dashmap::DashMap;
@@ -90,13 +92,20 @@ impl App {
     ) -> anyhow::Result<Arc<App>> {
         let store = Store::connect(&config.database_url, Duration::from_secs(30)).await?;
         let hub: Arc<dyn Hub> = match &config.bus_url {
-            Some(url) => Arc::new(NatsHub::connect(url).await.context("cannot connect to the bus")?),
+            Some(url) => Arc::new(
+                NatsHub::connect(url)
+                    .await
+                    .context("cannot connect to the bus")?,
+            ),
             None => Arc::new(LocalHub::new()),
         };
         let operator_token = operator_token(&config)?;
         let access = load_signing_keys(&store, &config).await?;
         let clock = Arc::new(SystemClock);
-        let jwks = Arc::new(JwksCache::new(Arc::new(HttpJwksFetcher::new(config.allow_http_jwks)), clock.clone()));
+        let jwks = Arc::new(JwksCache::new(
+            Arc::new(HttpJwksFetcher::new(config.allow_http_jwks)),
+            clock.clone(),
+        ));
         let app = Arc::new(App {
             limits: RateLimiter::new(config.rate_limits),
             verifier: ContactVerifier::new(jwks, clock),
@@ -128,7 +137,9 @@ impl App {
                         app.messengers.remove(&messenger_id);
                     }
                     Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => app.messengers.clear(),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        app.messengers.clear()
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }
             }
@@ -137,7 +148,11 @@ impl App {
 
     /// The messenger of a site, from the cache when it is fresh. `None` when the messenger does
     /// not exist or belongs to another site.
-    pub async fn messenger(&self, site_id: SiteId, messenger_id: &str) -> ApiResult<Option<Arc<CachedMessenger>>> {
+    pub async fn messenger(
+        &self,
+        site_id: SiteId,
+        messenger_id: &str,
+    ) -> ApiResult<Option<Arc<CachedMessenger>>> {
         if uuid::Uuid::try_parse(messenger_id).is_err() {
             return Ok(None);
         }
@@ -151,7 +166,8 @@ impl App {
             // Stale: a cheap version check decides whether to rebuild.
             match self.store.messenger_version(site_id, messenger_id).await? {
                 Some(v) if v == hit.row.version => {
-                    self.messengers.insert(messenger_id.to_owned(), (hit.clone(), Instant::now()));
+                    self.messengers
+                        .insert(messenger_id.to_owned(), (hit.clone(), Instant::now()));
                     return Ok(Some(hit));
                 }
                 Some(_) => {}
@@ -161,9 +177,12 @@ impl App {
                 }
             }
         }
-        let Some(row) = self.store.get_messenger(site_id, messenger_id).await? else { return Ok(None) };
+        let Some(row) = self.store.get_messenger(site_id, messenger_id).await? else {
+            return Ok(None);
+        };
         let cached = Arc::new(compile_messenger(row)?);
-        self.messengers.insert(messenger_id.to_owned(), (cached.clone(), Instant::now()));
+        self.messengers
+            .insert(messenger_id.to_owned(), (cached.clone(), Instant::now()));
         Ok(Some(cached))
     }
 
@@ -172,10 +191,10 @@ impl App {
     pub fn verify_access_token(&self, token: &str) -> Option<confidant_identity::AccessClaims> {
         const MAX_CACHED: usize = 100_000;
         let now = now_secs();
-        if let Some(c) = self.verified_tokens.get(token) {
-            if c.exp > now {
-                return Some(c.clone());
-            }
+        if let Some(c) = self.verified_tokens.get(token)
+            && c.exp > now
+        {
+            return Some(c.clone());
         }
         let claims = self.access.verify(token, now).ok()?;
         if self.verified_tokens.len() >= MAX_CACHED {
@@ -184,22 +203,33 @@ impl App {
                 self.verified_tokens.clear();
             }
         }
-        self.verified_tokens.insert(token.to_owned(), claims.clone());
+        self.verified_tokens
+            .insert(token.to_owned(), claims.clone());
         Some(claims)
     }
 
     /// A messenger's settings changed here: forget it now, and tell the other processes.
     pub fn messenger_changed(&self, messenger_id: &str) {
         self.messengers.remove(messenger_id);
-        self.hub.publish_control(Control::MessengerChanged { messenger_id: messenger_id.to_owned() });
+        self.hub.publish_control(Control::MessengerChanged {
+            messenger_id: messenger_id.to_owned(),
+        });
     }
 }
 
 pub fn compile_messenger(row: MessengerRow) -> ApiResult<CachedMessenger> {
-    let security: Security = serde_json::from_str(&row.security)
-        .map_err(|e| ApiError::internal(&format!("stored security of messenger {}: {e}", row.messenger_id)))?;
-    let method = CompiledMethod::compile(&security.validation)
-        .map_err(|e| ApiError::internal(&format!("stored key of messenger {}: {e}", row.messenger_id)))?;
+    let security: Security = serde_json::from_str(&row.security).map_err(|e| {
+        ApiError::internal(&format!(
+            "stored security of messenger {}: {e}",
+            row.messenger_id
+        ))
+    })?;
+    let method = CompiledMethod::compile(&security.validation).map_err(|e| {
+        ApiError::internal(&format!(
+            "stored key of messenger {}: {e}",
+            row.messenger_id
+        ))
+    })?;
     Ok(CachedMessenger {
         allowed: security.allowed(),
         policy: Policy::from_security(&security),
@@ -222,11 +252,18 @@ fn operator_token(config: &Config) -> anyhow::Result<Secret> {
             return Ok(Secret(t));
         }
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let token = format!("cop_{}", crate::auth::random_token());
     write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
-    println!("operator token (printed once, kept in {}): {token}", path.display());
+    println!(
+        "operator token (printed once, kept in {}): {token}",
+        path.display()
+    );
     Ok(Secret(token))
 }
 
@@ -251,7 +288,11 @@ pub const KEY_ROTATION_SECS: i64 = 30 * 86_400;
 async fn load_signing_keys(store: &Store, config: &Config) -> anyhow::Result<AccessTokens> {
     let now = now_secs();
     let mut keys = store.signing_keys().await?;
-    let newest_active = keys.iter().filter(|k| k.retired_at.is_none()).map(|k| k.created_at).max();
+    let newest_active = keys
+        .iter()
+        .filter(|k| k.retired_at.is_none())
+        .map(|k| k.created_at)
+        .max();
     match newest_active {
         None => {
             let k = AccessTokens::generate_key(now);
@@ -260,20 +301,33 @@ async fn load_signing_keys(store: &Store, config: &Config) -> anyhow::Result<Acc
         }
         Some(created) if now - created > KEY_ROTATION_SECS => {
             let k = AccessTokens::generate_key(now);
-            store.rotate_signing_key(&to_row(&k), now, now - config.access_token_ttl - 300).await?;
+            store
+                .rotate_signing_key(&to_row(&k), now, now - config.access_token_ttl - 300)
+                .await?;
             keys = store.signing_keys().await?;
         }
         Some(_) => {}
     }
     let stored = keys
         .into_iter()
-        .map(|k| StoredSigningKey { kid: k.kid, pkcs8_der: k.pkcs8, created_at: k.created_at, retired_at: k.retired_at })
+        .map(|k| StoredSigningKey {
+            kid: k.kid,
+            pkcs8_der: k.pkcs8,
+            created_at: k.created_at,
+            retired_at: k.retired_at,
+        })
         .collect();
-    AccessTokens::new(config.public_url.clone(), config.access_token_ttl, stored).context("stored signing keys do not load")
+    AccessTokens::new(config.public_url.clone(), config.access_token_ttl, stored)
+        .context("stored signing keys do not load")
 }
 
 pub fn to_row(k: &StoredSigningKey) -> confidant_store::SigningKeyRow {
-    confidant_store::SigningKeyRow { kid: k.kid.clone(), pkcs8: k.pkcs8_der.clone(), created_at: k.created_at, retired_at: k.retired_at }
+    confidant_store::SigningKeyRow {
+        kid: k.kid.clone(),
+        pkcs8: k.pkcs8_der.clone(),
+        created_at: k.created_at,
+        retired_at: k.retired_at,
+    }
 }
 
 /// Reload the key ring from the store (after a rotation by any process).
@@ -281,7 +335,12 @@ pub async fn reload_signing_keys(app: &App) -> anyhow::Result<()> {
     let keys = app.store.signing_keys().await?;
     let stored = keys
         .into_iter()
-        .map(|k| StoredSigningKey { kid: k.kid, pkcs8_der: k.pkcs8, created_at: k.created_at, retired_at: k.retired_at })
+        .map(|k| StoredSigningKey {
+            kid: k.kid,
+            pkcs8_der: k.pkcs8,
+            created_at: k.created_at,
+            retired_at: k.retired_at,
+        })
         .collect();
     app.access.set_keys(stored)?;
     Ok(())
@@ -307,10 +366,17 @@ pub fn spawn_key_rotation(app: &Arc<App>) {
 async fn rotate_if_due(app: &App) -> anyhow::Result<()> {
     let now = now_secs();
     let keys = app.store.signing_keys().await?;
-    let newest = keys.iter().filter(|k| k.retired_at.is_none()).map(|k| k.created_at).max().unwrap_or(0);
+    let newest = keys
+        .iter()
+        .filter(|k| k.retired_at.is_none())
+        .map(|k| k.created_at)
+        .max()
+        .unwrap_or(0);
     if now - newest > KEY_ROTATION_SECS {
         let k = AccessTokens::generate_key(now);
-        app.store.rotate_signing_key(&to_row(&k), now, now - app.config.access_token_ttl - 300).await?;
+        app.store
+            .rotate_signing_key(&to_row(&k), now, now - app.config.access_token_ttl - 300)
+            .await?;
         tracing::info!(kid = %k.kid, "rotated the access-token signing key");
     }
     reload_signing_keys(app).await
@@ -322,7 +388,9 @@ pub async fn rotate_keys(config: &Config) -> anyhow::Result<String> {
     let store = Store::connect(&config.database_url, Duration::from_secs(30)).await?;
     let now = now_secs();
     let k = AccessTokens::generate_key(now);
-    store.rotate_signing_key(&to_row(&k), now, now - config.access_token_ttl - 300).await?;
+    store
+        .rotate_signing_key(&to_row(&k), now, now - config.access_token_ttl - 300)
+        .await?;
     store.close().await;
     Ok(k.kid)
 }

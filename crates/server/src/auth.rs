@@ -45,14 +45,22 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == SESSION_COOKIE && !v.is_empty()).then_some(v)
-    })
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == SESSION_COOKIE && !v.is_empty()).then_some(v)
+        })
 }
 
 /// The `Origin` header, if the request has one.
@@ -69,7 +77,11 @@ pub fn check_own_origin(app: &App, headers: &HeaderMap) -> ApiResult<()> {
 }
 
 /// Contact calls accept the server's own origin, an allowed origin of the messenger, or none.
-pub fn check_contact_origin(app: &App, headers: &HeaderMap, messenger: &CachedMessenger) -> ApiResult<()> {
+pub fn check_contact_origin(
+    app: &App,
+    headers: &HeaderMap,
+    messenger: &CachedMessenger,
+) -> ApiResult<()> {
     match origin(headers) {
         None => Ok(()),
         Some(o) if o == app.config.public_url || messenger.allows_origin(o) => Ok(()),
@@ -99,7 +111,9 @@ impl Principal {
     pub fn require_admin(&self, site_id: SiteId) -> ApiResult<()> {
         self.require_site(site_id)?;
         match self {
-            Principal::Agent { agent, .. } if agent.role != "admin" => Err(ApiError::forbidden("this needs the admin role")),
+            Principal::Agent { agent, .. } if agent.role != "admin" => {
+                Err(ApiError::forbidden("this needs the admin role"))
+            }
             _ => Ok(()),
         }
     }
@@ -122,8 +136,13 @@ pub async fn authenticate(app: &App, token: &str) -> ApiResult<Principal> {
     }
     let hash = token_hash(token);
     match app.store.get_session(&hash, now_millis()).await? {
-        Some(s) => Ok(Principal::Agent { agent: s.agent, token_hash: hash }),
-        None => Err(ApiError::unauthorized("the session is invalid or has ended")),
+        Some(s) => Ok(Principal::Agent {
+            agent: s.agent,
+            token_hash: hash,
+        }),
+        None => Err(ApiError::unauthorized(
+            "the session is invalid or has ended",
+        )),
     }
 }
 
@@ -146,8 +165,13 @@ pub struct Contact {
     pub messenger: Arc<CachedMessenger>,
 }
 
-pub async fn authenticate_contact(app: &App, token: &str) -> ApiResult<(AccessClaims, Arc<CachedMessenger>)> {
-    let claims = app.verify_access_token(token).ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))?;
+pub async fn authenticate_contact(
+    app: &App,
+    token: &str,
+) -> ApiResult<(AccessClaims, Arc<CachedMessenger>)> {
+    let claims = app
+        .verify_access_token(token)
+        .ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))?;
     let messenger = app
         .messenger(SiteId(claims.site_id), &claims.messenger_id)
         .await?
@@ -159,21 +183,35 @@ impl FromRequestParts<AppState> for Contact {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers).ok_or_else(|| ApiError::unauthorized("missing bearer access token"))?;
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("missing bearer access token"))?;
         let (claims, messenger) = authenticate_contact(state, token).await?;
         check_contact_origin(state, &parts.headers, &messenger)?;
         // A request may name the messenger it means; a token of another messenger is refused.
-        if let Some(named) = parts.headers.get("x-confidant-messenger").and_then(|v| v.to_str().ok())
+        if let Some(named) = parts
+            .headers
+            .get("x-confidant-messenger")
+            .and_then(|v| v.to_str().ok())
             && named != claims.messenger_id
         {
-            return Err(ApiError::unauthorized("the access token is for another messenger"));
+            return Err(ApiError::unauthorized(
+                "the access token is for another messenger",
+            ));
         }
         if let Some(q) = parts.uri.query()
-            && let Some(named) = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "messengerId").map(|(_, v)| v)
+            && let Some(named) = url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "messengerId")
+                .map(|(_, v)| v)
             && named != claims.messenger_id
         {
-            return Err(ApiError::unauthorized("the access token is for another messenger"));
+            return Err(ApiError::unauthorized(
+                "the access token is for another messenger",
+            ));
         }
-        Ok(Contact { site_id: SiteId(claims.site_id), claims, messenger })
+        Ok(Contact {
+            site_id: SiteId(claims.site_id),
+            claims,
+            messenger,
+        })
     }
 }

@@ -63,11 +63,26 @@ pub struct Config {
 
 impl Config {
     pub fn from_args(a: &ServeArgs) -> Result<Config, String> {
-        let listen: SocketAddr =
-            a.listen.parse().map_err(|_| format!("--listen {:?} is not an address like 127.0.0.1:8080", a.listen))?;
+        let listen: SocketAddr = a.listen.parse().map_err(|_| {
+            format!(
+                "--listen {:?} is not an address like 127.0.0.1:8080",
+                a.listen
+            )
+        })?;
         let database_url = match &a.database_url {
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:") => u.clone(),
-            Some(u) => return Err(format!("--database-url must start with sqlite: or postgres:// (got {:?})", scheme_of(u))),
+            Some(u)
+                if u.starts_with("postgres://")
+                    || u.starts_with("postgresql://")
+                    || u.starts_with("sqlite:") =>
+            {
+                u.clone()
+            }
+            Some(u) => {
+                return Err(format!(
+                    "--database-url must start with sqlite: or postgres:// (got {:?})",
+                    scheme_of(u)
+                ));
+            }
             None => {
                 let file = a.data_dir.join("confidant.db");
                 format!("sqlite://{}?mode=rwc", file.display())
@@ -76,16 +91,25 @@ impl Config {
         let bus_url = match a.bus_url.as_deref() {
             None | Some("") | Some("in-process") => None,
             Some(u) if u.starts_with("nats://") && Url::parse(u).is_ok() => Some(u.to_owned()),
-            Some(u) => return Err(format!("--bus-url must be nats://host:port (got {:?})", scheme_of(u))),
+            Some(u) => {
+                return Err(format!(
+                    "--bus-url must be nats://host:port (got {:?})",
+                    scheme_of(u)
+                ));
+            }
         };
         let public_url = match &a.public_url {
             Some(u) => {
                 let url = Url::parse(u).map_err(|_| format!("--public-url {u:?} is not a URL"))?;
                 if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(format!("--public-url {u:?} must be an http:// or https:// origin"));
+                    return Err(format!(
+                        "--public-url {u:?} must be an http:// or https:// origin"
+                    ));
                 }
                 if url.path() != "/" || url.query().is_some() {
-                    return Err(format!("--public-url {u:?} must be an origin without a path"));
+                    return Err(format!(
+                        "--public-url {u:?} must be an origin without a path"
+                    ));
                 }
                 url.origin().ascii_serialization()
             }
@@ -99,14 +123,23 @@ impl Config {
         let allow_http_jwks = match a.allow_http_jwks.as_str() {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" | "" => false,
-            other => return Err(format!("CONFIDANT_ALLOW_HTTP_JWKS must be true or false (got {other:?})")),
+            other => {
+                return Err(format!(
+                    "CONFIDANT_ALLOW_HTTP_JWKS must be true or false (got {other:?})"
+                ));
+            }
         };
         let access_token_ttl = a
             .access_token_ttl
             .parse::<i64>()
             .ok()
             .filter(|t| (60..=86_400).contains(t))
-            .ok_or_else(|| format!("--access-token-ttl must be 60 to 86400 seconds (got {:?})", a.access_token_ttl))?;
+            .ok_or_else(|| {
+                format!(
+                    "--access-token-ttl must be 60 to 86400 seconds (got {:?})",
+                    a.access_token_ttl
+                )
+            })?;
         let admin_token = match std::env::var("CONFIDANT_ADMIN_TOKEN") {
             Ok(t) if t.len() >= 16 => Some(Secret(t)),
             Ok(t) if t.is_empty() => None,
@@ -135,5 +168,10 @@ impl Config {
 
 /// Only the scheme of a URL, so that an error never echoes a password in it.
 fn scheme_of(u: &str) -> String {
-    u.split("://").next().unwrap_or_default().chars().take(20).collect()
+    u.split("://")
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(20)
+        .collect()
 }

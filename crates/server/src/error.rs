@@ -18,7 +18,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
@@ -30,30 +35,57 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
     pub fn origin_not_allowed() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "origin_not_allowed", "this origin may not use this messenger")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this origin may not use this messenger",
+        )
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
     pub fn messenger_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "messenger_not_found", "no such messenger on this site")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "messenger_not_found",
+            "no such messenger on this site",
+        )
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
     pub fn rate_limited(retry_after: u64) -> Self {
-        Self { retry_after: Some(retry_after.max(1)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; try again later") }
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; try again later",
+            )
+        }
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
     pub fn payload_too_large() -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than 256 KiB")
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than 256 KiB",
+        )
     }
     /// An unexpected failure: the cause goes to the log, the client sees an opaque message.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
     }
 }
 
@@ -64,7 +96,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => Self::conflict(what),
             StoreError::Closed => Self::conflict("the conversation is closed"),
             StoreError::ShuttingDown => Self::unavailable("the server is shutting down"),
-            StoreError::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+            StoreError::Db(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::unavailable("the database is not answering")
             }
@@ -77,7 +111,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut res = (self.status, axum::Json(body)).into_response();
-        if let Some(v) = self.retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        if let Some(v) = self
+            .retry_after
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
         res

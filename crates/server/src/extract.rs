@@ -32,10 +32,16 @@ pub fn json_rejection(e: JsonRejection) -> ApiError {
         return ApiError::payload_too_large();
     }
     match e {
-        JsonRejection::MissingJsonContentType(_) => ApiError::invalid("the body must be JSON (Content-Type: application/json)"),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::invalid("the body must be JSON (Content-Type: application/json)")
+        }
         JsonRejection::JsonSyntaxError(_) => ApiError::invalid("the body is not valid JSON"),
         // serde's message names the field and the expected type, never a value.
-        JsonRejection::JsonDataError(d) => ApiError::invalid(format!("invalid body: {}", d.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: "))),
+        JsonRejection::JsonDataError(d) => ApiError::invalid(format!(
+            "invalid body: {}",
+            d.body_text()
+                .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        )),
         other => ApiError::invalid(format!("unreadable body: {}", other.body_text())),
     }
 }

@@ -30,7 +30,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -60,7 +62,9 @@ impl Running {
 
 /// Build the app and start serving on `config.listen` (port 0 picks a free port).
 pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     if config.public_url.ends_with(":0") {
         config.public_url = format!("http://{addr}");
@@ -83,14 +87,22 @@ pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
     let router = router::build(app.clone());
     let mut stopped_rx = stopped;
     let task = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped_rx.wait_for(|s| *s).await;
-                // Give sockets a moment to send their close frames.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            })
-            .await
-            .context("server error")
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped_rx.wait_for(|s| *s).await;
+            // Give sockets a moment to send their close frames.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        })
+        .await
+        .context("server error")
     });
-    Ok(Running { addr, app, stop, task })
+    Ok(Running {
+        addr,
+        app,
+        stop,
+        task,
+    })
 }

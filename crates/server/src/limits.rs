@@ -36,21 +36,34 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(enabled: bool) -> Self {
-        Self { enabled, buckets: DashMap::new(), login_gates: DashMap::new() }
+        Self {
+            enabled,
+            buckets: DashMap::new(),
+            login_gates: DashMap::new(),
+        }
     }
 
     /// Run one login attempt for `account` at a time in this process, so that parallel guesses
     /// each see the failures counted before them and the lockout cannot be outrun. Independent
     /// of `--rate-limits`, like the lockout itself.
-    pub async fn one_login_at_a_time<T>(&self, account: &str, attempt: impl Future<Output = T>) -> T {
-        let gate = self.login_gates.entry(account.to_owned()).or_default().clone();
+    pub async fn one_login_at_a_time<T>(
+        &self,
+        account: &str,
+        attempt: impl Future<Output = T>,
+    ) -> T {
+        let gate = self
+            .login_gates
+            .entry(account.to_owned())
+            .or_default()
+            .clone();
         let out = {
             let _held = gate.lock().await;
             attempt.await
         };
         // Forget the gate unless another attempt holds or waits on it (the map and `gate` are
         // the only owners then); the check runs under the map's shard lock, as clones do.
-        self.login_gates.remove_if(account, |_, g| Arc::strong_count(g) <= 2);
+        self.login_gates
+            .remove_if(account, |_, g| Arc::strong_count(g) <= 2);
         out
     }
 
@@ -63,9 +76,13 @@ impl RateLimiter {
         let now = Instant::now();
         if self.buckets.len() > 100_000 {
             // Bounded memory under a flood of distinct keys: forget idle buckets.
-            self.buckets.retain(|_, (_, t)| now.duration_since(*t).as_secs() < 60);
+            self.buckets
+                .retain(|_, (_, t)| now.duration_since(*t).as_secs() < 60);
         }
-        let mut e = self.buckets.entry((action, key.to_owned())).or_insert((burst, now));
+        let mut e = self
+            .buckets
+            .entry((action, key.to_owned()))
+            .or_insert((burst, now));
         let (tokens, last) = *e;
         let tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(burst);
         if tokens >= 1.0 {

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use confidant::config::{Config, ServeArgs};
 
 #[derive(Parser)]
-#[command(name = "confidant", version, about = "Confidant: a self-hosted secure messenger for verified customers")]
+#[command(
+    name = "confidant",
+    version,
+    about = "Confidant: a self-hosted secure messenger for verified customers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,17 +32,35 @@ fn fail(msg: &str) -> ! {
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
         Err(e) => {
             let text = e.to_string();
-            fail(text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: "));
+            fail(
+                text.lines()
+                    .next()
+                    .unwrap_or("bad arguments")
+                    .trim_start_matches("error: "),
+            );
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
         .with_target(false)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| fail(&format!("cannot start: {e}")));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("cannot start: {e}")));
     let (args, demo) = match &cli.command {
         Command::Serve(a) => (a, false),
         Command::Demo(a) => (a, true),
@@ -46,7 +68,9 @@ fn main() {
             let config = Config::from_args(a).unwrap_or_else(|e| fail(&e));
             runtime.block_on(async {
                 match confidant::app::rotate_keys(&config).await {
-                    Ok(kid) => println!("new signing key {kid}; the old one stays published until its tokens expire"),
+                    Ok(kid) => println!(
+                        "new signing key {kid}; the old one stays published until its tokens expire"
+                    ),
                     Err(e) => fail(&format!("{e:#}")),
                 }
             });

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
-use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -24,7 +24,12 @@ pub struct Routes {
 }
 
 impl Routes {
-    fn add(mut self, path: &'static str, methods: &[&'static str], r: MethodRouter<AppState>) -> Self {
+    fn add(
+        mut self,
+        path: &'static str,
+        methods: &[&'static str],
+        r: MethodRouter<AppState>,
+    ) -> Self {
         for m in methods {
             self.list.push((m, path));
         }
@@ -34,41 +39,120 @@ impl Routes {
 }
 
 pub fn routes() -> Routes {
-    Routes { router: Router::new(), list: Vec::new() }
-        .add("/healthz", &["get"], get(health::healthz))
-        .add("/livez", &["get"], get(health::livez))
-        .add("/metrics", &["get"], get(health::metrics))
-        .add("/.well-known/jwks.json", &["get"], get(health::jwks))
-        .add("/api/v1/openapi.json", &["get"], get(crate::openapi::serve))
-        .add("/api/v1/sites", &["post"], post(admin::create_site))
-        .add("/api/v1/sites/{siteId}", &["get"], get(admin::get_site))
-        .add("/api/v1/sites/{siteId}/agents", &["get", "post"], get(admin::list_agents).post(admin::create_agent))
-        .add("/api/v1/sites/{siteId}/agents/{agentId}", &["delete"], delete(admin::delete_agent))
-        .add("/api/v1/auth/login", &["post"], post(admin::login))
-        .add("/api/v1/auth/logout", &["post"], post(admin::logout))
-        .add("/api/v1/auth/me", &["get"], get(admin::me))
-        .add("/api/v1/sites/{siteId}/messengers", &["get", "post"], get(admin::list_messengers).post(admin::create_messenger))
-        .add("/api/v1/sites/{siteId}/messengers/{messengerId}", &["get"], get(admin::get_messenger))
-        .add("/api/v1/sites/{siteId}/messengers/{messengerId}/security", &["put"], put(admin::put_security))
-        .add("/api/v1/sites/{siteId}/messengers/{messengerId}/installation-code", &["get"], get(admin::installation_code))
-        .add("/securemessage/authorize", &["post"], post(authorize::authorize))
-        .add("/api/v1/securemessage/authorize", &["post"], post(authorize::authorize))
-        .add("/api/v1/messenger/config", &["get"], get(conversations::messenger_config))
-        .add("/api/v1/messenger/conversations", &["get"], get(conversations::contact_conversations))
-        .add("/api/v1/messenger/messages", &["post"], post(conversations::contact_send))
-        .add("/api/v1/messenger/conversations/{conversationId}/messages", &["get"], get(conversations::contact_messages))
-        .add("/api/v1/messenger/conversations/{conversationId}/read", &["post"], post(conversations::contact_read))
-        .add("/api/v1/sites/{siteId}/conversations", &["get"], get(conversations::site_conversations))
-        .add("/api/v1/sites/{siteId}/conversations/{conversationId}/messages", &["get", "post"], get(conversations::agent_messages).post(conversations::agent_send))
-        .add("/api/v1/sites/{siteId}/conversations/{conversationId}/close", &["post"], post(conversations::close))
-        .add("/api/v1/sites/{siteId}/conversations/{conversationId}/read", &["post"], post(conversations::agent_read))
-        .add("/api/v1/sites/{siteId}/contacts/{contactId}", &["get"], get(conversations::get_contact))
-        .add("/api/v1/messenger/ws", &["get"], get(ws::contact_ws))
-        .add("/api/v1/agent/ws", &["get"], get(ws::agent_ws))
-        .add("/messenger/v1/frame", &["get"], get(assets::frame))
-        .add("/demo/api/config", &["get"], get(demo::config))
-        .add("/demo/api/contact-jwt", &["post"], post(demo::contact_jwt))
-        .add("/demo/api/access-token", &["post"], post(demo::access_token))
+    Routes {
+        router: Router::new(),
+        list: Vec::new(),
+    }
+    .add("/healthz", &["get"], get(health::healthz))
+    .add("/livez", &["get"], get(health::livez))
+    .add("/metrics", &["get"], get(health::metrics))
+    .add("/.well-known/jwks.json", &["get"], get(health::jwks))
+    .add("/api/v1/openapi.json", &["get"], get(crate::openapi::serve))
+    .add("/api/v1/sites", &["post"], post(admin::create_site))
+    .add("/api/v1/sites/{siteId}", &["get"], get(admin::get_site))
+    .add(
+        "/api/v1/sites/{siteId}/agents",
+        &["get", "post"],
+        get(admin::list_agents).post(admin::create_agent),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/agents/{agentId}",
+        &["delete"],
+        delete(admin::delete_agent),
+    )
+    .add("/api/v1/auth/login", &["post"], post(admin::login))
+    .add("/api/v1/auth/logout", &["post"], post(admin::logout))
+    .add("/api/v1/auth/me", &["get"], get(admin::me))
+    .add(
+        "/api/v1/sites/{siteId}/messengers",
+        &["get", "post"],
+        get(admin::list_messengers).post(admin::create_messenger),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/messengers/{messengerId}",
+        &["get"],
+        get(admin::get_messenger),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/messengers/{messengerId}/security",
+        &["put"],
+        put(admin::put_security),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/messengers/{messengerId}/installation-code",
+        &["get"],
+        get(admin::installation_code),
+    )
+    .add(
+        "/securemessage/authorize",
+        &["post"],
+        post(authorize::authorize),
+    )
+    .add(
+        "/api/v1/securemessage/authorize",
+        &["post"],
+        post(authorize::authorize),
+    )
+    .add(
+        "/api/v1/messenger/config",
+        &["get"],
+        get(conversations::messenger_config),
+    )
+    .add(
+        "/api/v1/messenger/conversations",
+        &["get"],
+        get(conversations::contact_conversations),
+    )
+    .add(
+        "/api/v1/messenger/messages",
+        &["post"],
+        post(conversations::contact_send),
+    )
+    .add(
+        "/api/v1/messenger/conversations/{conversationId}/messages",
+        &["get"],
+        get(conversations::contact_messages),
+    )
+    .add(
+        "/api/v1/messenger/conversations/{conversationId}/read",
+        &["post"],
+        post(conversations::contact_read),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/conversations",
+        &["get"],
+        get(conversations::site_conversations),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/conversations/{conversationId}/messages",
+        &["get", "post"],
+        get(conversations::agent_messages).post(conversations::agent_send),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/conversations/{conversationId}/close",
+        &["post"],
+        post(conversations::close),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/conversations/{conversationId}/read",
+        &["post"],
+        post(conversations::agent_read),
+    )
+    .add(
+        "/api/v1/sites/{siteId}/contacts/{contactId}",
+        &["get"],
+        get(conversations::get_contact),
+    )
+    .add("/api/v1/messenger/ws", &["get"], get(ws::contact_ws))
+    .add("/api/v1/agent/ws", &["get"], get(ws::agent_ws))
+    .add("/messenger/v1/frame", &["get"], get(assets::frame))
+    .add("/demo/api/config", &["get"], get(demo::config))
+    .add("/demo/api/contact-jwt", &["post"], post(demo::contact_jwt))
+    .add(
+        "/demo/api/access-token",
+        &["post"],
+        post(demo::access_token),
+    )
 }
 
 pub fn build(app: Arc<App>) -> Router {
@@ -90,7 +174,9 @@ pub fn build(app: Arc<App>) -> Router {
 }
 
 fn is_contact_call(path: &str) -> bool {
-    path == "/securemessage/authorize" || path == "/api/v1/securemessage/authorize" || path.starts_with("/api/v1/messenger/")
+    path == "/securemessage/authorize"
+        || path == "/api/v1/securemessage/authorize"
+        || path.starts_with("/api/v1/messenger/")
 }
 
 /// CORS for contact calls (CONTRACT §8): a preflight is answered for any origin (it carries no
@@ -104,9 +190,18 @@ async fn contact_cors(req: Request, next: Next) -> Response {
     let mut res = if req.method() == Method::OPTIONS {
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type, x-confidant-messenger"));
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, x-confidant-messenger"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
         r
     } else {
         next.run(req).await
@@ -120,11 +215,14 @@ async fn contact_cors(req: Request, next: Next) -> Response {
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "other".to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "other".to_owned());
     let method = req.method().to_string();
     let res = next.run(req).await;
     metrics::counter!("confidant_http_requests_total", "route" => route, "method" => method, "status" => res.status().as_u16().to_string())
         .increment(1);
     res
 }
-

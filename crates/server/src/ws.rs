@@ -40,8 +40,18 @@ enum Side {
 /// Who the socket speaks for, fixed by its first auth frame.
 #[derive(Clone, PartialEq, Eq)]
 enum Who {
-    Contact { site: SiteId, contact_id: String, messenger_id: String, preview: bool },
-    Agent { site: Option<SiteId>, id: String, name: String, token_hash: Option<String> },
+    Contact {
+        site: SiteId,
+        contact_id: String,
+        messenger_id: String,
+        preview: bool,
+    },
+    Agent {
+        site: Option<SiteId>,
+        id: String,
+        name: String,
+        token_hash: Option<String>,
+    },
 }
 
 struct Authed {
@@ -69,29 +79,53 @@ pub async fn contact_ws(
             Err(e) => return e.into_response(),
         }
     }
-    ws.max_message_size(64 * 1024).on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin))
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin))
 }
 
-pub async fn agent_ws(State(app): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn agent_ws(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let origin = origin(&headers).map(str::to_owned);
-    if origin.as_deref().is_some_and(|o| o != app.config.public_url) {
+    if origin
+        .as_deref()
+        .is_some_and(|o| o != app.config.public_url)
+    {
         return ApiError::origin_not_allowed().into_response();
     }
-    ws.max_message_size(64 * 1024).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin))
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin))
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason.to_owned()) }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason.to_owned()),
+        })))
+        .await;
 }
 
 async fn send_json(socket: &mut WebSocket, v: &Value) -> bool {
-    socket.send(Message::Text(Utf8Bytes::from(v.to_string()))).await.is_ok()
+    socket
+        .send(Message::Text(Utf8Bytes::from(v.to_string())))
+        .await
+        .is_ok()
 }
 
-async fn authenticate_frame(app: &App, side: Side, origin: Option<&str>, token: &str) -> Result<Authed, (u16, &'static str)> {
+async fn authenticate_frame(
+    app: &App,
+    side: Side,
+    origin: Option<&str>,
+    token: &str,
+) -> Result<Authed, (u16, &'static str)> {
     match side {
         Side::Contact => {
-            let (claims, messenger) = authenticate_contact(app, token).await.map_err(|_| (CLOSE_AUTH, "invalid or expired token"))?;
+            let (claims, messenger) = authenticate_contact(app, token)
+                .await
+                .map_err(|_| (CLOSE_AUTH, "invalid or expired token"))?;
             if let Some(o) = origin
                 && o != app.config.public_url
                 && !messenger.allows_origin(o)
@@ -110,15 +144,31 @@ async fn authenticate_frame(app: &App, side: Side, origin: Option<&str>, token: 
         }
         Side::Agent => match authenticate(app, token).await {
             Ok(Principal::Agent { agent, token_hash }) => {
-                let expires = app.store.get_session(&token_hash, now_millis()).await.ok().flatten().map(|s| s.expires_at / 1000);
+                let expires = app
+                    .store
+                    .get_session(&token_hash, now_millis())
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|s| s.expires_at / 1000);
                 Ok(Authed {
                     expires_at: expires,
-                    who: Who::Agent { site: Some(agent.site_id), id: agent.agent_id, name: agent.name, token_hash: Some(token_hash) },
+                    who: Who::Agent {
+                        site: Some(agent.site_id),
+                        id: agent.agent_id,
+                        name: agent.name,
+                        token_hash: Some(token_hash),
+                    },
                 })
             }
             Ok(Principal::Operator) => Ok(Authed {
                 expires_at: None,
-                who: Who::Agent { site: None, id: "00000000-0000-0000-0000-000000000000".into(), name: "Operator".into(), token_hash: None },
+                who: Who::Agent {
+                    site: None,
+                    id: "00000000-0000-0000-0000-000000000000".into(),
+                    name: "Operator".into(),
+                    token_hash: None,
+                },
             }),
             Err(_) => Err((CLOSE_AUTH, "invalid or ended session")),
         },
@@ -135,12 +185,20 @@ async fn run(app: Arc<App>, mut socket: WebSocket, side: Side, origin: Option<St
     let token = loop {
         match tokio::time::timeout_at(deadline, socket.recv()).await {
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            Ok(Some(Ok(Message::Text(t)))) => break serde_json::from_str::<Value>(&t).ok().and_then(|v| token_of(&v).map(str::to_owned)),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                break serde_json::from_str::<Value>(&t)
+                    .ok()
+                    .and_then(|v| token_of(&v).map(str::to_owned));
+            }
             Ok(_) => break None,
-            Err(_) => return close(&mut socket, CLOSE_AUTH, "no auth frame within 10 seconds").await,
+            Err(_) => {
+                return close(&mut socket, CLOSE_AUTH, "no auth frame within 10 seconds").await;
+            }
         }
     };
-    let Some(token) = token else { return close(&mut socket, CLOSE_AUTH, "the first frame must be auth").await };
+    let Some(token) = token else {
+        return close(&mut socket, CLOSE_AUTH, "the first frame must be auth").await;
+    };
     let mut authed = match authenticate_frame(&app, side, origin.as_deref(), &token).await {
         Ok(a) => a,
         Err((code, why)) => return close(&mut socket, code, why).await,
@@ -148,19 +206,34 @@ async fn run(app: Arc<App>, mut socket: WebSocket, side: Side, origin: Option<St
     // An operator socket watches no site in particular; it must name one with `?siteId=`.
     let topic = match &authed.who {
         Who::Contact { contact_id, .. } => Topic::Contact(contact_id.clone()),
-        Who::Agent { site: Some(site), .. } => Topic::Site(site.0),
+        Who::Agent {
+            site: Some(site), ..
+        } => Topic::Site(site.0),
         Who::Agent { site: None, .. } => {
-            return close(&mut socket, CLOSE_AUTH, "the operator token cannot open an agent socket; log in as an agent").await;
+            return close(
+                &mut socket,
+                CLOSE_AUTH,
+                "the operator token cannot open an agent socket; log in as an agent",
+            )
+            .await;
         }
     };
     let mut sub = app.hub.subscribe(topic);
     let mut control = app.hub.subscribe_control();
     let mut shutdown = app.shutdown.clone();
-    if !send_json(&mut socket, &json!({"type": "ready", "expiresAt": authed.expires_at})).await {
+    if !send_json(
+        &mut socket,
+        &json!({"type": "ready", "expiresAt": authed.expires_at}),
+    )
+    .await
+    {
         return;
     }
     metrics::gauge!("confidant_ws_connections", "side" => if side == Side::Contact { "contact" } else { "agent" }).increment(1.0);
-    let mut conn = Conn { app: app.clone(), sent: HashMap::new() };
+    let mut conn = Conn {
+        app: app.clone(),
+        sent: HashMap::new(),
+    };
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut last_heard = tokio::time::Instant::now();
@@ -243,7 +316,10 @@ impl Conn {
             send_json(socket, &json!({"type": "error", "code": "invalid_request", "message": "frames are JSON objects"})).await;
             return Ok(());
         };
-        let conv_id = v.get("conversationId").and_then(Value::as_str).map(str::to_owned);
+        let conv_id = v
+            .get("conversationId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         match v.get("type").and_then(Value::as_str) {
             Some("auth") => {
                 let token = token_of(&v).unwrap_or_default();
@@ -252,10 +328,18 @@ impl Conn {
                     return Err((CLOSE_AUTH, "the new token names someone else"));
                 }
                 *authed = fresh;
-                send_json(socket, &json!({"type": "ready", "expiresAt": authed.expires_at})).await;
+                send_json(
+                    socket,
+                    &json!({"type": "ready", "expiresAt": authed.expires_at}),
+                )
+                .await;
             }
             Some("resume") => {
-                let after = v.get("afterSeq").and_then(Value::as_i64).unwrap_or(0).max(0);
+                let after = v
+                    .get("afterSeq")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    .max(0);
                 match self.visible(&authed.who, conv_id.as_deref()).await {
                     Some(conv) => {
                         let id = conv.conversation_id;
@@ -263,14 +347,26 @@ impl Conn {
                         let run = match sent {
                             // What lies before the run was never sent on this socket.
                             Some(r) if after + 1 < r.first => {
-                                match self.send_stored(socket, &authed.who, &id, after, r.first - 1).await {
-                                    Some(_) => Sent { first: after + 1, last: r.last },
+                                match self
+                                    .send_stored(socket, &authed.who, &id, after, r.first - 1)
+                                    .await
+                                {
+                                    Some(_) => Sent {
+                                        first: after + 1,
+                                        last: r.last,
+                                    },
                                     None => return Ok(()),
                                 }
                             }
                             // The client claims more than this socket sent (e.g. read over REST).
-                            Some(r) => Sent { first: r.first.min(after + 1), last: r.last.max(after) },
-                            None => Sent { first: after + 1, last: after },
+                            Some(r) => Sent {
+                                first: r.first.min(after + 1),
+                                last: r.last.max(after),
+                            },
+                            None => Sent {
+                                first: after + 1,
+                                last: after,
+                            },
                         };
                         self.track(&id, run);
                         self.fill(socket, &authed.who, &id, i64::MAX).await;
@@ -283,7 +379,9 @@ impl Conn {
             Some("typing") => {
                 if let Some(conv) = self.visible(&authed.who, conv_id.as_deref()).await {
                     let mut sender = sender_of(&authed.who);
-                    if let Who::Contact { site, contact_id, .. } = &authed.who
+                    if let Who::Contact {
+                        site, contact_id, ..
+                    } = &authed.who
                         && let Ok(name) = contact_name(&self.app, *site, contact_id).await
                     {
                         sender["name"] = json!(name);
@@ -299,7 +397,15 @@ impl Conn {
                         Who::Agent { id, .. } => (true, id.clone()),
                         Who::Contact { contact_id, .. } => (false, contact_id.clone()),
                     };
-                    let _ = mark_read(&self.app, conv.site_id, &conv.conversation_id, by_agent, &id, seq).await;
+                    let _ = mark_read(
+                        &self.app,
+                        conv.site_id,
+                        &conv.conversation_id,
+                        by_agent,
+                        &id,
+                        seq,
+                    )
+                    .await;
                 }
             }
             Some("ping") => {
@@ -313,16 +419,30 @@ impl Conn {
     }
 
     /// The conversation, if this socket may see it.
-    async fn visible(&self, who: &Who, conv: Option<&str>) -> Option<confidant_store::ConversationRow> {
+    async fn visible(
+        &self,
+        who: &Who,
+        conv: Option<&str>,
+    ) -> Option<confidant_store::ConversationRow> {
         let conv = conv.filter(|c| uuid::Uuid::try_parse(c).is_ok())?;
         let site = match who {
-            Who::Contact { site, .. } | Who::Agent { site: Some(site), .. } => *site,
+            Who::Contact { site, .. }
+            | Who::Agent {
+                site: Some(site), ..
+            } => *site,
             Who::Agent { site: None, .. } => return None,
         };
         let row = self.app.store.get_conversation(site, conv).await.ok()??;
         let mine = match who {
-            Who::Contact { contact_id, messenger_id, preview, .. } => {
-                row.contact_id == *contact_id && row.messenger_id == *messenger_id && row.preview == *preview
+            Who::Contact {
+                contact_id,
+                messenger_id,
+                preview,
+                ..
+            } => {
+                row.contact_id == *contact_id
+                    && row.messenger_id == *messenger_id
+                    && row.preview == *preview
             }
             Who::Agent { .. } => true,
         };
@@ -338,18 +458,35 @@ impl Conn {
 
     /// Send the stored messages of `conv` with `after < seq <= upto`, in order. Returns the
     /// last seq sent (`after` when none), or `None` if the socket failed.
-    async fn send_stored(&mut self, socket: &mut WebSocket, who: &Who, conv: &str, mut after: i64, upto: i64) -> Option<i64> {
+    async fn send_stored(
+        &mut self,
+        socket: &mut WebSocket,
+        who: &Who,
+        conv: &str,
+        mut after: i64,
+        upto: i64,
+    ) -> Option<i64> {
         let site = match who {
-            Who::Contact { site, .. } | Who::Agent { site: Some(site), .. } => *site,
+            Who::Contact { site, .. }
+            | Who::Agent {
+                site: Some(site), ..
+            } => *site,
             Who::Agent { site: None, .. } => return Some(after),
         };
         while after < upto {
-            let Ok(page) = self.app.store.messages(site, conv, after, 200).await else { return Some(after) };
+            let Ok(page) = self.app.store.messages(site, conv, after, 200).await else {
+                return Some(after);
+            };
             if page.is_empty() {
                 break;
             }
             for m in page.iter().take_while(|m| m.seq <= upto) {
-                if !send_json(socket, &json!({"type": "message", "message": views::message(m)})).await {
+                if !send_json(
+                    socket,
+                    &json!({"type": "message", "message": views::message(m)}),
+                )
+                .await
+                {
                     return None;
                 }
                 after = m.seq;
@@ -363,7 +500,9 @@ impl Conn {
 
     /// Send the stored messages of `conv` after the run this socket has sent, up to `upto`.
     async fn fill(&mut self, socket: &mut WebSocket, who: &Who, conv: &str, upto: i64) -> bool {
-        let Some(run) = self.sent.get(conv).copied() else { return true };
+        let Some(run) = self.sent.get(conv).copied() else {
+            return true;
+        };
         match self.send_stored(socket, who, conv, run.last, upto).await {
             Some(last) => {
                 self.track(conv, Sent { last, ..run });
@@ -377,7 +516,11 @@ impl Conn {
         match ev {
             Recv::Event(e) => {
                 // A contact sees only the conversations of its token's messenger and kind.
-                if let Who::Contact { messenger_id, preview, .. } = who
+                if let Who::Contact {
+                    messenger_id,
+                    preview,
+                    ..
+                } = who
                     && (e.messenger_id != *messenger_id || e.preview != *preview)
                 {
                     return true;
@@ -387,14 +530,26 @@ impl Conn {
                         Some(r) if e.seq <= r.last => return true,
                         Some(r) if e.seq > r.last + 1 => {
                             // A gap (a lagged queue, a lost or late bus message): fill it from the store.
-                            return self.fill(socket, who, &e.conversation_id.clone(), e.seq).await;
+                            return self
+                                .fill(socket, who, &e.conversation_id.clone(), e.seq)
+                                .await;
                         }
                         Some(r) => self.track(&e.conversation_id, Sent { last: e.seq, ..r }),
-                        None => self.track(&e.conversation_id, Sent { first: e.seq, last: e.seq }),
+                        None => self.track(
+                            &e.conversation_id,
+                            Sent {
+                                first: e.seq,
+                                last: e.seq,
+                            },
+                        ),
                     }
-                    metrics::histogram!("confidant_push_latency_seconds").record((now_millis() - e.sent_at_ms).max(0) as f64 / 1000.0);
+                    metrics::histogram!("confidant_push_latency_seconds")
+                        .record((now_millis() - e.sent_at_ms).max(0) as f64 / 1000.0);
                 }
-                socket.send(Message::Text(Utf8Bytes::from(e.frame.to_string()))).await.is_ok()
+                socket
+                    .send(Message::Text(Utf8Bytes::from(e.frame.to_string())))
+                    .await
+                    .is_ok()
             }
             Recv::Lagged(_) => {
                 // Events were dropped: messages of conversations with later events are filled
@@ -410,8 +565,18 @@ impl Conn {
 fn same_subject(a: &Who, b: &Who) -> bool {
     match (a, b) {
         (
-            Who::Contact { contact_id: x, messenger_id: m, preview: p, .. },
-            Who::Contact { contact_id: y, messenger_id: n, preview: q, .. },
+            Who::Contact {
+                contact_id: x,
+                messenger_id: m,
+                preview: p,
+                ..
+            },
+            Who::Contact {
+                contact_id: y,
+                messenger_id: n,
+                preview: q,
+                ..
+            },
         ) => x == y && m == n && p == q,
         (Who::Agent { id: x, .. }, Who::Agent { id: y, .. }) => x == y,
         _ => false,
@@ -424,4 +589,3 @@ fn sender_of(who: &Who) -> Value {
         Who::Agent { id, name, .. } => json!({"type": "agent", "id": id, "name": name}),
     }
 }
-

@@ -14,13 +14,22 @@ const PASSWORD: &str = "correct horse battery";
 async fn answer(r: reqwest::Response) -> (u16, String, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-    let code = body["error"]["code"].as_str().unwrap_or_default().to_owned();
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     (status, code, body)
 }
 
 async fn login(app: &TestApp, site: Value, email: &str, password: &str) -> reqwest::Response {
-    app.post("/api/v1/auth/login", None, &json!({"siteId": site, "email": email, "password": password})).await
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        &json!({"siteId": site, "email": email, "password": password}),
+    )
+    .await
 }
 
 fn security_path(site: i64, m: &str) -> String {
@@ -30,12 +39,24 @@ fn security_path(site: i64, m: &str) -> String {
 #[tokio::test]
 async fn sites_count_from_10000_and_only_the_operator_creates_them() {
     let app = TestApp::spawn().await;
-    let r = app.post("/api/v1/sites", Some(OPERATOR), &json!({"name": "Acme Health"})).await;
+    let r = app
+        .post(
+            "/api/v1/sites",
+            Some(OPERATOR),
+            &json!({"name": "Acme Health"}),
+        )
+        .await;
     let (s, _, site) = answer(r).await;
     assert_eq!(s, 201, "{site}");
     assert_eq!(site["siteId"], 10000);
     assert_eq!(site["name"], "Acme Health");
-    assert!(time::OffsetDateTime::parse(site["createdAt"].as_str().expect("createdAt"), &time::format_description::well_known::Rfc3339).is_ok());
+    assert!(
+        time::OffsetDateTime::parse(
+            site["createdAt"].as_str().expect("createdAt"),
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok()
+    );
     assert_eq!(app.create_site("Second").await, 10001);
     let (s, _, got) = answer(app.get("/api/v1/sites/10000", Some(OPERATOR)).await).await;
     assert_eq!(s, 200);
@@ -44,18 +65,36 @@ async fn sites_count_from_10000_and_only_the_operator_creates_them() {
     let admin = app.agent_token(10000, "admin@acme.test", "admin").await;
     let agent = app.agent_token(10000, "agent@acme.test", "agent").await;
     for t in [&admin, &agent] {
-        let (s, c, _) = answer(app.post("/api/v1/sites", Some(t), &json!({"name": "Mine"})).await).await;
+        let (s, c, _) = answer(
+            app.post("/api/v1/sites", Some(t), &json!({"name": "Mine"}))
+                .await,
+        )
+        .await;
         assert_eq!((s, c.as_str()), (403, "forbidden"));
     }
-    for t in [None, Some("nope"), Some("cfs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), Some(&"x".repeat(5000)[..])] {
+    for t in [
+        None,
+        Some("nope"),
+        Some("cfs_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        Some(&"x".repeat(5000)[..]),
+    ] {
         let (s, c, _) = answer(app.post("/api/v1/sites", t, &json!({"name": "Mine"})).await).await;
         assert_eq!((s, c.as_str()), (401, "unauthorized"), "{t:?}");
     }
-    for bad in [json!({}), json!({"name": ""}), json!({"name": "   "}), json!({"name": 5})] {
+    for bad in [
+        json!({}),
+        json!({"name": ""}),
+        json!({"name": "   "}),
+        json!({"name": 5}),
+    ] {
         let (s, c, _) = answer(app.post("/api/v1/sites", Some(OPERATOR), &bad).await).await;
         assert_eq!((s, c.as_str()), (400, "invalid_request"), "{bad}");
     }
-    assert_eq!(app.create_site("Third").await, 10002, "refused creations used no id");
+    assert_eq!(
+        app.create_site("Third").await,
+        10002,
+        "refused creations used no id"
+    );
     let (s, c, _) = answer(app.get("/api/v1/sites/99999", Some(OPERATOR)).await).await;
     assert_eq!((s, c.as_str()), (404, "not_found"));
 }
@@ -65,7 +104,11 @@ async fn agents_never_show_their_password() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Acme").await;
     let r = app
-        .post(&format!("/api/v1/sites/{site}/agents"), Some(OPERATOR), &json!({"email": "jo@acme.test", "password": PASSWORD, "name": "Jo", "role": "admin"}))
+        .post(
+            &format!("/api/v1/sites/{site}/agents"),
+            Some(OPERATOR),
+            &json!({"email": "jo@acme.test", "password": PASSWORD, "name": "Jo", "role": "admin"}),
+        )
         .await;
     assert_eq!(r.status(), 201);
     let text = r.text().await.expect("text");
@@ -75,10 +118,17 @@ async fn agents_never_show_their_password() {
     assert_eq!(agent["email"], "jo@acme.test");
     assert_eq!(agent["name"], "Jo");
     assert_eq!(agent["role"], "admin");
-    let leaks = |t: &str| t.contains(PASSWORD) || t.to_lowercase().contains("argon") || t.contains("password");
+    let leaks = |t: &str| {
+        t.contains(PASSWORD) || t.to_lowercase().contains("argon") || t.contains("password")
+    };
     assert!(!leaks(&text), "{text}");
 
-    let list = app.get(&format!("/api/v1/sites/{site}/agents"), Some(OPERATOR)).await.text().await.expect("text");
+    let list = app
+        .get(&format!("/api/v1/sites/{site}/agents"), Some(OPERATOR))
+        .await
+        .text()
+        .await
+        .expect("text");
     assert!(!leaks(&list), "{list}");
     let r = login(&app, json!(site), "jo@acme.test", PASSWORD).await;
     assert_eq!(r.status(), 200);
@@ -103,10 +153,26 @@ async fn agents_never_show_their_password() {
         json!({"email": "x@acme.test", "password": 12345678, "name": "x", "role": "agent"}),
         json!({"password": PASSWORD, "name": "x"}),
     ] {
-        let (s, c, _) = answer(app.post(&format!("/api/v1/sites/{site}/agents"), Some(OPERATOR), &bad).await).await;
+        let (s, c, _) = answer(
+            app.post(
+                &format!("/api/v1/sites/{site}/agents"),
+                Some(OPERATOR),
+                &bad,
+            )
+            .await,
+        )
+        .await;
         assert_eq!((s, c.as_str()), (400, "invalid_request"), "{bad}");
     }
-    let (s, c, _) = answer(app.post("/api/v1/sites/99999/agents", Some(OPERATOR), &json!({"email": "a@b.test", "password": PASSWORD, "name": "x", "role": "agent"})).await).await;
+    let (s, c, _) = answer(
+        app.post(
+            "/api/v1/sites/99999/agents",
+            Some(OPERATOR),
+            &json!({"email": "a@b.test", "password": PASSWORD, "name": "x", "role": "agent"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!((s, c.as_str()), (404, "not_found"));
 }
 
@@ -117,7 +183,8 @@ async fn roles_decide_who_manages_the_site() {
     let admin = app.agent_token(site, "admin@acme.test", "admin").await;
     let agent = app.agent_token(site, "agent@acme.test", "agent").await;
     let new_messenger = json!({"name": "Sales", "security": {"validation": {"method": "sharedToken", "sharedToken": SECRET}}});
-    let new_agent = json!({"email": "new@acme.test", "password": PASSWORD, "name": "New", "role": "agent"});
+    let new_agent =
+        json!({"email": "new@acme.test", "password": PASSWORD, "name": "New", "role": "agent"});
     let sec = json!({"validation": {"method": "sharedToken", "sharedToken": null}});
 
     // An agent reads the site's messengers and works conversations, and manages nothing.
@@ -128,28 +195,72 @@ async fn roles_decide_who_manages_the_site() {
         format!("/api/v1/sites/{site}/messengers/{m}/installation-code"),
         format!("/api/v1/sites/{site}/conversations"),
     ] {
-        assert_eq!(app.get(&path, Some(&agent)).await.status(), 200, "agent GET {path}");
+        assert_eq!(
+            app.get(&path, Some(&agent)).await.status(),
+            200,
+            "agent GET {path}"
+        );
     }
-    let (s, c, _) = answer(app.post(&format!("/api/v1/sites/{site}/messengers"), Some(&agent), &new_messenger).await).await;
+    let (s, c, _) = answer(
+        app.post(
+            &format!("/api/v1/sites/{site}/messengers"),
+            Some(&agent),
+            &new_messenger,
+        )
+        .await,
+    )
+    .await;
     assert_eq!((s, c.as_str()), (403, "forbidden"));
-    let (s, c, _) = answer(app.post(&format!("/api/v1/sites/{site}/agents"), Some(&agent), &new_agent).await).await;
+    let (s, c, _) = answer(
+        app.post(
+            &format!("/api/v1/sites/{site}/agents"),
+            Some(&agent),
+            &new_agent,
+        )
+        .await,
+    )
+    .await;
     assert_eq!((s, c.as_str()), (403, "forbidden"));
     let (s, c, _) = answer(app.put(&security_path(site, &m), Some(&agent), &sec).await).await;
     assert_eq!((s, c.as_str()), (403, "forbidden"));
-    let (s, c, _) = answer(app.get(&format!("/api/v1/sites/{site}/agents"), Some(&agent)).await).await;
+    let (s, c, _) = answer(
+        app.get(&format!("/api/v1/sites/{site}/agents"), Some(&agent))
+            .await,
+    )
+    .await;
     assert_eq!((s, c.as_str()), (403, "forbidden"));
 
     // An admin manages its site.
-    let (s, _, b) = answer(app.post(&format!("/api/v1/sites/{site}/messengers"), Some(&admin), &new_messenger).await).await;
+    let (s, _, b) = answer(
+        app.post(
+            &format!("/api/v1/sites/{site}/messengers"),
+            Some(&admin),
+            &new_messenger,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["siteId"], site);
     assert_eq!(b["name"], "Sales");
     assert!(uuid::Uuid::parse_str(b["messengerId"].as_str().expect("id")).is_ok());
-    let (s, _, b) = answer(app.post(&format!("/api/v1/sites/{site}/agents"), Some(&admin), &new_agent).await).await;
+    let (s, _, b) = answer(
+        app.post(
+            &format!("/api/v1/sites/{site}/agents"),
+            Some(&admin),
+            &new_agent,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 201, "{b}");
     let (s, _, b) = answer(app.put(&security_path(site, &m), Some(&admin), &sec).await).await;
     assert_eq!(s, 200, "{b}");
-    let (s, _, b) = answer(app.get(&format!("/api/v1/sites/{site}/messengers"), Some(&admin)).await).await;
+    let (s, _, b) = answer(
+        app.get(&format!("/api/v1/sites/{site}/messengers"), Some(&admin))
+            .await,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(b["messengers"].as_array().map(Vec::len), Some(2));
 }
@@ -163,16 +274,31 @@ async fn a_site_never_sees_another_sites_data() {
     let agent_a = app.agent_token(a, "agent@a.test", "agent").await;
     // Site B has a contact and a conversation.
     let at = app.access_token(b, &m_b, "bob@b.test").await;
-    let r = app.post("/api/v1/messenger/messages", Some(&at), &json!({"clientMessageId": "c1", "body": "secret of b"})).await;
+    let r = app
+        .post(
+            "/api/v1/messenger/messages",
+            Some(&at),
+            &json!({"clientMessageId": "c1", "body": "secret of b"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let msg: Value = r.json().await.expect("msg");
     let conv = msg["conversationId"].as_str().expect("conv").to_owned();
     let contact = {
-        let body = app.authorize(b, &m_b, &hs256(SECRET, &claims("bob@b.test"))).await.json::<Value>().await.expect("json");
-        body["contact"]["contactId"].as_str().expect("id").to_owned()
+        let body = app
+            .authorize(b, &m_b, &hs256(SECRET, &claims("bob@b.test")))
+            .await
+            .json::<Value>()
+            .await
+            .expect("json");
+        body["contact"]["contactId"]
+            .as_str()
+            .expect("id")
+            .to_owned()
     };
     let sec = json!({"validation": {"method": "sharedToken", "sharedToken": null}});
-    let new_agent = json!({"email": "x@b.test", "password": PASSWORD, "name": "x", "role": "admin"});
+    let new_agent =
+        json!({"email": "x@b.test", "password": PASSWORD, "name": "x", "role": "admin"});
     let new_messenger = json!({"name": "x", "security": {"validation": {"method": "sharedToken", "sharedToken": SECRET}}});
 
     for token in [&admin_a, &agent_a] {
@@ -195,8 +321,14 @@ async fn a_site_never_sees_another_sites_data() {
         for (path, body) in [
             (format!("/api/v1/sites/{b}/agents"), &new_agent),
             (format!("/api/v1/sites/{b}/messengers"), &new_messenger),
-            (format!("/api/v1/sites/{b}/conversations/{conv}/messages"), &json!({"clientMessageId": "x", "body": "hi"})),
-            (format!("/api/v1/sites/{b}/conversations/{conv}/close"), &json!({})),
+            (
+                format!("/api/v1/sites/{b}/conversations/{conv}/messages"),
+                &json!({"clientMessageId": "x", "body": "hi"}),
+            ),
+            (
+                format!("/api/v1/sites/{b}/conversations/{conv}/close"),
+                &json!({}),
+            ),
         ] {
             let (s, c, resp) = answer(app.post(&path, Some(token), body).await).await;
             assert_eq!((s, c.as_str()), (404, "not_found"), "POST {path}: {resp}");
@@ -211,25 +343,55 @@ async fn a_site_never_sees_another_sites_data() {
             format!("/api/v1/sites/{a}/contacts/{contact}"),
         ] {
             let (s, c, body) = answer(app.get(&path, Some(token)).await).await;
-            assert!(s == 404 && (c == "not_found" || c == "messenger_not_found"), "GET {path}: {s} {body}");
+            assert!(
+                s == 404 && (c == "not_found" || c == "messenger_not_found"),
+                "GET {path}: {s} {body}"
+            );
         }
-        let (s, _, resp) = answer(app.put(&security_path(a, &m_b), Some(&admin_a), &sec).await).await;
+        let (s, _, resp) =
+            answer(app.put(&security_path(a, &m_b), Some(&admin_a), &sec).await).await;
         assert_eq!(s, 404, "PUT security via own site path: {resp}");
     }
     // A's lists show only A.
-    let list: Value = app.get(&format!("/api/v1/sites/{a}/messengers"), Some(&agent_a)).await.json().await.expect("json");
-    let ids: Vec<&str> = list["messengers"].as_array().expect("list").iter().filter_map(|m| m["messengerId"].as_str()).collect();
+    let list: Value = app
+        .get(&format!("/api/v1/sites/{a}/messengers"), Some(&agent_a))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = list["messengers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|m| m["messengerId"].as_str())
+        .collect();
     assert_eq!(ids, vec![m_a.as_str()]);
-    let convs: Value = app.get(&format!("/api/v1/sites/{a}/conversations"), Some(&agent_a)).await.json().await.expect("json");
+    let convs: Value = app
+        .get(&format!("/api/v1/sites/{a}/conversations"), Some(&agent_a))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(convs["conversations"].as_array().map(Vec::len), Some(0));
     // B's security was not changed by anything above.
-    let still = app.authorize(b, &m_b, &hs256(SECRET, &claims("bob@b.test"))).await;
+    let still = app
+        .authorize(b, &m_b, &hs256(SECRET, &claims("bob@b.test")))
+        .await;
     assert_eq!(still.status(), 200);
     // Malformed ids never 500.
-    for path in ["/api/v1/sites/abc", "/api/v1/sites/-1/messengers", "/api/v1/sites/1e5", &format!("/api/v1/sites/{a}/messengers/not-a-uuid"), "/api/v1/sites/99999999999999999999999"] {
+    for path in [
+        "/api/v1/sites/abc",
+        "/api/v1/sites/-1/messengers",
+        "/api/v1/sites/1e5",
+        &format!("/api/v1/sites/{a}/messengers/not-a-uuid"),
+        "/api/v1/sites/99999999999999999999999",
+    ] {
         let (s, c, _) = answer(app.get(path, Some(OPERATOR)).await).await;
         assert_eq!(s, 404, "{path}");
-        assert!(c == "not_found" || c == "messenger_not_found", "{path}: {c}");
+        assert!(
+            c == "not_found" || c == "messenger_not_found",
+            "{path}: {c}"
+        );
     }
 }
 
@@ -239,46 +401,110 @@ async fn login_logout_and_the_session_cookie() {
     let site = app.create_site("Acme").await;
     app.create_agent(site, "jo@acme.test", "admin").await;
 
-    let wrong_password = answer(login(&app, json!(site), "jo@acme.test", "wrong password!").await).await;
-    let unknown_email = answer(login(&app, json!(site), "nobody@acme.test", "wrong password!").await).await;
+    let wrong_password =
+        answer(login(&app, json!(site), "jo@acme.test", "wrong password!").await).await;
+    let unknown_email =
+        answer(login(&app, json!(site), "nobody@acme.test", "wrong password!").await).await;
     let unknown_site = answer(login(&app, json!(99_999), "jo@acme.test", PASSWORD).await).await;
     assert_eq!(wrong_password.0, 401);
     assert_eq!(wrong_password.1, "unauthorized");
-    assert_eq!(wrong_password, unknown_email, "the answer tells whether the email exists");
+    assert_eq!(
+        wrong_password, unknown_email,
+        "the answer tells whether the email exists"
+    );
     assert_eq!(wrong_password, unknown_site);
-    for bad in [json!({}), json!({"siteId": site}), json!({"siteId": "x", "email": "a@b", "password": "p"}), json!({"siteId": site, "email": 5, "password": "p"})] {
+    for bad in [
+        json!({}),
+        json!({"siteId": site}),
+        json!({"siteId": "x", "email": "a@b", "password": "p"}),
+        json!({"siteId": site, "email": 5, "password": "p"}),
+    ] {
         let (s, c, _) = answer(app.post("/api/v1/auth/login", None, &bad).await).await;
         assert_eq!((s, c.as_str()), (400, "invalid_request"), "{bad}");
     }
 
     let r = login(&app, json!(site), "jo@acme.test", PASSWORD).await;
     assert_eq!(r.status(), 200);
-    let cookie = r.headers().get(header::SET_COOKIE).expect("Set-Cookie").to_str().expect("ascii").to_owned();
+    let cookie = r
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("Set-Cookie")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let body: Value = r.json().await.expect("json");
     let token = body["token"].as_str().expect("token").to_owned();
     assert_eq!(body["agent"]["email"], "jo@acme.test");
-    let attrs: Vec<String> = cookie.split(';').map(|s| s.trim().to_ascii_lowercase()).collect();
+    let attrs: Vec<String> = cookie
+        .split(';')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
     assert!(attrs.contains(&"httponly".to_owned()), "{cookie}");
     assert!(attrs.contains(&"samesite=strict".to_owned()), "{cookie}");
-    assert!(!attrs.contains(&"secure".to_owned()), "Secure on an http public URL: {cookie}");
+    assert!(
+        !attrs.contains(&"secure".to_owned()),
+        "Secure on an http public URL: {cookie}"
+    );
     let pair = cookie.split(';').next().expect("pair").to_owned();
 
     // The cookie alone authenticates (no bearer).
-    let by_cookie = |path: &str| app.client.get(app.url(path)).header(header::COOKIE, pair.clone()).send();
-    assert_eq!(by_cookie(&format!("/api/v1/sites/{site}")).await.expect("send").status(), 200);
-    assert_eq!(by_cookie(&format!("/api/v1/sites/{site}/messengers")).await.expect("send").status(), 200);
-    assert_eq!(app.get(&format!("/api/v1/sites/{site}"), Some(&token)).await.status(), 200);
+    let by_cookie = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .header(header::COOKIE, pair.clone())
+            .send()
+    };
+    assert_eq!(
+        by_cookie(&format!("/api/v1/sites/{site}"))
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        by_cookie(&format!("/api/v1/sites/{site}/messengers"))
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/sites/{site}"), Some(&token))
+            .await
+            .status(),
+        200
+    );
     // Logged-in agents of another session are unaffected by this logout.
     let r = login(&app, json!(site), "jo@acme.test", PASSWORD).await;
-    let second = r.json::<Value>().await.expect("json")["token"].as_str().expect("t").to_owned();
+    let second = r.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("t")
+        .to_owned();
 
-    let r = app.post("/api/v1/auth/logout", Some(&token), &json!({})).await;
+    let r = app
+        .post("/api/v1/auth/logout", Some(&token), &json!({}))
+        .await;
     assert_eq!(r.status(), 204);
-    let (s, c, _) = answer(app.get(&format!("/api/v1/sites/{site}"), Some(&token)).await).await;
-    assert_eq!((s, c.as_str()), (401, "unauthorized"), "the token works after logout");
-    let r = by_cookie(&format!("/api/v1/sites/{site}")).await.expect("send");
+    let (s, c, _) = answer(
+        app.get(&format!("/api/v1/sites/{site}"), Some(&token))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, c.as_str()),
+        (401, "unauthorized"),
+        "the token works after logout"
+    );
+    let r = by_cookie(&format!("/api/v1/sites/{site}"))
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401, "the cookie works after logout");
-    assert_eq!(app.get(&format!("/api/v1/sites/{site}"), Some(&second)).await.status(), 200);
+    assert_eq!(
+        app.get(&format!("/api/v1/sites/{site}"), Some(&second))
+            .await
+            .status(),
+        200
+    );
     let (s, c, _) = answer(app.post("/api/v1/auth/logout", None, &json!({})).await).await;
     assert_eq!((s, c.as_str()), (401, "unauthorized"));
 }
@@ -286,23 +512,49 @@ async fn login_logout_and_the_session_cookie() {
 #[tokio::test]
 async fn cookies_are_secure_behind_an_https_public_url() {
     let app = TestApp::spawn_with(|a| a.public_url = Some("https://chat.example.com".into())).await;
-    assert_eq!(app.running.as_ref().expect("running").app.config.public_url, "https://chat.example.com");
+    assert_eq!(
+        app.running.as_ref().expect("running").app.config.public_url,
+        "https://chat.example.com"
+    );
     let direct = format!("http://{}", app.addr);
-    let r = app.client.post(format!("{direct}/api/v1/sites")).bearer_auth(OPERATOR).json(&json!({"name": "Acme"})).send().await.expect("send");
-    assert_eq!(r.status(), 201);
-    let site = r.json::<Value>().await.expect("json")["siteId"].as_i64().expect("id");
     let r = app
         .client
-        .post(format!("{direct}/api/v1/sites/{site}/agents"))
+        .post(format!("{direct}/api/v1/sites"))
         .bearer_auth(OPERATOR)
-        .json(&json!({"email": "jo@acme.test", "password": PASSWORD, "name": "Jo", "role": "admin"}))
+        .json(&json!({"name": "Acme"}))
         .send()
         .await
         .expect("send");
     assert_eq!(r.status(), 201);
-    let r = app.client.post(format!("{direct}/api/v1/auth/login")).json(&json!({"siteId": site, "email": "jo@acme.test", "password": PASSWORD})).send().await.expect("send");
+    let site = r.json::<Value>().await.expect("json")["siteId"]
+        .as_i64()
+        .expect("id");
+    let r = app
+        .client
+        .post(format!("{direct}/api/v1/sites/{site}/agents"))
+        .bearer_auth(OPERATOR)
+        .json(
+            &json!({"email": "jo@acme.test", "password": PASSWORD, "name": "Jo", "role": "admin"}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+    let r = app
+        .client
+        .post(format!("{direct}/api/v1/auth/login"))
+        .json(&json!({"siteId": site, "email": "jo@acme.test", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
-    let cookie = r.headers().get(header::SET_COOKIE).expect("cookie").to_str().expect("ascii").to_ascii_lowercase();
+    let cookie = r
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("cookie")
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
     assert!(cookie.split(';').any(|a| a.trim() == "secure"), "{cookie}");
 }
 
@@ -313,35 +565,73 @@ async fn lockout_scenario(app: &TestApp) {
     app.create_agent(site, "jo@acme.test", "admin").await;
     app.create_agent(site, "kim@acme.test", "agent").await;
     for i in 0..6 {
-        let (s, c, _) = answer(login(app, json!(site), "jo@acme.test", "wrong password!").await).await;
+        let (s, c, _) =
+            answer(login(app, json!(site), "jo@acme.test", "wrong password!").await).await;
         assert_eq!((s, c.as_str()), (401, "unauthorized"), "failure {i}");
     }
     let r = login(app, json!(site), "jo@acme.test", PASSWORD).await;
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers().get(header::RETRY_AFTER).expect("Retry-After").to_str().expect("ascii").parse().expect("seconds");
+    let retry: u64 = r
+        .headers()
+        .get(header::RETRY_AFTER)
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
     assert!((1..=900).contains(&retry), "Retry-After {retry}");
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "rate_limited");
     // Another agent of the site is not locked.
-    assert_eq!(login(app, json!(site), "kim@acme.test", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(app, json!(site), "kim@acme.test", PASSWORD)
+            .await
+            .status(),
+        200
+    );
 
     for i in 0..6 {
-        let (s, _, _) = answer(login(app, json!(site), "ghost@acme.test", "whatever it is").await).await;
+        let (s, _, _) =
+            answer(login(app, json!(site), "ghost@acme.test", "whatever it is").await).await;
         assert_eq!(s, 401, "ghost failure {i}");
     }
     let r = login(app, json!(site), "ghost@acme.test", "whatever it is").await;
-    assert_eq!(r.status(), 429, "a non-existent email is not locked like an existing one");
+    assert_eq!(
+        r.status(),
+        429,
+        "a non-existent email is not locked like an existing one"
+    );
     assert!(r.headers().get(header::RETRY_AFTER).is_some());
 
     // A success resets the count: 5 failures, a success, 5 failures is still not locked.
     for _ in 0..5 {
-        assert_eq!(login(app, json!(site), "kim@acme.test", "wrong password!").await.status(), 401);
+        assert_eq!(
+            login(app, json!(site), "kim@acme.test", "wrong password!")
+                .await
+                .status(),
+            401
+        );
     }
-    assert_eq!(login(app, json!(site), "kim@acme.test", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(app, json!(site), "kim@acme.test", PASSWORD)
+            .await
+            .status(),
+        200
+    );
     for _ in 0..5 {
-        assert_eq!(login(app, json!(site), "kim@acme.test", "wrong password!").await.status(), 401);
+        assert_eq!(
+            login(app, json!(site), "kim@acme.test", "wrong password!")
+                .await
+                .status(),
+            401
+        );
     }
-    assert_eq!(login(app, json!(site), "kim@acme.test", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(app, json!(site), "kim@acme.test", PASSWORD)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -362,19 +652,47 @@ async fn shared_token_rules() {
     let site = app.create_site("Acme").await;
     let create = |security: Value| {
         let app = &app;
-        async move { answer(app.post(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR), &json!({"name": "S", "security": security})).await).await }
+        async move {
+            answer(
+                app.post(
+                    &format!("/api/v1/sites/{site}/messengers"),
+                    Some(OPERATOR),
+                    &json!({"name": "S", "security": security}),
+                )
+                .await,
+            )
+            .await
+        }
     };
-    let (s, c, b) = create(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(31)}})).await;
+    let (s, c, b) =
+        create(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(31)}}))
+            .await;
     assert_eq!((s, c.as_str()), (400, "invalid_request"));
-    assert!(b["error"]["message"].as_str().expect("msg").contains("validation.sharedToken"), "{b}");
-    assert!(!b.to_string().contains(&"x".repeat(31)), "the refused secret is echoed: {b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("validation.sharedToken"),
+        "{b}"
+    );
+    assert!(
+        !b.to_string().contains(&"x".repeat(31)),
+        "the refused secret is echoed: {b}"
+    );
     let (s, c, b) = create(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "!!not*base64url!!".repeat(4)}})).await;
     assert_eq!((s, c.as_str()), (400, "invalid_request"));
-    assert!(b["error"]["message"].as_str().expect("msg").contains("validation.sharedToken"), "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("validation.sharedToken"),
+        "{b}"
+    );
     // 42 base64url characters decode to 31 bytes: too short, though the text is long.
     let (s, _, _) = create(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "A".repeat(42)}})).await;
     assert_eq!(s, 400);
-    let (s, c, _) = create(json!({"validation": {"method": "sharedToken", "sharedToken": 12345}})).await;
+    let (s, c, _) =
+        create(json!({"validation": {"method": "sharedToken", "sharedToken": 12345}})).await;
     assert_eq!((s, c.as_str()), (400, "invalid_request"));
 
     // A base64url secret: the key is the decoded bytes.
@@ -385,56 +703,147 @@ async fn shared_token_rules() {
     assert_eq!(m["security"]["validation"]["sharedToken"], Value::Null);
     assert_eq!(m["security"]["validation"]["sharedTokenSet"], true);
     let id = m["messengerId"].as_str().expect("id");
-    let t = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims("a"), &jsonwebtoken::EncodingKey::from_secret(&raw)).expect("sign");
+    let t = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims("a"),
+        &jsonwebtoken::EncodingKey::from_secret(&raw),
+    )
+    .expect("sign");
     assert_eq!(app.authorize(site, id, &t).await.status(), 200);
     let as_text = hs256(&b64, &claims("a"));
-    assert_eq!(error_code(app.authorize(site, id, &as_text).await).await, (401, "signature_invalid".to_owned()));
+    assert_eq!(
+        error_code(app.authorize(site, id, &as_text).await).await,
+        (401, "signature_invalid".to_owned())
+    );
 
     // Generated: shown once, in the answer that made it.
     let (s, _, m) = create(json!({"validation": {"method": "sharedToken"}})).await;
     assert_eq!(s, 201, "{m}");
-    let generated = m["security"]["validation"]["sharedToken"].as_str().expect("the generated secret is shown").to_owned();
+    let generated = m["security"]["validation"]["sharedToken"]
+        .as_str()
+        .expect("the generated secret is shown")
+        .to_owned();
     assert!(generated.len() >= 32);
     let id = m["messengerId"].as_str().expect("id").to_owned();
-    let (_, _, got) = answer(app.get(&format!("/api/v1/sites/{site}/messengers/{id}"), Some(OPERATOR)).await).await;
+    let (_, _, got) = answer(
+        app.get(
+            &format!("/api/v1/sites/{site}/messengers/{id}"),
+            Some(OPERATOR),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(got["security"]["validation"]["sharedToken"], Value::Null);
     assert_eq!(got["security"]["validation"]["sharedTokenSet"], true);
-    let list = app.get(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR)).await.text().await.expect("text");
+    let list = app
+        .get(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR))
+        .await
+        .text()
+        .await
+        .expect("text");
     assert!(!list.contains(&generated), "a list shows the secret");
     assert!(!got.to_string().contains(&generated));
     let old = hs256(&generated, &claims("a"));
     assert_eq!(app.authorize(site, &id, &old).await.status(), 200);
     // A messenger created with no security at all gets a generated secret too.
-    let (s, _, m) = answer(app.post(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR), &json!({"name": "Bare"})).await).await;
+    let (s, _, m) = answer(
+        app.post(
+            &format!("/api/v1/sites/{site}/messengers"),
+            Some(OPERATOR),
+            &json!({"name": "Bare"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 201);
-    assert!(m["security"]["validation"]["sharedToken"].as_str().is_some_and(|s| s.len() >= 32), "{m}");
+    assert!(
+        m["security"]["validation"]["sharedToken"]
+            .as_str()
+            .is_some_and(|s| s.len() >= 32),
+        "{m}"
+    );
 
     // "sharedToken": null keeps the secret while other settings change.
     let (s, _, sec) = answer(app.put(&security_path(site, &id), Some(OPERATOR), &json!({"validation": {"method": "sharedToken", "sharedToken": null}, "clockSkewSeconds": 5})).await).await;
     assert_eq!(s, 200, "{sec}");
     assert_eq!(sec["clockSkewSeconds"], 5);
     assert_eq!(sec["validation"]["sharedToken"], Value::Null);
-    assert_eq!(app.authorize(site, &id, &old).await.status(), 200, "the kept secret no longer verifies");
+    assert_eq!(
+        app.authorize(site, &id, &old).await.status(),
+        200,
+        "the kept secret no longer verifies"
+    );
     // The GET shape round-trips through PUT.
-    let (_, _, got) = answer(app.get(&format!("/api/v1/sites/{site}/messengers/{id}"), Some(OPERATOR)).await).await;
-    let (s, _, _) = answer(app.put(&security_path(site, &id), Some(OPERATOR), &got["security"]).await).await;
+    let (_, _, got) = answer(
+        app.get(
+            &format!("/api/v1/sites/{site}/messengers/{id}"),
+            Some(OPERATOR),
+        )
+        .await,
+    )
+    .await;
+    let (s, _, _) = answer(
+        app.put(&security_path(site, &id), Some(OPERATOR), &got["security"])
+            .await,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(app.authorize(site, &id, &old).await.status(), 200);
 
     // A new secret governs the very next authorize.
     let fresh = "a-brand-new-secret-that-is-long-enough-0123";
-    let (s, _, _) = answer(app.put(&security_path(site, &id), Some(OPERATOR), &json!({"validation": {"method": "sharedToken", "sharedToken": fresh}})).await).await;
+    let (s, _, _) = answer(
+        app.put(
+            &security_path(site, &id),
+            Some(OPERATOR),
+            &json!({"validation": {"method": "sharedToken", "sharedToken": fresh}}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 200);
-    assert_eq!(error_code(app.authorize(site, &id, &old).await).await, (401, "signature_invalid".to_owned()));
-    assert_eq!(app.authorize(site, &id, &hs256(fresh, &claims("a"))).await.status(), 200);
+    assert_eq!(
+        error_code(app.authorize(site, &id, &old).await).await,
+        (401, "signature_invalid".to_owned())
+    );
+    assert_eq!(
+        app.authorize(site, &id, &hs256(fresh, &claims("a")))
+            .await
+            .status(),
+        200
+    );
     // And a switch to a public key refuses HMAC at once.
-    let (s, _, _) = answer(app.put(&security_path(site, &id), Some(OPERATOR), &json!({"validation": {"method": "publicKey", "publicKey": fixture("p256.pub.pem")}})).await).await;
+    let (s, _, _) = answer(
+        app.put(
+            &security_path(site, &id),
+            Some(OPERATOR),
+            &json!({"validation": {"method": "publicKey", "publicKey": fixture("p256.pub.pem")}}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 200);
-    assert_eq!(error_code(app.authorize(site, &id, &hs256(fresh, &claims("a"))).await).await, (401, "algorithm_not_allowed".to_owned()));
-    let es = sign(jsonwebtoken::Algorithm::ES256, None, &private_key("p256"), &claims("a"));
+    assert_eq!(
+        error_code(app.authorize(site, &id, &hs256(fresh, &claims("a"))).await).await,
+        (401, "algorithm_not_allowed".to_owned())
+    );
+    let es = sign(
+        jsonwebtoken::Algorithm::ES256,
+        None,
+        &private_key("p256"),
+        &claims("a"),
+    );
     assert_eq!(app.authorize(site, &id, &es).await.status(), 200);
     // Back to a shared token: null has nothing to keep now.
-    let (s, c, _) = answer(app.put(&security_path(site, &id), Some(OPERATOR), &json!({"validation": {"method": "sharedToken", "sharedToken": null}})).await).await;
+    let (s, c, _) = answer(
+        app.put(
+            &security_path(site, &id),
+            Some(OPERATOR),
+            &json!({"validation": {"method": "sharedToken", "sharedToken": null}}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!((s, c.as_str()), (400, "invalid_request"));
     // A refused PUT changed nothing.
     assert_eq!(app.authorize(site, &id, &es).await.status(), 200);
@@ -447,7 +856,10 @@ async fn public_keys_are_checked_when_saved() {
     for (pem, words) in [
         (fixture("rsa1024.pub.pem"), &["2048"][..]),
         (fixture("rsapss.pub.pem"), &["PSS"][..]),
-        ("-----BEGIN PUBLIC KEY-----\nnot base64 at all!\n-----END PUBLIC KEY-----\n".to_owned(), &["parse", "PEM"][..]),
+        (
+            "-----BEGIN PUBLIC KEY-----\nnot base64 at all!\n-----END PUBLIC KEY-----\n".to_owned(),
+            &["parse", "PEM"][..],
+        ),
         ("garbage".to_owned(), &["PEM"][..]),
         (fixture("p256.key.pem"), &["private"][..]),
         (fixture("secp256k1.pub.pem"), &["curve"][..]),
@@ -455,24 +867,48 @@ async fn public_keys_are_checked_when_saved() {
     ] {
         let sec = json!({"validation": {"method": "publicKey", "publicKey": pem}});
         for r in [
-            app.post(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR), &json!({"name": "x", "security": sec})).await,
-            app.put(&security_path(site, &m), Some(OPERATOR), &sec).await,
+            app.post(
+                &format!("/api/v1/sites/{site}/messengers"),
+                Some(OPERATOR),
+                &json!({"name": "x", "security": sec}),
+            )
+            .await,
+            app.put(&security_path(site, &m), Some(OPERATOR), &sec)
+                .await,
         ] {
             let (s, c, b) = answer(r).await;
             assert_eq!((s, c.as_str()), (400, "invalid_request"), "{pem}: {b}");
             let msg = b["error"]["message"].as_str().expect("msg");
             assert!(msg.contains("validation.publicKey"), "{msg}");
-            assert!(words.iter().any(|w| msg.contains(w)), "{msg} should say which ({words:?})");
+            assert!(
+                words.iter().any(|w| msg.contains(w)),
+                "{msg} should say which ({words:?})"
+            );
             if let Some(line) = pem.lines().nth(1) {
                 assert!(!msg.contains(line), "the PEM is echoed: {msg}");
             }
         }
     }
     // The messenger still works with its shared token.
-    assert_eq!(app.authorize(site, &m, &hs256(SECRET, &claims("a"))).await.status(), 200);
-    for ok in ["rsa2048.pub.pem", "rsa2048.pkcs1.pub.pem", "p256.pub.pem", "p384.pub.pem", "ed25519.pub.pem"] {
+    assert_eq!(
+        app.authorize(site, &m, &hs256(SECRET, &claims("a")))
+            .await
+            .status(),
+        200
+    );
+    for ok in [
+        "rsa2048.pub.pem",
+        "rsa2048.pkcs1.pub.pem",
+        "p256.pub.pem",
+        "p384.pub.pem",
+        "ed25519.pub.pem",
+    ] {
         let sec = json!({"validation": {"method": "publicKey", "publicKey": fixture(ok)}});
-        let (s, _, b) = answer(app.put(&security_path(site, &m), Some(OPERATOR), &sec).await).await;
+        let (s, _, b) = answer(
+            app.put(&security_path(site, &m), Some(OPERATOR), &sec)
+                .await,
+        )
+        .await;
         assert_eq!(s, 200, "{ok}: {b}");
         assert_eq!(b["validation"]["method"], "publicKey");
     }
@@ -492,16 +928,33 @@ async fn other_security_fields_are_validated() {
     for (extra, field) in [
         (json!({"clockSkewSeconds": 301}), "clockSkewSeconds"),
         (json!({"clockSkewSeconds": -1}), "clockSkewSeconds"),
-        (json!({"maxTokenLifetimeSeconds": 0}), "maxTokenLifetimeSeconds"),
+        (
+            json!({"maxTokenLifetimeSeconds": 0}),
+            "maxTokenLifetimeSeconds",
+        ),
         (json!({"allowedUrls": ["not a url"]}), "allowedUrls"),
         (json!({"allowedUrls": "https://a.example"}), "allowedUrls"),
         (json!({"contactIdentityKey": ""}), "contactIdentityKey"),
         (json!({"issuer": 5}), "issuer"),
-        (json!({"validation": {"method": "magic"}}), "validation.method"),
+        (
+            json!({"validation": {"method": "magic"}}),
+            "validation.method",
+        ),
     ] {
-        let (s, c, b) = answer(app.put(&security_path(site, &m), Some(OPERATOR), &base(extra.clone())).await).await;
+        let (s, c, b) = answer(
+            app.put(
+                &security_path(site, &m),
+                Some(OPERATOR),
+                &base(extra.clone()),
+            )
+            .await,
+        )
+        .await;
         assert_eq!((s, c.as_str()), (400, "invalid_request"), "{extra}");
-        assert!(b["error"]["message"].as_str().expect("msg").contains(field), "{extra}: {b}");
+        assert!(
+            b["error"]["message"].as_str().expect("msg").contains(field),
+            "{extra}: {b}"
+        );
     }
     let (s, _, b) = answer(
         app.put(&security_path(site, &m), Some(OPERATOR), &base(json!({"allowedUrls": ["https://portal.example.com", "https://*.example.org", "https://www.example.com/secure/"], "clockSkewSeconds": 0, "maxTokenLifetimeSeconds": 600, "issuer": "i", "audience": "a", "contactIdentityKey": "email"})))
@@ -515,10 +968,25 @@ async fn other_security_fields_are_validated() {
     assert_eq!(b["issuer"], "i");
     assert_eq!(b["audience"], "a");
     assert_eq!(b["allowedUrls"].as_array().map(Vec::len), Some(3));
-    let (_, _, got) = answer(app.get(&format!("/api/v1/sites/{site}/messengers/{m}"), Some(OPERATOR)).await).await;
+    let (_, _, got) = answer(
+        app.get(
+            &format!("/api/v1/sites/{site}/messengers/{m}"),
+            Some(OPERATOR),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(got["security"], b);
     let random = uuid::Uuid::new_v4();
-    let (s, c, _) = answer(app.put(&security_path(site, &random.to_string()), Some(OPERATOR), &base(json!({}))).await).await;
+    let (s, c, _) = answer(
+        app.put(
+            &security_path(site, &random.to_string()),
+            Some(OPERATOR),
+            &base(json!({})),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 404, "{c}");
 }
 
@@ -527,11 +995,21 @@ async fn installation_code_names_the_server_site_and_messenger() {
     let app = TestApp::spawn().await;
     let (site, m) = app.site_with_messenger().await;
     let agent = app.agent_token(site, "agent@acme.test", "agent").await;
-    let (s, _, b) = answer(app.get(&format!("/api/v1/sites/{site}/messengers/{m}/installation-code"), Some(&agent)).await).await;
+    let (s, _, b) = answer(
+        app.get(
+            &format!("/api/v1/sites/{site}/messengers/{m}/installation-code"),
+            Some(&agent),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     let html = b["html"].as_str().expect("html");
     for needle in [
-        format!("{}/messenger/v1/loader.js", app.running.as_ref().expect("running").app.config.public_url),
+        format!(
+            "{}/messenger/v1/loader.js",
+            app.running.as_ref().expect("running").app.config.public_url
+        ),
         format!("data-site-id=\"{site}\""),
         format!("data-messenger-id=\"{m}\""),
         "data-contact-jwt=\"\"".to_owned(),
@@ -552,14 +1030,32 @@ async fn concurrent_guesses_cannot_outrun_the_lockout() {
     app.create_agent(site, "jo@acme.test", "admin").await;
     let guesses = (0..24).map(|i| {
         let app = &app;
-        async move { login(app, json!(site), "jo@acme.test", &format!("guess number {i}")).await.status().as_u16() }
+        async move {
+            login(
+                app,
+                json!(site),
+                "jo@acme.test",
+                &format!("guess number {i}"),
+            )
+            .await
+            .status()
+            .as_u16()
+        }
     });
     let statuses = futures_util::future::join_all(guesses).await;
     let wrong = statuses.iter().filter(|s| **s == 401).count();
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!(wrong + limited, statuses.len(), "{statuses:?}");
-    assert!(wrong <= 6, "{wrong} passwords were tried in parallel before the lockout: {statuses:?}");
-    assert_eq!(login(&app, json!(site), "jo@acme.test", PASSWORD).await.status(), 429);
+    assert!(
+        wrong <= 6,
+        "{wrong} passwords were tried in parallel before the lockout: {statuses:?}"
+    );
+    assert_eq!(
+        login(&app, json!(site), "jo@acme.test", PASSWORD)
+            .await
+            .status(),
+        429
+    );
 }
 
 #[tokio::test]
@@ -568,28 +1064,88 @@ async fn emails_are_one_account_whatever_their_case_and_deleted_agents_lose_thei
     let site = app.create_site("Acme").await;
     let token = app.agent_token(site, "Jo@Acme.test", "agent").await;
     let (s, c, _) = answer(
-        app.post(&format!("/api/v1/sites/{site}/agents"), Some(OPERATOR), &json!({"email": "jo@acme.TEST", "password": PASSWORD, "name": "Jo", "role": "agent"})).await,
+        app.post(
+            &format!("/api/v1/sites/{site}/agents"),
+            Some(OPERATOR),
+            &json!({"email": "jo@acme.TEST", "password": PASSWORD, "name": "Jo", "role": "agent"}),
+        )
+        .await,
     )
     .await;
     assert_eq!((s, c.as_str()), (409, "conflict"));
-    assert_eq!(login(&app, json!(site), "jo@acme.test", PASSWORD).await.status(), 200);
-    assert_eq!(login(&app, json!(site), " JO@ACME.TEST ", PASSWORD).await.status(), 200);
+    assert_eq!(
+        login(&app, json!(site), "jo@acme.test", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        login(&app, json!(site), " JO@ACME.TEST ", PASSWORD)
+            .await
+            .status(),
+        200
+    );
 
-    let list: Value = app.get(&format!("/api/v1/sites/{site}/agents"), Some(OPERATOR)).await.json().await.expect("json");
-    let id = list["agents"][0]["agentId"].as_str().expect("id").to_owned();
+    let list: Value = app
+        .get(&format!("/api/v1/sites/{site}/agents"), Some(OPERATOR))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = list["agents"][0]["agentId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let admin_b = {
         let b = app.create_site("B").await;
         app.agent_token(b, "admin@b.test", "admin").await
     };
-    let r = app.client.delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}"))).bearer_auth(&admin_b).send().await.expect("send");
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}")))
+        .bearer_auth(&admin_b)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 404, "another site's admin deleted an agent");
-    let r = app.client.delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}"))).bearer_auth(&token).send().await.expect("send");
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 403, "an agent deleted an agent");
-    let r = app.client.delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}"))).bearer_auth(OPERATOR).send().await.expect("send");
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}")))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 204);
-    let (s, c, _) = answer(app.get(&format!("/api/v1/sites/{site}"), Some(&token)).await).await;
-    assert_eq!((s, c.as_str()), (401, "unauthorized"), "a deleted agent's session still works");
-    assert_eq!(login(&app, json!(site), "jo@acme.test", PASSWORD).await.status(), 401);
-    let r = app.client.delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}"))).bearer_auth(OPERATOR).send().await.expect("send");
+    let (s, c, _) = answer(
+        app.get(&format!("/api/v1/sites/{site}"), Some(&token))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, c.as_str()),
+        (401, "unauthorized"),
+        "a deleted agent's session still works"
+    );
+    assert_eq!(
+        login(&app, json!(site), "jo@acme.test", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}")))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 404);
 }

@@ -15,12 +15,24 @@ use serde_json::{Value, json};
 async fn answer(r: reqwest::Response) -> (u16, String, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-    let code = body["error"]["code"].as_str().unwrap_or_default().to_owned();
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     (status, code, body)
 }
 
-async fn expect_code(app: &TestApp, site: i64, messenger: &str, jwt: &str, status: u16, code: &str, what: &str) -> Value {
+async fn expect_code(
+    app: &TestApp,
+    site: i64,
+    messenger: &str,
+    jwt: &str,
+    status: u16,
+    code: &str,
+    what: &str,
+) -> Value {
     let (s, c, body) = answer(app.authorize(site, messenger, jwt).await).await;
     assert_eq!((s, c.as_str()), (status, code), "{what}: {body}");
     body
@@ -31,13 +43,24 @@ async fn ok(app: &TestApp, site: i64, messenger: &str, jwt: &str, what: &str) ->
 }
 
 async fn pk_messenger(app: &TestApp, site: i64, pem: &str) -> String {
-    let m = app.create_messenger(site, json!({"validation": {"method": "publicKey", "publicKey": pem}})).await;
+    let m = app
+        .create_messenger(
+            site,
+            json!({"validation": {"method": "publicKey", "publicKey": pem}}),
+        )
+        .await;
     m["messengerId"].as_str().expect("id").to_owned()
 }
 
 /// The public URL the server was configured with (normalised: no trailing slash).
 fn public_url(app: &TestApp) -> String {
-    app.running.as_ref().expect("running").app.config.public_url.clone()
+    app.running
+        .as_ref()
+        .expect("running")
+        .app
+        .config
+        .public_url
+        .clone()
 }
 
 /// Verify an access token with the key the server publishes for its `kid`; returns its claims.
@@ -54,7 +77,9 @@ async fn verified_access_claims(app: &TestApp, token: &str, messenger: &str) -> 
     v.set_audience(&[format!("confidant:{messenger}")]);
     v.set_issuer(&[public_url(app)]);
     v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<Value>(token, &key, &v).expect("the access token verifies").claims
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .expect("the access token verifies")
+        .claims
 }
 
 #[tokio::test]
@@ -68,39 +93,136 @@ async fn shared_token_attacks_get_their_exact_codes() {
         let t = sign(alg, None, &EncodingKey::from_secret(SECRET.as_bytes()), &c);
         ok(&app, site, &m, &t, &format!("{alg:?}")).await;
     }
-    expect_code(&app, site, &m, &hs256("another-secret-of-enough-length-0123456789", &c), 401, "signature_invalid", "forged").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &hs256("another-secret-of-enough-length-0123456789", &c),
+        401,
+        "signature_invalid",
+        "forged",
+    )
+    .await;
     // A valid token with its signature altered by one character.
     let good = hs256(SECRET, &c);
     let mut forged = good.clone();
     let last = forged.pop().expect("char");
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    expect_code(&app, site, &m, &forged, 401, "signature_invalid", "tampered signature").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &forged,
+        401,
+        "signature_invalid",
+        "tampered signature",
+    )
+    .await;
     // Claims swapped under a valid signature.
     let other = hs256(SECRET, &claims("victim@example.test"));
     let parts: Vec<&str> = good.split('.').collect();
-    let spliced = format!("{}.{}.{}", parts[0], other.split('.').nth(1).expect("claims"), parts[2]);
-    expect_code(&app, site, &m, &spliced, 401, "signature_invalid", "spliced claims").await;
+    let spliced = format!(
+        "{}.{}.{}",
+        parts[0],
+        other.split('.').nth(1).expect("claims"),
+        parts[2]
+    );
+    expect_code(
+        &app,
+        site,
+        &m,
+        &spliced,
+        401,
+        "signature_invalid",
+        "spliced claims",
+    )
+    .await;
 
-    for header in [json!({"alg": "none"}), json!({"alg": "None"}), json!({"alg": "NONE", "typ": "JWT"})] {
+    for header in [
+        json!({"alg": "none"}),
+        json!({"alg": "None"}),
+        json!({"alg": "NONE", "typ": "JWT"}),
+    ] {
         for sig in [&b""[..], b"anything"] {
             let t = raw_token(&header, &c, sig);
-            expect_code(&app, site, &m, &t, 401, "algorithm_not_allowed", &format!("{header} sig {sig:?}")).await;
+            expect_code(
+                &app,
+                site,
+                &m,
+                &t,
+                401,
+                "algorithm_not_allowed",
+                &format!("{header} sig {sig:?}"),
+            )
+            .await;
         }
     }
-    expect_code(&app, site, &m, &raw_token(&json!({"typ": "JWT"}), &c, b"x"), 401, "algorithm_not_allowed", "no alg").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &raw_token(&json!({"typ": "JWT"}), &c, b"x"),
+        401,
+        "algorithm_not_allowed",
+        "no alg",
+    )
+    .await;
     let rs = sign(Algorithm::RS256, None, &private_key("rsa2048"), &c);
-    expect_code(&app, site, &m, &rs, 401, "algorithm_not_allowed", "RS256 on a shared token").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &rs,
+        401,
+        "algorithm_not_allowed",
+        "RS256 on a shared token",
+    )
+    .await;
     let ed = sign(Algorithm::EdDSA, None, &private_key("ed25519"), &c);
-    expect_code(&app, site, &m, &ed, 401, "algorithm_not_allowed", "EdDSA on a shared token").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &ed,
+        401,
+        "algorithm_not_allowed",
+        "EdDSA on a shared token",
+    )
+    .await;
 
     // `crit` is checked before anything, even on a correctly signed token.
-    let crit = hmac_raw(&HMAC_SHA256, &json!({"alg": "HS256", "crit": ["exp"], "exp": 1}), &c, SECRET.as_bytes());
+    let crit = hmac_raw(
+        &HMAC_SHA256,
+        &json!({"alg": "HS256", "crit": ["exp"], "exp": 1}),
+        &c,
+        SECRET.as_bytes(),
+    );
     expect_code(&app, site, &m, &crit, 401, "token_malformed", "crit").await;
     // A correctly signed token over 8 KiB.
     let mut big = c.clone();
     big["pad"] = json!("x".repeat(8 * 1024));
-    expect_code(&app, site, &m, &hs256(SECRET, &big), 401, "token_malformed", "over 8 KiB").await;
-    for garbage in ["", "garbage", "a.b", "a.b.c", "a.b.c.d", "....", "e30.e30", "W10.e30.", "e30.W10.", "eyJhbGciOiJIUzI1NiJ9.e30.$$$"] {
+    expect_code(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &big),
+        401,
+        "token_malformed",
+        "over 8 KiB",
+    )
+    .await;
+    for garbage in [
+        "",
+        "garbage",
+        "a.b",
+        "a.b.c",
+        "a.b.c.d",
+        "....",
+        "e30.e30",
+        "W10.e30.",
+        "e30.W10.",
+        "eyJhbGciOiJIUzI1NiJ9.e30.$$$",
+    ] {
         expect_code(&app, site, &m, garbage, 401, "token_malformed", garbage).await;
     }
 }
@@ -116,45 +238,184 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
     let p384 = pk_messenger(&app, site, &fixture("p384.pub.pem")).await;
     let ed = pk_messenger(&app, site, &fixture("ed25519.pub.pem")).await;
 
-    for alg in [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512] {
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+    ] {
         let t = sign(alg, None, &private_key("rsa2048"), &c);
         ok(&app, site, &rsa, &t, &format!("{alg:?}")).await;
         ok(&app, site, &rsa1, &t, &format!("{alg:?} PKCS#1 PEM")).await;
     }
-    ok(&app, site, &p256, &sign(Algorithm::ES256, None, &private_key("p256"), &c), "ES256").await;
-    ok(&app, site, &p384, &sign(Algorithm::ES384, None, &private_key("p384"), &c), "ES384").await;
-    ok(&app, site, &ed, &sign(Algorithm::EdDSA, None, &private_key("ed25519"), &c), "EdDSA").await;
+    ok(
+        &app,
+        site,
+        &p256,
+        &sign(Algorithm::ES256, None, &private_key("p256"), &c),
+        "ES256",
+    )
+    .await;
+    ok(
+        &app,
+        site,
+        &p384,
+        &sign(Algorithm::ES384, None, &private_key("p384"), &c),
+        "ES384",
+    )
+    .await;
+    ok(
+        &app,
+        site,
+        &ed,
+        &sign(Algorithm::EdDSA, None, &private_key("ed25519"), &c),
+        "EdDSA",
+    )
+    .await;
 
     // RFC 9864's name for the same algorithm.
     let mine = EdKey::generate();
     let ed2 = pk_messenger(&app, site, &mine.pub_pem()).await;
-    ok(&app, site, &ed2, &sign_ed_raw(&json!({"alg": "Ed25519"}), &c, &mine), "alg Ed25519").await;
+    ok(
+        &app,
+        site,
+        &ed2,
+        &sign_ed_raw(&json!({"alg": "Ed25519"}), &c, &mine),
+        "alg Ed25519",
+    )
+    .await;
     ok(&app, site, &ed2, &mine.sign(None, &c), "alg EdDSA").await;
 
     // HS256 keyed with the public key's PEM text: the classic confusion.
-    for (m, pem) in [(&rsa, "rsa2048.pub.pem"), (&p256, "p256.pub.pem"), (&ed, "ed25519.pub.pem")] {
-        let t = sign(Algorithm::HS256, None, &EncodingKey::from_secret(fixture(pem).as_bytes()), &c);
-        expect_code(&app, site, m, &t, 401, "algorithm_not_allowed", &format!("HS256 with {pem}")).await;
-        let trimmed = sign(Algorithm::HS256, None, &EncodingKey::from_secret(fixture(pem).trim().as_bytes()), &c);
-        expect_code(&app, site, m, &trimmed, 401, "algorithm_not_allowed", &format!("HS256 with trimmed {pem}")).await;
+    for (m, pem) in [
+        (&rsa, "rsa2048.pub.pem"),
+        (&p256, "p256.pub.pem"),
+        (&ed, "ed25519.pub.pem"),
+    ] {
+        let t = sign(
+            Algorithm::HS256,
+            None,
+            &EncodingKey::from_secret(fixture(pem).as_bytes()),
+            &c,
+        );
+        expect_code(
+            &app,
+            site,
+            m,
+            &t,
+            401,
+            "algorithm_not_allowed",
+            &format!("HS256 with {pem}"),
+        )
+        .await;
+        let trimmed = sign(
+            Algorithm::HS256,
+            None,
+            &EncodingKey::from_secret(fixture(pem).trim().as_bytes()),
+            &c,
+        );
+        expect_code(
+            &app,
+            site,
+            m,
+            &trimmed,
+            401,
+            "algorithm_not_allowed",
+            &format!("HS256 with trimmed {pem}"),
+        )
+        .await;
     }
     // The wrong curve or family for the messenger's key.
-    expect_code(&app, site, &p384, &sign(Algorithm::ES256, None, &private_key("p256"), &c), 401, "algorithm_not_allowed", "ES256 on P-384").await;
-    expect_code(&app, site, &p256, &sign(Algorithm::ES384, None, &private_key("p384"), &c), 401, "algorithm_not_allowed", "ES384 on P-256").await;
-    expect_code(&app, site, &rsa, &sign(Algorithm::ES256, None, &private_key("p256"), &c), 401, "algorithm_not_allowed", "ES256 on RSA").await;
-    expect_code(&app, site, &ed, &sign(Algorithm::RS256, None, &private_key("rsa2048"), &c), 401, "algorithm_not_allowed", "RS256 on Ed25519").await;
-    expect_code(&app, site, &rsa, &raw_token(&json!({"alg": "none"}), &c, b""), 401, "algorithm_not_allowed", "none on RSA").await;
+    expect_code(
+        &app,
+        site,
+        &p384,
+        &sign(Algorithm::ES256, None, &private_key("p256"), &c),
+        401,
+        "algorithm_not_allowed",
+        "ES256 on P-384",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &p256,
+        &sign(Algorithm::ES384, None, &private_key("p384"), &c),
+        401,
+        "algorithm_not_allowed",
+        "ES384 on P-256",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &rsa,
+        &sign(Algorithm::ES256, None, &private_key("p256"), &c),
+        401,
+        "algorithm_not_allowed",
+        "ES256 on RSA",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &ed,
+        &sign(Algorithm::RS256, None, &private_key("rsa2048"), &c),
+        401,
+        "algorithm_not_allowed",
+        "RS256 on Ed25519",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &rsa,
+        &raw_token(&json!({"alg": "none"}), &c, b""),
+        401,
+        "algorithm_not_allowed",
+        "none on RSA",
+    )
+    .await;
 
     // CVE-2022-21449 ("psychic signatures"): r = s = 0 must never verify.
     for (m, alg, len) in [(&p256, "ES256", 64), (&p384, "ES384", 96)] {
         let t = raw_token(&json!({"alg": alg}), &c, &vec![0u8; len]);
-        expect_code(&app, site, m, &t, 401, "signature_invalid", &format!("all-zero {alg}")).await;
+        expect_code(
+            &app,
+            site,
+            m,
+            &t,
+            401,
+            "signature_invalid",
+            &format!("all-zero {alg}"),
+        )
+        .await;
     }
     // A signature of the right key for other claims.
-    let other = sign(Algorithm::ES256, None, &private_key("p256"), &claims("victim@example.test"));
+    let other = sign(
+        Algorithm::ES256,
+        None,
+        &private_key("p256"),
+        &claims("victim@example.test"),
+    );
     let good = sign(Algorithm::ES256, None, &private_key("p256"), &c);
-    let spliced = format!("{}.{}", good.rsplit_once('.').expect("dot").0, other.rsplit_once('.').expect("dot").1);
-    expect_code(&app, site, &p256, &spliced, 401, "signature_invalid", "ES256 spliced").await;
+    let spliced = format!(
+        "{}.{}",
+        good.rsplit_once('.').expect("dot").0,
+        other.rsplit_once('.').expect("dot").1
+    );
+    expect_code(
+        &app,
+        site,
+        &p256,
+        &spliced,
+        401,
+        "signature_invalid",
+        "ES256 spliced",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -172,7 +433,16 @@ async fn key_headers_in_the_token_are_never_used() {
         json!({"alg": "EdDSA", "x5c": ["MIIBszCCAVmgAwIBAgIUXYZ"]}),
     ] {
         let t = sign_ed_raw(&header, &c, &attacker);
-        expect_code(&app, site, &m, &t, 401, "signature_invalid", &header.to_string()).await;
+        expect_code(
+            &app,
+            site,
+            &m,
+            &t,
+            401,
+            "signature_invalid",
+            &header.to_string(),
+        )
+        .await;
     }
     assert_eq!(jwks.hits(), 0, "a jku/x5u header made the server fetch");
     // The real key still works with the same junk headers present.
@@ -194,28 +464,123 @@ async fn time_and_lifetime_claims() {
     let expired = hs256(SECRET, &json!({"sub": "a", "exp": exp}));
     let body = expect_code(&app, site, &m, &expired, 401, "token_expired", "expired").await;
     let message = body["error"]["message"].as_str().expect("message");
-    let when = time::OffsetDateTime::from_unix_timestamp(exp).expect("time").format(&time::format_description::well_known::Rfc3339).expect("fmt");
+    let when = time::OffsetDateTime::from_unix_timestamp(exp)
+        .expect("time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("fmt");
     assert!(message.contains(&when), "{message} should name {when}");
-    assert!(!message.contains(&expired) && !message.contains(expired.split('.').nth(2).expect("sig")), "the message quotes the token");
+    assert!(
+        !message.contains(&expired) && !message.contains(expired.split('.').nth(2).expect("sig")),
+        "the message quotes the token"
+    );
     // Within the default 60 s of skew it still counts as valid.
-    ok(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "exp": now - 20})), "expired within skew").await;
+    ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": "a", "exp": now - 20})),
+        "expired within skew",
+    )
+    .await;
 
-    expect_code(&app, site, &m, &hs256(SECRET, &json!({"sub": "a"})), 401, "expiry_missing", "no exp").await;
-    expect_code(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "exp": "soon"})), 401, "expiry_missing", "string exp").await;
-    let body = expect_code(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "exp": now + 600, "nbf": now + 3600})), 401, "token_not_yet_valid", "nbf").await;
-    assert!(!body["error"]["message"].as_str().unwrap_or_default().contains("eyJ"));
-    ok(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "exp": now + 600, "nbf": now + 30})), "nbf within skew").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": "a"})),
+        401,
+        "expiry_missing",
+        "no exp",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": "a", "exp": "soon"})),
+        401,
+        "expiry_missing",
+        "string exp",
+    )
+    .await;
+    let body = expect_code(
+        &app,
+        site,
+        &m,
+        &hs256(
+            SECRET,
+            &json!({"sub": "a", "exp": now + 600, "nbf": now + 3600}),
+        ),
+        401,
+        "token_not_yet_valid",
+        "nbf",
+    )
+    .await;
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("eyJ")
+    );
+    ok(
+        &app,
+        site,
+        &m,
+        &hs256(
+            SECRET,
+            &json!({"sub": "a", "exp": now + 600, "nbf": now + 30}),
+        ),
+        "nbf within skew",
+    )
+    .await;
     // The order: an expired token that is also not yet valid is reported as expired.
-    expect_code(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "exp": exp, "nbf": now + 3600})), 401, "token_expired", "order").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": "a", "exp": exp, "nbf": now + 3600})),
+        401,
+        "token_expired",
+        "order",
+    )
+    .await;
 
     // Lifetime cap of five minutes.
     let r = app
         .put(&format!("/api/v1/sites/{site}/messengers/{m}/security"), Some(OPERATOR), &json!({"validation": {"method": "sharedToken", "sharedToken": null}, "maxTokenLifetimeSeconds": 300}))
         .await;
     assert_eq!(r.status(), 200);
-    expect_code(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "exp": now + 3600})), 401, "token_lifetime_too_long", "exp - now").await;
-    expect_code(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "iat": now - 1000, "exp": now + 100})), 401, "token_lifetime_too_long", "exp - iat").await;
-    ok(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "iat": now, "exp": now + 290})), "within the cap").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": "a", "exp": now + 3600})),
+        401,
+        "token_lifetime_too_long",
+        "exp - now",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &hs256(
+            SECRET,
+            &json!({"sub": "a", "iat": now - 1000, "exp": now + 100}),
+        ),
+        401,
+        "token_lifetime_too_long",
+        "exp - iat",
+    )
+    .await;
+    ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": "a", "iat": now, "exp": now + 290})),
+        "within the cap",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -224,7 +589,17 @@ async fn issuer_and_audience_when_configured() {
     let (site, m) = app.site_with_messenger().await;
     let now = now();
     // Not configured: anything goes.
-    ok(&app, site, &m, &hs256(SECRET, &json!({"sub": "a", "exp": now + 60, "iss": "whoever", "aud": "x"})), "unchecked").await;
+    ok(
+        &app,
+        site,
+        &m,
+        &hs256(
+            SECRET,
+            &json!({"sub": "a", "exp": now + 60, "iss": "whoever", "aud": "x"}),
+        ),
+        "unchecked",
+    )
+    .await;
     let r = app
         .put(
             &format!("/api/v1/sites/{site}/messengers/{m}/security"),
@@ -240,16 +615,96 @@ async fn issuer_and_audience_when_configured() {
         }
         hs256(SECRET, &c)
     };
-    expect_code(&app, site, &m, &t(json!({"aud": "confidant"})), 401, "issuer_mismatch", "no iss").await;
-    expect_code(&app, site, &m, &t(json!({"iss": "https://evil.example.com", "aud": "confidant"})), 401, "issuer_mismatch", "wrong iss").await;
-    expect_code(&app, site, &m, &t(json!({"iss": "https://idp.example.com/", "aud": "confidant"})), 401, "issuer_mismatch", "iss with slash").await;
-    expect_code(&app, site, &m, &t(json!({"iss": "https://idp.example.com"})), 401, "audience_mismatch", "no aud").await;
-    expect_code(&app, site, &m, &t(json!({"iss": "https://idp.example.com", "aud": "other"})), 401, "audience_mismatch", "wrong aud").await;
-    expect_code(&app, site, &m, &t(json!({"iss": "https://idp.example.com", "aud": ["a", "b"]})), 401, "audience_mismatch", "aud array").await;
-    ok(&app, site, &m, &t(json!({"iss": "https://idp.example.com", "aud": "confidant"})), "aud string").await;
-    ok(&app, site, &m, &t(json!({"iss": "https://idp.example.com", "aud": ["x", "confidant"]})), "aud array").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &t(json!({"aud": "confidant"})),
+        401,
+        "issuer_mismatch",
+        "no iss",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &t(json!({"iss": "https://evil.example.com", "aud": "confidant"})),
+        401,
+        "issuer_mismatch",
+        "wrong iss",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &t(json!({"iss": "https://idp.example.com/", "aud": "confidant"})),
+        401,
+        "issuer_mismatch",
+        "iss with slash",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &t(json!({"iss": "https://idp.example.com"})),
+        401,
+        "audience_mismatch",
+        "no aud",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &t(json!({"iss": "https://idp.example.com", "aud": "other"})),
+        401,
+        "audience_mismatch",
+        "wrong aud",
+    )
+    .await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &t(json!({"iss": "https://idp.example.com", "aud": ["a", "b"]})),
+        401,
+        "audience_mismatch",
+        "aud array",
+    )
+    .await;
+    ok(
+        &app,
+        site,
+        &m,
+        &t(json!({"iss": "https://idp.example.com", "aud": "confidant"})),
+        "aud string",
+    )
+    .await;
+    ok(
+        &app,
+        site,
+        &m,
+        &t(json!({"iss": "https://idp.example.com", "aud": ["x", "confidant"]})),
+        "aud array",
+    )
+    .await;
     // Identity is checked last: a token with the right iss/aud but no identity.
-    expect_code(&app, site, &m, &hs256(SECRET, &json!({"exp": now + 60, "iss": "https://idp.example.com", "aud": "confidant"})), 401, "identity_missing", "last").await;
+    expect_code(
+        &app,
+        site,
+        &m,
+        &hs256(
+            SECRET,
+            &json!({"exp": now + 60, "iss": "https://idp.example.com", "aud": "confidant"}),
+        ),
+        401,
+        "identity_missing",
+        "last",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -262,29 +717,89 @@ async fn identity_claim_rules() {
         ("null", json!({"sub": null, "exp": exp})),
         ("empty", json!({"sub": "", "exp": exp})),
         ("257 chars", json!({"sub": "x".repeat(257), "exp": exp})),
-        ("257 non-ASCII chars", json!({"sub": "é".repeat(257), "exp": exp})),
+        (
+            "257 non-ASCII chars",
+            json!({"sub": "é".repeat(257), "exp": exp}),
+        ),
         ("bool", json!({"sub": true, "exp": exp})),
         ("float", json!({"sub": 1.5, "exp": exp})),
         ("object", json!({"sub": {"id": 1}, "exp": exp})),
     ] {
-        expect_code(&app, site, &m, &hs256(SECRET, &c), 401, "identity_missing", what).await;
+        expect_code(
+            &app,
+            site,
+            &m,
+            &hs256(SECRET, &c),
+            401,
+            "identity_missing",
+            what,
+        )
+        .await;
     }
     let long = "é".repeat(256);
-    let body = ok(&app, site, &m, &hs256(SECRET, &json!({"sub": long, "exp": exp})), "256 chars").await;
+    let body = ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": long, "exp": exp})),
+        "256 chars",
+    )
+    .await;
     assert_eq!(body["contact"]["identity"], long);
-    let body = ok(&app, site, &m, &hs256(SECRET, &json!({"sub": 12345, "exp": exp})), "integer").await;
+    let body = ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": 12345, "exp": exp})),
+        "integer",
+    )
+    .await;
     assert_eq!(body["contact"]["identity"], "12345");
     // The integer and its text are the same contact.
-    let again = ok(&app, site, &m, &hs256(SECRET, &json!({"sub": "12345", "exp": exp})), "text").await;
+    let again = ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": "12345", "exp": exp})),
+        "text",
+    )
+    .await;
     assert_eq!(again["contact"]["contactId"], body["contact"]["contactId"]);
 
     // `comm100.email` as the identity claim: one claim name, dots and all.
-    let m2 = app.create_messenger(site, json!({"contactIdentityKey": "comm100.email"})).await;
+    let m2 = app
+        .create_messenger(site, json!({"contactIdentityKey": "comm100.email"}))
+        .await;
     let m2 = m2["messengerId"].as_str().expect("id");
-    let body = ok(&app, site, m2, &hs256(SECRET, &json!({"sub": "ignored", "comm100.email": "mark@healthify.test", "exp": exp})), "comm100.email").await;
+    let body = ok(
+        &app,
+        site,
+        m2,
+        &hs256(
+            SECRET,
+            &json!({"sub": "ignored", "comm100.email": "mark@healthify.test", "exp": exp}),
+        ),
+        "comm100.email",
+    )
+    .await;
     assert_eq!(body["contact"]["identity"], "mark@healthify.test");
-    assert_eq!(body["contact"]["attributes"]["email"], "mark@healthify.test");
-    expect_code(&app, site, m2, &hs256(SECRET, &json!({"sub": "x", "comm100": {"email": "nested@example.test"}, "exp": exp})), 401, "identity_missing", "nested is not the claim").await;
+    assert_eq!(
+        body["contact"]["attributes"]["email"],
+        "mark@healthify.test"
+    );
+    expect_code(
+        &app,
+        site,
+        m2,
+        &hs256(
+            SECRET,
+            &json!({"sub": "x", "comm100": {"email": "nested@example.test"}, "exp": exp}),
+        ),
+        401,
+        "identity_missing",
+        "nested is not the claim",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -293,7 +808,10 @@ async fn both_paths_both_field_names_and_preview() {
     let (site, m) = app.site_with_messenger().await;
     let jwt = hs256(SECRET, &claims("mark@example.test"));
     let mut contact_ids = Vec::new();
-    for path in ["/securemessage/authorize", "/api/v1/securemessage/authorize"] {
+    for path in [
+        "/securemessage/authorize",
+        "/api/v1/securemessage/authorize",
+    ] {
         for field in ["contactJwt", "Contact JWT"] {
             let mut body = json!({"siteId": site, "messengerId": m});
             body[field] = json!(jwt);
@@ -301,18 +819,39 @@ async fn both_paths_both_field_names_and_preview() {
             assert_eq!(s, 200, "{path} {field}: {b}");
             assert_eq!(b["tokenType"], "Bearer");
             assert_eq!(b["expiresIn"], 3600);
-            let claims = verified_access_claims(&app, b["accessToken"].as_str().expect("token"), &m).await;
+            let claims =
+                verified_access_claims(&app, b["accessToken"].as_str().expect("token"), &m).await;
             assert_eq!(claims["preview"], false, "isPreview defaults to false");
             contact_ids.push(b["contact"]["contactId"].as_str().expect("id").to_owned());
         }
     }
     contact_ids.dedup();
-    assert_eq!(contact_ids.len(), 1, "a returning contact keeps its contactId");
+    assert_eq!(
+        contact_ids.len(),
+        1,
+        "a returning contact keeps its contactId"
+    );
     // siteId may also arrive as a string.
-    let (s, _, b) = answer(app.post("/securemessage/authorize", None, &json!({"siteId": site.to_string(), "messengerId": m, "contactJwt": jwt})).await).await;
+    let (s, _, b) = answer(
+        app.post(
+            "/securemessage/authorize",
+            None,
+            &json!({"siteId": site.to_string(), "messengerId": m, "contactJwt": jwt}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
 
-    let (s, _, b) = answer(app.post("/securemessage/authorize", None, &json!({"siteId": site, "messengerId": m, "contactJwt": jwt, "isPreview": true})).await).await;
+    let (s, _, b) = answer(
+        app.post(
+            "/securemessage/authorize",
+            None,
+            &json!({"siteId": site, "messengerId": m, "contactJwt": jwt, "isPreview": true}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     let claims = verified_access_claims(&app, b["accessToken"].as_str().expect("token"), &m).await;
     assert_eq!(claims["preview"], true);
@@ -324,7 +863,14 @@ async fn access_token_claims_and_jwks() {
     let (site, m) = app.site_with_messenger().await;
     assert!(!public_url(&app).ends_with('/'));
     let before = now();
-    let body = ok(&app, site, &m, &hs256(SECRET, &claims("mark@example.test")), "authorize").await;
+    let body = ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &claims("mark@example.test")),
+        "authorize",
+    )
+    .await;
     let token = body["accessToken"].as_str().expect("token");
     let c = verified_access_claims(&app, token, &m).await;
     assert_eq!(c["iss"], public_url(&app));
@@ -343,13 +889,28 @@ async fn access_token_claims_and_jwks() {
     assert_eq!(contact["identity"], "mark@example.test");
     for k in ["createdAt", "updatedAt"] {
         let t = contact[k].as_str().expect(k);
-        assert!(time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok(), "{k}: {t}");
+        assert!(
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{k}: {t}"
+        );
     }
     // A second token has its own jti; the published keys carry no private part.
-    let body2 = ok(&app, site, &m, &hs256(SECRET, &claims("mark@example.test")), "again").await;
+    let body2 = ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &claims("mark@example.test")),
+        "again",
+    )
+    .await;
     let c2 = verified_access_claims(&app, body2["accessToken"].as_str().expect("token"), &m).await;
     assert_ne!(c["jti"], c2["jti"]);
-    let jwks: Value = app.get("/.well-known/jwks.json", None).await.json().await.expect("jwks");
+    let jwks: Value = app
+        .get("/.well-known/jwks.json", None)
+        .await
+        .json()
+        .await
+        .expect("jwks");
     for k in jwks["keys"].as_array().expect("keys") {
         assert!(k.get("d").is_none(), "private key material published: {k}");
     }
@@ -357,10 +918,20 @@ async fn access_token_claims_and_jwks() {
     let other = app.create_messenger(site, json!({})).await;
     let other = other["messengerId"].as_str().expect("id");
     let key_set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).expect("set");
-    let kid = jsonwebtoken::decode_header(token).expect("h").kid.expect("kid");
+    let kid = jsonwebtoken::decode_header(token)
+        .expect("h")
+        .kid
+        .expect("kid");
     let mut v = jsonwebtoken::Validation::new(Algorithm::EdDSA);
     v.set_audience(&[format!("confidant:{other}")]);
-    assert!(jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(key_set.find(&kid).expect("k")).expect("k"), &v).is_err());
+    assert!(
+        jsonwebtoken::decode::<Value>(
+            token,
+            &DecodingKey::from_jwk(key_set.find(&kid).expect("k")).expect("k"),
+            &v
+        )
+        .is_err()
+    );
 }
 
 #[tokio::test]
@@ -378,9 +949,19 @@ async fn attributes_follow_the_claims() {
     let b1 = ok(&app, site, &m, &hs256(SECRET, &first), "first").await;
     let a = &b1["contact"]["attributes"];
     for (k, v) in [
-        ("name", "mark tylor"), ("email", "healthify@testing.com"), ("city", "Vancouver"), ("mailingAddress", "1 Main St"),
-        ("zipAddress", "V5K 0A1"), ("alias", "mt"), ("title", "Dr"), ("company", "Healthify"), ("fax", "1"), ("phone", "2"),
-        ("state", "BC"), ("country", "CA"), ("sms", "3"),
+        ("name", "mark tylor"),
+        ("email", "healthify@testing.com"),
+        ("city", "Vancouver"),
+        ("mailingAddress", "1 Main St"),
+        ("zipAddress", "V5K 0A1"),
+        ("alias", "mt"),
+        ("title", "Dr"),
+        ("company", "Healthify"),
+        ("fax", "1"),
+        ("phone", "2"),
+        ("state", "BC"),
+        ("country", "CA"),
+        ("sms", "3"),
     ] {
         assert_eq!(a[k], v, "{k}: {a}");
     }
@@ -404,12 +985,26 @@ async fn attributes_follow_the_claims() {
     assert_eq!(a["zipAddress"], "V5K 0A1");
 
     // A third visit with no attribute claims changes nothing.
-    let b3 = ok(&app, site, &m, &hs256(SECRET, &json!({"sub": "mark@healthify.test", "exp": exp})), "third").await;
+    let b3 = ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &json!({"sub": "mark@healthify.test", "exp": exp})),
+        "third",
+    )
+    .await;
     assert_eq!(b3["contact"]["attributes"], b2["contact"]["attributes"]);
     assert_eq!(b3["contact"]["contactId"], b1["contact"]["contactId"]);
     // The same identity on another site is another contact.
     let (site2, m2) = app.site_with_messenger().await;
-    let b4 = ok(&app, site2, &m2, &hs256(SECRET, &json!({"sub": "mark@healthify.test", "exp": exp})), "other site").await;
+    let b4 = ok(
+        &app,
+        site2,
+        &m2,
+        &hs256(SECRET, &json!({"sub": "mark@healthify.test", "exp": exp})),
+        "other site",
+    )
+    .await;
     assert_ne!(b4["contact"]["contactId"], b1["contact"]["contactId"]);
     assert_eq!(b4["contact"]["attributes"], json!({}));
 }
@@ -430,38 +1025,121 @@ async fn unknown_and_malformed_messengers() {
         expect_code(&app, site, m, &jwt, 404, "messenger_not_found", what).await;
     }
     // A bad token for an unknown messenger still answers messenger_not_found (nothing to verify with).
-    expect_code(&app, 99_999, &m_a, "garbage", 404, "messenger_not_found", "garbage, unknown site").await;
+    expect_code(
+        &app,
+        99_999,
+        &m_a,
+        "garbage",
+        404,
+        "messenger_not_found",
+        "garbage, unknown site",
+    )
+    .await;
 
-    let bad_sites = [json!("abc"), json!(-1), json!(0), json!(1.5), json!(true), json!([]), json!({}), json!(1e40), json!(""), json!("10000x"), json!(u64::MAX), json!(i64::MIN)];
+    let bad_sites = [
+        json!("abc"),
+        json!(-1),
+        json!(0),
+        json!(1.5),
+        json!(true),
+        json!([]),
+        json!({}),
+        json!(1e40),
+        json!(""),
+        json!("10000x"),
+        json!(u64::MAX),
+        json!(i64::MIN),
+    ];
     for s in bad_sites {
-        let r = app.post("/securemessage/authorize", None, &json!({"siteId": s, "messengerId": m_a, "contactJwt": jwt})).await;
+        let r = app
+            .post(
+                "/securemessage/authorize",
+                None,
+                &json!({"siteId": s, "messengerId": m_a, "contactJwt": jwt}),
+            )
+            .await;
         let (status, code, body) = answer(r).await;
-        assert!(status == 400 || status == 404, "siteId {s}: {status} {body}");
+        assert!(
+            status == 400 || status == 404,
+            "siteId {s}: {status} {body}"
+        );
         assert!(!code.is_empty(), "siteId {s}: {body}");
     }
-    let bad_ids = [json!("nope"), json!(""), json!(42), json!(null), json!(["x"]), json!("../../etc/passwd"), json!(format!("{m_a}x")), json!(m_a.to_uppercase()), json!("x".repeat(10_000))];
+    let bad_ids = [
+        json!("nope"),
+        json!(""),
+        json!(42),
+        json!(null),
+        json!(["x"]),
+        json!("../../etc/passwd"),
+        json!(format!("{m_a}x")),
+        json!(m_a.to_uppercase()),
+        json!("x".repeat(10_000)),
+    ];
     for id in bad_ids {
-        let r = app.post("/securemessage/authorize", None, &json!({"siteId": site_a, "messengerId": id, "contactJwt": jwt})).await;
+        let r = app
+            .post(
+                "/securemessage/authorize",
+                None,
+                &json!({"siteId": site_a, "messengerId": id, "contactJwt": jwt}),
+            )
+            .await;
         let (status, code, body) = answer(r).await;
-        assert!(status == 400 || status == 404 || status == 200, "messengerId {id}: {status} {body}");
+        assert!(
+            status == 400 || status == 404 || status == 200,
+            "messengerId {id}: {status} {body}"
+        );
         if status != 200 {
             assert!(!code.is_empty(), "messengerId {id}: {body}");
         }
     }
-    for body in [json!({"siteId": site_a, "messengerId": m_a}), json!({"siteId": site_a, "messengerId": m_a, "contactJwt": 5}), json!({"siteId": site_a, "messengerId": m_a, "contactJwt": jwt, "isPreview": "yes"}), json!([]), json!("x")] {
-        let (status, code, b) = answer(app.post("/securemessage/authorize", None, &body).await).await;
-        assert_eq!((status, code.as_str()), (400, "invalid_request"), "{body}: {b}");
+    for body in [
+        json!({"siteId": site_a, "messengerId": m_a}),
+        json!({"siteId": site_a, "messengerId": m_a, "contactJwt": 5}),
+        json!({"siteId": site_a, "messengerId": m_a, "contactJwt": jwt, "isPreview": "yes"}),
+        json!([]),
+        json!("x"),
+    ] {
+        let (status, code, b) =
+            answer(app.post("/securemessage/authorize", None, &body).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "invalid_request"),
+            "{body}: {b}"
+        );
     }
 }
 
 #[tokio::test]
 async fn the_issuer_is_the_configured_public_url() {
-    let app = TestApp::spawn_with(|a| a.public_url = Some("https://chat.example.com/".into())).await;
+    let app =
+        TestApp::spawn_with(|a| a.public_url = Some("https://chat.example.com/".into())).await;
     assert_eq!(public_url(&app), "https://chat.example.com");
     let (site, m) = app.site_with_messenger().await;
-    let body = ok(&app, site, &m, &hs256(SECRET, &claims("mark@example.test")), "authorize").await;
+    let body = ok(
+        &app,
+        site,
+        &m,
+        &hs256(SECRET, &claims("mark@example.test")),
+        "authorize",
+    )
+    .await;
     let c = verified_access_claims(&app, body["accessToken"].as_str().expect("token"), &m).await;
     assert_eq!(c["iss"], "https://chat.example.com");
-    let code: Value = app.get(&format!("/api/v1/sites/{site}/messengers/{m}/installation-code"), Some(OPERATOR)).await.json().await.expect("json");
-    assert!(code["html"].as_str().expect("html").contains("src=\"https://chat.example.com/messenger/v1/loader.js\""), "{code}");
+    let code: Value = app
+        .get(
+            &format!("/api/v1/sites/{site}/messengers/{m}/installation-code"),
+            Some(OPERATOR),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        code["html"]
+            .as_str()
+            .expect("html")
+            .contains("src=\"https://chat.example.com/messenger/v1/loader.js\""),
+        "{code}"
+    );
 }

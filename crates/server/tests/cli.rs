@@ -17,30 +17,71 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
         .env_remove("CONFIDANT_PUBLIC_URL")
         .env_remove("CONFIDANT_BUS_URL")
         .env("CONFIDANT_DATA_DIR", dir.path())
-        .env("CONFIDANT_ADMIN_TOKEN", "cli-test-operator-token-0123456789")
+        .env(
+            "CONFIDANT_ADMIN_TOKEN",
+            "cli-test-operator-token-0123456789",
+        )
         .stdin(Stdio::null())
         .output()
         .expect("run the binary");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn bad_settings_exit_non_zero_with_one_line() {
     for (args, mentions, secret) in [
-        (&["serve", "--listen", "not-an-address"][..], "--listen", None),
-        (&["serve", "--listen", "127.0.0.1:99999"][..], "--listen", None),
-        (&["serve", "--database-url", "mysql://root:hunter2secret@db/confidant"][..], "--database-url", Some("hunter2secret")),
-        (&["serve", "--rate-limits", "maybe"][..], "--rate-limits", None),
-        (&["serve", "--public-url", "chat.example.com"][..], "--public-url", None),
+        (
+            &["serve", "--listen", "not-an-address"][..],
+            "--listen",
+            None,
+        ),
+        (
+            &["serve", "--listen", "127.0.0.1:99999"][..],
+            "--listen",
+            None,
+        ),
+        (
+            &[
+                "serve",
+                "--database-url",
+                "mysql://root:hunter2secret@db/confidant",
+            ][..],
+            "--database-url",
+            Some("hunter2secret"),
+        ),
+        (
+            &["serve", "--rate-limits", "maybe"][..],
+            "--rate-limits",
+            None,
+        ),
+        (
+            &["serve", "--public-url", "chat.example.com"][..],
+            "--public-url",
+            None,
+        ),
         (&["serve", "--bus-url", "redis://x"][..], "--bus-url", None),
-        (&["demo", "--rate-limits", "maybe"][..], "--rate-limits", None),
+        (
+            &["demo", "--rate-limits", "maybe"][..],
+            "--rate-limits",
+            None,
+        ),
         (&["serve", "--no-such-flag"][..], "--no-such-flag", None),
         (&["frobnicate"][..], "frobnicate", None),
     ] {
         let (code, stderr) = run(args);
-        assert!(code.is_some_and(|c| c != 0), "{args:?} exited with {code:?}");
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "{args:?} exited with {code:?}"
+        );
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{args:?} should say one line, said: {stderr}");
+        assert_eq!(
+            lines.len(),
+            1,
+            "{args:?} should say one line, said: {stderr}"
+        );
         assert!(lines[0].contains(mentions), "{args:?}: {stderr}");
         if let Some(s) = secret {
             assert!(!stderr.contains(s), "{args:?} printed a password: {stderr}");
@@ -68,7 +109,10 @@ fn sigterm_ends_serve_with_zero() {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
         .env("CONFIDANT_DATA_DIR", dir.path())
-        .env("CONFIDANT_ADMIN_TOKEN", "cli-test-operator-token-0123456789")
+        .env(
+            "CONFIDANT_ADMIN_TOKEN",
+            "cli-test-operator-token-0123456789",
+        )
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -85,12 +129,19 @@ fn sigterm_ends_serve_with_zero() {
             }
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
-        let _ = child.kill();
-        panic!("the server never said it was listening")
-    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the server never said it was listening")
+        });
     // The server answers before we stop it.
-    let addr = line.split("addr=").nth(1).and_then(|s| s.split_whitespace().next()).expect("addr in the log line").to_owned();
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("addr in the log line")
+        .to_owned();
     let mut ok = false;
     if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
         use std::io::{Read as _, Write as _};
@@ -102,7 +153,10 @@ fn sigterm_ends_serve_with_zero() {
     }
     assert!(ok, "GET /livez on {addr} failed");
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let code = loop {

@@ -2,7 +2,10 @@
 //! paging, closing, previews and tenant isolation. Runs on SQLite, or on PostgreSQL with
 //! `CONFIDANT_TEST_BACKEND=postgres`.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly at the first surprise")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly at the first surprise"
+)]
 
 mod common;
 
@@ -25,18 +28,38 @@ async fn setup() -> Setup {
     // Rate limits are off: these tests send in bursts on purpose.
     let app = TestApp::spawn_with(|a| a.rate_limits = "off".into()).await;
     let (site, messenger) = app.site_with_messenger().await;
-    let contact = app.access_token(site, &messenger, "mark@example.test").await;
+    let contact = app
+        .access_token(site, &messenger, "mark@example.test")
+        .await;
     let agent = app.agent_token(site, "agent@example.test", "agent").await;
-    Setup { app, site, messenger, contact, agent }
+    Setup {
+        app,
+        site,
+        messenger,
+        contact,
+        agent,
+    }
 }
 
 /// Authorize `identity`; returns (access token, contactId).
-async fn authorize(app: &TestApp, site: i64, messenger: &str, identity: &str, preview: bool) -> (String, String) {
-    let jwt = hs256(SECRET, &json!({"sub": identity, "exp": now() + 600, "comm100.name": identity}));
+async fn authorize(
+    app: &TestApp,
+    site: i64,
+    messenger: &str,
+    identity: &str,
+    preview: bool,
+) -> (String, String) {
+    let jwt = hs256(
+        SECRET,
+        &json!({"sub": identity, "exp": now() + 600, "comm100.name": identity}),
+    );
     let r = app.post("/securemessage/authorize", None, &json!({"siteId": site, "messengerId": messenger, "contactJwt": jwt, "isPreview": preview})).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    (v["accessToken"].as_str().unwrap().to_owned(), v["contact"]["contactId"].as_str().unwrap().to_owned())
+    (
+        v["accessToken"].as_str().unwrap().to_owned(),
+        v["contact"]["contactId"].as_str().unwrap().to_owned(),
+    )
 }
 
 async fn json_of(r: reqwest::Response) -> (u16, Value) {
@@ -45,16 +68,46 @@ async fn json_of(r: reqwest::Response) -> (u16, Value) {
 }
 
 async fn contact_send(app: &TestApp, token: &str, cmid: &str, body: &str) -> (u16, Value) {
-    json_of(app.post("/api/v1/messenger/messages", Some(token), &json!({"clientMessageId": cmid, "body": body})).await).await
+    json_of(
+        app.post(
+            "/api/v1/messenger/messages",
+            Some(token),
+            &json!({"clientMessageId": cmid, "body": body}),
+        )
+        .await,
+    )
+    .await
 }
 
-async fn agent_send(app: &TestApp, site: i64, token: &str, conv: &str, cmid: &str, body: &str) -> (u16, Value) {
+async fn agent_send(
+    app: &TestApp,
+    site: i64,
+    token: &str,
+    conv: &str,
+    cmid: &str,
+    body: &str,
+) -> (u16, Value) {
     let path = format!("/api/v1/sites/{site}/conversations/{conv}/messages");
-    json_of(app.post(&path, Some(token), &json!({"clientMessageId": cmid, "body": body})).await).await
+    json_of(
+        app.post(
+            &path,
+            Some(token),
+            &json!({"clientMessageId": cmid, "body": body}),
+        )
+        .await,
+    )
+    .await
 }
 
 async fn contact_messages(app: &TestApp, token: &str, conv: &str, query: &str) -> Vec<Value> {
-    let (s, v) = json_of(app.get(&format!("/api/v1/messenger/conversations/{conv}/messages{query}"), Some(token)).await).await;
+    let (s, v) = json_of(
+        app.get(
+            &format!("/api/v1/messenger/conversations/{conv}/messages{query}"),
+            Some(token),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     v["messages"].as_array().unwrap().clone()
 }
@@ -75,7 +128,15 @@ async fn a_contact_and_an_agent_talk_both_ways() {
     let conv = m1["conversationId"].as_str().unwrap().to_owned();
 
     // The agent finds it in the queue, with the contact.
-    let (st, list) = json_of(s.app.get(&format!("/api/v1/sites/{}/conversations?status=open", s.site), Some(&s.agent)).await).await;
+    let (st, list) = json_of(
+        s.app
+            .get(
+                &format!("/api/v1/sites/{}/conversations?status=open", s.site),
+                Some(&s.agent),
+            )
+            .await,
+    )
+    .await;
     assert_eq!(st, 200);
     let convs = list["conversations"].as_array().unwrap();
     assert_eq!(convs.len(), 1);
@@ -93,13 +154,29 @@ async fn a_contact_and_an_agent_talk_both_ways() {
     let msgs = contact_messages(&s.app, &s.contact, &conv, "").await;
     assert_eq!(seqs(&msgs), [1, 2]);
     assert_eq!(msgs[1]["body"], "How can I help?");
-    let (_, agent_view) = json_of(s.app.get(&format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site), Some(&s.agent)).await).await;
+    let (_, agent_view) = json_of(
+        s.app
+            .get(
+                &format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site),
+                Some(&s.agent),
+            )
+            .await,
+    )
+    .await;
     assert_eq!(agent_view["messages"], Value::Array(msgs));
 
     // A reply goes to the same conversation.
     let (st, m3) = contact_send(&s.app, &s.contact, "c-2", "Thanks").await;
-    assert_eq!((st, m3["seq"].as_i64(), m3["conversationId"].as_str()), (201, Some(3), Some(conv.as_str())));
-    let (_, mine) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&s.contact)).await).await;
+    assert_eq!(
+        (st, m3["seq"].as_i64(), m3["conversationId"].as_str()),
+        (201, Some(3), Some(conv.as_str()))
+    );
+    let (_, mine) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&s.contact))
+            .await,
+    )
+    .await;
     assert_eq!(mine["conversations"].as_array().unwrap().len(), 1);
     assert_eq!(mine["conversations"][0]["status"], "open");
     assert_eq!(mine["conversations"][0]["lastMessage"]["seq"], 3);
@@ -115,12 +192,29 @@ async fn forty_concurrent_sends_get_seq_1_to_40_without_gaps_or_repeats() {
     let sends = (2..=40).map(|i| {
         let client = clients[i % clients.len()].clone();
         let (url, token, body) = if i % 2 == 0 {
-            (s.app.url("/api/v1/messenger/messages"), s.contact.clone(), json!({"clientMessageId": format!("c-{i}"), "body": format!("contact {i}")}))
+            (
+                s.app.url("/api/v1/messenger/messages"),
+                s.contact.clone(),
+                json!({"clientMessageId": format!("c-{i}"), "body": format!("contact {i}")}),
+            )
         } else {
-            (s.app.url(&format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site)), s.agent.clone(), json!({"clientMessageId": format!("a-{i}"), "body": format!("agent {i}")}))
+            (
+                s.app.url(&format!(
+                    "/api/v1/sites/{}/conversations/{conv}/messages",
+                    s.site
+                )),
+                s.agent.clone(),
+                json!({"clientMessageId": format!("a-{i}"), "body": format!("agent {i}")}),
+            )
         };
         async move {
-            let r = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             let st = r.status().as_u16();
             (st, r.json::<Value>().await.unwrap())
         }
@@ -133,10 +227,17 @@ async fn forty_concurrent_sends_get_seq_1_to_40_without_gaps_or_repeats() {
         answered.push(m["seq"].as_i64().unwrap());
     }
     answered.sort_unstable();
-    assert_eq!(answered, (1..=40).collect::<Vec<_>>(), "every answer has its own seq");
+    assert_eq!(
+        answered,
+        (1..=40).collect::<Vec<_>>(),
+        "every answer has its own seq"
+    );
     let stored = contact_messages(&s.app, &s.contact, &conv, "?limit=200").await;
     assert_eq!(seqs(&stored), (1..=40).collect::<Vec<_>>());
-    let ids: HashSet<&str> = stored.iter().map(|m| m["messageId"].as_str().unwrap()).collect();
+    let ids: HashSet<&str> = stored
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 40);
 }
 
@@ -144,29 +245,52 @@ async fn forty_concurrent_sends_get_seq_1_to_40_without_gaps_or_repeats() {
 async fn twenty_concurrent_repeats_of_one_send_store_one_message() {
     let s = setup().await;
     // The contact's first send (no conversation yet), repeated 20 times at once.
-    let answers = join_all((0..20).map(|_| contact_send(&s.app, &s.contact, "same-id", "only once"))).await;
+    let answers =
+        join_all((0..20).map(|_| contact_send(&s.app, &s.contact, "same-id", "only once"))).await;
     let created = answers.iter().filter(|(st, _)| *st == 201).count();
     let repeats = answers.iter().filter(|(st, _)| *st == 200).count();
     assert_eq!((created, repeats), (1, 19), "{answers:?}");
-    let ids: HashSet<&str> = answers.iter().map(|(_, m)| m["messageId"].as_str().unwrap()).collect();
+    let ids: HashSet<&str> = answers
+        .iter()
+        .map(|(_, m)| m["messageId"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 1, "every answer names the same message");
     assert!(answers.iter().all(|(_, m)| m["seq"] == 1));
     let conv = answers[0].1["conversationId"].as_str().unwrap().to_owned();
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "").await), [1]);
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        [1]
+    );
 
     // The same for an agent's send.
-    let answers = join_all((0..20).map(|_| agent_send(&s.app, s.site, &s.agent, &conv, "agent-same", "once too"))).await;
-    assert_eq!(answers.iter().filter(|(st, _)| *st == 201).count(), 1, "{answers:?}");
+    let answers = join_all(
+        (0..20).map(|_| agent_send(&s.app, s.site, &s.agent, &conv, "agent-same", "once too")),
+    )
+    .await;
+    assert_eq!(
+        answers.iter().filter(|(st, _)| *st == 201).count(),
+        1,
+        "{answers:?}"
+    );
     assert_eq!(answers.iter().filter(|(st, _)| *st == 200).count(), 19);
-    let ids: HashSet<&str> = answers.iter().map(|(_, m)| m["messageId"].as_str().unwrap()).collect();
+    let ids: HashSet<&str> = answers
+        .iter()
+        .map(|(_, m)| m["messageId"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 1);
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "").await), [1, 2]);
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        [1, 2]
+    );
 
     // A later repeat answers 200 with the first message and stores nothing.
     let (st, again) = contact_send(&s.app, &s.contact, "same-id", "a different body").await;
     assert_eq!(st, 200);
     assert_eq!(again["body"], "only once");
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "").await), [1, 2]);
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        [1, 2]
+    );
 }
 
 #[tokio::test]
@@ -176,32 +300,86 @@ async fn concurrent_first_sends_open_exactly_one_conversation() {
         let cmid = format!("first-{i}");
         let s = &s;
         async move { contact_send(&s.app, &s.contact, &cmid, "hello?").await }
-    })).await;
-    let convs: HashSet<&str> = answers.iter().map(|(st, m)| {
-        assert_eq!(*st, 201, "{m}");
-        m["conversationId"].as_str().unwrap()
-    }).collect();
+    }))
+    .await;
+    let convs: HashSet<&str> = answers
+        .iter()
+        .map(|(st, m)| {
+            assert_eq!(*st, 201, "{m}");
+            m["conversationId"].as_str().unwrap()
+        })
+        .collect();
     assert_eq!(convs.len(), 1, "one conversation for all first sends");
-    let (_, mine) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&s.contact)).await).await;
+    let (_, mine) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&s.contact))
+            .await,
+    )
+    .await;
     assert_eq!(mine["conversations"].as_array().unwrap().len(), 1);
-    let (_, queue) = json_of(s.app.get(&format!("/api/v1/sites/{}/conversations?status=all", s.site), Some(&s.agent)).await).await;
+    let (_, queue) = json_of(
+        s.app
+            .get(
+                &format!("/api/v1/sites/{}/conversations?status=all", s.site),
+                Some(&s.agent),
+            )
+            .await,
+    )
+    .await;
     assert_eq!(queue["conversations"].as_array().unwrap().len(), 1);
     let conv = convs.into_iter().next().unwrap();
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, conv, "").await), (1..=12).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, conv, "").await),
+        (1..=12).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
 async fn bodies_are_1_to_10000_characters_of_text() {
     let s = setup().await;
-    let bad = [json!(""), json!("x".repeat(10_001)), json!(42), json!(null), json!(["hi"]), json!({"text": "hi"})];
+    let bad = [
+        json!(""),
+        json!("x".repeat(10_001)),
+        json!(42),
+        json!(null),
+        json!(["hi"]),
+        json!({"text": "hi"}),
+    ];
     for body in bad {
-        let r = s.app.post("/api/v1/messenger/messages", Some(&s.contact), &json!({"clientMessageId": "c", "body": body})).await;
-        assert_eq!(error_code(r).await, (400, "invalid_request".to_owned()), "body {body:.40}");
+        let r = s
+            .app
+            .post(
+                "/api/v1/messenger/messages",
+                Some(&s.contact),
+                &json!({"clientMessageId": "c", "body": body}),
+            )
+            .await;
+        assert_eq!(
+            error_code(r).await,
+            (400, "invalid_request".to_owned()),
+            "body {body:.40}"
+        );
     }
-    let r = s.app.post("/api/v1/messenger/messages", Some(&s.contact), &json!({"clientMessageId": "c"})).await;
-    assert_eq!(error_code(r).await, (400, "invalid_request".to_owned()), "no body");
+    let r = s
+        .app
+        .post(
+            "/api/v1/messenger/messages",
+            Some(&s.contact),
+            &json!({"clientMessageId": "c"}),
+        )
+        .await;
+    assert_eq!(
+        error_code(r).await,
+        (400, "invalid_request".to_owned()),
+        "no body"
+    );
     // Nothing was stored by the refused sends.
-    let (_, mine) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&s.contact)).await).await;
+    let (_, mine) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&s.contact))
+            .await,
+    )
+    .await;
     assert_eq!(mine["conversations"].as_array().unwrap().len(), 0);
 
     // 10,000 characters is fine, counted as characters, not bytes.
@@ -214,12 +392,30 @@ async fn bodies_are_1_to_10000_characters_of_text() {
 
     // The agent side checks the same.
     for body in [json!(""), json!("y".repeat(10_001)), json!(7)] {
-        let r = s.app.post(&format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site), Some(&s.agent), &json!({"clientMessageId": "a", "body": body})).await;
+        let r = s
+            .app
+            .post(
+                &format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site),
+                Some(&s.agent),
+                &json!({"clientMessageId": "a", "body": body}),
+            )
+            .await;
         assert_eq!(error_code(r).await, (400, "invalid_request".to_owned()));
     }
-    let (st, _) = agent_send(&s.app, s.site, &s.agent, &conv, "a-max", &"y".repeat(10_000)).await;
+    let (st, _) = agent_send(
+        &s.app,
+        s.site,
+        &s.agent,
+        &conv,
+        "a-max",
+        &"y".repeat(10_000),
+    )
+    .await;
     assert_eq!(st, 201);
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "").await), [1, 2, 3]);
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        [1, 2, 3]
+    );
 }
 
 #[tokio::test]
@@ -231,20 +427,54 @@ async fn message_lists_page_with_after_and_limit() {
     let answers = join_all((2..=total).map(|i| {
         let (s, conv, cmid) = (&s, &conv, format!("m-{i}"));
         async move { agent_send(&s.app, s.site, &s.agent, conv, &cmid, "x").await }
-    })).await;
+    }))
+    .await;
     assert!(answers.iter().all(|(st, _)| *st == 201));
 
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "").await), (1..=50).collect::<Vec<_>>(), "default limit 50");
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "?limit=1000").await), (1..=200).collect::<Vec<_>>(), "limit counts as 200");
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=200&limit=1000").await), (201..=205).collect::<Vec<_>>());
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=10&limit=5").await), [11, 12, 13, 14, 15]);
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=205").await), Vec::<i64>::new());
-    let path = format!("/api/v1/sites/{}/conversations/{conv}/messages?after=150&limit=201", s.site);
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        (1..=50).collect::<Vec<_>>(),
+        "default limit 50"
+    );
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "?limit=1000").await),
+        (1..=200).collect::<Vec<_>>(),
+        "limit counts as 200"
+    );
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=200&limit=1000").await),
+        (201..=205).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=10&limit=5").await),
+        [11, 12, 13, 14, 15]
+    );
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=205").await),
+        Vec::<i64>::new()
+    );
+    let path = format!(
+        "/api/v1/sites/{}/conversations/{conv}/messages?after=150&limit=201",
+        s.site
+    );
     let (_, v) = json_of(s.app.get(&path, Some(&s.agent)).await).await;
-    assert_eq!(seqs(v["messages"].as_array().unwrap()), (151..=205).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(v["messages"].as_array().unwrap()),
+        (151..=205).collect::<Vec<_>>()
+    );
     for q in ["?limit=0", "?limit=-1", "?after=-1", "?after=x"] {
-        let r = s.app.get(&format!("/api/v1/messenger/conversations/{conv}/messages{q}"), Some(&s.contact)).await;
-        assert_eq!(error_code(r).await, (400, "invalid_request".to_owned()), "{q}");
+        let r = s
+            .app
+            .get(
+                &format!("/api/v1/messenger/conversations/{conv}/messages{q}"),
+                Some(&s.contact),
+            )
+            .await;
+        assert_eq!(
+            error_code(r).await,
+            (400, "invalid_request".to_owned()),
+            "{q}"
+        );
     }
 }
 
@@ -255,21 +485,52 @@ async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
     let conv = m["conversationId"].as_str().unwrap().to_owned();
     agent_send(&s.app, s.site, &s.agent, &conv, "a-1", "hello").await;
 
-    let (st, closed) = json_of(s.app.post(&format!("/api/v1/sites/{}/conversations/{conv}/close", s.site), Some(&s.agent), &json!({})).await).await;
+    let (st, closed) = json_of(
+        s.app
+            .post(
+                &format!("/api/v1/sites/{}/conversations/{conv}/close", s.site),
+                Some(&s.agent),
+                &json!({}),
+            )
+            .await,
+    )
+    .await;
     assert_eq!(st, 200, "{closed}");
     assert_eq!(closed["conversationId"], conv.as_str());
     assert_eq!(closed["status"], "closed");
     let msgs = contact_messages(&s.app, &s.contact, &conv, "").await;
     assert_eq!(seqs(&msgs), [1, 2, 3]);
-    assert_eq!(msgs[2]["sender"]["type"], "system", "closing appends a system message");
+    assert_eq!(
+        msgs[2]["sender"]["type"], "system",
+        "closing appends a system message"
+    );
 
     // Closing again changes nothing.
-    let (st, again) = json_of(s.app.post(&format!("/api/v1/sites/{}/conversations/{conv}/close", s.site), Some(&s.agent), &json!({})).await).await;
+    let (st, again) = json_of(
+        s.app
+            .post(
+                &format!("/api/v1/sites/{}/conversations/{conv}/close", s.site),
+                Some(&s.agent),
+                &json!({}),
+            )
+            .await,
+    )
+    .await;
     assert_eq!((st, again["status"].as_str()), (200, Some("closed")));
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "").await), [1, 2, 3]);
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        [1, 2, 3]
+    );
 
     // The agent cannot write into it any more.
-    let r = s.app.post(&format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site), Some(&s.agent), &json!({"clientMessageId": "a-2", "body": "late"})).await;
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site),
+            Some(&s.agent),
+            &json!({"clientMessageId": "a-2", "body": "late"}),
+        )
+        .await;
     assert_eq!(error_code(r).await, (409, "conflict".to_owned()));
 
     // The contact's next send opens a new conversation, counting from 1 again.
@@ -279,42 +540,118 @@ async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
     assert_ne!(conv2, conv);
     assert_eq!(m["seq"], 1);
     // Naming the closed conversation also goes to the open one.
-    let r = s.app.post("/api/v1/messenger/messages", Some(&s.contact), &json!({"clientMessageId": "c-3", "body": "and", "conversationId": conv})).await;
+    let r = s
+        .app
+        .post(
+            "/api/v1/messenger/messages",
+            Some(&s.contact),
+            &json!({"clientMessageId": "c-3", "body": "and", "conversationId": conv}),
+        )
+        .await;
     let (st, m) = json_of(r).await;
-    assert_eq!((st, m["conversationId"].as_str(), m["seq"].as_i64()), (201, Some(conv2.as_str()), Some(2)));
+    assert_eq!(
+        (st, m["conversationId"].as_str(), m["seq"].as_i64()),
+        (201, Some(conv2.as_str()), Some(2))
+    );
 
-    let (_, open) = json_of(s.app.get(&format!("/api/v1/sites/{}/conversations?status=open", s.site), Some(&s.agent)).await).await;
-    let open: Vec<&str> = open["conversations"].as_array().unwrap().iter().map(|c| c["conversationId"].as_str().unwrap()).collect();
+    let (_, open) = json_of(
+        s.app
+            .get(
+                &format!("/api/v1/sites/{}/conversations?status=open", s.site),
+                Some(&s.agent),
+            )
+            .await,
+    )
+    .await;
+    let open: Vec<&str> = open["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conversationId"].as_str().unwrap())
+        .collect();
     assert_eq!(open, [conv2.as_str()]);
-    let (_, closed) = json_of(s.app.get(&format!("/api/v1/sites/{}/conversations?status=closed", s.site), Some(&s.agent)).await).await;
+    let (_, closed) = json_of(
+        s.app
+            .get(
+                &format!("/api/v1/sites/{}/conversations?status=closed", s.site),
+                Some(&s.agent),
+            )
+            .await,
+    )
+    .await;
     assert_eq!(closed["conversations"][0]["conversationId"], conv.as_str());
-    let (_, mine) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&s.contact)).await).await;
-    let mine: Vec<(&str, &str)> = mine["conversations"].as_array().unwrap().iter().map(|c| (c["conversationId"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
-    assert_eq!(mine, [(conv2.as_str(), "open"), (conv.as_str(), "closed")], "newest first");
+    let (_, mine) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&s.contact))
+            .await,
+    )
+    .await;
+    let mine: Vec<(&str, &str)> = mine["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["conversationId"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mine,
+        [(conv2.as_str(), "open"), (conv.as_str(), "closed")],
+        "newest first"
+    );
 }
 
 #[tokio::test]
 async fn preview_conversations_stay_out_of_the_normal_queue() {
     let s = setup().await;
-    let (preview, preview_contact) = authorize(&s.app, s.site, &s.messenger, "mark@example.test", true).await;
+    let (preview, preview_contact) =
+        authorize(&s.app, s.site, &s.messenger, "mark@example.test", true).await;
     let (st, m) = contact_send(&s.app, &preview, "p-1", "is this thing on?").await;
     assert_eq!(st, 201);
     let pconv = m["conversationId"].as_str().unwrap().to_owned();
-    let (_, mine) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&preview)).await).await;
+    let (_, mine) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&preview))
+            .await,
+    )
+    .await;
     assert_eq!(mine["conversations"][0]["preview"], true);
 
     // The same contact's normal send opens a separate, normal conversation.
     let (_, m) = contact_send(&s.app, &s.contact, "c-1", "real question").await;
     let conv = m["conversationId"].as_str().unwrap().to_owned();
     assert_ne!(conv, pconv);
-    let (_, mine) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&s.contact)).await).await;
+    let (_, mine) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&s.contact))
+            .await,
+    )
+    .await;
     let list = mine["conversations"].as_array().unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!((list[0]["conversationId"].as_str(), &list[0]["preview"]), (Some(conv.as_str()), &json!(false)));
+    assert_eq!(
+        (list[0]["conversationId"].as_str(), &list[0]["preview"]),
+        (Some(conv.as_str()), &json!(false))
+    );
     // Neither token reads the other's conversation.
-    let r = s.app.get(&format!("/api/v1/messenger/conversations/{pconv}/messages"), Some(&s.contact)).await;
+    let r = s
+        .app
+        .get(
+            &format!("/api/v1/messenger/conversations/{pconv}/messages"),
+            Some(&s.contact),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s.app.get(&format!("/api/v1/messenger/conversations/{conv}/messages"), Some(&preview)).await;
+    let r = s
+        .app
+        .get(
+            &format!("/api/v1/messenger/conversations/{conv}/messages"),
+            Some(&preview),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
 
     let queue = |q: &'static str| {
@@ -323,14 +660,38 @@ async fn preview_conversations_stay_out_of_the_normal_queue() {
         let agent = s.agent.clone();
         async move {
             let (_, v) = json_of(app.get(&path, Some(&agent)).await).await;
-            v["conversations"].as_array().unwrap().iter().map(|c| (c["conversationId"].as_str().unwrap().to_owned(), c["preview"].as_bool().unwrap())).collect::<Vec<_>>()
+            v["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    (
+                        c["conversationId"].as_str().unwrap().to_owned(),
+                        c["preview"].as_bool().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(queue("?status=open").await, [(conv.clone(), false)]);
     assert_eq!(queue("").await, [(conv.clone(), false)]);
-    assert_eq!(queue("?status=open&preview=true").await, [(pconv.clone(), true)]);
-    let (_, v) = json_of(s.app.get(&format!("/api/v1/sites/{}/conversations?preview=true", s.site), Some(&s.agent)).await).await;
-    assert_eq!(v["conversations"][0]["contact"]["contactId"], preview_contact.as_str());
+    assert_eq!(
+        queue("?status=open&preview=true").await,
+        [(pconv.clone(), true)]
+    );
+    let (_, v) = json_of(
+        s.app
+            .get(
+                &format!("/api/v1/sites/{}/conversations?preview=true", s.site),
+                Some(&s.agent),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        v["conversations"][0]["contact"]["contactId"],
+        preview_contact.as_str()
+    );
 }
 
 #[tokio::test]
@@ -341,41 +702,120 @@ async fn contacts_and_agents_see_only_their_own() {
 
     // Another contact of the same messenger.
     let (other, _) = authorize(&s.app, s.site, &s.messenger, "eve@example.test", false).await;
-    let r = s.app.get(&format!("/api/v1/messenger/conversations/{conv}/messages"), Some(&other)).await;
+    let r = s
+        .app
+        .get(
+            &format!("/api/v1/messenger/conversations/{conv}/messages"),
+            Some(&other),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s.app.get(&format!("/api/v1/messenger/conversations/{}/messages", uuid::Uuid::new_v4()), Some(&other)).await;
+    let r = s
+        .app
+        .get(
+            &format!(
+                "/api/v1/messenger/conversations/{}/messages",
+                uuid::Uuid::new_v4()
+            ),
+            Some(&other),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s.app.get("/api/v1/messenger/conversations/not-a-uuid/messages", Some(&other)).await;
+    let r = s
+        .app
+        .get(
+            "/api/v1/messenger/conversations/not-a-uuid/messages",
+            Some(&other),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s.app.post("/api/v1/messenger/messages", Some(&other), &json!({"clientMessageId": "e-1", "body": "let me in", "conversationId": conv})).await;
+    let r = s
+        .app
+        .post(
+            "/api/v1/messenger/messages",
+            Some(&other),
+            &json!({"clientMessageId": "e-1", "body": "let me in", "conversationId": conv}),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s.app.post(&format!("/api/v1/messenger/conversations/{conv}/read"), Some(&other), &json!({"seq": 1})).await;
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/messenger/conversations/{conv}/read"),
+            Some(&other),
+            &json!({"seq": 1}),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let (_, theirs) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&other)).await).await;
+    let (_, theirs) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&other))
+            .await,
+    )
+    .await;
     assert_eq!(theirs["conversations"], json!([]));
 
     // An agent of another site.
     let site2 = s.app.create_site("Other").await;
-    let agent2 = s.app.agent_token(site2, "agent2@example.test", "admin").await;
-    for path in [format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site), format!("/api/v1/sites/{site2}/conversations/{conv}/messages")] {
+    let agent2 = s
+        .app
+        .agent_token(site2, "agent2@example.test", "admin")
+        .await;
+    for path in [
+        format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site),
+        format!("/api/v1/sites/{site2}/conversations/{conv}/messages"),
+    ] {
         let r = s.app.get(&path, Some(&agent2)).await;
         assert_eq!(error_code(r).await, (404, "not_found".to_owned()), "{path}");
-        let r = s.app.post(&path, Some(&agent2), &json!({"clientMessageId": "x", "body": "hi"})).await;
+        let r = s
+            .app
+            .post(
+                &path,
+                Some(&agent2),
+                &json!({"clientMessageId": "x", "body": "hi"}),
+            )
+            .await;
         assert_eq!(error_code(r).await, (404, "not_found".to_owned()), "{path}");
     }
-    let r = s.app.post(&format!("/api/v1/sites/{}/conversations/{conv}/close", s.site), Some(&agent2), &json!({})).await;
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/sites/{}/conversations/{conv}/close", s.site),
+            Some(&agent2),
+            &json!({}),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s.app.get(&format!("/api/v1/sites/{}/conversations", s.site), Some(&agent2)).await;
+    let r = s
+        .app
+        .get(
+            &format!("/api/v1/sites/{}/conversations", s.site),
+            Some(&agent2),
+        )
+        .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let (_, list) = json_of(s.app.get(&format!("/api/v1/sites/{site2}/conversations?status=all"), Some(&agent2)).await).await;
+    let (_, list) = json_of(
+        s.app
+            .get(
+                &format!("/api/v1/sites/{site2}/conversations?status=all"),
+                Some(&agent2),
+            )
+            .await,
+    )
+    .await;
     assert_eq!(list["conversations"], json!([]));
-    assert_eq!(seqs(&contact_messages(&s.app, &s.contact, &conv, "").await), [1], "nothing was written");
+    assert_eq!(
+        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        [1],
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
 async fn bad_access_tokens_are_refused() {
     let s = setup().await;
-    let (token, contact_id) = authorize(&s.app, s.site, &s.messenger, "mark@example.test", false).await;
+    let (token, contact_id) =
+        authorize(&s.app, s.site, &s.messenger, "mark@example.test", false).await;
     let access = &s.app.running.as_ref().unwrap().app.access;
     let ttl = access.ttl_seconds();
     // Signed by the server's own key, but expired a second ago.
@@ -390,32 +830,105 @@ async fn bad_access_tokens_are_refused() {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
     claims["sub"] = json!(uuid::Uuid::new_v4().to_string());
-    let swapped = format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2]);
+    let swapped = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(claims.to_string()),
+        parts[2]
+    );
     // An HS256 token signed with the messenger's shared secret is a Contact JWT, not an access token.
-    let contact_jwt = hs256(SECRET, &json!({"sub": "mark@example.test", "exp": now() + 600}));
+    let contact_jwt = hs256(
+        SECRET,
+        &json!({"sub": "mark@example.test", "exp": now() + 600}),
+    );
 
-    for bad in [expired.as_str(), forged.as_str(), swapped.as_str(), contact_jwt.as_str(), "", "garbage"] {
-        let r = s.app.get("/api/v1/messenger/conversations", Some(bad)).await;
-        assert_eq!(error_code(r).await, (401, "unauthorized".to_owned()), "token {bad:.30}");
-        let r = s.app.post("/api/v1/messenger/messages", Some(bad), &json!({"clientMessageId": "c", "body": "hi"})).await;
+    for bad in [
+        expired.as_str(),
+        forged.as_str(),
+        swapped.as_str(),
+        contact_jwt.as_str(),
+        "",
+        "garbage",
+    ] {
+        let r = s
+            .app
+            .get("/api/v1/messenger/conversations", Some(bad))
+            .await;
+        assert_eq!(
+            error_code(r).await,
+            (401, "unauthorized".to_owned()),
+            "token {bad:.30}"
+        );
+        let r = s
+            .app
+            .post(
+                "/api/v1/messenger/messages",
+                Some(bad),
+                &json!({"clientMessageId": "c", "body": "hi"}),
+            )
+            .await;
         assert_eq!(error_code(r).await, (401, "unauthorized".to_owned()));
     }
     let r = s.app.get("/api/v1/messenger/conversations", None).await;
     assert_eq!(error_code(r).await, (401, "unauthorized".to_owned()));
 
     // A token of this messenger, used on a request that names another messenger.
-    let other = s.app.create_messenger(s.site, json!({})).await["messengerId"].as_str().unwrap().to_owned();
-    let r = s.app.client.get(s.app.url("/api/v1/messenger/conversations")).bearer_auth(&token).header("X-Confidant-Messenger", &other).send().await.unwrap();
+    let other = s.app.create_messenger(s.site, json!({})).await["messengerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .app
+        .client
+        .get(s.app.url("/api/v1/messenger/conversations"))
+        .bearer_auth(&token)
+        .header("X-Confidant-Messenger", &other)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, (401, "unauthorized".to_owned()));
-    let r = s.app.get(&format!("/api/v1/messenger/conversations?messengerId={other}"), Some(&token)).await;
+    let r = s
+        .app
+        .get(
+            &format!("/api/v1/messenger/conversations?messengerId={other}"),
+            Some(&token),
+        )
+        .await;
     assert_eq!(error_code(r).await, (401, "unauthorized".to_owned()));
-    let r = s.app.client.post(s.app.url(&format!("/api/v1/messenger/messages?messengerId={other}"))).bearer_auth(&token).json(&json!({"clientMessageId": "c", "body": "hi"})).send().await.unwrap();
+    let r = s
+        .app
+        .client
+        .post(
+            s.app
+                .url(&format!("/api/v1/messenger/messages?messengerId={other}")),
+        )
+        .bearer_auth(&token)
+        .json(&json!({"clientMessageId": "c", "body": "hi"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, (401, "unauthorized".to_owned()));
     // Naming its own messenger is fine.
-    let r = s.app.client.get(s.app.url(&format!("/api/v1/messenger/conversations?messengerId={}", s.messenger))).bearer_auth(&token).header("X-Confidant-Messenger", &s.messenger).send().await.unwrap();
+    let r = s
+        .app
+        .client
+        .get(s.app.url(&format!(
+            "/api/v1/messenger/conversations?messengerId={}",
+            s.messenger
+        )))
+        .bearer_auth(&token)
+        .header("X-Confidant-Messenger", &s.messenger)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // Nothing was stored by the refused sends.
-    let (_, mine) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&token)).await).await;
+    let (_, mine) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&token))
+            .await,
+    )
+    .await;
     assert_eq!(mine["conversations"], json!([]));
 }
 
@@ -426,17 +939,58 @@ async fn read_markers_show_in_conversation_lists() {
     let conv = m["conversationId"].as_str().unwrap().to_owned();
     contact_send(&s.app, &s.contact, "c-2", "two").await;
     agent_send(&s.app, s.site, &s.agent, &conv, "a-1", "three").await;
-    let r = s.app.post(&format!("/api/v1/sites/{}/conversations/{conv}/read", s.site), Some(&s.agent), &json!({"seq": 2})).await;
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/sites/{}/conversations/{conv}/read", s.site),
+            Some(&s.agent),
+            &json!({"seq": 2}),
+        )
+        .await;
     assert_eq!(r.status(), 204);
-    let r = s.app.post(&format!("/api/v1/messenger/conversations/{conv}/read"), Some(&s.contact), &json!({"seq": 99})).await;
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/messenger/conversations/{conv}/read"),
+            Some(&s.contact),
+            &json!({"seq": 99}),
+        )
+        .await;
     assert_eq!(r.status(), 204);
-    let (_, q) = json_of(s.app.get(&format!("/api/v1/sites/{}/conversations", s.site), Some(&s.agent)).await).await;
+    let (_, q) = json_of(
+        s.app
+            .get(
+                &format!("/api/v1/sites/{}/conversations", s.site),
+                Some(&s.agent),
+            )
+            .await,
+    )
+    .await;
     let c = &q["conversations"][0];
-    assert_eq!((c["agentReadSeq"].as_i64(), c["contactReadSeq"].as_i64(), c["lastSeq"].as_i64()), (Some(2), Some(3), Some(3)));
+    assert_eq!(
+        (
+            c["agentReadSeq"].as_i64(),
+            c["contactReadSeq"].as_i64(),
+            c["lastSeq"].as_i64()
+        ),
+        (Some(2), Some(3), Some(3))
+    );
     // Markers never move back.
-    let r = s.app.post(&format!("/api/v1/sites/{}/conversations/{conv}/read", s.site), Some(&s.agent), &json!({"seq": 1})).await;
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/sites/{}/conversations/{conv}/read", s.site),
+            Some(&s.agent),
+            &json!({"seq": 1}),
+        )
+        .await;
     assert_eq!(r.status(), 204);
-    let (_, mine) = json_of(s.app.get("/api/v1/messenger/conversations", Some(&s.contact)).await).await;
+    let (_, mine) = json_of(
+        s.app
+            .get("/api/v1/messenger/conversations", Some(&s.contact))
+            .await,
+    )
+    .await;
     assert_eq!(mine["conversations"][0]["agentReadSeq"], 2);
 }
 
@@ -447,26 +1001,44 @@ async fn busy_conversations_side_by_side_stay_gapless() {
     let s = setup().await;
     let mut convs = Vec::new();
     for i in 0..8 {
-        let (token, _) = authorize(&s.app, s.site, &s.messenger, &format!("c{i}@example.test"), false).await;
+        let (token, _) = authorize(
+            &s.app,
+            s.site,
+            &s.messenger,
+            &format!("c{i}@example.test"),
+            false,
+        )
+        .await;
         let (_, m) = contact_send(&s.app, &token, "open", "hi").await;
         convs.push((token, m["conversationId"].as_str().unwrap().to_owned()));
     }
-    let sends = convs.iter().flat_map(|(token, conv)| {
-        (0..10).map(move |i| (token, conv, i))
-    });
+    let sends = convs
+        .iter()
+        .flat_map(|(token, conv)| (0..10).map(move |i| (token, conv, i)));
     let answers = join_all(sends.map(|(token, conv, i)| {
         let s = &s;
         async move {
             if i % 2 == 0 {
                 contact_send(&s.app, token, &format!("c-{i}"), "from the contact").await
             } else {
-                agent_send(&s.app, s.site, &s.agent, conv, &format!("a-{i}"), "from the agent").await
+                agent_send(
+                    &s.app,
+                    s.site,
+                    &s.agent,
+                    conv,
+                    &format!("a-{i}"),
+                    "from the agent",
+                )
+                .await
             }
         }
     }))
     .await;
     assert!(answers.iter().all(|(st, _)| *st == 201), "{answers:?}");
     for (token, conv) in &convs {
-        assert_eq!(seqs(&contact_messages(&s.app, token, conv, "").await), (1..=11).collect::<Vec<_>>());
+        assert_eq!(
+            seqs(&contact_messages(&s.app, token, conv, "").await),
+            (1..=11).collect::<Vec<_>>()
+        );
     }
 }

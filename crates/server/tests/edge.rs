@@ -4,13 +4,20 @@
 mod common;
 
 use common::*;
-use reqwest::header;
 use reqwest::Method;
+use reqwest::header;
 use serde_json::{Value, json};
 
 /// Send a raw body; return status, code and the content type, asserting the body is the
 /// contract's JSON error shape whenever the status is not 2xx.
-async fn raw(app: &TestApp, method: Method, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> (u16, String) {
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String) {
     let mut r = app.client.request(method.clone(), app.url(path)).body(body);
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -20,13 +27,24 @@ async fn raw(app: &TestApp, method: Method, path: &str, token: Option<&str>, con
     }
     let res = r.send().await.expect("send");
     let status = res.status().as_u16();
-    let ct = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let ct = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let text = res.text().await.expect("text");
     assert_ne!(status, 500, "{method} {path}: 500 {text}");
     if status >= 300 {
-        assert!(ct.starts_with("application/json"), "{method} {path}: {status} with content type {ct:?}: {text}");
-        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
-        let code = v["error"]["code"].as_str().unwrap_or_else(|| panic!("{method} {path}: no error.code: {text}"));
+        assert!(
+            ct.starts_with("application/json"),
+            "{method} {path}: {status} with content type {ct:?}: {text}"
+        );
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"));
+        let code = v["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path}: no error.code: {text}"));
         assert!(v["error"]["message"].is_string(), "{text}");
         return (status, code.to_owned());
     }
@@ -48,61 +66,148 @@ async fn bad_bodies_answer_json_errors() {
         (Method::POST, "/api/v1/securemessage/authorize".into(), None),
         (Method::POST, "/api/v1/auth/login".into(), None),
         (Method::POST, "/api/v1/sites".into(), Some(OPERATOR)),
-        (Method::POST, format!("/api/v1/sites/{site}/agents"), Some(OPERATOR)),
-        (Method::POST, format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR)),
-        (Method::PUT, format!("/api/v1/sites/{site}/messengers/{m}/security"), Some(OPERATOR)),
-        (Method::POST, "/api/v1/messenger/messages".into(), Some(at.as_str())),
+        (
+            Method::POST,
+            format!("/api/v1/sites/{site}/agents"),
+            Some(OPERATOR),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/sites/{site}/messengers"),
+            Some(OPERATOR),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/sites/{site}/messengers/{m}/security"),
+            Some(OPERATOR),
+        ),
+        (
+            Method::POST,
+            "/api/v1/messenger/messages".into(),
+            Some(at.as_str()),
+        ),
     ];
     for (method, path, token) in &posts {
-        for body in [&b"{not json"[..], b"", b"[1,2", b"\xff\xfe", b"null", b"42", b"\"text\"", WRONG_TYPES] {
+        for body in [
+            &b"{not json"[..],
+            b"",
+            b"[1,2",
+            b"\xff\xfe",
+            b"null",
+            b"42",
+            b"\"text\"",
+            WRONG_TYPES,
+        ] {
             let (s, c) = raw(&app, method.clone(), path, *token, json_ct, body.to_vec()).await;
             // Authorize reads a siteId or messengerId of the wrong type as naming no messenger.
-            let lenient = body == WRONG_TYPES && path.ends_with("/authorize") && (s, c.as_str()) == (404, "messenger_not_found");
-            assert!(lenient || (s, c.as_str()) == (400, "invalid_request"), "{method} {path} body {:?}: {s} {c}", String::from_utf8_lossy(body));
+            let lenient = body == WRONG_TYPES
+                && path.ends_with("/authorize")
+                && (s, c.as_str()) == (404, "messenger_not_found");
+            assert!(
+                lenient || (s, c.as_str()) == (400, "invalid_request"),
+                "{method} {path} body {:?}: {s} {c}",
+                String::from_utf8_lossy(body)
+            );
         }
-        for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x")] {
-            let (s, c) = raw(&app, method.clone(), path, *token, ct, b"{\"name\":\"x\"}".to_vec()).await;
-            assert!(s == 400 || s == 415, "{method} {path} content type {ct:?}: {s}");
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+        ] {
+            let (s, c) = raw(
+                &app,
+                method.clone(),
+                path,
+                *token,
+                ct,
+                b"{\"name\":\"x\"}".to_vec(),
+            )
+            .await;
+            assert!(
+                s == 400 || s == 415,
+                "{method} {path} content type {ct:?}: {s}"
+            );
             assert_eq!(c, "invalid_request");
         }
         // Just over the limit, as valid JSON: 413 before anything else looks at it.
         let big = format!("{{\"name\": \"{}\"}}", "x".repeat(256 * 1024));
-        let (s, c) = raw(&app, method.clone(), path, *token, json_ct, big.into_bytes()).await;
-        assert_eq!((s, c.as_str()), (413, "payload_too_large"), "{method} {path}");
+        let (s, c) = raw(
+            &app,
+            method.clone(),
+            path,
+            *token,
+            json_ct,
+            big.into_bytes(),
+        )
+        .await;
+        assert_eq!(
+            (s, c.as_str()),
+            (413, "payload_too_large"),
+            "{method} {path}"
+        );
     }
     // Over the limit without a Content-Length (chunked): the same 413.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = std::iter::once(Ok(br#"{"name": ""#.to_vec()))
-        .chain((0..40).map(|_| Ok(vec![b'x'; 8 * 1024])))
-        .chain(std::iter::once(Ok(br#""}"#.to_vec())))
-        .collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        std::iter::once(Ok(br#"{"name": ""#.to_vec()))
+            .chain((0..40).map(|_| Ok(vec![b'x'; 8 * 1024])))
+            .chain(std::iter::once(Ok(br#""}"#.to_vec())))
+            .collect();
     let r = app
         .client
         .post(app.url("/securemessage/authorize"))
         .header(header::CONTENT_TYPE, "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .expect("send");
     assert_eq!(error_code(r).await, (413, "payload_too_large".to_owned()));
     // Just under the limit is read (and then judged on its content).
-    let under = json!({"siteId": site, "messengerId": m, "contactJwt": "x", "pad": "y".repeat(250 * 1024)}).to_string();
-    let (s, c) = raw(&app, Method::POST, "/securemessage/authorize", None, json_ct, under.into_bytes()).await;
+    let under =
+        json!({"siteId": site, "messengerId": m, "contactJwt": "x", "pad": "y".repeat(250 * 1024)})
+            .to_string();
+    let (s, c) = raw(
+        &app,
+        Method::POST,
+        "/securemessage/authorize",
+        None,
+        json_ct,
+        under.into_bytes(),
+    )
+    .await;
     assert_eq!((s, c.as_str()), (401, "token_malformed"));
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_are_json() {
     let app = TestApp::spawn().await;
-    for path in ["/api/v1/nope", "/nope", "/api/v2/sites", "/api/v1/sites/10000/nothing/here", "/messenger/v1/nope.js", "/.well-known/nope"] {
+    for path in [
+        "/api/v1/nope",
+        "/nope",
+        "/api/v2/sites",
+        "/api/v1/sites/10000/nothing/here",
+        "/messenger/v1/nope.js",
+        "/.well-known/nope",
+    ] {
         let (s, c) = raw(&app, Method::GET, path, Some(OPERATOR), None, vec![]).await;
         assert_eq!((s, c.as_str()), (404, "not_found"), "{path}");
     }
-    for (m, path) in [(Method::DELETE, "/api/v1/sites"), (Method::GET, "/securemessage/authorize"), (Method::PATCH, "/healthz")] {
+    for (m, path) in [
+        (Method::DELETE, "/api/v1/sites"),
+        (Method::GET, "/securemessage/authorize"),
+        (Method::PATCH, "/healthz"),
+    ] {
         let (s, _) = raw(&app, m.clone(), path, Some(OPERATOR), None, vec![]).await;
         assert!(s == 404 || s == 405, "{m} {path}: {s}");
     }
     // Path traversal through the static files.
-    for path in ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/demo/..%2f..%2fCargo.toml"] {
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/demo/..%2f..%2fCargo.toml",
+    ] {
         let r = app.client.get(app.url(path)).send().await.expect("send");
         let text = r.text().await.expect("text");
         assert!(!text.contains("[package]"), "{path} served a source file");
@@ -117,21 +222,53 @@ async fn contact_calls_check_the_origin() {
     let m = m["messengerId"].as_str().expect("id").to_owned();
     let jwt = hs256(SECRET, &json!({"sub": "mark", "exp": now() + 600}));
     let authorize = |origin: Option<&'static str>| {
-        let mut r = app.client.post(app.url("/securemessage/authorize")).json(&json!({"siteId": site, "messengerId": m, "contactJwt": jwt}));
+        let mut r = app
+            .client
+            .post(app.url("/securemessage/authorize"))
+            .json(&json!({"siteId": site, "messengerId": m, "contactJwt": jwt}));
         if let Some(o) = origin {
             r = r.header(header::ORIGIN, o);
         }
         r.send()
     };
-    for origin in ["https://portal.example.com", "https://a.example.org", "https://deep.a.example.org", "https://www.example.com"] {
+    for origin in [
+        "https://portal.example.com",
+        "https://a.example.org",
+        "https://deep.a.example.org",
+        "https://www.example.com",
+    ] {
         let r = authorize(Some(origin)).await.expect("send");
         assert_eq!(r.status(), 200, "{origin}");
-        assert_eq!(r.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).and_then(|v| v.to_str().ok()), Some(origin));
-        let vary: Vec<String> = r.headers().get_all(header::VARY).iter().filter_map(|v| v.to_str().ok()).map(str::to_ascii_lowercase).collect();
-        assert!(vary.iter().any(|v| v.split(',').any(|p| p.trim() == "origin")), "{origin}: Vary {vary:?}");
+        assert_eq!(
+            r.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .and_then(|v| v.to_str().ok()),
+            Some(origin)
+        );
+        let vary: Vec<String> = r
+            .headers()
+            .get_all(header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        assert!(
+            vary.iter()
+                .any(|v| v.split(',').any(|p| p.trim() == "origin")),
+            "{origin}: Vary {vary:?}"
+        );
     }
     // The server's own origin (previews in the admin pages), and none at all (a backend).
-    let own: &'static str = Box::leak(app.running.as_ref().expect("running").app.config.public_url.clone().into_boxed_str());
+    let own: &'static str = Box::leak(
+        app.running
+            .as_ref()
+            .expect("running")
+            .app
+            .config
+            .public_url
+            .clone()
+            .into_boxed_str(),
+    );
     assert_eq!(authorize(Some(own)).await.expect("send").status(), 200);
     assert_eq!(authorize(None).await.expect("send").status(), 200);
     for origin in [
@@ -150,31 +287,66 @@ async fn contact_calls_check_the_origin() {
 
     // A preflight is answered for any origin, carrying no token.
     for origin in ["https://evil.example", "https://portal.example.com"] {
-        for path in ["/securemessage/authorize", "/api/v1/securemessage/authorize", "/api/v1/messenger/messages"] {
+        for path in [
+            "/securemessage/authorize",
+            "/api/v1/securemessage/authorize",
+            "/api/v1/messenger/messages",
+        ] {
             let r = app
                 .client
                 .request(Method::OPTIONS, app.url(path))
                 .header(header::ORIGIN, origin)
                 .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
-                .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type, authorization")
+                .header(
+                    header::ACCESS_CONTROL_REQUEST_HEADERS,
+                    "content-type, authorization",
+                )
                 .send()
                 .await
                 .expect("send");
             assert_eq!(r.status(), 204, "{origin} {path}");
             let h = r.headers();
-            assert_eq!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).and_then(|v| v.to_str().ok()), Some(origin));
-            let methods = h.get(header::ACCESS_CONTROL_ALLOW_METHODS).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            assert_eq!(
+                h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                    .and_then(|v| v.to_str().ok()),
+                Some(origin)
+            );
+            let methods = h
+                .get(header::ACCESS_CONTROL_ALLOW_METHODS)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             assert!(methods.contains("POST"), "{methods}");
-            let headers = h.get(header::ACCESS_CONTROL_ALLOW_HEADERS).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
-            assert!(headers.contains("content-type") && headers.contains("authorization"), "{headers}");
+            let headers = h
+                .get(header::ACCESS_CONTROL_ALLOW_HEADERS)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            assert!(
+                headers.contains("content-type") && headers.contains("authorization"),
+                "{headers}"
+            );
         }
     }
 
     // The contact API with an access token from a foreign page.
     let at = app.access_token(site, &m, "mark").await;
-    let r = app.client.get(app.url("/api/v1/messenger/conversations")).bearer_auth(&at).header(header::ORIGIN, "https://evil.example").send().await.expect("send");
+    let r = app
+        .client
+        .get(app.url("/api/v1/messenger/conversations"))
+        .bearer_auth(&at)
+        .header(header::ORIGIN, "https://evil.example")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(error_code(r).await, (403, "origin_not_allowed".to_owned()));
-    let r = app.client.get(app.url("/api/v1/messenger/conversations")).bearer_auth(&at).header(header::ORIGIN, "https://portal.example.com").send().await.expect("send");
+    let r = app
+        .client
+        .get(app.url("/api/v1/messenger/conversations"))
+        .bearer_auth(&at)
+        .header(header::ORIGIN, "https://portal.example.com")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
 }
 
@@ -184,21 +356,46 @@ async fn agent_and_admin_calls_accept_only_the_own_origin() {
     let (site, _) = app.site_with_messenger().await;
     app.create_agent(site, "jo@acme.test", "admin").await;
     let login = |origin: Option<&'static str>| {
-        let mut r = app.client.post(app.url("/api/v1/auth/login")).json(&json!({"siteId": site, "email": "jo@acme.test", "password": "correct horse battery"}));
+        let mut r = app.client.post(app.url("/api/v1/auth/login")).json(
+            &json!({"siteId": site, "email": "jo@acme.test", "password": "correct horse battery"}),
+        );
         if let Some(o) = origin {
             r = r.header(header::ORIGIN, o);
         }
         r.send()
     };
     let r = login(Some("https://evil.example")).await.expect("send");
-    assert_eq!(error_code(r).await, (403, "origin_not_allowed".to_owned()), "a foreign page may log an agent in");
-    let own: &'static str = Box::leak(app.running.as_ref().expect("running").app.config.public_url.clone().into_boxed_str());
+    assert_eq!(
+        error_code(r).await,
+        (403, "origin_not_allowed".to_owned()),
+        "a foreign page may log an agent in"
+    );
+    let own: &'static str = Box::leak(
+        app.running
+            .as_ref()
+            .expect("running")
+            .app
+            .config
+            .public_url
+            .clone()
+            .into_boxed_str(),
+    );
     let r = login(Some(own)).await.expect("send");
     assert_eq!(r.status(), 200);
-    let token = r.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_owned();
+    let token = r.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
 
     for t in [OPERATOR, token.as_str()] {
-        let r = app.client.get(app.url(&format!("/api/v1/sites/{site}"))).bearer_auth(t).header(header::ORIGIN, "https://evil.example").send().await.expect("send");
+        let r = app
+            .client
+            .get(app.url(&format!("/api/v1/sites/{site}")))
+            .bearer_auth(t)
+            .header(header::ORIGIN, "https://evil.example")
+            .send()
+            .await
+            .expect("send");
         assert_eq!(error_code(r).await, (403, "origin_not_allowed".to_owned()));
         let r = app
             .client
@@ -210,16 +407,46 @@ async fn agent_and_admin_calls_accept_only_the_own_origin() {
             .await
             .expect("send");
         assert_eq!(error_code(r).await, (403, "origin_not_allowed".to_owned()));
-        let r = app.client.get(app.url(&format!("/api/v1/sites/{site}"))).bearer_auth(t).header(header::ORIGIN, own).send().await.expect("send");
+        let r = app
+            .client
+            .get(app.url(&format!("/api/v1/sites/{site}")))
+            .bearer_auth(t)
+            .header(header::ORIGIN, own)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 200);
         // No Access-Control-Allow-Origin for a foreign origin on admin calls.
-        let r = app.client.get(app.url(&format!("/api/v1/sites/{site}"))).bearer_auth(t).header(header::ORIGIN, "https://evil.example").send().await.expect("send");
-        assert!(r.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        let r = app
+            .client
+            .get(app.url(&format!("/api/v1/sites/{site}")))
+            .bearer_auth(t)
+            .header(header::ORIGIN, "https://evil.example")
+            .send()
+            .await
+            .expect("send");
+        assert!(
+            r.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
     }
-    let r = app.client.post(app.url("/api/v1/auth/logout")).bearer_auth(&token).header(header::ORIGIN, "https://evil.example").send().await.expect("send");
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&token)
+        .header(header::ORIGIN, "https://evil.example")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(error_code(r).await, (403, "origin_not_allowed".to_owned()));
     // ...and that refused logout did not end the session.
-    assert_eq!(app.get(&format!("/api/v1/sites/{site}"), Some(&token)).await.status(), 200);
+    assert_eq!(
+        app.get(&format!("/api/v1/sites/{site}"), Some(&token))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -237,17 +464,30 @@ async fn health_liveness_and_metrics() {
     let _ = app.authorize(site, &m, "garbage").await;
     let r = app.get("/metrics", None).await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/plain")));
+    assert!(
+        r.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
     let text = r.text().await.expect("text");
     assert!(text.contains("confidant_http_requests_total"), "{text}");
     assert!(text.contains("confidant_authorize_total"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("confidant_authorize_total") && l.contains("token_malformed")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("confidant_authorize_total") && l.contains("token_malformed")),
+        "{text}"
+    );
     assert!(!text.contains(SECRET));
 
     let r = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(r.status(), 200);
     let jwks: Value = r.json().await.expect("json");
-    assert!(jwks["keys"].as_array().is_some_and(|k| !k.is_empty() && k.iter().all(|k| k["kid"].is_string())));
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .is_some_and(|k| !k.is_empty() && k.iter().all(|k| k["kid"].is_string()))
+    );
 }
 
 #[tokio::test]
@@ -259,5 +499,9 @@ async fn healthz_answers_503_when_the_database_is_gone() {
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.expect("json");
     assert!(body["error"]["code"].is_string(), "{body}");
-    assert_eq!(app.get("/livez", None).await.status(), 200, "liveness does not touch the database");
+    assert_eq!(
+        app.get("/livez", None).await.status(),
+        200,
+        "liveness does not touch the database"
+    );
 }

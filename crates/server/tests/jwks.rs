@@ -10,7 +10,12 @@ use keys::*;
 use serde_json::json;
 
 async fn jwks_messenger(app: &TestApp, site: i64, url: &str) -> String {
-    let m = app.create_messenger(site, json!({"validation": {"method": "jwks", "jwksUrl": url}})).await;
+    let m = app
+        .create_messenger(
+            site,
+            json!({"validation": {"method": "jwks", "jwksUrl": url}}),
+        )
+        .await;
     assert_eq!(m["security"]["validation"]["jwksUrl"], url);
     m["messengerId"].as_str().expect("id").to_owned()
 }
@@ -35,38 +40,73 @@ async fn rotation_and_the_unknown_kid_refresh_limit() {
     let k2 = EdKey::generate();
     let server = JwksServer::start(vec![k1.jwk("k1")]).await;
     let m = jwks_messenger(&app, site, &server.url).await;
-    assert_eq!(server.hits(), 0, "the URL is fetched when a token needs it, not when saved");
+    assert_eq!(
+        server.hits(),
+        0,
+        "the URL is fetched when a token needs it, not when saved"
+    );
 
-    assert_eq!(code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        ok()
+    );
     assert_eq!(server.hits(), 1);
     // Cached: no refetch for a known kid.
-    assert_eq!(code(&app, site, &m, &k1.sign(Some("k1"), &claims("b"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m, &k1.sign(Some("k1"), &claims("b"))).await,
+        ok()
+    );
     // No kid: the only key that fits is taken.
-    assert_eq!(code(&app, site, &m, &k1.sign(None, &claims("c"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m, &k1.sign(None, &claims("c"))).await,
+        ok()
+    );
     assert_eq!(server.hits(), 1);
 
     // The business rotates: k2 appears. The first token naming it triggers one refetch.
     server.set_keys(vec![k1.jwk("k1"), k2.jwk("k2")]);
-    assert_eq!(code(&app, site, &m, &k2.sign(Some("k2"), &claims("a"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m, &k2.sign(Some("k2"), &claims("a"))).await,
+        ok()
+    );
     assert_eq!(server.hits(), 2);
-    assert_eq!(code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        ok()
+    );
     // Two keys fit EdDSA now: a token without kid finds none.
-    assert_eq!(code(&app, site, &m, &k2.sign(None, &claims("a"))).await, e(401, "key_not_found"));
+    assert_eq!(
+        code(&app, site, &m, &k2.sign(None, &claims("a"))).await,
+        e(401, "key_not_found")
+    );
 
     // Unknown kids within 30 s of that refresh do not reach the JWKS server.
     for i in 0..5 {
         let t = k2.sign(Some(&format!("nope-{i}")), &claims("a"));
         assert_eq!(code(&app, site, &m, &t).await, e(401, "key_not_found"));
     }
-    assert_eq!(server.hits(), 2, "an unknown kid refetched more than once per 30 s");
+    assert_eq!(
+        server.hits(),
+        2,
+        "an unknown kid refetched more than once per 30 s"
+    );
     // A kid the set has, but a signature by another key.
-    assert_eq!(code(&app, site, &m, &k2.sign(Some("k1"), &claims("a"))).await, e(401, "signature_invalid"));
+    assert_eq!(
+        code(&app, site, &m, &k2.sign(Some("k1"), &claims("a"))).await,
+        e(401, "signature_invalid")
+    );
     // alg none never reaches the JWKS either.
     let none = raw_token(&json!({"alg": "none", "kid": "k1"}), &claims("a"), b"");
-    assert_eq!(code(&app, site, &m, &none).await, e(401, "algorithm_not_allowed"));
+    assert_eq!(
+        code(&app, site, &m, &none).await,
+        e(401, "algorithm_not_allowed")
+    );
     // HS256 keyed with the JWK's text.
     let hs = hs256(&k1.jwk("k1").to_string(), &claims("a"));
-    assert_eq!(code(&app, site, &m, &hs).await, e(401, "algorithm_not_allowed"));
+    assert_eq!(
+        code(&app, site, &m, &hs).await,
+        e(401, "algorithm_not_allowed")
+    );
     assert_eq!(server.hits(), 2);
 }
 
@@ -79,14 +119,22 @@ async fn key_alg_and_use_narrow_what_a_key_verifies() {
     enc["use"] = json!("enc");
     let mut narrowed = k1.jwk("narrow");
     narrowed["alg"] = json!("Ed25519");
-    let server = JwksServer::start(vec![enc, narrowed, json!({"kty": "weird", "kid": "weird"})]).await;
+    let server =
+        JwksServer::start(vec![enc, narrowed, json!({"kty": "weird", "kid": "weird"})]).await;
     let m = jwks_messenger(&app, site, &server.url).await;
     let (s, c) = code(&app, site, &m, &k1.sign(Some("enc"), &claims("a"))).await;
-    assert!(s == 401 && (c == "key_not_found" || c == "algorithm_not_allowed"), "a use=enc key verified: {s} {c}");
+    assert!(
+        s == 401 && (c == "key_not_found" || c == "algorithm_not_allowed"),
+        "a use=enc key verified: {s} {c}"
+    );
     // A key whose own alg is Ed25519 does not verify an EdDSA-labelled token, and does verify Ed25519.
     let (s, c) = code(&app, site, &m, &k1.sign(Some("narrow"), &claims("a"))).await;
     assert_eq!((s, c), e(401, "algorithm_not_allowed"));
-    let t = sign_ed_raw(&json!({"alg": "Ed25519", "kid": "narrow"}), &claims("a"), &k1);
+    let t = sign_ed_raw(
+        &json!({"alg": "Ed25519", "kid": "narrow"}),
+        &claims("a"),
+        &k1,
+    );
     assert_eq!(code(&app, site, &m, &t).await, ok());
 }
 
@@ -99,20 +147,37 @@ async fn outage_is_served_from_the_cache() {
     // Never fresh: every token goes back to the URL, so the outage is really exercised.
     server.set_cache_control(Some("max-age=0"));
     let m = jwks_messenger(&app, site, &server.url).await;
-    assert_eq!(code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        ok()
+    );
     assert_eq!(server.hits(), 1);
-    assert_eq!(code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        ok()
+    );
     assert_eq!(server.hits(), 2, "a set with max-age=0 is refetched");
 
     server.set_status(StatusCode::INTERNAL_SERVER_ERROR);
     for _ in 0..3 {
-        assert_eq!(code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await, ok(), "the last good set serves during an outage");
+        assert_eq!(
+            code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+            ok(),
+            "the last good set serves during an outage"
+        );
     }
-    assert_eq!(server.hits(), 3, "a failing URL is retried at most once per back-off period");
+    assert_eq!(
+        server.hits(),
+        3,
+        "a failing URL is retried at most once per back-off period"
+    );
     // A garbage body is an outage too, not a new (empty) set.
     server.set_status(StatusCode::OK);
     *server.state.body.lock().expect("lock") = "<html>oops</html>".into();
-    assert_eq!(code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        ok()
+    );
 }
 
 #[tokio::test]
@@ -123,23 +188,37 @@ async fn cold_outage_is_jwks_unavailable() {
     let server = JwksServer::start(vec![k1.jwk("k1")]).await;
     server.set_status(StatusCode::SERVICE_UNAVAILABLE);
     let m = jwks_messenger(&app, site, &server.url).await;
-    let r = app.authorize(site, &m, &k1.sign(Some("k1"), &claims("a"))).await;
+    let r = app
+        .authorize(site, &m, &k1.sign(Some("k1"), &claims("a")))
+        .await;
     assert_eq!(r.status(), 503);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "jwks_unavailable");
-    assert!(!body["error"]["message"].as_str().unwrap_or_default().contains("eyJ"));
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("eyJ")
+    );
     // A URL where nothing listens at all.
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         format!("http://{}/jwks.json", l.local_addr().expect("addr"))
     };
     let m2 = jwks_messenger(&app, site, &dead).await;
-    assert_eq!(code(&app, site, &m2, &k1.sign(Some("k1"), &claims("a"))).await, e(503, "jwks_unavailable"));
+    assert_eq!(
+        code(&app, site, &m2, &k1.sign(Some("k1"), &claims("a"))).await,
+        e(503, "jwks_unavailable")
+    );
     // Recovery: once the URL answers, tokens verify.
     server.set_status(StatusCode::OK);
     let mut ok = false;
     for _ in 0..40 {
-        if code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await.0 == 200 {
+        if code(&app, site, &m, &k1.sign(Some("k1"), &claims("a")))
+            .await
+            .0
+            == 200
+        {
             ok = true;
             break;
         }
@@ -159,36 +238,89 @@ async fn the_same_kid_under_two_urls_does_not_cross_verify() {
     let m_a = jwks_messenger(&app, site, &server_a.url).await;
     let m_b = jwks_messenger(&app, site, &server_b.url).await;
     // Warm both caches.
-    assert_eq!(code(&app, site, &m_a, &good.sign(Some("shared"), &claims("a"))).await, ok());
-    assert_eq!(code(&app, site, &m_b, &evil.sign(Some("shared"), &claims("b"))).await, ok());
+    assert_eq!(
+        code(&app, site, &m_a, &good.sign(Some("shared"), &claims("a"))).await,
+        ok()
+    );
+    assert_eq!(
+        code(&app, site, &m_b, &evil.sign(Some("shared"), &claims("b"))).await,
+        ok()
+    );
     // Each messenger's key is useless for the other.
-    assert_eq!(code(&app, site, &m_a, &evil.sign(Some("shared"), &claims("victim"))).await, e(401, "signature_invalid"));
-    assert_eq!(code(&app, site, &m_b, &good.sign(Some("shared"), &claims("victim"))).await, e(401, "signature_invalid"));
+    assert_eq!(
+        code(
+            &app,
+            site,
+            &m_a,
+            &evil.sign(Some("shared"), &claims("victim"))
+        )
+        .await,
+        e(401, "signature_invalid")
+    );
+    assert_eq!(
+        code(
+            &app,
+            site,
+            &m_b,
+            &good.sign(Some("shared"), &claims("victim"))
+        )
+        .await,
+        e(401, "signature_invalid")
+    );
     // The same, for a site of its own (another tenant with its own IdP).
     let site2 = app.create_site("Other").await;
     let m_c = jwks_messenger(&app, site2, &server_b.url).await;
-    assert_eq!(code(&app, site2, &m_c, &good.sign(Some("shared"), &claims("victim"))).await, e(401, "signature_invalid"));
+    assert_eq!(
+        code(
+            &app,
+            site2,
+            &m_c,
+            &good.sign(Some("shared"), &claims("victim"))
+        )
+        .await,
+        e(401, "signature_invalid")
+    );
     // Switching a messenger's URL (Security change) switches its keys at once.
     let r = app
-        .put(&format!("/api/v1/sites/{site}/messengers/{m_b}/security"), Some(OPERATOR), &json!({"validation": {"method": "jwks", "jwksUrl": server_a.url}}))
+        .put(
+            &format!("/api/v1/sites/{site}/messengers/{m_b}/security"),
+            Some(OPERATOR),
+            &json!({"validation": {"method": "jwks", "jwksUrl": server_a.url}}),
+        )
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(code(&app, site, &m_b, &good.sign(Some("shared"), &claims("a"))).await, ok());
-    assert_eq!(code(&app, site, &m_b, &evil.sign(Some("shared"), &claims("a"))).await, e(401, "signature_invalid"));
+    assert_eq!(
+        code(&app, site, &m_b, &good.sign(Some("shared"), &claims("a"))).await,
+        ok()
+    );
+    assert_eq!(
+        code(&app, site, &m_b, &evil.sign(Some("shared"), &claims("a"))).await,
+        e(401, "signature_invalid")
+    );
 }
 
 #[tokio::test]
 async fn jwks_urls_must_be_https_or_loopback() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Jwks").await;
-    for url in ["http://keys.example.com/jwks.json", "ftp://127.0.0.1/jwks", "not a url", "https://user:pw@keys.example.com/jwks"] {
+    for url in [
+        "http://keys.example.com/jwks.json",
+        "ftp://127.0.0.1/jwks",
+        "not a url",
+        "https://user:pw@keys.example.com/jwks",
+    ] {
         let r = app
             .post(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR), &json!({"name": "x", "security": {"validation": {"method": "jwks", "jwksUrl": url}}}))
             .await;
         let (s, c) = error_code(r).await;
         assert_eq!((s, c.as_str()), (400, "invalid_request"), "{url}");
     }
-    for url in ["http://127.0.0.1:9/jwks.json", "http://localhost:9/jwks.json", "http://[::1]:9/jwks.json", "https://keys.example.com/jwks.json"] {
+    for url in [
+        "http://127.0.0.1:9/jwks.json",
+        "http://localhost:9/jwks.json",
+        "http://[::1]:9/jwks.json",
+        "https://keys.example.com/jwks.json",
+    ] {
         let r = app
             .post(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR), &json!({"name": "x", "security": {"validation": {"method": "jwks", "jwksUrl": url}}}))
             .await;

@@ -13,7 +13,8 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Whether this pass runs the multi-process tests; says so loudly when it does not.
 fn enabled(test: &str) -> bool {
@@ -22,7 +23,10 @@ fn enabled(test: &str) -> bool {
         return false;
     }
     if !std::path::Path::new(NATS_BIN).exists() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "nats-server is missing at {NATS_BIN} and CI=true");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nats-server is missing at {NATS_BIN} and CI=true"
+        );
         eprintln!("!!!! SKIPPED {test}: nats-server is not installed at {NATS_BIN} !!!!");
         return false;
     }
@@ -38,7 +42,10 @@ struct Nats {
 
 impl Nats {
     fn start() -> Nats {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
         let mut n = Nats { port, child: None };
         n.restart();
         n
@@ -97,8 +104,14 @@ async fn two_nodes(nats: &Nats) -> (TestApp, TestApp) {
 }
 
 async fn open(app: &TestApp, path: &str, token: &str) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(app.ws_url(path)).await.expect("ws connect");
-    ws.send(Message::text(json!({"type": "auth", "token": token}).to_string())).await.expect("auth");
+    let (mut ws, _) = tokio_tungstenite::connect_async(app.ws_url(path))
+        .await
+        .expect("ws connect");
+    ws.send(Message::text(
+        json!({"type": "auth", "token": token}).to_string(),
+    ))
+    .await
+    .expect("auth");
     let ready = next_json(&mut ws).await;
     assert_eq!(ready["type"], "ready", "{ready}");
     ws
@@ -106,7 +119,11 @@ async fn open(app: &TestApp, path: &str, token: &str) -> Ws {
 
 async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s").expect("open").expect("frame");
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("open")
+            .expect("frame");
         match m {
             Message::Text(t) => return serde_json::from_str(&t).expect("json"),
             Message::Close(c) => panic!("closed: {c:?}"),
@@ -120,14 +137,20 @@ async fn next_message(ws: &mut Ws) -> (i64, String) {
     loop {
         let v = next_json(ws).await;
         if v["type"] == "message" {
-            return (v["message"]["seq"].as_i64().expect("seq"), v["message"]["body"].as_str().expect("body").to_owned());
+            return (
+                v["message"]["seq"].as_i64().expect("seq"),
+                v["message"]["body"].as_str().expect("body").to_owned(),
+            );
         }
     }
 }
 
 async fn close_code(ws: &mut Ws) -> Option<u16> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .ok()??
+        {
             Ok(Message::Close(c)) => return c.map(|c| u16::from(c.code)),
             Ok(_) => continue,
             Err(_) => return None,
@@ -148,15 +171,33 @@ async fn a_contact_on_node_a_and_an_agent_on_node_b_talk_live_both_ways() {
     let mut contact_ws = open(&a, "/api/v1/messenger/ws", &contact).await;
     let mut agent_ws = open(&b, "/api/v1/agent/ws", &agent).await;
 
-    let r = a.post("/api/v1/messenger/messages", Some(&contact), &json!({"clientMessageId": "c1", "body": "from A"})).await;
+    let r = a
+        .post(
+            "/api/v1/messenger/messages",
+            Some(&contact),
+            &json!({"clientMessageId": "c1", "body": "from A"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
-    let conv = r.json::<Value>().await.expect("json")["conversationId"].as_str().expect("id").to_owned();
+    let conv = r.json::<Value>().await.expect("json")["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     assert_eq!(next_message(&mut agent_ws).await, (1, "from A".to_owned()));
 
-    let r = b.post(&format!("/api/v1/sites/{site}/conversations/{conv}/messages"), Some(&agent), &json!({"clientMessageId": "a1", "body": "from B"})).await;
+    let r = b
+        .post(
+            &format!("/api/v1/sites/{site}/conversations/{conv}/messages"),
+            Some(&agent),
+            &json!({"clientMessageId": "a1", "body": "from B"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     assert_eq!(next_message(&mut contact_ws).await.1, "from A");
-    assert_eq!(next_message(&mut contact_ws).await, (2, "from B".to_owned()));
+    assert_eq!(
+        next_message(&mut contact_ws).await,
+        (2, "from B".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -168,16 +209,39 @@ async fn concurrent_sends_through_both_nodes_stay_gapless() {
     let (a, b) = two_nodes(&nats).await;
     let (site, messenger) = a.site_with_messenger().await;
     let token = a.access_token(site, &messenger, "busy@example.test").await;
-    let first = a.post("/api/v1/messenger/messages", Some(&token), &json!({"clientMessageId": "first", "body": "0"})).await;
-    let conv = first.json::<Value>().await.expect("json")["conversationId"].as_str().expect("id").to_owned();
+    let first = a
+        .post(
+            "/api/v1/messenger/messages",
+            Some(&token),
+            &json!({"clientMessageId": "first", "body": "0"}),
+        )
+        .await;
+    let conv = first.json::<Value>().await.expect("json")["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let mut sends = Vec::new();
     for i in 0..40 {
         let node = if i % 2 == 0 { &a } else { &b };
-        let (client, url, token) = (node.client.clone(), node.url("/api/v1/messenger/messages"), token.clone());
+        let (client, url, token) = (
+            node.client.clone(),
+            node.url("/api/v1/messenger/messages"),
+            token.clone(),
+        );
         // Every fourth send repeats the one before it: idempotency across nodes too.
-        let cmid = if i % 4 == 3 { format!("m{}", i - 1) } else { format!("m{i}") };
+        let cmid = if i % 4 == 3 {
+            format!("m{}", i - 1)
+        } else {
+            format!("m{i}")
+        };
         sends.push(tokio::spawn(async move {
-            let r = client.post(url).bearer_auth(token).json(&json!({"clientMessageId": cmid, "body": format!("{i}")})).send().await.expect("send");
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"clientMessageId": cmid, "body": format!("{i}")}))
+                .send()
+                .await
+                .expect("send");
             (r.status().as_u16(), r.text().await.unwrap_or_default())
         }));
     }
@@ -185,10 +249,25 @@ async fn concurrent_sends_through_both_nodes_stay_gapless() {
         let (status, body) = s.await.expect("join");
         assert!(matches!(status, 200 | 201), "{status} {body}");
     }
-    let r = b.get(&format!("/api/v1/messenger/conversations/{conv}/messages?limit=200"), Some(&token)).await;
-    let msgs = r.json::<Value>().await.expect("json")["messages"].as_array().expect("list").clone();
-    let seqs: Vec<i64> = msgs.iter().map(|m| m["seq"].as_i64().expect("seq")).collect();
-    assert_eq!(seqs, (1..=31).collect::<Vec<_>>(), "1 + 30 distinct client ids, gapless");
+    let r = b
+        .get(
+            &format!("/api/v1/messenger/conversations/{conv}/messages?limit=200"),
+            Some(&token),
+        )
+        .await;
+    let msgs = r.json::<Value>().await.expect("json")["messages"]
+        .as_array()
+        .expect("list")
+        .clone();
+    let seqs: Vec<i64> = msgs
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=31).collect::<Vec<_>>(),
+        "1 + 30 distinct client ids, gapless"
+    );
 }
 
 #[tokio::test]
@@ -201,14 +280,23 @@ async fn tokens_and_logout_hold_across_nodes() {
     let (site, messenger) = a.site_with_messenger().await;
     // An access token issued by A works on B.
     let contact = a.access_token(site, &messenger, "roam@example.test").await;
-    let r = b.get("/api/v1/messenger/conversations", Some(&contact)).await;
+    let r = b
+        .get("/api/v1/messenger/conversations", Some(&contact))
+        .await;
     assert_eq!(r.status(), 200);
     // A logout on A ends the session on B: REST at once, and B's socket closes with 4401.
     let agent = a.agent_token(site, "leaver@example.test", "agent").await;
     let mut ws = open(&b, "/api/v1/agent/ws", &agent).await;
-    let r = a.post("/api/v1/auth/logout", Some(&agent), &json!({})).await;
+    let r = a
+        .post("/api/v1/auth/logout", Some(&agent), &json!({}))
+        .await;
     assert_eq!(r.status(), 204);
-    assert_eq!(b.get(&format!("/api/v1/sites/{site}/conversations"), Some(&agent)).await.status(), 401);
+    assert_eq!(
+        b.get(&format!("/api/v1/sites/{site}/conversations"), Some(&agent))
+            .await
+            .status(),
+        401
+    );
     assert_eq!(close_code(&mut ws).await, Some(4401));
 }
 
@@ -220,16 +308,29 @@ async fn a_security_change_on_one_node_governs_authorize_on_the_other() {
     let nats = Nats::start();
     let (a, b) = two_nodes(&nats).await;
     let (site, messenger) = a.site_with_messenger().await;
-    let jwt = hs256(SECRET, &json!({"sub": "x@example.test", "exp": now() + 600}));
+    let jwt = hs256(
+        SECRET,
+        &json!({"sub": "x@example.test", "exp": now() + 600}),
+    );
     assert_eq!(b.authorize(site, &messenger, &jwt).await.status(), 200);
     let new_secret = "another-secret-0123456789abcdef-0123456789";
     let r = a
-        .put(&format!("/api/v1/sites/{site}/messengers/{messenger}/security"), Some(OPERATOR), &json!({"validation": {"method": "sharedToken", "sharedToken": new_secret}}))
+        .put(
+            &format!("/api/v1/sites/{site}/messengers/{messenger}/security"),
+            Some(OPERATOR),
+            &json!({"validation": {"method": "sharedToken", "sharedToken": new_secret}}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(error_code(b.authorize(site, &messenger, &jwt).await).await, (401, "signature_invalid".to_owned()));
-    let fresh = hs256(new_secret, &json!({"sub": "x@example.test", "exp": now() + 600}));
+    assert_eq!(
+        error_code(b.authorize(site, &messenger, &jwt).await).await,
+        (401, "signature_invalid".to_owned())
+    );
+    let fresh = hs256(
+        new_secret,
+        &json!({"sub": "x@example.test", "exp": now() + 600}),
+    );
     assert_eq!(b.authorize(site, &messenger, &fresh).await.status(), 200);
 }
 
@@ -241,12 +342,26 @@ async fn a_bus_restart_loses_nothing_for_connected_clients() {
     let mut nats = Nats::start();
     let (a, b) = two_nodes(&nats).await;
     let (site, messenger) = a.site_with_messenger().await;
-    let contact = a.access_token(site, &messenger, "steady@example.test").await;
+    let contact = a
+        .access_token(site, &messenger, "steady@example.test")
+        .await;
     let agent = b.agent_token(site, "watcher@example.test", "agent").await;
     let mut agent_ws = open(&b, "/api/v1/agent/ws", &agent).await;
     let send = |cmid: &'static str, body: &'static str| {
-        let (client, url, token) = (a.client.clone(), a.url("/api/v1/messenger/messages"), contact.clone());
-        async move { client.post(url).bearer_auth(token).json(&json!({"clientMessageId": cmid, "body": body})).send().await.expect("send") }
+        let (client, url, token) = (
+            a.client.clone(),
+            a.url("/api/v1/messenger/messages"),
+            contact.clone(),
+        );
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"clientMessageId": cmid, "body": body}))
+                .send()
+                .await
+                .expect("send")
+        }
     };
     assert_eq!(send("1", "before").await.status(), 201);
     assert_eq!(next_message(&mut agent_ws).await, (1, "before".to_owned()));
@@ -260,8 +375,18 @@ async fn a_bus_restart_loses_nothing_for_connected_clients() {
     let mut ok = false;
     for i in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if a.get("/healthz", None).await.json::<Value>().await.expect("json")["bus"] == "connected"
-            && b.get("/healthz", None).await.json::<Value>().await.expect("json")["bus"] == "connected"
+        if a.get("/healthz", None)
+            .await
+            .json::<Value>()
+            .await
+            .expect("json")["bus"]
+            == "connected"
+            && b.get("/healthz", None)
+                .await
+                .json::<Value>()
+                .await
+                .expect("json")["bus"]
+                == "connected"
         {
             ok = true;
             let _ = i;
@@ -271,8 +396,19 @@ async fn a_bus_restart_loses_nothing_for_connected_clients() {
     assert!(ok, "both nodes reconnect to the bus");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(send("4", "after").await.status(), 201);
-    let got: Vec<(i64, String)> = vec![next_message(&mut agent_ws).await, next_message(&mut agent_ws).await, next_message(&mut agent_ws).await];
-    assert_eq!(got, vec![(2, "during 1".to_owned()), (3, "during 2".to_owned()), (4, "after".to_owned())]);
+    let got: Vec<(i64, String)> = vec![
+        next_message(&mut agent_ws).await,
+        next_message(&mut agent_ws).await,
+        next_message(&mut agent_ws).await,
+    ];
+    assert_eq!(
+        got,
+        vec![
+            (2, "during 1".to_owned()),
+            (3, "during 2".to_owned()),
+            (4, "after".to_owned())
+        ]
+    );
 }
 
 #[tokio::test]
@@ -283,10 +419,15 @@ async fn both_schemas_have_the_same_tables_and_columns() {
     }
     let pg = TestApp::spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = confidant_store::Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display()), Duration::from_secs(5))
+    let sqlite = confidant_store::Store::connect(
+        &format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display()),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("sqlite");
+    let pg_store = confidant_store::Store::connect(&pg.database_url, Duration::from_secs(5))
         .await
-        .expect("sqlite");
-    let pg_store = confidant_store::Store::connect(&pg.database_url, Duration::from_secs(5)).await.expect("pg");
+        .expect("pg");
     let a = sqlite.schema_columns().await.expect("sqlite schema");
     let b = pg_store.schema_columns().await.expect("pg schema");
     assert!(!a.is_empty());
@@ -295,12 +436,33 @@ async fn both_schemas_have_the_same_tables_and_columns() {
     sqlite.close().await;
 }
 
+/// A server process that is killed when the test ends, however it ends.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start the real binary as another node on the same database and bus.
-fn spawn_binary_node(peer_of: &TestApp, nats: &Nats, public: &str) -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+fn spawn_binary_node(peer_of: &TestApp, nats: &Nats, public: &str) -> (Node, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
     let dir = tempfile::tempdir().expect("tempdir").keep();
     let child = Command::new(env!("CARGO_BIN_EXE_confidant"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &peer_of.database_url, "--bus-url", &nats.url()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &peer_of.database_url,
+            "--bus-url",
+            &nats.url(),
+        ])
         .args(["--public-url", public, "--rate-limits", "off"])
         .env("CONFIDANT_ADMIN_TOKEN", OPERATOR)
         .env("CONFIDANT_DATA_DIR", &dir)
@@ -309,9 +471,10 @@ fn spawn_binary_node(peer_of: &TestApp, nats: &Nats, public: &str) -> (Child, u1
         .stderr(Stdio::null())
         .spawn()
         .expect("start the binary");
+    let node = Node(child);
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (child, port);
+            return (node, port);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -332,18 +495,37 @@ async fn killing_a_node_mid_stream_loses_no_acknowledged_message() {
     let (mut node_a, port_a) = spawn_binary_node(&b, &nats, &b.base);
     let a_url = format!("http://127.0.0.1:{port_a}");
     let (site, messenger) = b.site_with_messenger().await;
-    let token = b.access_token(site, &messenger, "stream@example.test").await;
+    let token = b
+        .access_token(site, &messenger, "stream@example.test")
+        .await;
 
     // The contact listens on node A while a stream of sends goes to node A.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port_a}/api/v1/messenger/ws")).await.expect("ws");
-    ws.send(Message::text(json!({"type": "auth", "token": token}).to_string())).await.expect("auth");
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port_a}/api/v1/messenger/ws"))
+            .await
+            .expect("ws");
+    ws.send(Message::text(
+        json!({"type": "auth", "token": token}).to_string(),
+    ))
+    .await
+    .expect("auth");
     assert_eq!(next_json(&mut ws).await["type"], "ready");
-    let (client, send_url, t) = (b.client.clone(), format!("{a_url}/api/v1/messenger/messages"), token.clone());
+    let (client, send_url, t) = (
+        b.client.clone(),
+        format!("{a_url}/api/v1/messenger/messages"),
+        token.clone(),
+    );
     let stream = tokio::spawn(async move {
         let mut acked: Vec<(i64, String)> = Vec::new();
         for i in 0..10_000 {
             let body = format!("m{i}");
-            match client.post(&send_url).bearer_auth(&t).json(&json!({"clientMessageId": body, "body": body})).send().await {
+            match client
+                .post(&send_url)
+                .bearer_auth(&t)
+                .json(&json!({"clientMessageId": body, "body": body}))
+                .send()
+                .await
+            {
                 Ok(r) if r.status() == 201 => {
                     let v: Value = r.json().await.expect("json");
                     acked.push((v["seq"].as_i64().expect("seq"), body));
@@ -359,19 +541,29 @@ async fn killing_a_node_mid_stream_loses_no_acknowledged_message() {
     while seen.len() < 20 {
         let v = next_json(&mut ws).await;
         if v["type"] == "message" {
-            conv = v["message"]["conversationId"].as_str().expect("conv").to_owned();
-            seen.push((v["message"]["seq"].as_i64().expect("seq"), v["message"]["body"].as_str().expect("body").to_owned()));
+            conv = v["message"]["conversationId"]
+                .as_str()
+                .expect("conv")
+                .to_owned();
+            seen.push((
+                v["message"]["seq"].as_i64().expect("seq"),
+                v["message"]["body"].as_str().expect("body").to_owned(),
+            ));
         }
     }
-    node_a.kill().expect("kill -9");
-    let _ = node_a.wait();
+    node_a.0.kill().expect("kill -9");
+    let _ = node_a.0.wait();
     let acked = stream.await.expect("stream");
     assert!(acked.len() >= 20);
 
     // The contact reconnects to node B and resumes after the last seq it saw.
     let mut ws = open(&b, "/api/v1/messenger/ws", &token).await;
     let last = seen.last().map(|s| s.0).unwrap_or(0);
-    ws.send(Message::text(json!({"type": "resume", "conversationId": conv, "afterSeq": last}).to_string())).await.expect("resume");
+    ws.send(Message::text(
+        json!({"type": "resume", "conversationId": conv, "afterSeq": last}).to_string(),
+    ))
+    .await
+    .expect("resume");
     let stored_last = acked.last().map(|a| a.0).unwrap_or(0);
     while seen.last().map(|s| s.0).unwrap_or(0) < stored_last {
         let (seq, body) = next_message(&mut ws).await;

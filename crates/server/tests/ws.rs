@@ -1,7 +1,10 @@
 //! Live events over the two WebSockets (CONTRACT §7 and the web spec's extra event types):
 //! auth, refresh, expiry, logout, isolation, resume, slow consumers, typing and read markers.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly at the first surprise")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly at the first surprise"
+)]
 
 mod common;
 
@@ -29,25 +32,38 @@ enum Got {
 }
 
 async fn connect(app: &TestApp, path: &str) -> Ws {
-    connect_stream(app, path, TcpStream::connect(app.addr).await.expect("tcp connect")).await
+    connect_stream(
+        app,
+        path,
+        TcpStream::connect(app.addr).await.expect("tcp connect"),
+    )
+    .await
 }
 
 async fn connect_stream(app: &TestApp, path: &str, tcp: TcpStream) -> Ws {
-    let (ws, _) = tokio_tungstenite::client_async(app.ws_url(path), tcp).await.expect("websocket handshake");
+    let (ws, _) = tokio_tungstenite::client_async(app.ws_url(path), tcp)
+        .await
+        .expect("websocket handshake");
     ws
 }
 
 async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("send frame");
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("send frame");
 }
 
 /// The next JSON frame or the close, skipping control frames; panics after `within`.
 async fn next_within(ws: &mut Ws, within: Duration) -> Got {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next()).await.expect("the server sent nothing in time");
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the server sent nothing in time");
         match frame {
-            Some(Ok(Message::Text(t))) => return Got::Json(serde_json::from_str(&t).expect("JSON frame")),
+            Some(Ok(Message::Text(t))) => {
+                return Got::Json(serde_json::from_str(&t).expect("JSON frame"));
+            }
             Some(Ok(Message::Close(c))) => return Got::Closed(c.map(|c| u16::from(c.code))),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Binary(_))) => panic!("binary frame"),
@@ -115,7 +131,14 @@ async fn setup() -> Setup {
     let (site, messenger) = app.site_with_messenger().await;
     let (contact, contact_id) = authorize(&app, site, &messenger, "mark@example.test").await;
     let agent = app.agent_token(site, "agent@example.test", "agent").await;
-    Setup { app, site, messenger, contact, contact_id, agent }
+    Setup {
+        app,
+        site,
+        messenger,
+        contact,
+        contact_id,
+        agent,
+    }
 }
 
 async fn authorize(app: &TestApp, site: i64, messenger: &str, identity: &str) -> (String, String) {
@@ -123,17 +146,39 @@ async fn authorize(app: &TestApp, site: i64, messenger: &str, identity: &str) ->
     let r = app.authorize(site, messenger, &jwt).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    (v["accessToken"].as_str().unwrap().to_owned(), v["contact"]["contactId"].as_str().unwrap().to_owned())
+    (
+        v["accessToken"].as_str().unwrap().to_owned(),
+        v["contact"]["contactId"].as_str().unwrap().to_owned(),
+    )
 }
 
 async fn contact_send(app: &TestApp, token: &str, cmid: &str, body: &str) -> Value {
-    let r = app.post("/api/v1/messenger/messages", Some(token), &json!({"clientMessageId": cmid, "body": body})).await;
+    let r = app
+        .post(
+            "/api/v1/messenger/messages",
+            Some(token),
+            &json!({"clientMessageId": cmid, "body": body}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     r.json().await.unwrap()
 }
 
-async fn agent_send(app: &TestApp, site: i64, token: &str, conv: &str, cmid: &str, body: &str) -> Value {
-    let r = app.post(&format!("/api/v1/sites/{site}/conversations/{conv}/messages"), Some(token), &json!({"clientMessageId": cmid, "body": body})).await;
+async fn agent_send(
+    app: &TestApp,
+    site: i64,
+    token: &str,
+    conv: &str,
+    cmid: &str,
+    body: &str,
+) -> Value {
+    let r = app
+        .post(
+            &format!("/api/v1/sites/{site}/conversations/{conv}/messages"),
+            Some(token),
+            &json!({"clientMessageId": cmid, "body": body}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     r.json().await.unwrap()
 }
@@ -151,7 +196,15 @@ async fn messages_reach_both_sockets_both_ways() {
         let m = next_message(ws).await;
         assert_eq!(m, sent, "the pushed message is the stored one");
     }
-    let reply = agent_send(&s.app, s.site, &s.agent, &conv, "a-1", "Hello from the agent").await;
+    let reply = agent_send(
+        &s.app,
+        s.site,
+        &s.agent,
+        &conv,
+        "a-1",
+        "Hello from the agent",
+    )
+    .await;
     for ws in [&mut contact, &mut agent] {
         let m = next_message(ws).await;
         assert_eq!(m, reply);
@@ -160,7 +213,14 @@ async fn messages_reach_both_sockets_both_ways() {
     }
 
     // Closing pushes the system message and the closed conversation.
-    let r = s.app.post(&format!("/api/v1/sites/{}/conversations/{conv}/close", s.site), Some(&s.agent), &json!({})).await;
+    let r = s
+        .app
+        .post(
+            &format!("/api/v1/sites/{}/conversations/{conv}/close", s.site),
+            Some(&s.agent),
+            &json!({}),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     for ws in [&mut contact, &mut agent] {
         let mut saw = (false, false);
@@ -168,11 +228,23 @@ async fn messages_reach_both_sockets_both_ways() {
             let v = next_json(ws).await;
             match v["type"].as_str() {
                 Some("message") => {
-                    assert_eq!((v["message"]["seq"].as_i64(), v["message"]["sender"]["type"].as_str()), (Some(3), Some("system")));
+                    assert_eq!(
+                        (
+                            v["message"]["seq"].as_i64(),
+                            v["message"]["sender"]["type"].as_str()
+                        ),
+                        (Some(3), Some("system"))
+                    );
                     saw.0 = true;
                 }
                 Some("conversation") => {
-                    assert_eq!((v["conversation"]["conversationId"].as_str(), v["conversation"]["status"].as_str()), (Some(conv.as_str()), Some("closed")));
+                    assert_eq!(
+                        (
+                            v["conversation"]["conversationId"].as_str(),
+                            v["conversation"]["status"].as_str()
+                        ),
+                        (Some(conv.as_str()), Some("closed"))
+                    );
                     saw.1 = true;
                 }
                 _ => panic!("unexpected {v}"),
@@ -187,12 +259,21 @@ async fn bystanders_receive_nothing_of_others_messages() {
     let s = setup().await;
     let (other_contact, _) = authorize(&s.app, s.site, &s.messenger, "eve@example.test").await;
     // The same person through another messenger of the site is another audience too.
-    let m2 = s.app.create_messenger(s.site, json!({})).await["messengerId"].as_str().unwrap().to_owned();
+    let m2 = s.app.create_messenger(s.site, json!({})).await["messengerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (same_person_m2, same_id) = authorize(&s.app, s.site, &m2, "mark@example.test").await;
     assert_eq!(same_id, s.contact_id, "one contact per site and identity");
     let site2 = s.app.create_site("Other").await;
-    let m_site2 = s.app.create_messenger(site2, json!({})).await["messengerId"].as_str().unwrap().to_owned();
-    let agent2 = s.app.agent_token(site2, "agent2@example.test", "agent").await;
+    let m_site2 = s.app.create_messenger(site2, json!({})).await["messengerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agent2 = s
+        .app
+        .agent_token(site2, "agent2@example.test", "agent")
+        .await;
     let (contact_site2, _) = authorize(&s.app, site2, &m_site2, "mark@example.test").await;
 
     let (mut mark, _) = open(&s.app, CONTACT_WS, &s.contact).await;
@@ -206,7 +287,11 @@ async fn bystanders_receive_nothing_of_others_messages() {
     agent_send(&s.app, s.site, &s.agent, &conv, "a-1", "also private").await;
     let ws_typing = json!({"type": "typing", "conversationId": conv});
     send(&mut mark, ws_typing).await;
-    send(&mut agent, json!({"type": "read", "conversationId": conv, "seq": 1})).await;
+    send(
+        &mut agent,
+        json!({"type": "read", "conversationId": conv, "seq": 1}),
+    )
+    .await;
     // The participants get the messages, the typing and the read marker.
     for ws in [&mut mark, &mut agent] {
         let mut got = Vec::new();
@@ -221,25 +306,57 @@ async fn bystanders_receive_nothing_of_others_messages() {
         assert_eq!(got, ["message 1", "message 2", "typing", "read"]);
     }
     // Bystanders try to reach in.
-    send(&mut eve, json!({"type": "resume", "conversationId": conv, "afterSeq": 0})).await;
+    send(
+        &mut eve,
+        json!({"type": "resume", "conversationId": conv, "afterSeq": 0}),
+    )
+    .await;
     let v = next_json(&mut eve).await;
-    assert_eq!((v["type"].as_str(), v["code"].as_str()), (Some("error"), Some("not_found")), "{v}");
-    send(&mut agent_site2, json!({"type": "resume", "conversationId": conv, "afterSeq": 0})).await;
+    assert_eq!(
+        (v["type"].as_str(), v["code"].as_str()),
+        (Some("error"), Some("not_found")),
+        "{v}"
+    );
+    send(
+        &mut agent_site2,
+        json!({"type": "resume", "conversationId": conv, "afterSeq": 0}),
+    )
+    .await;
     let v = next_json(&mut agent_site2).await;
-    assert_eq!((v["type"].as_str(), v["code"].as_str()), (Some("error"), Some("not_found")), "{v}");
-    send(&mut mark_m2, json!({"type": "typing", "conversationId": conv})).await;
+    assert_eq!(
+        (v["type"].as_str(), v["code"].as_str()),
+        (Some("error"), Some("not_found")),
+        "{v}"
+    );
+    send(
+        &mut mark_m2,
+        json!({"type": "typing", "conversationId": conv}),
+    )
+    .await;
 
     // Events reach each socket in the order they were published, so if a bystander's first
     // event is its own later message, it received nothing earlier.
     let own = contact_send(&s.app, &other_contact, "e-1", "eve's own").await;
     assert_eq!(next_message(&mut eve).await, own);
-    assert_eq!(next_json(&mut eve).await["type"], "conversation", "the opened conversation follows");
+    assert_eq!(
+        next_json(&mut eve).await["type"],
+        "conversation",
+        "the opened conversation follows"
+    );
     let own = contact_send(&s.app, &same_person_m2, "m2-1", "other messenger").await;
     assert_eq!(next_message(&mut mark_m2).await, own);
-    assert_eq!(next_json(&mut mark_m2).await["type"], "conversation", "the opened conversation follows");
+    assert_eq!(
+        next_json(&mut mark_m2).await["type"],
+        "conversation",
+        "the opened conversation follows"
+    );
     let own = contact_send(&s.app, &contact_site2, "s2-1", "other site").await;
     assert_eq!(next_message(&mut agent_site2).await, own);
-    assert_eq!(next_json(&mut agent_site2).await["type"], "conversation", "the opened conversation follows");
+    assert_eq!(
+        next_json(&mut agent_site2).await["type"],
+        "conversation",
+        "the opened conversation follows"
+    );
     // The agent of the site sees both of its site's conversations; mark's socket only his.
     assert_eq!(next_message(&mut agent).await["body"], "eve's own");
     assert_eq!(next_message(&mut agent).await["body"], "other messenger");
@@ -256,11 +373,23 @@ async fn a_socket_without_an_auth_frame_is_closed_after_10_seconds() {
     let mut contact = connect(&s.app, CONTACT_WS).await;
     let mut agent = connect(&s.app, AGENT_WS).await;
     // Control frames are not an auth frame.
-    contact.send(Message::Ping(Default::default())).await.unwrap();
-    assert_eq!(expect_close(&mut contact, Duration::from_secs(15)).await, Some(4401));
-    assert_eq!(expect_close(&mut agent, Duration::from_secs(5)).await, Some(4401));
+    contact
+        .send(Message::Ping(Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_close(&mut contact, Duration::from_secs(15)).await,
+        Some(4401)
+    );
+    assert_eq!(
+        expect_close(&mut agent, Duration::from_secs(5)).await,
+        Some(4401)
+    );
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(9_500) && took < Duration::from_secs(13), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(9_500) && took < Duration::from_secs(13),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
@@ -278,7 +407,11 @@ async fn bad_auth_frames_close_with_4401() {
     for (path, frame) in cases {
         let mut ws = connect(&s.app, path).await;
         send(&mut ws, frame.clone()).await;
-        assert_eq!(expect_close(&mut ws, SOON).await, Some(4401), "{path} {frame}");
+        assert_eq!(
+            expect_close(&mut ws, SOON).await,
+            Some(4401),
+            "{path} {frame}"
+        );
     }
     let mut ws = connect(&s.app, CONTACT_WS).await;
     ws.send(Message::Text("not json".into())).await.unwrap();
@@ -322,7 +455,10 @@ async fn a_fresh_token_for_the_same_contact_keeps_the_socket_going() {
 
     // And an agent socket refreshed with another agent's session.
     let (mut ws, _) = open(&s.app, AGENT_WS, &s.agent).await;
-    let other_agent = s.app.agent_token(s.site, "agent-b@example.test", "agent").await;
+    let other_agent = s
+        .app
+        .agent_token(s.site, "agent-b@example.test", "agent")
+        .await;
     send(&mut ws, json!({"type": "auth", "token": other_agent})).await;
     assert_eq!(expect_close(&mut ws, SOON).await, Some(4401));
 }
@@ -342,16 +478,29 @@ async fn a_socket_closes_when_its_token_expires_unless_refreshed() {
     assert_eq!(next_json(&mut refreshed).await["type"], "ready");
 
     let started = std::time::Instant::now();
-    expiring.send(Message::Ping(Default::default())).await.unwrap();
-    assert_eq!(expect_close(&mut expiring, Duration::from_secs(6)).await, Some(4401));
+    expiring
+        .send(Message::Ping(Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_close(&mut expiring, Duration::from_secs(6)).await,
+        Some(4401)
+    );
     assert!(started.elapsed() < Duration::from_secs(4));
     // The refreshed one lives on past the first token's expiry.
-    tokio::time::sleep_until(tokio::time::Instant::from_std(started) + Duration::from_secs(4)).await;
+    tokio::time::sleep_until(tokio::time::Instant::from_std(started) + Duration::from_secs(4))
+        .await;
     let sent = contact_send(&s.app, &s.contact, "c-1", "after expiry").await;
     assert_eq!(next_message(&mut refreshed).await, sent);
 
     // An expired token is refused outright.
-    let (expired, _) = access.sign(&s.contact_id, s.site, &s.messenger, false, now() - access.ttl_seconds() - 1);
+    let (expired, _) = access.sign(
+        &s.contact_id,
+        s.site,
+        &s.messenger,
+        false,
+        now() - access.ttl_seconds() - 1,
+    );
     let mut ws = connect(&s.app, CONTACT_WS).await;
     send(&mut ws, json!({"type": "auth", "token": expired})).await;
     assert_eq!(expect_close(&mut ws, SOON).await, Some(4401));
@@ -366,7 +515,10 @@ async fn logging_out_closes_the_agents_socket() {
     let second: Value = r.json().await.unwrap();
     let (mut other, _) = open(&s.app, AGENT_WS, second["token"].as_str().unwrap()).await;
 
-    let r = s.app.post("/api/v1/auth/logout", Some(&s.agent), &json!({})).await;
+    let r = s
+        .app
+        .post("/api/v1/auth/logout", Some(&s.agent), &json!({}))
+        .await;
     assert_eq!(r.status(), 204);
     assert_eq!(expect_close(&mut ws, SOON).await, Some(4401));
     assert_nothing_pending(&mut other, "the other session").await;
@@ -389,37 +541,68 @@ async fn resume_delivers_exactly_the_missed_messages_in_order() {
 
     // While the contact is away, the agent writes three more.
     for i in 3..=5 {
-        agent_send(&s.app, s.site, &s.agent, &conv, &format!("a-{i}"), &i.to_string()).await;
+        agent_send(
+            &s.app,
+            s.site,
+            &s.agent,
+            &conv,
+            &format!("a-{i}"),
+            &i.to_string(),
+        )
+        .await;
     }
     let (mut ws, _) = open(&s.app, CONTACT_WS, &s.contact).await;
-    send(&mut ws, json!({"type": "resume", "conversationId": conv, "afterSeq": 2})).await;
+    send(
+        &mut ws,
+        json!({"type": "resume", "conversationId": conv, "afterSeq": 2}),
+    )
+    .await;
     for want in 3..=5 {
         let m = next_message(&mut ws).await;
-        assert_eq!((m["seq"].as_i64(), m["body"].as_str()), (Some(want), Some(want.to_string().as_str())));
+        assert_eq!(
+            (m["seq"].as_i64(), m["body"].as_str()),
+            (Some(want), Some(want.to_string().as_str()))
+        );
     }
     agent_send(&s.app, s.site, &s.agent, &conv, "a-6", "6").await;
-    assert_eq!(next_message(&mut ws).await["seq"], 6, "live messages follow, once");
+    assert_eq!(
+        next_message(&mut ws).await["seq"],
+        6,
+        "live messages follow, once"
+    );
     assert_nothing_pending(&mut ws, "after resume").await;
 
     // A live message that arrives before the resume is not sent twice.
     let (mut ws, _) = open(&s.app, CONTACT_WS, &s.contact).await;
     agent_send(&s.app, s.site, &s.agent, &conv, "a-7", "7").await;
     assert_eq!(next_message(&mut ws).await["seq"], 7);
-    send(&mut ws, json!({"type": "resume", "conversationId": conv, "afterSeq": 5})).await;
+    send(
+        &mut ws,
+        json!({"type": "resume", "conversationId": conv, "afterSeq": 5}),
+    )
+    .await;
     assert_eq!(next_message(&mut ws).await["seq"], 6);
     assert_nothing_pending(&mut ws, "after a resume behind a live message").await;
     agent_send(&s.app, s.site, &s.agent, &conv, "a-8", "8").await;
     assert_eq!(next_message(&mut ws).await["seq"], 8);
 
     // A resume from further back than what was sent live sends the rest once, too.
-    send(&mut ws, json!({"type": "resume", "conversationId": conv, "afterSeq": 0})).await;
+    send(
+        &mut ws,
+        json!({"type": "resume", "conversationId": conv, "afterSeq": 0}),
+    )
+    .await;
     for want in 1..=5 {
         assert_eq!(next_message(&mut ws).await["seq"], want);
     }
     assert_nothing_pending(&mut ws, "after a full resume").await;
     // The agent side resumes the same way.
     let (mut agent, _) = open(&s.app, AGENT_WS, &s.agent).await;
-    send(&mut agent, json!({"type": "resume", "conversationId": conv, "afterSeq": 6})).await;
+    send(
+        &mut agent,
+        json!({"type": "resume", "conversationId": conv, "afterSeq": 6}),
+    )
+    .await;
     assert_eq!(next_message(&mut agent).await["seq"], 7);
     assert_eq!(next_message(&mut agent).await["seq"], 8);
     assert_nothing_pending(&mut agent, "the agent after resume").await;
@@ -448,7 +631,10 @@ async fn a_slow_reader_neither_delays_others_nor_silently_misses_messages() {
         let mut want = 2;
         while want <= LAST {
             let m = next_message(&mut fast).await;
-            assert_eq!(m["seq"], want, "the fast socket gets every message in order");
+            assert_eq!(
+                m["seq"], want,
+                "the fast socket gets every message in order"
+            );
             want += 1;
         }
         std::time::Instant::now()
@@ -463,8 +649,14 @@ async fn a_slow_reader_neither_delays_others_nor_silently_misses_messages() {
         })
         .await;
     let all_sent = std::time::Instant::now();
-    let fast_done = tokio::time::timeout(Duration::from_secs(30), reader).await.expect("the fast socket was held up").unwrap();
-    assert!(fast_done.saturating_duration_since(all_sent) < Duration::from_secs(5), "the fast socket lagged behind");
+    let fast_done = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the fast socket was held up")
+        .unwrap();
+    assert!(
+        fast_done.saturating_duration_since(all_sent) < Duration::from_secs(5),
+        "the fast socket lagged behind"
+    );
 
     // The slow one reads again: it is told to resync, and nothing it gets is repeated.
     let mut last = 0;
@@ -496,14 +688,25 @@ async fn typing_and_read_markers_reach_the_other_side() {
     let (mut contact, _) = open(&s.app, CONTACT_WS, &s.contact).await;
     let (mut agent, _) = open(&s.app, AGENT_WS, &s.agent).await;
 
-    send(&mut contact, json!({"type": "typing", "conversationId": conv})).await;
+    send(
+        &mut contact,
+        json!({"type": "typing", "conversationId": conv}),
+    )
+    .await;
     let v = next_json(&mut agent).await;
     assert_eq!(v["type"], "typing", "{v}");
     assert_eq!(v["conversationId"], conv.as_str());
-    assert_eq!((v["sender"]["type"].as_str(), v["sender"]["id"].as_str()), (Some("contact"), Some(s.contact_id.as_str())));
+    assert_eq!(
+        (v["sender"]["type"].as_str(), v["sender"]["id"].as_str()),
+        (Some("contact"), Some(s.contact_id.as_str()))
+    );
     assert_eq!(v["sender"]["name"], "mark@example.test");
 
-    send(&mut agent, json!({"type": "typing", "conversationId": conv})).await;
+    send(
+        &mut agent,
+        json!({"type": "typing", "conversationId": conv}),
+    )
+    .await;
     let v = loop {
         let v = next_json(&mut contact).await;
         if v["type"] == "typing" && v["sender"]["type"] == "agent" {
@@ -512,7 +715,11 @@ async fn typing_and_read_markers_reach_the_other_side() {
     };
     assert_eq!(v["sender"]["name"], "agent@example.test");
 
-    send(&mut agent, json!({"type": "read", "conversationId": conv, "seq": 1})).await;
+    send(
+        &mut agent,
+        json!({"type": "read", "conversationId": conv, "seq": 1}),
+    )
+    .await;
     let v = loop {
         let v = next_json(&mut contact).await;
         if v["type"] == "read" {
@@ -520,13 +727,27 @@ async fn typing_and_read_markers_reach_the_other_side() {
         }
         assert_eq!(v["type"], "typing", "{v}");
     };
-    assert_eq!((v["conversationId"].as_str(), v["reader"]["type"].as_str(), v["seq"].as_i64()), (Some(conv.as_str()), Some("agent"), Some(1)));
-    let r = s.app.get("/api/v1/messenger/conversations", Some(&s.contact)).await;
+    assert_eq!(
+        (
+            v["conversationId"].as_str(),
+            v["reader"]["type"].as_str(),
+            v["seq"].as_i64()
+        ),
+        (Some(conv.as_str()), Some("agent"), Some(1))
+    );
+    let r = s
+        .app
+        .get("/api/v1/messenger/conversations", Some(&s.contact))
+        .await;
     let mine: Value = r.json().await.unwrap();
     assert_eq!(mine["conversations"][0]["agentReadSeq"], 1);
 
     // The contact's read marker shows to agents.
-    send(&mut contact, json!({"type": "read", "conversationId": conv, "seq": 2})).await;
+    send(
+        &mut contact,
+        json!({"type": "read", "conversationId": conv, "seq": 2}),
+    )
+    .await;
     let v = loop {
         let v = next_json(&mut agent).await;
         if v["type"] == "read" && v["reader"]["type"] == "contact" {
@@ -534,7 +755,19 @@ async fn typing_and_read_markers_reach_the_other_side() {
         }
     };
     assert_eq!(v["seq"], 2);
-    let r = s.app.get(&format!("/api/v1/sites/{}/conversations", s.site), Some(&s.agent)).await;
+    let r = s
+        .app
+        .get(
+            &format!("/api/v1/sites/{}/conversations", s.site),
+            Some(&s.agent),
+        )
+        .await;
     let q: Value = r.json().await.unwrap();
-    assert_eq!((q["conversations"][0]["contactReadSeq"].as_i64(), q["conversations"][0]["agentReadSeq"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            q["conversations"][0]["contactReadSeq"].as_i64(),
+            q["conversations"][0]["agentReadSeq"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
 }

@@ -5,10 +5,17 @@ use confidant_core::SiteId;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use crate::{AgentRow, MessengerRow, Result, SessionRow, SigningKeyRow, SiteRow, Store, StoreError, conflict_or};
+use crate::{
+    AgentRow, MessengerRow, Result, SessionRow, SigningKeyRow, SiteRow, Store, StoreError,
+    conflict_or,
+};
 
 fn site(r: &AnyRow) -> Result<SiteRow> {
-    Ok(SiteRow { site_id: SiteId(r.try_get("site_id")?), name: r.try_get("name")?, created_at: r.try_get("created_at")? })
+    Ok(SiteRow {
+        site_id: SiteId(r.try_get("site_id")?),
+        name: r.try_get("name")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 fn agent(r: &AnyRow) -> Result<AgentRow> {
@@ -33,7 +40,6 @@ fn messenger(r: &AnyRow) -> Result<MessengerRow> {
         updated_at: r.try_get("updated_at")?,
     })
 }
-
 
 /// Login lockout state of one `(siteId, email)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,34 +112,48 @@ impl Store {
     }
 
     /// The agent with this email on this site, with its password hash.
-    pub async fn find_agent_for_login(&self, site_id: SiteId, email: &str) -> Result<Option<(AgentRow, String)>> {
-        let row = sqlx::query(concat!("SELECT ", agent_cols!(), ", password_hash FROM agents WHERE site_id = $1 AND email_key = $2"))
+    pub async fn find_agent_for_login(
+        &self,
+        site_id: SiteId,
+        email: &str,
+    ) -> Result<Option<(AgentRow, String)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            agent_cols!(),
+            ", password_hash FROM agents WHERE site_id = $1 AND email_key = $2"
+        ))
         .bind(site_id.0)
         .bind(email_key(email))
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| Ok((agent(&r)?, r.try_get("password_hash")?))).transpose()
+        row.map(|r| Ok((agent(&r)?, r.try_get("password_hash")?)))
+            .transpose()
     }
 
     pub async fn list_agents(&self, site_id: SiteId) -> Result<Vec<AgentRow>> {
-        let rows = sqlx::query(concat!("SELECT ", agent_cols!(), " FROM agents WHERE site_id = $1 ORDER BY created_at"))
-            .bind(site_id.0)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            agent_cols!(),
+            " FROM agents WHERE site_id = $1 ORDER BY created_at"
+        ))
+        .bind(site_id.0)
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(agent).collect()
     }
 
     /// Delete an agent and its sessions. Returns the session hashes that ended.
     pub async fn delete_agent(&self, site_id: SiteId, agent_id: &str) -> Result<Vec<String>> {
         let mut tx = self.write.begin().await?;
-        let hashes: Vec<String> = sqlx::query("SELECT token_hash FROM sessions WHERE agent_id = $1 AND site_id = $2")
-            .bind(agent_id)
-            .bind(site_id.0)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("token_hash"))
-            .collect::<Result<_, _>>()?;
+        let hashes: Vec<String> =
+            sqlx::query("SELECT token_hash FROM sessions WHERE agent_id = $1 AND site_id = $2")
+                .bind(agent_id)
+                .bind(site_id.0)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("token_hash"))
+                .collect::<Result<_, _>>()?;
         sqlx::query("DELETE FROM sessions WHERE agent_id = $1 AND site_id = $2")
             .bind(agent_id)
             .bind(site_id.0)
@@ -153,7 +173,13 @@ impl Store {
 
     // ---- sessions ----
 
-    pub async fn create_session(&self, token_hash: &str, agent: &AgentRow, now: i64, expires_at: i64) -> Result<()> {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        agent: &AgentRow,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (token_hash, agent_id, site_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_hash)
             .bind(&agent.agent_id)
@@ -176,12 +202,21 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| Ok(SessionRow { agent: agent(&r)?, expires_at: r.try_get("expires_at")? })).transpose()
+        row.map(|r| {
+            Ok(SessionRow {
+                agent: agent(&r)?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
     }
 
     /// End a session. Returns whether one existed.
     pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.write).await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.write)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -194,13 +229,23 @@ impl Store {
             .fetch_optional(&self.write)
             .await?;
         Ok(match row {
-            Some(r) => LoginFailures { failures: r.try_get("failures")?, locked_until: r.try_get("locked_until")? },
+            Some(r) => LoginFailures {
+                failures: r.try_get("failures")?,
+                locked_until: r.try_get("locked_until")?,
+            },
             None => LoginFailures::default(),
         })
     }
 
     /// Count one failed login; after `limit` in a row, lock until `now + lock_ms`.
-    pub async fn record_login_failure(&self, site_id: SiteId, email: &str, now: i64, limit: i64, lock_ms: i64) -> Result<LoginFailures> {
+    pub async fn record_login_failure(
+        &self,
+        site_id: SiteId,
+        email: &str,
+        now: i64,
+        limit: i64,
+        lock_ms: i64,
+    ) -> Result<LoginFailures> {
         let row = sqlx::query(
             "INSERT INTO login_failures (site_id, email_key, failures, locked_until) VALUES ($1, $2, 1, 0) \
              ON CONFLICT (site_id, email_key) DO UPDATE SET failures = login_failures.failures + 1 \
@@ -210,15 +255,20 @@ impl Store {
         .bind(email_key(email))
         .fetch_one(&self.write)
         .await?;
-        let mut state = LoginFailures { failures: row.try_get("failures")?, locked_until: row.try_get("locked_until")? };
+        let mut state = LoginFailures {
+            failures: row.try_get("failures")?,
+            locked_until: row.try_get("locked_until")?,
+        };
         if state.failures >= limit && state.locked_until <= now {
             state.locked_until = now + lock_ms;
-            sqlx::query("UPDATE login_failures SET locked_until = $3 WHERE site_id = $1 AND email_key = $2")
-                .bind(site_id.0)
-                .bind(email_key(email))
-                .bind(state.locked_until)
-                .execute(&self.write)
-                .await?;
+            sqlx::query(
+                "UPDATE login_failures SET locked_until = $3 WHERE site_id = $1 AND email_key = $2",
+            )
+            .bind(site_id.0)
+            .bind(email_key(email))
+            .bind(state.locked_until)
+            .execute(&self.write)
+            .await?;
         }
         Ok(state)
     }
@@ -234,7 +284,13 @@ impl Store {
 
     // ---- messengers ----
 
-    pub async fn create_messenger(&self, site_id: SiteId, name: &str, security_json: &str, now: i64) -> Result<MessengerRow> {
+    pub async fn create_messenger(
+        &self,
+        site_id: SiteId,
+        name: &str,
+        security_json: &str,
+        now: i64,
+    ) -> Result<MessengerRow> {
         let id = uuid::Uuid::new_v4().to_string();
         let row = sqlx::query(concat!("INSERT INTO messengers (messenger_id, site_id, name, security, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING ", messenger_cols!()))
@@ -248,51 +304,82 @@ impl Store {
         messenger(&row)
     }
 
-    pub async fn get_messenger(&self, site_id: SiteId, messenger_id: &str) -> Result<Option<MessengerRow>> {
-        let row = sqlx::query(concat!("SELECT ", messenger_cols!(), " FROM messengers WHERE messenger_id = $1 AND site_id = $2"))
-            .bind(messenger_id)
-            .bind(site_id.0)
-            .fetch_optional(&self.read)
-            .await?;
+    pub async fn get_messenger(
+        &self,
+        site_id: SiteId,
+        messenger_id: &str,
+    ) -> Result<Option<MessengerRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            messenger_cols!(),
+            " FROM messengers WHERE messenger_id = $1 AND site_id = $2"
+        ))
+        .bind(messenger_id)
+        .bind(site_id.0)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(messenger).transpose()
     }
 
     /// The current version of a messenger's settings (a cheap freshness check for caches).
-    pub async fn messenger_version(&self, site_id: SiteId, messenger_id: &str) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT version FROM messengers WHERE messenger_id = $1 AND site_id = $2")
-            .bind(messenger_id)
-            .bind(site_id.0)
-            .fetch_optional(&self.read)
-            .await?;
+    pub async fn messenger_version(
+        &self,
+        site_id: SiteId,
+        messenger_id: &str,
+    ) -> Result<Option<i64>> {
+        let row =
+            sqlx::query("SELECT version FROM messengers WHERE messenger_id = $1 AND site_id = $2")
+                .bind(messenger_id)
+                .bind(site_id.0)
+                .fetch_optional(&self.read)
+                .await?;
         Ok(row.map(|r| r.try_get("version")).transpose()?)
     }
 
     pub async fn list_messengers(&self, site_id: SiteId) -> Result<Vec<MessengerRow>> {
-        let rows = sqlx::query(concat!("SELECT ", messenger_cols!(), " FROM messengers WHERE site_id = $1 ORDER BY created_at, messenger_id"))
-            .bind(site_id.0)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            messenger_cols!(),
+            " FROM messengers WHERE site_id = $1 ORDER BY created_at, messenger_id"
+        ))
+        .bind(site_id.0)
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(messenger).collect()
     }
 
-    pub async fn update_security(&self, site_id: SiteId, messenger_id: &str, security_json: &str, now: i64) -> Result<MessengerRow> {
-        let row = sqlx::query(concat!("UPDATE messengers SET security = $3, version = version + 1, updated_at = $4 \
-             WHERE messenger_id = $1 AND site_id = $2 RETURNING ", messenger_cols!()))
+    pub async fn update_security(
+        &self,
+        site_id: SiteId,
+        messenger_id: &str,
+        security_json: &str,
+        now: i64,
+    ) -> Result<MessengerRow> {
+        let row = sqlx::query(concat!(
+            "UPDATE messengers SET security = $3, version = version + 1, updated_at = $4 \
+             WHERE messenger_id = $1 AND site_id = $2 RETURNING ",
+            messenger_cols!()
+        ))
         .bind(messenger_id)
         .bind(site_id.0)
         .bind(security_json)
         .bind(now)
         .fetch_optional(&self.write)
         .await?;
-        row.as_ref().map(messenger).transpose()?.ok_or(StoreError::NotFound)
+        row.as_ref()
+            .map(messenger)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
     }
 
     // ---- signing keys ----
 
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
-        let rows = sqlx::query("SELECT kid, pkcs8, created_at, retired_at FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(&self.write)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT kid, pkcs8, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.write)
+        .await?;
         rows.iter()
             .map(|r| {
                 let b64: String = r.try_get("pkcs8")?;
@@ -309,7 +396,12 @@ impl Store {
     }
 
     /// Add a signing key and retire the ones before it; drop keys retired before `drop_before`.
-    pub async fn rotate_signing_key(&self, key: &SigningKeyRow, now: i64, drop_before: i64) -> Result<()> {
+    pub async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRow,
+        now: i64,
+        drop_before: i64,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
@@ -332,7 +424,9 @@ impl Store {
     /// Insert the first key only if there is none yet (several processes may start at once).
     pub async fn ensure_signing_key(&self, key: &SigningKeyRow) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let existing = sqlx::query("SELECT kid FROM signing_keys WHERE retired_at IS NULL").fetch_optional(&mut *tx).await?;
+        let existing = sqlx::query("SELECT kid FROM signing_keys WHERE retired_at IS NULL")
+            .fetch_optional(&mut *tx)
+            .await?;
         if existing.is_none() {
             sqlx::query("INSERT INTO signing_keys (kid, pkcs8, created_at, retired_at) VALUES ($1, $2, $3, NULL)")
                 .bind(&key.kid)

@@ -6,14 +6,14 @@ use sqlx::any::AnyRow;
 
 use crate::{ContactRow, Result, Store, StoreError};
 
-
 pub(crate) fn contact(r: &AnyRow) -> Result<ContactRow> {
     let attrs: String = r.try_get("attributes")?;
     Ok(ContactRow {
         contact_id: r.try_get("contact_id")?,
         site_id: SiteId(r.try_get("site_id")?),
         identity: r.try_get("identity")?,
-        attributes: serde_json::from_str(&attrs).map_err(|e| StoreError::Corrupt(format!("contact attributes: {e}")))?,
+        attributes: serde_json::from_str(&attrs)
+            .map_err(|e| StoreError::Corrupt(format!("contact attributes: {e}")))?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -24,21 +24,37 @@ fn attrs_json(a: &ContactAttributes) -> String {
 }
 
 impl Store {
-    pub async fn find_contact(&self, site_id: SiteId, identity: &str) -> Result<Option<ContactRow>> {
-        let row = sqlx::query(concat!("SELECT ", contact_cols!(), " FROM contacts WHERE site_id = $1 AND identity = $2"))
-            .bind(site_id.0)
-            .bind(identity)
-            .fetch_optional(&self.read)
-            .await?;
+    pub async fn find_contact(
+        &self,
+        site_id: SiteId,
+        identity: &str,
+    ) -> Result<Option<ContactRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            contact_cols!(),
+            " FROM contacts WHERE site_id = $1 AND identity = $2"
+        ))
+        .bind(site_id.0)
+        .bind(identity)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(contact).transpose()
     }
 
-    pub async fn get_contact(&self, site_id: SiteId, contact_id: &str) -> Result<Option<ContactRow>> {
-        let row = sqlx::query(concat!("SELECT ", contact_cols!(), " FROM contacts WHERE site_id = $1 AND contact_id = $2"))
-            .bind(site_id.0)
-            .bind(contact_id)
-            .fetch_optional(&self.read)
-            .await?;
+    pub async fn get_contact(
+        &self,
+        site_id: SiteId,
+        contact_id: &str,
+    ) -> Result<Option<ContactRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            contact_cols!(),
+            " FROM contacts WHERE site_id = $1 AND contact_id = $2"
+        ))
+        .bind(site_id.0)
+        .bind(contact_id)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(contact).transpose()
     }
 
@@ -69,18 +85,26 @@ impl Store {
                     Some(row) => return contact(&row),
                     // Another request created it first.
                     None => {
-                        let row = sqlx::query(concat!("SELECT ", contact_cols!(), " FROM contacts WHERE site_id = $1 AND identity = $2"))
-                            .bind(site_id.0)
-                            .bind(identity)
-                            .fetch_one(&self.write)
-                            .await?;
+                        let row = sqlx::query(concat!(
+                            "SELECT ",
+                            contact_cols!(),
+                            " FROM contacts WHERE site_id = $1 AND identity = $2"
+                        ))
+                        .bind(site_id.0)
+                        .bind(identity)
+                        .fetch_one(&self.write)
+                        .await?;
                         Some(contact(&row)?)
                     }
                 }
             }
         };
-        let Some(existing) = existing else { return Err(StoreError::NotFound) };
-        let Some(merged) = existing.attributes.merged(update) else { return Ok(existing) };
+        let Some(existing) = existing else {
+            return Err(StoreError::NotFound);
+        };
+        let Some(merged) = existing.attributes.merged(update) else {
+            return Ok(existing);
+        };
         // Merge in SQL terms is last-writer-wins per contact; the token carries the full truth.
         let row = sqlx::query(concat!("UPDATE contacts SET attributes = $3, updated_at = $4 WHERE site_id = $1 AND contact_id = $2 RETURNING ", contact_cols!()))
         .bind(site_id.0)

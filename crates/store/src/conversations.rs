@@ -7,7 +7,6 @@ use sqlx::any::AnyRow;
 
 use crate::{ContactRow, ConversationRow, MessageRow, Result, SenderType, Store, StoreError};
 
-
 pub(crate) fn conversation(r: &AnyRow) -> Result<ConversationRow> {
     let status: String = r.try_get("status")?;
     Ok(ConversationRow {
@@ -31,7 +30,8 @@ pub(crate) fn message(r: &AnyRow) -> Result<MessageRow> {
         message_id: r.try_get("message_id")?,
         conversation_id: r.try_get("conversation_id")?,
         seq: r.try_get("seq")?,
-        sender_type: SenderType::parse(&st).ok_or_else(|| StoreError::Corrupt(format!("sender type {st:?}")))?,
+        sender_type: SenderType::parse(&st)
+            .ok_or_else(|| StoreError::Corrupt(format!("sender type {st:?}")))?,
         sender_id: r.try_get("sender_id")?,
         sender_name: r.try_get("sender_name")?,
         body: r.try_get("body")?,
@@ -45,13 +45,24 @@ pub(crate) fn message(r: &AnyRow) -> Result<MessageRow> {
 pub enum SendTarget {
     /// A contact's send: the named conversation if it is theirs and open, else their open
     /// conversation in the messenger, else a new one.
-    Contact { messenger_id: String, contact_id: String, preview: bool, conversation_id: Option<String> },
+    Contact {
+        messenger_id: String,
+        contact_id: String,
+        preview: bool,
+        conversation_id: Option<String>,
+    },
     /// An agent's send into an open conversation of the site. `contact_id` is the
     /// conversation's contact: the writer shards by contact, so all writes to one
     /// conversation go through one shard (no lock waits or deadlocks between shards).
-    Agent { conversation_id: String, contact_id: String },
+    Agent {
+        conversation_id: String,
+        contact_id: String,
+    },
     /// Close a conversation, adding a system message with `body`.
-    Close { conversation_id: String, contact_id: String },
+    Close {
+        conversation_id: String,
+        contact_id: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -91,12 +102,20 @@ impl Store {
         self.sends.submit(req).await
     }
 
-    pub async fn get_conversation(&self, site_id: SiteId, conversation_id: &str) -> Result<Option<ConversationRow>> {
-        let row = sqlx::query(concat!("SELECT ", conv_cols!(), " FROM conversations WHERE conversation_id = $1 AND site_id = $2"))
-            .bind(conversation_id)
-            .bind(site_id.0)
-            .fetch_optional(&self.read)
-            .await?;
+    pub async fn get_conversation(
+        &self,
+        site_id: SiteId,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            conv_cols!(),
+            " FROM conversations WHERE conversation_id = $1 AND site_id = $2"
+        ))
+        .bind(conversation_id)
+        .bind(site_id.0)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(conversation).transpose()
     }
 
@@ -135,23 +154,31 @@ impl Store {
         preview: bool,
         limit: i64,
     ) -> Result<Vec<(ConversationRow, ContactRow, Option<MessageRow>)>> {
-        macro_rules! q { ($status:literal) => {
-            concat!("SELECT ", conv_cols_c!(), ", ", contact_cols_k!(),
-                " FROM conversations c JOIN contacts k ON k.contact_id = c.contact_id \
-                 WHERE c.site_id = $1 AND c.preview = $2 ", $status,
-                " ORDER BY c.updated_at DESC, c.conversation_id DESC LIMIT $3")
-        }; }
+        macro_rules! q {
+            ($status:literal) => {
+                concat!(
+                    "SELECT ",
+                    conv_cols_c!(),
+                    ", ",
+                    contact_cols_k!(),
+                    " FROM conversations c JOIN contacts k ON k.contact_id = c.contact_id \
+                 WHERE c.site_id = $1 AND c.preview = $2 ",
+                    $status,
+                    " ORDER BY c.updated_at DESC, c.conversation_id DESC LIMIT $3"
+                )
+            };
+        }
         let sql = match filter {
             ConversationFilter::Open => q!("AND c.status = 'open'"),
             ConversationFilter::Closed => q!("AND c.status = 'closed'"),
             ConversationFilter::All => q!(""),
         };
         let rows = sqlx::query(sql)
-        .bind(site_id.0)
-        .bind(i64::from(preview))
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
+            .bind(site_id.0)
+            .bind(i64::from(preview))
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let c = conversation(r)?;
@@ -166,16 +193,26 @@ impl Store {
         if c.last_seq == 0 {
             return Ok(None);
         }
-        let row = sqlx::query(concat!("SELECT ", msg_cols!(), " FROM messages WHERE conversation_id = $1 AND seq = $2"))
-            .bind(&c.conversation_id)
-            .bind(c.last_seq)
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            msg_cols!(),
+            " FROM messages WHERE conversation_id = $1 AND seq = $2"
+        ))
+        .bind(&c.conversation_id)
+        .bind(c.last_seq)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(message).transpose()
     }
 
     /// Messages after `after`, in seq order. The conversation must belong to the site.
-    pub async fn messages(&self, site_id: SiteId, conversation_id: &str, after: i64, limit: i64) -> Result<Vec<MessageRow>> {
+    pub async fn messages(
+        &self,
+        site_id: SiteId,
+        conversation_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(concat!("SELECT ", msg_cols!(), " FROM messages WHERE conversation_id = $1 AND seq > $2 \
              AND EXISTS (SELECT 1 FROM conversations c WHERE c.conversation_id = $1 AND c.site_id = $3) \
              ORDER BY seq LIMIT $4"))
@@ -190,21 +227,45 @@ impl Store {
 
     /// Move a read marker forward (never back, never past the last message). Returns the
     /// conversation as it is after.
-    pub async fn mark_read(&self, site_id: SiteId, conversation_id: &str, by_agent: bool, seq: i64) -> Result<ConversationRow> {
-        macro_rules! q { ($col:literal) => {
-            concat!("UPDATE conversations SET ", $col, " = CASE WHEN $3 > last_seq THEN last_seq ELSE $3 END \
-                WHERE conversation_id = $1 AND site_id = $2 AND ", $col, " < $3 AND ", $col, " < last_seq RETURNING ", conv_cols!())
-        }; }
-        let sql = if by_agent { q!("agent_read_seq") } else { q!("contact_read_seq") };
+    pub async fn mark_read(
+        &self,
+        site_id: SiteId,
+        conversation_id: &str,
+        by_agent: bool,
+        seq: i64,
+    ) -> Result<ConversationRow> {
+        macro_rules! q {
+            ($col:literal) => {
+                concat!(
+                    "UPDATE conversations SET ",
+                    $col,
+                    " = CASE WHEN $3 > last_seq THEN last_seq ELSE $3 END \
+                WHERE conversation_id = $1 AND site_id = $2 AND ",
+                    $col,
+                    " < $3 AND ",
+                    $col,
+                    " < last_seq RETURNING ",
+                    conv_cols!()
+                )
+            };
+        }
+        let sql = if by_agent {
+            q!("agent_read_seq")
+        } else {
+            q!("contact_read_seq")
+        };
         let row = sqlx::query(sql)
-        .bind(conversation_id)
-        .bind(site_id.0)
-        .bind(seq)
-        .fetch_optional(&self.write)
-        .await?;
+            .bind(conversation_id)
+            .bind(site_id.0)
+            .bind(seq)
+            .fetch_optional(&self.write)
+            .await?;
         match row {
             Some(r) => conversation(&r),
-            None => self.get_conversation(site_id, conversation_id).await?.ok_or(StoreError::NotFound),
+            None => self
+                .get_conversation(site_id, conversation_id)
+                .await?
+                .ok_or(StoreError::NotFound),
         }
     }
 }
@@ -215,9 +276,9 @@ fn contact_prefixed(r: &AnyRow) -> Result<ContactRow> {
         contact_id: r.try_get("k_contact_id")?,
         site_id: SiteId(r.try_get("k_site_id")?),
         identity: r.try_get("k_identity")?,
-        attributes: serde_json::from_str(&attrs).map_err(|e| StoreError::Corrupt(format!("contact attributes: {e}")))?,
+        attributes: serde_json::from_str(&attrs)
+            .map_err(|e| StoreError::Corrupt(format!("contact attributes: {e}")))?,
         created_at: r.try_get("k_created_at")?,
         updated_at: r.try_get("k_updated_at")?,
     })
 }
-

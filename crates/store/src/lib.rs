@@ -82,7 +82,8 @@ impl Store {
         if backend == Backend::Sqlite
             && let Some(dir) = sqlite_parent_dir(url)
         {
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         }
         let options = AnyConnectOptions::from_str(url).context("invalid database URL")?;
         let (read_max, write_max) = match backend {
@@ -123,14 +124,25 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&write).await.context("database migrations failed")?;
+        migrator
+            .run(&write)
+            .await
+            .context("database migrations failed")?;
         let read = match backend {
-            Backend::Sqlite => pool(read_max).connect_with(options).await.context("cannot open read connections")?,
+            Backend::Sqlite => pool(read_max)
+                .connect_with(options)
+                .await
+                .context("cannot open read connections")?,
             Backend::Postgres => write.clone(),
         };
         let shards = if backend == Backend::Sqlite { 1 } else { 4 };
         let sends = writer::SendWriter::start(write.clone(), shards);
-        Ok(Store { read, write, backend, sends })
+        Ok(Store {
+            read,
+            write,
+            backend,
+            sends,
+        })
     }
 
     /// Run `hook` for every stored send, in commit order (used to publish live events in the
@@ -163,7 +175,9 @@ impl Store {
             }
         };
         let rows = sqlx::query(sql).fetch_all(&self.read).await?;
-        rows.iter().map(|r| Ok((r.try_get("t")?, r.try_get("c")?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("t")?, r.try_get("c")?)))
+            .collect()
     }
 
     pub async fn close(&self) {
@@ -174,12 +188,17 @@ impl Store {
 }
 
 fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
 }
 
 /// Map a unique-constraint failure to `Conflict`, anything else to `Db`.

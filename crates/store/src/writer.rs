@@ -12,7 +12,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::conversations::{conversation, message};
-use crate::{ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError};
+use crate::{
+    ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
+};
 
 const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
@@ -39,7 +41,11 @@ impl SendWriter {
             senders.push(tx);
             tasks.push(tokio::spawn(run(pool.clone(), rx, hook.clone())));
         }
-        Self { shards: senders, tasks: std::sync::Arc::new(Mutex::new(tasks)), hook }
+        Self {
+            shards: senders,
+            tasks: std::sync::Arc::new(Mutex::new(tasks)),
+            hook,
+        }
     }
 
     /// Set the commit hook (once; later calls are ignored).
@@ -52,13 +58,18 @@ impl SendWriter {
         // other's row locks from two shards (two batches locking two conversations in opposite
         // orders would deadlock), and they are published in seq order.
         let key = match &req.target {
-            SendTarget::Contact { contact_id, .. } | SendTarget::Agent { contact_id, .. } | SendTarget::Close { contact_id, .. } => contact_id,
+            SendTarget::Contact { contact_id, .. }
+            | SendTarget::Agent { contact_id, .. }
+            | SendTarget::Close { contact_id, .. } => contact_id,
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
         let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
         let (tx, rx) = oneshot::channel();
-        shard.send((req, tx)).await.map_err(|_| StoreError::ShuttingDown)?;
+        shard
+            .send((req, tx))
+            .await
+            .map_err(|_| StoreError::ShuttingDown)?;
         rx.await.map_err(|_| StoreError::ShuttingDown)?
     }
 
@@ -72,7 +83,11 @@ impl SendWriter {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>, hook: std::sync::Arc<std::sync::OnceLock<CommitHook>>) {
+async fn run(
+    pool: AnyPool,
+    mut rx: mpsc::Receiver<Job>,
+    hook: std::sync::Arc<std::sync::OnceLock<CommitHook>>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -111,7 +126,12 @@ async fn store_batch(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> 
                 Err(StoreError::Duplicate(found)) => {
                     sp.rollback().await?;
                     let (message, conversation) = *found;
-                    results.push(Ok(SendOutcome { message, conversation, created: false, opened: false }));
+                    results.push(Ok(SendOutcome {
+                        message,
+                        conversation,
+                        created: false,
+                        opened: false,
+                    }));
                 }
                 Err(e) => {
                     sp.rollback().await?;
@@ -126,7 +146,14 @@ async fn store_batch(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> 
         Ok(results) => results,
         Err(e) => {
             tracing::error!(error = %e, jobs = batch.len(), "send batch failed");
-            batch.iter().map(|_| Err(StoreError::Db(sqlx::Error::Protocol(format!("batch failed: {e}"))))).collect()
+            batch
+                .iter()
+                .map(|_| {
+                    Err(StoreError::Db(sqlx::Error::Protocol(format!(
+                        "batch failed: {e}"
+                    ))))
+                })
+                .collect()
         }
     }
 }
@@ -134,46 +161,79 @@ async fn store_batch(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> 
 async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOutcome> {
     let site = req.site_id.0;
     match &req.target {
-        SendTarget::Contact { messenger_id, contact_id, preview, conversation_id } => {
+        SendTarget::Contact {
+            messenger_id,
+            contact_id,
+            preview,
+            conversation_id,
+        } => {
             if let Some(cid) = conversation_id {
                 let named = fetch_conv(conn, site, cid)
                     .await?
-                    .filter(|c| &c.contact_id == contact_id && &c.messenger_id == messenger_id && c.preview == *preview)
+                    .filter(|c| {
+                        &c.contact_id == contact_id
+                            && &c.messenger_id == messenger_id
+                            && c.preview == *preview
+                    })
                     .ok_or(StoreError::NotFound)?;
                 if let Some(m) = find_idempotent(conn, cid, req).await? {
-                    return Ok(SendOutcome { message: m, conversation: named, created: false, opened: false });
+                    return Ok(SendOutcome {
+                        message: m,
+                        conversation: named,
+                        created: false,
+                        opened: false,
+                    });
                 }
                 if named.open {
                     return append(conn, req, named, false).await;
                 }
                 // A closed conversation: the send goes to the contact's open one, or a new one.
             }
-            let (conv, opened) = open_conversation(conn, req, messenger_id, contact_id, *preview).await?;
+            let (conv, opened) =
+                open_conversation(conn, req, messenger_id, contact_id, *preview).await?;
             append(conn, req, conv, opened).await
         }
-        SendTarget::Agent { conversation_id, .. } => {
+        SendTarget::Agent {
+            conversation_id, ..
+        } => {
             let conv = fetch_conv(conn, site, conversation_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             if let Some(m) = find_idempotent(conn, conversation_id, req).await? {
-                return Ok(SendOutcome { message: m, conversation: conv, created: false, opened: false });
+                return Ok(SendOutcome {
+                    message: m,
+                    conversation: conv,
+                    created: false,
+                    opened: false,
+                });
             }
             if !conv.open {
                 return Err(StoreError::Closed);
             }
             append(conn, req, conv, false).await
         }
-        SendTarget::Close { conversation_id, .. } => {
+        SendTarget::Close {
+            conversation_id, ..
+        } => {
             let conv = fetch_conv(conn, site, conversation_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             if !conv.open {
-                let last = sqlx::query(concat!("SELECT ", msg_cols!(), " FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 1"))
-                    .bind(conversation_id)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
-                return Ok(SendOutcome { message: message(&last)?, conversation: conv, created: false, opened: false });
+                let last = sqlx::query(concat!(
+                    "SELECT ",
+                    msg_cols!(),
+                    " FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 1"
+                ))
+                .bind(conversation_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+                return Ok(SendOutcome {
+                    message: message(&last)?,
+                    conversation: conv,
+                    created: false,
+                    opened: false,
+                });
             }
             let out = append(conn, req, conv, false).await?;
             let row = sqlx::query(concat!("UPDATE conversations SET status = 'closed' WHERE conversation_id = $1 AND site_id = $2 RETURNING ", conv_cols!()))
@@ -181,23 +241,44 @@ async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOu
             .bind(site)
             .fetch_one(&mut *conn)
             .await?;
-            Ok(SendOutcome { conversation: conversation(&row)?, ..out })
+            Ok(SendOutcome {
+                conversation: conversation(&row)?,
+                ..out
+            })
         }
     }
 }
 
-async fn fetch_conv(conn: &mut AnyConnection, site: i64, conversation_id: &str) -> Result<Option<ConversationRow>> {
-    let row = sqlx::query(concat!("SELECT ", conv_cols!(), " FROM conversations WHERE conversation_id = $1 AND site_id = $2"))
-        .bind(conversation_id)
-        .bind(site)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn fetch_conv(
+    conn: &mut AnyConnection,
+    site: i64,
+    conversation_id: &str,
+) -> Result<Option<ConversationRow>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        conv_cols!(),
+        " FROM conversations WHERE conversation_id = $1 AND site_id = $2"
+    ))
+    .bind(conversation_id)
+    .bind(site)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(conversation).transpose()
 }
 
-async fn find_idempotent(conn: &mut AnyConnection, conversation_id: &str, req: &SendRequest) -> Result<Option<MessageRow>> {
-    let Some(cmid) = &req.client_message_id else { return Ok(None) };
-    let row = sqlx::query(concat!("SELECT ", msg_cols!(), " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3"))
+async fn find_idempotent(
+    conn: &mut AnyConnection,
+    conversation_id: &str,
+    req: &SendRequest,
+) -> Result<Option<MessageRow>> {
+    let Some(cmid) = &req.client_message_id else {
+        return Ok(None);
+    };
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        msg_cols!(),
+        " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3"
+    ))
     .bind(conversation_id)
     .bind(&req.sender_id)
     .bind(cmid)
@@ -215,7 +296,8 @@ async fn open_conversation(
     preview: bool,
 ) -> Result<(ConversationRow, bool)> {
     const FIND: &str = concat!(
-        "SELECT ", conv_cols!(),
+        "SELECT ",
+        conv_cols!(),
         " FROM conversations WHERE messenger_id = $1 AND contact_id = $2 AND preview = $3 AND status = 'open' AND site_id = $4"
     );
     let existing = sqlx::query(FIND)
@@ -255,7 +337,12 @@ async fn open_conversation(
 
 /// Take the next seq (the UPDATE locks the conversation row until commit), check idempotency
 /// again under that lock, and store the message.
-async fn append(conn: &mut AnyConnection, req: &SendRequest, conv: ConversationRow, opened: bool) -> Result<SendOutcome> {
+async fn append(
+    conn: &mut AnyConnection,
+    req: &SendRequest,
+    conv: ConversationRow,
+    opened: bool,
+) -> Result<SendOutcome> {
     let row = sqlx::query(concat!("UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE conversation_id = $1 RETURNING ", conv_cols!()))
     .bind(&conv.conversation_id)
     .bind(req.now)
@@ -282,5 +369,10 @@ async fn append(conn: &mut AnyConnection, req: &SendRequest, conv: ConversationR
     .bind(req.now)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(SendOutcome { message: message(&row)?, conversation: conv, created: true, opened })
+    Ok(SendOutcome {
+        message: message(&row)?,
+        conversation: conv,
+        created: true,
+        opened,
+    })
 }

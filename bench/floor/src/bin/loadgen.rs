@@ -21,9 +21,19 @@ fn ws_url(base: &str, path: &str) -> String {
     format!("{}{path}", base.replacen("http://", "ws://", 1))
 }
 
-async fn open(base: &str, path: &str, token: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(base, path)).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
-    ws.send(Message::text(json!({"type": "auth", "token": token}).to_string())).await.unwrap_or_else(|e| fail(&e.to_string()));
+async fn open(
+    base: &str,
+    path: &str,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(base, path))
+        .await
+        .unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    ws.send(Message::text(
+        json!({"type": "auth", "token": token}).to_string(),
+    ))
+    .await
+    .unwrap_or_else(|e| fail(&e.to_string()));
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) if t.contains("\"ready\"") => return ws,
@@ -43,7 +53,11 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| fail("see the usage at the top of loadgen.rs"));
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .unwrap_or_else(|| fail("see the usage at the top of loadgen.rs"))
+    };
     match arg(1).as_str() {
         "latency" => {
             let (base, contact, agent) = (arg(2), arg(3), arg(4));
@@ -57,7 +71,11 @@ async fn main() {
                 let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
                 for i in 0..total {
                     tick.tick().await;
-                    let (client, url, token) = (client.clone(), format!("{base}/api/v1/messenger/messages"), contact.clone());
+                    let (client, url, token) = (
+                        client.clone(),
+                        format!("{base}/api/v1/messenger/messages"),
+                        contact.clone(),
+                    );
                     let t = start.elapsed().as_nanos();
                     tokio::spawn(async move {
                         let _ = client.post(url).bearer_auth(token).json(&json!({"clientMessageId": format!("l{i}"), "body": format!("t:{t}")})).send().await;
@@ -72,21 +90,36 @@ async fn main() {
                     Ok(Some(Ok(_))) => continue,
                     _ => break,
                 };
-                let Ok(v) = serde_json::from_str::<Value>(&frame) else { continue };
-                if let Some(t) = v["message"]["body"].as_str().and_then(|b| b.strip_prefix("t:")).and_then(|t| t.parse::<u128>().ok()) {
+                let Ok(v) = serde_json::from_str::<Value>(&frame) else {
+                    continue;
+                };
+                if let Some(t) = v["message"]["body"]
+                    .as_str()
+                    .and_then(|b| b.strip_prefix("t:"))
+                    .and_then(|t| t.parse::<u128>().ok())
+                {
                     lat.push((start.elapsed().as_nanos() - t) as f64 / 1e6);
                 }
             }
             let _ = sender.await;
             lat.sort_by(|a, b| a.total_cmp(b));
-            println!("received={} of {} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}", lat.len(), total, pct(&lat, 0.5), pct(&lat, 0.99), pct(&lat, 1.0));
+            println!(
+                "received={} of {} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+                lat.len(),
+                total,
+                pct(&lat, 0.5),
+                pct(&lat, 0.99),
+                pct(&lat, 1.0)
+            );
         }
         "idle" => {
             let (base, token) = (arg(2), arg(3));
             let n: usize = arg(4).parse().unwrap_or_else(|_| fail("N"));
             let secs: u64 = arg(5).parse().unwrap_or_else(|_| fail("SECONDS"));
             let mut socks = Vec::with_capacity(n);
-            let mut pending = futures_util::stream::iter(0..n).map(|_| open(&base, "/api/v1/messenger/ws", &token)).buffer_unordered(200);
+            let mut pending = futures_util::stream::iter(0..n)
+                .map(|_| open(&base, "/api/v1/messenger/ws", &token))
+                .buffer_unordered(200);
             while let Some(ws) = pending.next().await {
                 socks.push(ws);
             }

@@ -2,12 +2,12 @@
 
 use std::net::SocketAddr;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use confidant_core::security::{Parsed, SecurityInput};
 use confidant_core::{Security, SiteId, Validation};
 use confidant_identity::PublicKey;
@@ -17,7 +17,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::{App, AppState, now_millis};
-use crate::auth::{Principal, SESSION_COOKIE, SESSION_TTL_MS, check_own_origin, random_token, token_hash};
+use crate::auth::{
+    Principal, SESSION_COOKIE, SESSION_TTL_MS, check_own_origin, random_token, token_hash,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, site_id};
 use crate::limits::Action;
@@ -30,7 +32,9 @@ const LOCKOUT_MS: i64 = 15 * 60 * 1000;
 fn text_field(v: &Option<String>, field: &str, max: usize) -> ApiResult<String> {
     match v.as_deref().map(str::trim) {
         Some(s) if !s.is_empty() && s.chars().count() <= max => Ok(s.to_owned()),
-        _ => Err(ApiError::invalid(format!("{field}: must be 1 to {max} characters"))),
+        _ => Err(ApiError::invalid(format!(
+            "{field}: must be 1 to {max} characters"
+        ))),
     }
 }
 
@@ -42,7 +46,11 @@ pub struct CreateSite {
 }
 
 #[utoipa::path(post, path = "/api/v1/sites", tag = "admin", responses((status = 201, description = "the site")))]
-pub async fn create_site(State(app): State<AppState>, p: Principal, ApiJson(body): ApiJson<CreateSite>) -> ApiResult<Response> {
+pub async fn create_site(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<CreateSite>,
+) -> ApiResult<Response> {
     p.require_operator()?;
     let name = text_field(&body.name, "name", 200)?;
     let site = app.store.create_site(&name, now_millis()).await?;
@@ -50,15 +58,27 @@ pub async fn create_site(State(app): State<AppState>, p: Principal, ApiJson(body
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}", tag = "admin", responses((status = 200, description = "the site")))]
-pub async fn get_site(State(app): State<AppState>, p: Principal, Path(site): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_site(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(site): Path<String>,
+) -> ApiResult<Json<Value>> {
     let site = site_id(&site)?;
     p.require_site(site)?;
-    let row = app.store.get_site(site).await?.ok_or_else(|| ApiError::not_found("site"))?;
+    let row = app
+        .store
+        .get_site(site)
+        .await?
+        .ok_or_else(|| ApiError::not_found("site"))?;
     Ok(Json(views::site(&row)))
 }
 
 async fn existing_site(app: &App, site: SiteId) -> ApiResult<()> {
-    app.store.get_site(site).await?.map(|_| ()).ok_or_else(|| ApiError::not_found("site"))
+    app.store
+        .get_site(site)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("site"))
 }
 
 // ---- agents ----
@@ -82,7 +102,11 @@ pub async fn create_agent(
     p.require_admin(site)?;
     existing_site(&app, site).await?;
     let email = text_field(&body.email, "email", 254)?;
-    if !email.contains('@') || email.starts_with('@') || email.ends_with('@') || email.contains(char::is_whitespace) {
+    if !email.contains('@')
+        || email.starts_with('@')
+        || email.ends_with('@')
+        || email.contains(char::is_whitespace)
+    {
         return Err(ApiError::invalid("email: must be an email address"));
     }
     let name = text_field(&body.name, "name", 200)?;
@@ -97,29 +121,47 @@ pub async fn create_agent(
         Some(_) => return Err(ApiError::invalid("role: must be admin or agent")),
     };
     let hash = hash_password(password).await?;
-    let agent = app.store.create_agent(site, &email, &name, role, &hash, now_millis()).await?;
+    let agent = app
+        .store
+        .create_agent(site, &email, &name, role, &hash, now_millis())
+        .await?;
     Ok((StatusCode::CREATED, Json(views::agent(&agent))).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}/agents", tag = "admin", responses((status = 200, description = "the site's agents")))]
-pub async fn list_agents(State(app): State<AppState>, p: Principal, Path(site): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list_agents(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(site): Path<String>,
+) -> ApiResult<Json<Value>> {
     let site = site_id(&site)?;
     p.require_admin(site)?;
     existing_site(&app, site).await?;
     let agents = app.store.list_agents(site).await?;
-    Ok(Json(json!({"agents": agents.iter().map(views::agent).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"agents": agents.iter().map(views::agent).collect::<Vec<_>>()}),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/sites/{siteId}/agents/{agentId}", tag = "admin", responses((status = 204, description = "deleted")))]
-pub async fn delete_agent(State(app): State<AppState>, p: Principal, Path((site, agent)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete_agent(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((site, agent)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let site = site_id(&site)?;
     p.require_admin(site)?;
-    let ended = app.store.delete_agent(site, &agent).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found("agent"),
-        other => other.into(),
-    })?;
+    let ended = app
+        .store
+        .delete_agent(site, &agent)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("agent"),
+            other => other.into(),
+        })?;
     for token_hash in ended {
-        app.hub.publish_control(Control::SessionEnded { token_hash });
+        app.hub
+            .publish_control(Control::SessionEnded { token_hash });
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -129,7 +171,10 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
         let mut salt = [0u8; 16];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| "no randomness".to_owned())?;
         let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| ApiError::internal(&e))?
@@ -143,7 +188,13 @@ async fn verify_password(password: String, hash: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
         let exists = hash.is_some();
         let h = hash.unwrap_or_else(|| DUMMY.to_owned());
-        let ok = PasswordHash::new(&h).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false);
+        let ok = PasswordHash::new(&h)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
         ok && exists
     })
     .await
@@ -177,20 +228,36 @@ pub async fn login(
         _ => None,
     }
     .ok_or_else(|| ApiError::invalid("siteId: must be a site id such as 10000"))?;
-    let email = body.email.as_deref().map(str::trim).filter(|e| !e.is_empty() && e.len() <= 254)
+    let email = body
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && e.len() <= 254)
         .ok_or_else(|| ApiError::invalid("email: required"))?
         .to_owned();
-    let password = body.password.filter(|p| !p.is_empty() && p.len() <= 1024).ok_or_else(|| ApiError::invalid("password: required"))?;
+    let password = body
+        .password
+        .filter(|p| !p.is_empty() && p.len() <= 1024)
+        .ok_or_else(|| ApiError::invalid("password: required"))?;
 
     let account = format!("{}/{}", site.0, email.to_lowercase());
-    app.limits.one_login_at_a_time(&account, attempt_login(&app, site, email, password)).await
+    app.limits
+        .one_login_at_a_time(&account, attempt_login(&app, site, email, password))
+        .await
 }
 
-async fn attempt_login(app: &App, site: SiteId, email: String, password: String) -> ApiResult<Response> {
+async fn attempt_login(
+    app: &App,
+    site: SiteId,
+    email: String,
+    password: String,
+) -> ApiResult<Response> {
     let now = now_millis();
     let state = app.store.login_failures(site, &email).await?;
     if state.locked_until > now {
-        return Err(ApiError::rate_limited(((state.locked_until - now) / 1000) as u64 + 1));
+        return Err(ApiError::rate_limited(
+            ((state.locked_until - now) / 1000) as u64 + 1,
+        ));
     }
     let found = app.store.find_agent_for_login(site, &email).await?;
     let (agent, hash) = match found {
@@ -198,17 +265,27 @@ async fn attempt_login(app: &App, site: SiteId, email: String, password: String)
         None => (None, None),
     };
     if !verify_password(password, hash).await {
-        app.store.record_login_failure(site, &email, now, LOCKOUT_AFTER, LOCKOUT_MS).await?;
+        app.store
+            .record_login_failure(site, &email, now, LOCKOUT_AFTER, LOCKOUT_MS)
+            .await?;
         return Err(ApiError::unauthorized("wrong site, email or password"));
     }
-    let Some(agent) = agent else { return Err(ApiError::unauthorized("wrong site, email or password")) };
+    let Some(agent) = agent else {
+        return Err(ApiError::unauthorized("wrong site, email or password"));
+    };
     app.store.reset_login_failures(site, &email).await?;
     let token = format!("cfs_{}", random_token());
-    app.store.create_session(&token_hash(&token), &agent, now, now + SESSION_TTL_MS).await?;
+    app.store
+        .create_session(&token_hash(&token), &agent, now, now + SESSION_TTL_MS)
+        .await?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_TTL_MS / 1000,
-        if app.config.secure_cookies { "; Secure" } else { "" }
+        if app.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     let mut res = Json(json!({"token": token, "agent": views::agent(&agent)})).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -221,9 +298,18 @@ async fn attempt_login(app: &App, site: SiteId, email: String, password: String)
 pub async fn logout(State(app): State<AppState>, p: Principal) -> ApiResult<Response> {
     if let Principal::Agent { token_hash, .. } = &p {
         app.store.delete_session(token_hash).await?;
-        app.hub.publish_control(Control::SessionEnded { token_hash: token_hash.clone() });
+        app.hub.publish_control(Control::SessionEnded {
+            token_hash: token_hash.clone(),
+        });
     }
-    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}", if app.config.secure_cookies { "; Secure" } else { "" });
+    let clear = format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if app.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
     let mut res = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&clear) {
         res.headers_mut().insert(header::SET_COOKIE, v);
@@ -238,13 +324,22 @@ pub async fn me(p: Principal, headers: HeaderMap) -> ApiResult<Json<Value>> {
     match p {
         Principal::Operator => Ok(Json(json!({"operator": true}))),
         Principal::Agent { agent, .. } => {
-            let token = crate::auth::bearer(&headers).map(str::to_owned).or_else(|| {
-                headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
-                    let (k, v) = kv.trim().split_once('=')?;
-                    (k == SESSION_COOKIE).then(|| v.to_owned())
-                })
-            });
-            Ok(Json(json!({"agent": views::agent(&agent), "wsToken": token})))
+            let token = crate::auth::bearer(&headers)
+                .map(str::to_owned)
+                .or_else(|| {
+                    headers
+                        .get_all(header::COOKIE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(';'))
+                        .find_map(|kv| {
+                            let (k, v) = kv.trim().split_once('=')?;
+                            (k == SESSION_COOKIE).then(|| v.to_owned())
+                        })
+                });
+            Ok(Json(
+                json!({"agent": views::agent(&agent), "wsToken": token}),
+            ))
         }
     }
 }
@@ -262,15 +357,21 @@ pub fn messenger_json(m: &MessengerRow, security: &Security, shown_secret: Optio
 }
 
 fn stored_security(m: &MessengerRow) -> ApiResult<Security> {
-    serde_json::from_str(&m.security).map_err(|e| ApiError::internal(&format!("stored security: {e}")))
+    serde_json::from_str(&m.security)
+        .map_err(|e| ApiError::internal(&format!("stored security: {e}")))
 }
 
 /// Parse and check a Security object, including its key material.
 fn parse_security(app: &App, value: &Value, previous: Option<&Security>) -> ApiResult<Parsed> {
-    let ctx = SecurityInput { previous, allow_http_jwks: app.config.allow_http_jwks };
-    let parsed = Security::parse(value, &ctx, random_token).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let ctx = SecurityInput {
+        previous,
+        allow_http_jwks: app.config.allow_http_jwks,
+    };
+    let parsed =
+        Security::parse(value, &ctx, random_token).map_err(|e| ApiError::invalid(e.to_string()))?;
     if let Validation::PublicKey { public_key } = &parsed.security.validation {
-        PublicKey::from_pem(public_key).map_err(|e| ApiError::invalid(format!("validation.publicKey: {e}")))?;
+        PublicKey::from_pem(public_key)
+            .map_err(|e| ApiError::invalid(format!("validation.publicKey: {e}")))?;
     }
     Ok(parsed)
 }
@@ -294,32 +395,63 @@ pub async fn create_messenger(
     let name = text_field(&body.name, "name", 200)?;
     let parsed = parse_security(&app, body.security.as_ref().unwrap_or(&json!({})), None)?;
     let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
-    let m = app.store.create_messenger(site, &name, &stored, now_millis()).await?;
-    Ok((StatusCode::CREATED, Json(messenger_json(&m, &parsed.security, parsed.generated_secret.as_deref()))).into_response())
+    let m = app
+        .store
+        .create_messenger(site, &name, &stored, now_millis())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(messenger_json(
+            &m,
+            &parsed.security,
+            parsed.generated_secret.as_deref(),
+        )),
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}/messengers", tag = "messengers", responses((status = 200, description = "the site's messengers")))]
-pub async fn list_messengers(State(app): State<AppState>, p: Principal, Path(site): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list_messengers(
+    State(app): State<AppState>,
+    p: Principal,
+    Path(site): Path<String>,
+) -> ApiResult<Json<Value>> {
     let site = site_id(&site)?;
     p.require_site(site)?;
     existing_site(&app, site).await?;
     let rows = app.store.list_messengers(site).await?;
-    let list = rows.iter().map(|m| Ok(messenger_json(m, &stored_security(m)?, None))).collect::<ApiResult<Vec<_>>>()?;
+    let list = rows
+        .iter()
+        .map(|m| Ok(messenger_json(m, &stored_security(m)?, None)))
+        .collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(json!({"messengers": list})))
 }
 
-async fn site_messenger(app: &App, p: &Principal, site: &str, messenger: &str) -> ApiResult<(SiteId, MessengerRow)> {
+async fn site_messenger(
+    app: &App,
+    p: &Principal,
+    site: &str,
+    messenger: &str,
+) -> ApiResult<(SiteId, MessengerRow)> {
     let site = site_id(site)?;
     p.require_site(site)?;
     if uuid::Uuid::try_parse(messenger).is_err() {
         return Err(ApiError::messenger_not_found());
     }
-    let m = app.store.get_messenger(site, messenger).await?.ok_or_else(ApiError::messenger_not_found)?;
+    let m = app
+        .store
+        .get_messenger(site, messenger)
+        .await?
+        .ok_or_else(ApiError::messenger_not_found)?;
     Ok((site, m))
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}/messengers/{messengerId}", tag = "messengers", responses((status = 200, description = "the messenger")))]
-pub async fn get_messenger(State(app): State<AppState>, p: Principal, Path((site, messenger)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn get_messenger(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((site, messenger)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let (_, m) = site_messenger(&app, &p, &site, &messenger).await?;
     Ok(Json(messenger_json(&m, &stored_security(&m)?, None)))
 }
@@ -336,15 +468,27 @@ pub async fn put_security(
     let previous = stored_security(&m)?;
     let parsed = parse_security(&app, &body, Some(&previous))?;
     let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
-    app.store.update_security(site, &m.messenger_id, &stored, now_millis()).await?;
+    app.store
+        .update_security(site, &m.messenger_id, &stored, now_millis())
+        .await?;
     app.messenger_changed(&m.messenger_id);
-    Ok(Json(parsed.security.public_json(parsed.generated_secret.as_deref())))
+    Ok(Json(
+        parsed
+            .security
+            .public_json(parsed.generated_secret.as_deref()),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}/messengers/{messengerId}/installation-code", tag = "messengers", responses((status = 200, description = "the HTML snippet")))]
-pub async fn installation_code(State(app): State<AppState>, p: Principal, Path((site, messenger)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn installation_code(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((site, messenger)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let (site, m) = site_messenger(&app, &p, &site, &messenger).await?;
-    Ok(Json(json!({"html": installation_html(&app.config.public_url, site, &m.messenger_id)})))
+    Ok(Json(
+        json!({"html": installation_html(&app.config.public_url, site, &m.messenger_id)}),
+    ))
 }
 
 pub fn installation_html(public_url: &str, site: SiteId, messenger_id: &str) -> String {

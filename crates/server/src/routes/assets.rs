@@ -28,7 +28,9 @@ fn content_type(path: &str) -> &'static str {
 }
 
 fn ws_origin(public_url: &str) -> String {
-    public_url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1)
+    public_url
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1)
 }
 
 /// The policy of every page: only the server's own scripts, styles and connections.
@@ -58,18 +60,30 @@ pub async fn static_file(State(app): State<AppState>, uri: Uri) -> Response {
     };
     let mut res = (StatusCode::OK, file.contents()).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&path)));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&path)),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if path.ends_with(".html") {
         if let Ok(v) = HeaderValue::from_str(&page_csp(&app.config.public_url, "'self'")) {
             h.insert(header::CONTENT_SECURITY_POLICY, v);
         }
-        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
     }
     // The loader runs on business pages of other origins.
     if path == "messenger/v1/loader.js" {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
     }
     res
 }
@@ -84,10 +98,23 @@ pub struct FrameQuery {
 
 /// `GET /messenger/v1/frame`: the messenger page, which only the messenger's allowed origins
 /// (and the server itself, for previews) may frame.
-pub async fn frame(State(app): State<AppState>, Query(q): Query<FrameQuery>) -> Result<Response, ApiError> {
-    let site: SiteId = q.site_id.as_deref().and_then(|s| s.parse().ok()).ok_or_else(ApiError::messenger_not_found)?;
-    let m = app.messenger(site, q.messenger_id.as_deref().unwrap_or_default()).await?.ok_or_else(ApiError::messenger_not_found)?;
-    let template = WEB.get_file("messenger/v1/frame.html").and_then(|f| f.contents_utf8()).unwrap_or_default();
+pub async fn frame(
+    State(app): State<AppState>,
+    Query(q): Query<FrameQuery>,
+) -> Result<Response, ApiError> {
+    let site: SiteId = q
+        .site_id
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(ApiError::messenger_not_found)?;
+    let m = app
+        .messenger(site, q.messenger_id.as_deref().unwrap_or_default())
+        .await?
+        .ok_or_else(ApiError::messenger_not_found)?;
+    let template = WEB
+        .get_file("messenger/v1/frame.html")
+        .and_then(|f| f.contents_utf8())
+        .unwrap_or_default();
     let allowed_origins: Vec<String> = m.allowed.iter().map(|u| u.csp_source()).collect();
     let config = json!({
         "siteId": site.0,
@@ -97,7 +124,11 @@ pub async fn frame(State(app): State<AppState>, Query(q): Query<FrameQuery>) -> 
         "allowedOrigins": allowed_origins,
     });
     // Escaped so that the JSON cannot end its <script> block.
-    let config = config.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    let config = config
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
     let html = template.replace("{{CONFIG}}", &config);
     let mut ancestors = vec![app.config.public_url.clone()];
     for o in allowed_origins {
@@ -107,10 +138,19 @@ pub async fn frame(State(app): State<AppState>, Query(q): Query<FrameQuery>) -> 
     }
     let mut res = (StatusCode::OK, html).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     let csp = page_csp(&app.config.public_url, &ancestors.join(" "));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).map_err(|e| ApiError::internal(&e))?);
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&csp).map_err(|e| ApiError::internal(&e))?,
+    );
     Ok(res)
 }

@@ -2,9 +2,9 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use confidant_core::{ContactAttributes, SiteId};
 use serde_json::{Value, json};
 
@@ -36,8 +36,15 @@ pub async fn authorize(
     result.map(Json)
 }
 
-async fn run(app: &AppState, peer: SocketAddr, headers: &HeaderMap, body: &Value) -> ApiResult<Value> {
-    let obj = body.as_object().ok_or_else(|| ApiError::invalid("the body must be a JSON object"))?;
+async fn run(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &Value,
+) -> ApiResult<Value> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("the body must be a JSON object"))?;
     let site = match obj.get("siteId") {
         Some(Value::Number(n)) => n.as_i64().map(SiteId),
         Some(Value::String(s)) => s.parse().ok(),
@@ -60,19 +67,36 @@ async fn run(app: &AppState, peer: SocketAddr, headers: &HeaderMap, body: &Value
         Some(_) => return Err(ApiError::invalid("isPreview: must be true or false")),
     };
     let site = site.ok_or_else(ApiError::messenger_not_found)?;
-    let messenger = app.messenger(site, messenger_id).await?.ok_or_else(ApiError::messenger_not_found)?;
+    let messenger = app
+        .messenger(site, messenger_id)
+        .await?
+        .ok_or_else(ApiError::messenger_not_found)?;
     check_contact_origin(app, headers, &messenger)?;
-    app.limits.check(Action::Authorize, &peer.ip().to_string())?;
+    app.limits
+        .check(Action::Authorize, &peer.ip().to_string())?;
     exchange(app, &messenger, token, preview).await
 }
 
 /// Verify a Contact JWT for a messenger, find or create its contact, and sign an access token.
-pub async fn exchange(app: &App, messenger: &CachedMessenger, token: &str, preview: bool) -> ApiResult<Value> {
+pub async fn exchange(
+    app: &App,
+    messenger: &CachedMessenger,
+    token: &str,
+    preview: bool,
+) -> ApiResult<Value> {
     let site = messenger.row.site_id;
-    let verified = app.verifier.verify(token, &messenger.method, &messenger.policy).await.map_err(|e| {
-        let status = if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::UNAUTHORIZED };
-        ApiError::new(status, e.code(), e.to_string())
-    })?;
+    let verified = app
+        .verifier
+        .verify(token, &messenger.method, &messenger.policy)
+        .await
+        .map_err(|e| {
+            let status = if e.is_unavailable() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            ApiError::new(status, e.code(), e.to_string())
+        })?;
 
     let update = ContactAttributes::from_claims(&verified.claims);
     let now = now_millis();
@@ -80,9 +104,19 @@ pub async fn exchange(app: &App, messenger: &CachedMessenger, token: &str, previ
     let contact = match known {
         // A returning contact whose attributes did not change costs no write.
         Some(c) if c.attributes.merged(&update).is_none() => c,
-        known => app.store.upsert_contact(site, &verified.identity, &update, known, now).await?,
+        known => {
+            app.store
+                .upsert_contact(site, &verified.identity, &update, known, now)
+                .await?
+        }
     };
-    let (access_token, claims) = app.access.sign(&contact.contact_id, site.0, &messenger.row.messenger_id, preview, now_secs());
+    let (access_token, claims) = app.access.sign(
+        &contact.contact_id,
+        site.0,
+        &messenger.row.messenger_id,
+        preview,
+        now_secs(),
+    );
     Ok(json!({
         "accessToken": access_token,
         "tokenType": "Bearer",

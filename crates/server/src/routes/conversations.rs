@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use confidant_core::{ClientMessageId, MessageBody, SiteId};
 use confidant_realtime::{Event, Topic};
-use confidant_store::{ConversationFilter, ConversationRow, SendOutcome, SendRequest, SendTarget, SenderType};
+use confidant_store::{
+    ConversationFilter, ConversationRow, SendOutcome, SendRequest, SendTarget, SenderType,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -27,11 +29,20 @@ pub const MAX_LIMIT: i64 = 200;
 pub fn paging(q: &HashMap<String, String>) -> ApiResult<(i64, i64)> {
     let after = match q.get("after") {
         None => 0,
-        Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| ApiError::invalid("after: must be a whole number ≥ 0"))?,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::invalid("after: must be a whole number ≥ 0"))?,
     };
     let limit = match q.get("limit") {
         None => DEFAULT_LIMIT,
-        Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| ApiError::invalid("limit: must be a whole number ≥ 1"))?.min(MAX_LIMIT),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::invalid("limit: must be a whole number ≥ 1"))?
+            .min(MAX_LIMIT),
     };
     Ok((after, limit))
 }
@@ -53,17 +64,29 @@ pub fn publish_message(app: &App, out: &SendOutcome) {
         sent_at_ms: now_millis(),
         frame: Arc::from(frame),
     };
-    let topics = [Topic::Contact(out.conversation.contact_id.clone()), Topic::Site(out.conversation.site_id.0)];
+    let topics = [
+        Topic::Contact(out.conversation.contact_id.clone()),
+        Topic::Site(out.conversation.site_id.0),
+    ];
     app.hub.publish(&topics, event(frame));
     if out.opened || !out.conversation.open {
         let frame = json!({"type": "conversation", "conversation": views::conversation(&out.conversation, Some(&out.message))}).to_string();
-        app.hub.publish(&topics, Event { seq: 0, ..event(frame) });
+        app.hub.publish(
+            &topics,
+            Event {
+                seq: 0,
+                ..event(frame)
+            },
+        );
     }
 }
 
 /// Publish a non-message event (typing, read) about a conversation.
 pub fn publish_other(app: &App, conv: &ConversationRow, frame: Value) {
-    let topics = [Topic::Contact(conv.contact_id.clone()), Topic::Site(conv.site_id.0)];
+    let topics = [
+        Topic::Contact(conv.contact_id.clone()),
+        Topic::Site(conv.site_id.0),
+    ];
     app.hub.publish(
         &topics,
         Event {
@@ -90,35 +113,68 @@ pub struct SendBody {
 
 fn parse_send(b: SendBody) -> ApiResult<(String, MessageBody)> {
     let cmid = match b.client_message_id {
-        Some(s) => ClientMessageId::parse(s).map_err(|e| ApiError::invalid(format!("clientMessageId: {e}")))?.into_string(),
+        Some(s) => ClientMessageId::parse(s)
+            .map_err(|e| ApiError::invalid(format!("clientMessageId: {e}")))?
+            .into_string(),
         None => uuid::Uuid::new_v4().to_string(),
     };
     let body = match b.body {
-        Some(Value::String(s)) => MessageBody::parse(s).map_err(|e| ApiError::invalid(format!("body: {e}")))?,
-        _ => return Err(ApiError::invalid("body: must be a string of 1 to 10000 characters")),
+        Some(Value::String(s)) => {
+            MessageBody::parse(s).map_err(|e| ApiError::invalid(format!("body: {e}")))?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "body: must be a string of 1 to 10000 characters",
+            ));
+        }
     };
     Ok((cmid, body))
 }
 
 fn send_answer(out: SendOutcome) -> Response {
-    let status = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if out.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     (status, Json(views::message(&out.message))).into_response()
 }
 
 // ---- contact side ----
 
 #[utoipa::path(get, path = "/api/v1/messenger/conversations", tag = "contact", responses((status = 200, description = "the contact's conversations")))]
-pub async fn contact_conversations(State(app): State<AppState>, c: Contact) -> ApiResult<Json<Value>> {
-    let list = app.store.contact_conversations(c.site_id, &c.claims.messenger_id, &c.claims.sub, c.claims.preview, 100).await?;
-    let list: Vec<Value> = list.iter().map(|(conv, last)| views::conversation(conv, last.as_ref())).collect();
+pub async fn contact_conversations(
+    State(app): State<AppState>,
+    c: Contact,
+) -> ApiResult<Json<Value>> {
+    let list = app
+        .store
+        .contact_conversations(
+            c.site_id,
+            &c.claims.messenger_id,
+            &c.claims.sub,
+            c.claims.preview,
+            100,
+        )
+        .await?;
+    let list: Vec<Value> = list
+        .iter()
+        .map(|(conv, last)| views::conversation(conv, last.as_ref()))
+        .collect();
     Ok(Json(json!({"conversations": list})))
 }
 
 #[utoipa::path(post, path = "/api/v1/messenger/messages", tag = "contact", responses((status = 201, description = "stored"), (status = 200, description = "a repeat of an earlier send")))]
-pub async fn contact_send(State(app): State<AppState>, c: Contact, ApiJson(b): ApiJson<SendBody>) -> ApiResult<Response> {
+pub async fn contact_send(
+    State(app): State<AppState>,
+    c: Contact,
+    ApiJson(b): ApiJson<SendBody>,
+) -> ApiResult<Response> {
     app.limits.check(Action::Send, &c.claims.sub)?;
     let conversation_id = match b.conversation_id.as_deref() {
-        Some(id) if uuid::Uuid::try_parse(id).is_err() => return Err(ApiError::not_found("conversation")),
+        Some(id) if uuid::Uuid::try_parse(id).is_err() => {
+            return Err(ApiError::not_found("conversation"));
+        }
         other => other.map(str::to_owned),
     };
     let (cmid, body) = parse_send(b)?;
@@ -150,7 +206,11 @@ pub async fn contact_send(State(app): State<AppState>, c: Contact, ApiJson(b): A
 
 /// The name shown for a contact: its `name` attribute, else its identity.
 pub(crate) async fn contact_name(app: &App, site: SiteId, contact_id: &str) -> ApiResult<String> {
-    let c = app.store.get_contact(site, contact_id).await?.ok_or_else(|| ApiError::unauthorized("the contact no longer exists"))?;
+    let c = app
+        .store
+        .get_contact(site, contact_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the contact no longer exists"))?;
     Ok(c.attributes.0.get("name").cloned().unwrap_or(c.identity))
 }
 
@@ -162,7 +222,11 @@ async fn own_conversation(app: &App, c: &Contact, id: &str) -> ApiResult<Convers
     app.store
         .get_conversation(c.site_id, id)
         .await?
-        .filter(|conv| conv.contact_id == c.claims.sub && conv.messenger_id == c.claims.messenger_id && conv.preview == c.claims.preview)
+        .filter(|conv| {
+            conv.contact_id == c.claims.sub
+                && conv.messenger_id == c.claims.messenger_id
+                && conv.preview == c.claims.preview
+        })
         .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
@@ -176,7 +240,9 @@ pub async fn contact_messages(
     let (after, limit) = paging(&q)?;
     own_conversation(&app, &c, &id).await?;
     let msgs = app.store.messages(c.site_id, &id, after, limit).await?;
-    Ok(Json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -185,18 +251,41 @@ pub struct ReadBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/messenger/conversations/{conversationId}/read", tag = "contact", responses((status = 204, description = "read marker stored")))]
-pub async fn contact_read(State(app): State<AppState>, c: Contact, Path(id): Path<String>, ApiJson(b): ApiJson<ReadBody>) -> ApiResult<StatusCode> {
-    let seq = b.seq.filter(|s| *s >= 0).ok_or_else(|| ApiError::invalid("seq: must be a whole number ≥ 0"))?;
+pub async fn contact_read(
+    State(app): State<AppState>,
+    c: Contact,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ReadBody>,
+) -> ApiResult<StatusCode> {
+    let seq = b
+        .seq
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| ApiError::invalid("seq: must be a whole number ≥ 0"))?;
     own_conversation(&app, &c, &id).await?;
     mark_read(&app, c.site_id, &id, false, &c.claims.sub, seq).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn mark_read(app: &App, site: SiteId, conv_id: &str, by_agent: bool, reader_id: &str, seq: i64) -> ApiResult<()> {
+pub async fn mark_read(
+    app: &App,
+    site: SiteId,
+    conv_id: &str,
+    by_agent: bool,
+    reader_id: &str,
+    seq: i64,
+) -> ApiResult<()> {
     let conv = app.store.mark_read(site, conv_id, by_agent, seq).await?;
-    let now = if by_agent { conv.agent_read_seq } else { conv.contact_read_seq };
+    let now = if by_agent {
+        conv.agent_read_seq
+    } else {
+        conv.contact_read_seq
+    };
     let reader = json!({"type": if by_agent { "agent" } else { "contact" }, "id": reader_id});
-    publish_other(app, &conv, json!({"type": "read", "conversationId": conv.conversation_id, "reader": reader, "seq": now}));
+    publish_other(
+        app,
+        &conv,
+        json!({"type": "read", "conversationId": conv.conversation_id, "reader": reader, "seq": now}),
+    );
     Ok(())
 }
 
@@ -210,11 +299,24 @@ pub struct ConfigQuery {
 
 /// Public facts the loader needs on the business page (the allowed URLs decide where it shows).
 #[utoipa::path(get, path = "/api/v1/messenger/config", tag = "contact", responses((status = 200, description = "the messenger's public settings")))]
-pub async fn messenger_config(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<ConfigQuery>) -> ApiResult<Json<Value>> {
-    let site: SiteId = q.site_id.as_deref().and_then(|s| s.parse().ok()).ok_or_else(ApiError::messenger_not_found)?;
-    let m = app.messenger(site, q.messenger_id.as_deref().unwrap_or_default()).await?.ok_or_else(ApiError::messenger_not_found)?;
+pub async fn messenger_config(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ConfigQuery>,
+) -> ApiResult<Json<Value>> {
+    let site: SiteId = q
+        .site_id
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(ApiError::messenger_not_found)?;
+    let m = app
+        .messenger(site, q.messenger_id.as_deref().unwrap_or_default())
+        .await?
+        .ok_or_else(ApiError::messenger_not_found)?;
     check_contact_origin(&app, &headers, &m)?;
-    Ok(Json(json!({"siteId": site.0, "messengerId": m.row.messenger_id, "name": m.row.name, "allowedUrls": m.security.allowed_urls})))
+    Ok(Json(
+        json!({"siteId": site.0, "messengerId": m.row.messenger_id, "name": m.row.name, "allowedUrls": m.security.allowed_urls}),
+    ))
 }
 
 // ---- agent side ----
@@ -248,9 +350,17 @@ pub async fn site_conversations(
     };
     let limit = match q.get("limit") {
         None => MAX_LIMIT,
-        Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| ApiError::invalid("limit: must be a whole number ≥ 1"))?.min(MAX_LIMIT),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::invalid("limit: must be a whole number ≥ 1"))?
+            .min(MAX_LIMIT),
     };
-    let rows = app.store.site_conversations(site, filter, preview, limit).await?;
+    let rows = app
+        .store
+        .site_conversations(site, filter, preview, limit)
+        .await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|(conv, contact, last)| {
@@ -262,13 +372,22 @@ pub async fn site_conversations(
     Ok(Json(json!({"conversations": list})))
 }
 
-async fn site_conversation(app: &App, p: &Principal, site: &str, id: &str) -> ApiResult<(SiteId, ConversationRow)> {
+async fn site_conversation(
+    app: &App,
+    p: &Principal,
+    site: &str,
+    id: &str,
+) -> ApiResult<(SiteId, ConversationRow)> {
     let site = site_id(site)?;
     p.require_site(site)?;
     if uuid::Uuid::try_parse(id).is_err() {
         return Err(ApiError::not_found("conversation"));
     }
-    let conv = app.store.get_conversation(site, id).await?.ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conv = app
+        .store
+        .get_conversation(site, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
     Ok((site, conv))
 }
 
@@ -282,7 +401,9 @@ pub async fn agent_messages(
     let (after, limit) = paging(&q)?;
     let (site, _) = site_conversation(&app, &p, &site, &id).await?;
     let msgs = app.store.messages(site, &id, after, limit).await?;
-    Ok(Json(json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()}),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/messages", tag = "agent", responses((status = 201, description = "stored"), (status = 200, description = "a repeat of an earlier send"), (status = 409, description = "the conversation is closed")))]
@@ -299,7 +420,10 @@ pub async fn agent_send(
         .store
         .send(SendRequest {
             site_id: site,
-            target: SendTarget::Agent { conversation_id: id, contact_id: conv.contact_id },
+            target: SendTarget::Agent {
+                conversation_id: id,
+                contact_id: conv.contact_id,
+            },
             sender_type: SenderType::Agent,
             sender_id,
             sender_name,
@@ -312,14 +436,21 @@ pub async fn agent_send(
 }
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/close", tag = "agent", responses((status = 200, description = "the conversation")))]
-pub async fn close(State(app): State<AppState>, p: Principal, Path((site, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn close(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((site, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
     let (sender_id, name) = agent_sender(&p);
     let out = app
         .store
         .send(SendRequest {
             site_id: site,
-            target: SendTarget::Close { conversation_id: id, contact_id: conv.contact_id },
+            target: SendTarget::Close {
+                conversation_id: id,
+                contact_id: conv.contact_id,
+            },
             sender_type: SenderType::System,
             sender_id,
             sender_name: "System".to_owned(),
@@ -328,7 +459,10 @@ pub async fn close(State(app): State<AppState>, p: Principal, Path((site, id)): 
             now: now_millis(),
         })
         .await?;
-    Ok(Json(views::conversation(&out.conversation, Some(&out.message))))
+    Ok(Json(views::conversation(
+        &out.conversation,
+        Some(&out.message),
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/read", tag = "agent", responses((status = 204, description = "read marker stored")))]
@@ -338,7 +472,10 @@ pub async fn agent_read(
     Path((site, id)): Path<(String, String)>,
     ApiJson(b): ApiJson<ReadBody>,
 ) -> ApiResult<StatusCode> {
-    let seq = b.seq.filter(|s| *s >= 0).ok_or_else(|| ApiError::invalid("seq: must be a whole number ≥ 0"))?;
+    let seq = b
+        .seq
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| ApiError::invalid("seq: must be a whole number ≥ 0"))?;
     let (site, _) = site_conversation(&app, &p, &site, &id).await?;
     let (reader, _) = agent_sender(&p);
     mark_read(&app, site, &id, true, &reader, seq).await?;
@@ -346,9 +483,17 @@ pub async fn agent_read(
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}/contacts/{contactId}", tag = "agent", responses((status = 200, description = "the contact")))]
-pub async fn get_contact(State(app): State<AppState>, p: Principal, Path((site, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn get_contact(
+    State(app): State<AppState>,
+    p: Principal,
+    Path((site, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let site = site_id(&site)?;
     p.require_site(site)?;
-    let c = app.store.get_contact(site, &id).await?.ok_or_else(|| ApiError::not_found("contact"))?;
+    let c = app
+        .store
+        .get_contact(site, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contact"))?;
     Ok(Json(views::contact(&c)))
 }

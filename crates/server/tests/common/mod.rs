@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use confidant::config::{Config, Secret, ServeArgs};
 use confidant::Running;
+use confidant::config::{Config, Secret, ServeArgs};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -16,7 +16,10 @@ pub const OPERATOR: &str = "test-operator-token-0123456789";
 pub const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 pub struct TestApp {
@@ -38,14 +41,20 @@ pub fn backend() -> &'static str {
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CONFIDANT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 async fn pg_exec(sql: &str) {
     use sqlx::Connection as _;
     sqlx::any::install_default_drivers();
-    let mut c = sqlx::AnyConnection::connect(&pg_admin_url()).await.expect("connect to PostgreSQL for tests");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect("admin SQL");
+    let mut c = sqlx::AnyConnection::connect(&pg_admin_url())
+        .await
+        .expect("connect to PostgreSQL for tests");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut c)
+        .await
+        .expect("admin SQL");
 }
 
 impl TestApp {
@@ -66,12 +75,20 @@ impl TestApp {
             };
             (url, Some(name))
         } else {
-            (format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()), None)
+            (
+                format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+                None,
+            )
         };
         Self::start(dir, database_url, pg_db, f).await
     }
 
-    async fn start(dir: tempfile::TempDir, database_url: String, pg_db: Option<String>, f: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    async fn start(
+        dir: tempfile::TempDir,
+        database_url: String,
+        pg_db: Option<String>,
+        f: impl FnOnce(&mut ServeArgs),
+    ) -> TestApp {
         let mut args = ServeArgs {
             listen: "127.0.0.1:0".into(),
             database_url: Some(database_url.clone()),
@@ -90,7 +107,10 @@ impl TestApp {
         TestApp {
             base: format!("http://{addr}"),
             addr,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
             running: Some(running),
             database_url,
             dir,
@@ -150,9 +170,13 @@ impl TestApp {
     }
 
     pub async fn create_site(&self, name: &str) -> i64 {
-        let r = self.post("/api/v1/sites", Some(OPERATOR), &json!({"name": name})).await;
+        let r = self
+            .post("/api/v1/sites", Some(OPERATOR), &json!({"name": name}))
+            .await;
         assert_eq!(r.status(), 201);
-        r.json::<Value>().await.expect("site")["siteId"].as_i64().expect("siteId")
+        r.json::<Value>().await.expect("site")["siteId"]
+            .as_i64()
+            .expect("siteId")
     }
 
     /// A messenger with `security` (merged over a shared-token default that allows the
@@ -164,7 +188,13 @@ impl TestApp {
                 base.insert(k.clone(), v.clone());
             }
         }
-        let r = self.post(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR), &json!({"name": "Support", "security": sec})).await;
+        let r = self
+            .post(
+                &format!("/api/v1/sites/{site}/messengers"),
+                Some(OPERATOR),
+                &json!({"name": "Support", "security": sec}),
+            )
+            .await;
         let status = r.status();
         let body: Value = r.json().await.expect("messenger");
         assert_eq!(status, 201, "{body}");
@@ -179,7 +209,12 @@ impl TestApp {
     }
 
     pub async fn authorize(&self, site: i64, messenger: &str, jwt: &str) -> reqwest::Response {
-        self.post("/securemessage/authorize", None, &json!({"siteId": site, "messengerId": messenger, "contactJwt": jwt})).await
+        self.post(
+            "/securemessage/authorize",
+            None,
+            &json!({"siteId": site, "messengerId": messenger, "contactJwt": jwt}),
+        )
+        .await
     }
 
     /// Authorize `identity` with an HS256 token of the default secret; returns the access token.
@@ -187,7 +222,10 @@ impl TestApp {
         let jwt = hs256(SECRET, &json!({"sub": identity, "exp": now() + 600}));
         let r = self.authorize(site, messenger, &jwt).await;
         assert_eq!(r.status(), 200);
-        r.json::<Value>().await.expect("authorize")["accessToken"].as_str().expect("token").to_owned()
+        r.json::<Value>().await.expect("authorize")["accessToken"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 
     pub async fn create_agent(&self, site: i64, email: &str, role: &str) -> Value {
@@ -201,9 +239,18 @@ impl TestApp {
     /// Create an agent and log in; returns its session token.
     pub async fn agent_token(&self, site: i64, email: &str, role: &str) -> String {
         self.create_agent(site, email, role).await;
-        let r = self.post("/api/v1/auth/login", None, &json!({"siteId": site, "email": email, "password": "correct horse battery"})).await;
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &json!({"siteId": site, "email": email, "password": "correct horse battery"}),
+            )
+            .await;
         assert_eq!(r.status(), 200);
-        r.json::<Value>().await.expect("login")["token"].as_str().expect("token").to_owned()
+        r.json::<Value>().await.expect("login")["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 
     pub fn ws_url(&self, path: &str) -> String {
@@ -217,8 +264,13 @@ impl Drop for TestApp {
             // Drop the database from a thread of its own (Drop cannot await, and the test's
             // runtime is blocked here); FORCE ends the server's pooled connections.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-                rt.block_on(pg_exec(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("rt");
+                rt.block_on(pg_exec(&format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )));
             })
             .join();
         }
@@ -227,17 +279,33 @@ impl Drop for TestApp {
 
 /// Sign claims with HS256.
 pub fn hs256(secret: &str, claims: &Value) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes())).expect("sign")
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
 }
 
 /// A token from raw header and claims JSON with the given signature bytes (for attacks).
 pub fn raw_token(header: &Value, claims: &Value, sig: &[u8]) -> String {
     let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    format!("{}.{}.{}", e(header.to_string().as_bytes()), e(claims.to_string().as_bytes()), e(sig))
+    format!(
+        "{}.{}.{}",
+        e(header.to_string().as_bytes()),
+        e(claims.to_string().as_bytes()),
+        e(sig)
+    )
 }
 
 pub async fn error_code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap_or(Value::Null);
-    (status, body["error"]["code"].as_str().unwrap_or("<no error body>").to_owned())
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error body>")
+            .to_owned(),
+    )
 }

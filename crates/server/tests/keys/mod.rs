@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 
 /// The text of a fixture of `crates/identity/tests/fixtures`.
 pub fn fixture(name: &str) -> String {
-    let path = format!("{}/../identity/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../identity/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -41,7 +44,11 @@ pub fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value
 
 /// Sign with a raw header (any members an attacker likes) and an Ed25519 key pair.
 pub fn sign_ed_raw(header: &Value, claims: &Value, key: &EdKey) -> String {
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
     let sig = key.pair.sign(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
 }
@@ -54,9 +61,13 @@ pub struct EdKey {
 
 impl EdKey {
     pub fn generate() -> EdKey {
-        let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).expect("generate");
+        let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+            .expect("generate");
         let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("parse");
-        EdKey { pair, encoding: EncodingKey::from_ed_der(doc.as_ref()) }
+        EdKey {
+            pair,
+            encoding: EncodingKey::from_ed_der(doc.as_ref()),
+        }
     }
 
     /// The public JWK, with `kid`.
@@ -67,7 +78,9 @@ impl EdKey {
 
     /// The public key as an SPKI PEM (the fixed Ed25519 SPKI prefix and the 32 key bytes).
     pub fn pub_pem(&self) -> String {
-        let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        let mut der = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
         der.extend_from_slice(self.pair.public_key().as_ref());
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
         format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
@@ -105,8 +118,12 @@ impl JwksServer {
             cache_control: Mutex::new(None),
             hits: AtomicUsize::new(0),
         });
-        let router = axum::Router::new().route("/jwks.json", axum::routing::get(serve)).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let router = axum::Router::new()
+            .route("/jwks.json", axum::routing::get(serve))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}/jwks.json", listener.local_addr().expect("addr"));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -142,7 +159,10 @@ async fn serve(State(s): State<Arc<JwksState>>) -> Response {
     let status = *s.status.lock().expect("lock");
     let body = s.body.lock().expect("lock").clone();
     let mut res = (status, body).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
     let cache_control = s.cache_control.lock().expect("lock").clone();
     if let Some(v) = cache_control.and_then(|cc| HeaderValue::from_str(&cc).ok()) {
         res.headers_mut().insert(header::CACHE_CONTROL, v);
@@ -151,8 +171,17 @@ async fn serve(State(s): State<Arc<JwksState>>) -> Response {
 }
 
 /// An HS256 (or HS384/HS512) token over a raw header, for headers jsonwebtoken cannot write.
-pub fn hmac_raw(alg: &'static aws_lc_rs::hmac::Algorithm, header: &Value, claims: &Value, secret: &[u8]) -> String {
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+pub fn hmac_raw(
+    alg: &'static aws_lc_rs::hmac::Algorithm,
+    header: &Value,
+    claims: &Value,
+    secret: &[u8],
+) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
     let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(*alg, secret), input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
