@@ -79,6 +79,13 @@ class Server:
         with open(f"/proc/{self.p.pid}/status") as f:
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
+    def restart(self):
+        """Stop (keeping the data) and start again on the same database and port."""
+        self.p.send_signal(signal.SIGTERM); self.p.wait(10)
+        env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir, RUST_LOG="warn")
+        self.p = subprocess.Popen(self.p.args, env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "a"))
+        wait_port(self.port)
+
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
         try:
@@ -119,11 +126,72 @@ end
     return m, toks, res
 
 
+def seed_messages(db, conversation, n):
+    """Store n more messages in one conversation directly in SQLite (the server is stopped)."""
+    import sqlite3, uuid
+    c = sqlite3.connect(db)
+    last = c.execute("SELECT last_seq FROM conversations WHERE conversation_id = ?", (conversation,)).fetchone()[0]
+    now = int(time.time() * 1000)
+    rows = ((str(uuid.uuid4()), conversation, last + i, "contact", "seed", "Seed", f"seeded message {i}", f"seed-{i}", now)
+            for i in range(1, n + 1))
+    c.executemany("INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    c.execute("UPDATE conversations SET last_seq = ? WHERE conversation_id = ?", (last + n, conversation))
+    c.commit(); c.close()
+    return last + n
+
+
+def growth(d):
+    print("growth: 1,000,000 stored messages, 10,000 messengers:", flush=True)
+    srv = Server()
+    try:
+        m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+        jwt = hs256(SECRET, {"sub": "grow@bench.test", "exp": int(time.time()) + 3600})
+        body = authorize_body(srv, m, jwt)
+        tok = call("POST", f"{srv.base}/securemessage/authorize", json.loads(body))["accessToken"]
+        conv = call("POST", f"{srv.base}/api/v1/messenger/messages", {"clientMessageId": "first", "body": "first"}, tok)["conversationId"]
+        send = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        send.write("""counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/api/v1/messenger/messages", {["Authorization"]="Bearer %s", ["Content-Type"]="application/json"},
+    '{"clientMessageId":"' .. math.random(1, 1000000000) .. '-' .. counter .. '","body":"growth"}')
+end
+""" % tok); send.close()
+
+        def page_script(top):
+            f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+            f.write("""request = function()
+  return wrk.format("GET", "/api/v1/messenger/conversations/%s/messages?limit=50&after=" .. math.random(0, %d), {["Authorization"]="Bearer %s"})
+end
+""" % (conv, max(top - 50, 0), tok)); f.close(); return f.name
+
+        auth_lua = lua_post("/", body)
+        empty_send, _ = wrk(srv.base, send.name, d)
+        seq_now = call("GET", f"{srv.base}/api/v1/messenger/conversations", None, tok)["conversations"][0]["lastSeq"]
+        empty_page, _ = wrk(srv.base, page_script(seq_now), d)
+        empty_auth, _ = wrk(f"{srv.base}/securemessage/authorize", auth_lua, d)
+        srv.p.send_signal(signal.SIGTERM); srv.p.wait(10)
+        top = seed_messages(os.path.join(srv.dir, "bench.db"), conv, 1_000_000)
+        srv.restart()
+        for i in range(9_999):
+            call("POST", f"{srv.base}/api/v1/sites/{srv.site}/messengers", {"name": f"m{i}"}, OP)
+        full_send, _ = wrk(srv.base, send.name, d)
+        full_page, _ = wrk(srv.base, page_script(top), d)
+        full_auth, _ = wrk(f"{srv.base}/securemessage/authorize", auth_lua, d)
+        row("send, 1M messages stored", f"{full_send:.0f}", "req/s", f"{full_send / empty_send:.2f} of empty ({empty_send:.0f})")
+        row("history page of 50, 1M messages stored", f"{full_page:.0f}", "req/s", f"{full_page / empty_page:.2f} of empty ({empty_page:.0f})")
+        row("authorize HS256, 10,000 messengers", f"{full_auth:.0f}", "req/s", f"{full_auth / empty_auth:.2f} of one ({empty_auth:.0f})")
+    finally:
+        srv.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--no-synapse", action="store_true")
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-growth", action="store_true")
     a = ap.parse_args()
     d = a.duration
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -206,6 +274,9 @@ end
         row(f"{n} idle WebSockets ({line})", f"{(after - before) * 1024 / n / 1000:.1f}", "KB each", f"RSS {before // 1024} -> {after // 1024} MiB")
     finally:
         srv.stop()
+
+    if not a.no_growth:
+        growth(min(d, 5))
 
     pg_send = None
     if not a.no_postgres:

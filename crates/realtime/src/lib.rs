@@ -54,6 +54,12 @@ pub enum Control {
     SessionEnded { token_hash: String },
     /// A messenger's Security settings changed.
     MessengerChanged { messenger_id: String },
+    /// A contact's attributes changed: drop cached copies.
+    ContactChanged {
+        site_id: i64,
+        identity: String,
+        contact_id: String,
+    },
 }
 
 pub enum Recv {

@@ -41,6 +41,19 @@ impl CachedMessenger {
 /// the delay when the bus is down (CONTRACT §5: within 2 seconds).
 const MESSENGER_RECHECK: Duration = Duration::from_millis(1000);
 
+/// How long a cached contact is trusted without a bus notice (the bus normally makes changes
+/// visible at once; this bounds staleness when it is down).
+const CONTACT_CACHE_TTL: Duration = Duration::from_secs(5);
+const MAX_CACHED_CONTACTS: usize = 200_000;
+
+fn display_name(c: &confidant_store::ContactRow) -> String {
+    c.attributes
+        .0
+        .get("name")
+        .cloned()
+        .unwrap_or_else(|| c.identity.clone())
+}
+
 pub struct App {
     pub config: Config,
     pub store: Store,
@@ -56,6 +69,11 @@ pub struct App {
     /// Access tokens already verified, by their exact text: a contact presents the same token
     /// on every call, and its signature check (Ed25519, ~45 µs) need not run each time.
     verified_tokens: DashMap<String, confidant_identity::AccessClaims>,
+    /// Contacts by (site, identity), so that a returning contact's authorize reads nothing.
+    /// Changes here update it; changes elsewhere arrive over the bus; entries also age out.
+    contacts: DashMap<(i64, String), (confidant_store::ContactRow, Instant)>,
+    /// Contacts' display names by contact id (the sender name of their messages).
+    contact_names: DashMap<String, (String, Instant)>,
     /// Messengers by id, with when their version was last checked.
     messengers: DashMap<String, (Arc<CachedMessenger>, Instant)>,
 }
@@ -119,6 +137,8 @@ impl App {
             demo: std::sync::OnceLock::new(),
             messengers: DashMap::new(),
             verified_tokens: DashMap::new(),
+            contacts: DashMap::new(),
+            contact_names: DashMap::new(),
         });
         app.spawn_control_listener();
         Ok(app)
@@ -136,9 +156,19 @@ impl App {
                     Ok(Control::MessengerChanged { messenger_id }) => {
                         app.messengers.remove(&messenger_id);
                     }
+                    Ok(Control::ContactChanged {
+                        site_id,
+                        identity,
+                        contact_id,
+                    }) => {
+                        app.contacts.remove(&(site_id, identity));
+                        app.contact_names.remove(&contact_id);
+                    }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        app.messengers.clear()
+                        app.messengers.clear();
+                        app.contacts.clear();
+                        app.contact_names.clear();
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }
@@ -206,6 +236,63 @@ impl App {
         self.verified_tokens
             .insert(token.to_owned(), claims.clone());
         Some(claims)
+    }
+
+    /// The contact `(site, identity)`, from the cache while it is fresh.
+    pub async fn contact(
+        &self,
+        site: SiteId,
+        identity: &str,
+    ) -> ApiResult<Option<confidant_store::ContactRow>> {
+        let key = (site.0, identity.to_owned());
+        if let Some(hit) = self.contacts.get(&key)
+            && hit.1.elapsed() < CONTACT_CACHE_TTL
+        {
+            return Ok(Some(hit.0.clone()));
+        }
+        let found = self.store.find_contact(site, identity).await?;
+        if let Some(c) = &found {
+            self.cache_contact(c);
+        }
+        Ok(found)
+    }
+
+    /// A contact's display name: its `name` attribute, else its identity.
+    pub async fn contact_name(&self, site: SiteId, contact_id: &str) -> ApiResult<Option<String>> {
+        if let Some(hit) = self.contact_names.get(contact_id)
+            && hit.1.elapsed() < CONTACT_CACHE_TTL
+        {
+            return Ok(Some(hit.0.clone()));
+        }
+        let Some(c) = self.store.get_contact(site, contact_id).await? else {
+            return Ok(None);
+        };
+        self.cache_contact(&c);
+        Ok(Some(display_name(&c)))
+    }
+
+    fn cache_contact(&self, c: &confidant_store::ContactRow) {
+        if self.contacts.len() >= MAX_CACHED_CONTACTS {
+            self.contacts.clear();
+            self.contact_names.clear();
+        }
+        let now = Instant::now();
+        self.contact_names
+            .insert(c.contact_id.clone(), (display_name(c), now));
+        self.contacts
+            .insert((c.site_id.0, c.identity.clone()), (c.clone(), now));
+    }
+
+    /// A contact was created or changed here: cache it, and tell the other processes.
+    pub fn contact_stored(&self, c: &confidant_store::ContactRow, changed: bool) {
+        self.cache_contact(c);
+        if changed {
+            self.hub.publish_control(Control::ContactChanged {
+                site_id: c.site_id.0,
+                identity: c.identity.clone(),
+                contact_id: c.contact_id.clone(),
+            });
+        }
     }
 
     /// A messenger's settings changed here: forget it now, and tell the other processes.

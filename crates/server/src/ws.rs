@@ -79,8 +79,7 @@ pub async fn contact_ws(
             Err(e) => return e.into_response(),
         }
     }
-    ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin))
+    sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin))
 }
 
 pub async fn agent_ws(
@@ -95,8 +94,17 @@ pub async fn agent_ws(
     {
         return ApiError::origin_not_allowed().into_response();
     }
+    sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin))
+}
+
+/// Frame limits and buffers. tungstenite's default 128 KiB read buffer per socket would make
+/// idle sockets cost >100 KB each; frames here are small JSON, so 4 KiB buffers suffice
+/// (larger frames still work, the buffer grows).
+fn sized(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin))
+        .max_frame_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {

@@ -101,7 +101,8 @@ impl Store {
                             // synchronous=FULL: a send is acknowledged only once it survives a crash.
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;",
                             )
                             .await?;
                         }
@@ -136,7 +137,7 @@ impl Store {
             Backend::Postgres => write.clone(),
         };
         let shards = if backend == Backend::Sqlite { 1 } else { 4 };
-        let sends = writer::SendWriter::start(write.clone(), shards);
+        let sends = writer::SendWriter::start(write.clone(), shards, backend == Backend::Sqlite);
         Ok(Store {
             read,
             write,

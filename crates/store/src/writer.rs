@@ -32,14 +32,20 @@ pub(crate) struct SendWriter {
 }
 
 impl SendWriter {
-    pub(crate) fn start(pool: AnyPool, shards: usize) -> Self {
+    /// `single_writer`: the database has one writer (SQLite), so batches need no savepoints.
+    pub(crate) fn start(pool: AnyPool, shards: usize, single_writer: bool) -> Self {
         let mut senders = Vec::with_capacity(shards);
         let mut tasks = Vec::with_capacity(shards);
         let hook = std::sync::Arc::new(std::sync::OnceLock::new());
         for _ in 0..shards {
             let (tx, rx) = mpsc::channel(QUEUE);
             senders.push(tx);
-            tasks.push(tokio::spawn(run(pool.clone(), rx, hook.clone())));
+            tasks.push(tokio::spawn(run(
+                pool.clone(),
+                rx,
+                hook.clone(),
+                single_writer,
+            )));
         }
         Self {
             shards: senders,
@@ -87,6 +93,7 @@ async fn run(
     pool: AnyPool,
     mut rx: mpsc::Receiver<Job>,
     hook: std::sync::Arc<std::sync::OnceLock<CommitHook>>,
+    single_writer: bool,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -98,7 +105,7 @@ async fn run(
             }
         }
         metrics::histogram!("confidant_send_batch_size").record(batch.len() as f64);
-        let results = store_batch(&pool, &batch).await;
+        let results = store_batch(&pool, &batch, single_writer).await;
         for ((_, reply), result) in batch.drain(..).zip(results) {
             if let (Ok(out), Some(hook)) = (&result, hook.get())
                 && out.created
@@ -111,14 +118,57 @@ async fn run(
 }
 
 /// Store every job of the batch in one transaction; one result per job, in order.
-async fn store_batch(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> {
+async fn store_batch(
+    pool: &AnyPool,
+    batch: &[Job],
+    single_writer: bool,
+) -> Vec<Result<SendOutcome>> {
+    if !single_writer {
+        return store_batch_savepoints(pool, batch).await;
+    }
+    match store_batch_plain(pool, batch).await {
+        Ok(results) => results,
+        Err(e) => {
+            // Something failed after a write: nothing of the batch was committed. Store the
+            // sends one by one so that the failure stays with the send that caused it.
+            tracing::warn!(error = %e, jobs = batch.len(), "send batch failed; retrying its sends one by one");
+            let mut results = Vec::with_capacity(batch.len());
+            for job in batch {
+                results.extend(store_batch_savepoints(pool, std::slice::from_ref(job)).await);
+            }
+            results
+        }
+    }
+}
+
+/// One writer (SQLite): the whole batch in one transaction without savepoints. A send refused
+/// before it wrote anything (not found, closed) fails alone; a database error fails the batch.
+async fn store_batch_plain(
+    pool: &AnyPool,
+    batch: &[Job],
+) -> Result<Vec<Result<SendOutcome>>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (req, _) in batch {
+        match store_one(&mut tx, req, false).await {
+            Err(StoreError::Db(e)) => return Err(e),
+            other => results.push(other),
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Several writers (PostgreSQL): a savepoint per send, so one failure fails alone.
+async fn store_batch_savepoints(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> {
     let attempt = async {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let mut results = Vec::with_capacity(batch.len());
         for (req, _) in batch {
             let mut sp = tx.begin().await?;
-            match store_one(&mut sp, req).await {
+            match store_one(&mut sp, req, true).await {
                 Ok(out) => {
                     sp.commit().await?;
                     results.push(Ok(out));
@@ -158,7 +208,14 @@ async fn store_batch(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> 
     }
 }
 
-async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOutcome> {
+/// `locked` is true when other writers may race (PostgreSQL): idempotency is then checked
+/// again after the conversation row is locked. With one writer (SQLite) the check before the
+/// write is enough, and a batch needs no savepoints.
+async fn store_one(
+    conn: &mut AnyConnection,
+    req: &SendRequest,
+    locked: bool,
+) -> Result<SendOutcome> {
     let site = req.site_id.0;
     match &req.target {
         SendTarget::Contact {
@@ -185,13 +242,13 @@ async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOu
                     });
                 }
                 if named.open {
-                    return append(conn, req, named, false).await;
+                    return append(conn, req, named, false, locked).await;
                 }
                 // A closed conversation: the send goes to the contact's open one, or a new one.
             }
             let (conv, opened) =
                 open_conversation(conn, req, messenger_id, contact_id, *preview).await?;
-            append(conn, req, conv, opened).await
+            append(conn, req, conv, opened, locked).await
         }
         SendTarget::Agent {
             conversation_id, ..
@@ -210,7 +267,7 @@ async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOu
             if !conv.open {
                 return Err(StoreError::Closed);
             }
-            append(conn, req, conv, false).await
+            append(conn, req, conv, false, locked).await
         }
         SendTarget::Close {
             conversation_id, ..
@@ -235,7 +292,7 @@ async fn store_one(conn: &mut AnyConnection, req: &SendRequest) -> Result<SendOu
                     opened: false,
                 });
             }
-            let out = append(conn, req, conv, false).await?;
+            let out = append(conn, req, conv, false, locked).await?;
             let row = sqlx::query(concat!("UPDATE conversations SET status = 'closed' WHERE conversation_id = $1 AND site_id = $2 RETURNING ", conv_cols!()))
             .bind(conversation_id)
             .bind(site)
@@ -342,14 +399,23 @@ async fn append(
     req: &SendRequest,
     conv: ConversationRow,
     opened: bool,
+    locked: bool,
 ) -> Result<SendOutcome> {
+    if !locked && let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await? {
+        return Ok(SendOutcome {
+            message: m,
+            conversation: conv,
+            created: false,
+            opened: false,
+        });
+    }
     let row = sqlx::query(concat!("UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE conversation_id = $1 RETURNING ", conv_cols!()))
     .bind(&conv.conversation_id)
     .bind(req.now)
     .fetch_one(&mut *conn)
     .await?;
     let next = conversation(&row)?;
-    if let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await? {
+    if locked && let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await? {
         // Another process stored it while we waited for the lock; our seq is rolled back
         // with the savepoint.
         return Err(StoreError::Duplicate(Box::new((m, conv))));

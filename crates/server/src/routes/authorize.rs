@@ -100,14 +100,19 @@ pub async fn exchange(
 
     let update = ContactAttributes::from_claims(&verified.claims);
     let now = now_millis();
-    let known = app.store.find_contact(site, &verified.identity).await?;
+    let known = app.contact(site, &verified.identity).await?;
     let contact = match known {
-        // A returning contact whose attributes did not change costs no write.
+        // A returning contact whose attributes did not change costs no write (and, cached,
+        // no read).
         Some(c) if c.attributes.merged(&update).is_none() => c,
         known => {
-            app.store
+            let changed = known.is_some();
+            let c = app
+                .store
                 .upsert_contact(site, &verified.identity, &update, known, now)
-                .await?
+                .await?;
+            app.contact_stored(&c, changed);
+            c
         }
     };
     let (access_token, claims) = app.access.sign(

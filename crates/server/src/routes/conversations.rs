@@ -206,12 +206,9 @@ pub async fn contact_send(
 
 /// The name shown for a contact: its `name` attribute, else its identity.
 pub(crate) async fn contact_name(app: &App, site: SiteId, contact_id: &str) -> ApiResult<String> {
-    let c = app
-        .store
-        .get_contact(site, contact_id)
+    app.contact_name(site, contact_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("the contact no longer exists"))?;
-    Ok(c.attributes.0.get("name").cloned().unwrap_or(c.identity))
+        .ok_or_else(|| ApiError::unauthorized("the contact no longer exists"))
 }
 
 /// The contact's own conversation (in the token's messenger), or 404.
