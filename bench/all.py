@@ -58,19 +58,23 @@ def lua_post(path, body_json, headers=None):
 
 
 class Server:
-    def __init__(self, db="sqlite", ulimit=False):
+    def __init__(self, db="sqlite", ulimit=False, bus=None, peer_of=None):
         self.dir = tempfile.mkdtemp(prefix="confidant-bench-")
         self.port = free_port()
         url = f"sqlite://{self.dir}/bench.db?mode=rwc"
-        if db == "postgres":
+        if peer_of is not None:
+            url = peer_of.url
+        elif db == "postgres":
             subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "DROP DATABASE IF EXISTS confidant_bench WITH (FORCE)", "-c", "CREATE DATABASE confidant_bench"], check=True, capture_output=True)
             url = "postgres://postgres@127.0.0.1:5432/confidant_bench"
+        self.url = url
         env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir, RUST_LOG="warn")
-        self.p = subprocess.Popen([os.path.join(REL, "confidant"), "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off"],
+        extra = (["--bus-url", bus] if bus else []) + (["--public-url", peer_of.base] if peer_of else [])
+        self.p = subprocess.Popen([os.path.join(REL, "confidant"), "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off", *extra],
                                   env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
         wait_port(self.port)
         self.base = f"http://127.0.0.1:{self.port}"
-        self.site = call("POST", f"{self.base}/api/v1/sites", {"name": "bench"}, OP)["siteId"]
+        self.site = peer_of.site if peer_of else call("POST", f"{self.base}/api/v1/sites", {"name": "bench"}, OP)["siteId"]
 
     def messenger(self, validation):
         return call("POST", f"{self.base}/api/v1/sites/{self.site}/messengers", {"name": "bench", "security": {"validation": validation}}, OP)["messengerId"]
@@ -186,6 +190,40 @@ end
         srv.stop()
 
 
+def two_nodes(d):
+    """Sends on PostgreSQL through one node, then through two nodes sharing the database and a
+    NATS bus; the same load script (200 contacts), the same 16 connections in total."""
+    print("scale-out: one node vs two nodes on PostgreSQL + NATS:", flush=True)
+    nport = free_port()
+    nats = subprocess.Popen(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(nport)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(nport)
+    a = Server("postgres", bus=f"nats://127.0.0.1:{nport}")
+    b = Server("postgres", bus=f"nats://127.0.0.1:{nport}", peer_of=a)
+    try:
+        m = a.messenger({"method": "sharedToken", "sharedToken": SECRET})
+        toks = []
+        for i in range(200):
+            j = hs256(SECRET, {"sub": f"n{i}@bench.test", "exp": int(time.time()) + 3600})
+            toks.append(call("POST", f"{a.base}/securemessage/authorize", {"siteId": a.site, "messengerId": m, "contactJwt": j})["accessToken"])
+        f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        f.write("""counter = 0
+tokens = {%s}
+request = function()
+  counter = counter + 1
+  local t = tokens[math.random(1, #tokens)]
+  local body = '{"clientMessageId":"' .. math.random(1, 1000000000) .. '-' .. counter .. '","body":"hello from the benchmark"}'
+  return wrk.format("POST", "/api/v1/messenger/messages", {["Authorization"]="Bearer " .. t, ["Content-Type"]="application/json"}, body)
+end
+""" % ",".join(f'"{t}"' for t in toks)); f.close()
+        one, _ = wrk(a.base, f.name, d)
+        procs = [subprocess.Popen(["wrk", "-t1", "-c8", f"-d{d}s", "-s", f.name, n.base], stdout=subprocess.PIPE, text=True) for n in (a, b)]
+        total = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", p.communicate()[0]).group(1)) for p in procs)
+        row("send PostgreSQL, 1 node, 200 conversations", f"{one:.0f}", "req/s", "1.00")
+        row("send PostgreSQL, 2 nodes, 200 conversations", f"{total:.0f}", "req/s", f"{total / one:.2f} of 1 node")
+    finally:
+        b.stop(); a.stop(); nats.terminate(); nats.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -288,6 +326,9 @@ end
             pg_send = res["one conversation"][0]
         finally:
             srv.stop()
+
+    if not a.no_postgres and os.path.exists("/usr/sbin/nats-server"):
+        two_nodes(d)
 
     if not a.no_synapse:
         print("Matrix Synapse, same machine, same wrk settings:", flush=True)
