@@ -190,6 +190,51 @@ end
         srv.stop()
 
 
+def jwks_rotation(srv, d):
+    """Authorize against a JWKS messenger while the business rotates its key: the set gains a
+    new kid at a third of the run, and tokens switch to it at two thirds. No request may fail."""
+    import base64, http.server, threading
+    pem = floor_cmd("pem", "EdDSA")
+    der = base64.b64decode("".join(l for l in pem.splitlines() if "-----" not in l))
+    x = base64.urlsafe_b64encode(der[-32:]).rstrip(b"=").decode()
+    jwk = lambda kid: {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig"}
+    state = {"keys": [jwk("k1")], "hits": 0}
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            state["hits"] += 1
+            body = json.dumps({"keys": state["keys"]}).encode()
+            self.send_response(200); self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "max-age=300"); self.send_header("Content-Length", str(len(body)))
+            self.end_headers(); self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        m = srv.messenger({"method": "jwks", "jwksUrl": f"http://127.0.0.1:{httpd.server_port}/jwks.json"})
+        t1 = floor_cmd("token-kid", "EdDSA", "rot@bench.test", "k1").strip()
+        t2 = floor_cmd("token-kid", "EdDSA", "rot@bench.test", "k2").strip()
+        call("POST", f"{srv.base}/securemessage/authorize", json.loads(authorize_body(srv, m, t1)))
+        switch_at = int(time.time()) + 2 * d // 3 + 1
+        f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        f.write("""b1 = [[%s]]
+b2 = [[%s]]
+request = function()
+  local body = b1
+  if os.time() >= %d then body = b2 end
+  return wrk.format("POST", "/securemessage/authorize", {["Content-Type"]="application/json"}, body)
+end
+""" % (authorize_body(srv, m, t1), authorize_body(srv, m, t2), switch_at)); f.close()
+        threading.Timer(d / 3, lambda: state.update(keys=[jwk("k1"), jwk("k2")])).start()
+        rps, note = wrk(f"{srv.base}/securemessage/authorize", f.name, d)
+        row("authorize EdDSA via JWKS during a key rotation", f"{rps:.0f}", "req/s", f"JWKS fetches: {state['hits']}", note or "no errors")
+    finally:
+        httpd.shutdown()
+
+
 def two_nodes(d):
     """Sends on PostgreSQL through one node, then through two nodes sharing the database and a
     NATS bus; the same load script (200 contacts), the same 16 connections in total."""
@@ -287,6 +332,8 @@ end
         f.close()
         n_rps, n_note = wrk(f"{srv.base}/securemessage/authorize", f.name, min(d, 5))
         row("authorize HS256, new contact", f"{n_rps:.0f}", "req/s", f"{n_rps / auth['HS256']:.2f} of returning", n_note)
+
+        jwks_rotation(srv, d)
 
         print("durable sends (acknowledged after commit), SQLite:", flush=True)
         m, toks, res = sends(srv, "sqlite", d)

@@ -4,6 +4,7 @@
 //!
 //! `confidant-floor serve ALG PORT` serves `POST /authorize`;
 //! `confidant-floor token ALG SUB` prints a Contact JWT signed with the fixture key of ALG;
+//! `confidant-floor token-kid ALG SUB KID` the same with a `kid` header;
 //! `confidant-floor pem ALG` prints the public key PEM (for Confidant's Security tab);
 //! `confidant-floor raw ALG` prints raw verifications per second on one core.
 
@@ -127,6 +128,14 @@ fn main() {
     };
     match arg(1) {
         "token" => println!("{}", token(alg(arg(2)), arg(3))),
+        // A token whose header names a key id (for the JWKS rotation run).
+        "token-kid" => {
+            let a = alg(arg(2));
+            let mut h = Header::new(a);
+            h.kid = Some(arg(4).to_owned());
+            let claims = json!({"sub": arg(3), "exp": now() + 3600, "iat": now()});
+            println!("{}", ok(jsonwebtoken::encode(&h, &claims, &keys(a).0)));
+        }
         "pem" => print!("{}", keys(alg(arg(2))).2),
         "raw" => {
             let a = alg(arg(2));
