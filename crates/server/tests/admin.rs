@@ -11,18 +11,6 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
 
-async fn answer(r: reqwest::Response) -> (u16, String, Value) {
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-    let code = body["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (status, code, body)
-}
-
 async fn login(app: &TestApp, site: Value, email: &str, password: &str) -> reqwest::Response {
     app.post(
         "/api/v1/auth/login",

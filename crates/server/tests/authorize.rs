@@ -11,19 +11,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use keys::*;
 use serde_json::{Value, json};
 
-/// Status, error code (or "" on success) and body.
-async fn answer(r: reqwest::Response) -> (u16, String, Value) {
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-    let code = body["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (status, code, body)
-}
-
 async fn expect_code(
     app: &TestApp,
     site: i64,

@@ -309,3 +309,16 @@ pub async fn error_code(r: reqwest::Response) -> (u16, String) {
             .to_owned(),
     )
 }
+
+/// Status, error code (or "" on success) and body; panics on a body that is not JSON.
+pub async fn answer(r: reqwest::Response) -> (u16, String, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, code, body)
+}
