@@ -107,13 +107,11 @@ def authorize_body(srv, messenger, jwt):
     return json.dumps({"siteId": srv.site, "messengerId": messenger, "contactJwt": jwt})
 
 
-def sends(srv, label, d, contacts=200):
-    m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
-    toks = []
-    for i in range(contacts):
-        j = hs256(SECRET, {"sub": f"s{i}@bench.test", "exp": int(time.time()) + 3600})
-        toks.append(call("POST", f"{srv.base}/securemessage/authorize", {"siteId": srv.site, "messengerId": m, "contactJwt": j})["accessToken"])
-    script = """counter = 0
+def send_script(tokens):
+    """A wrk script: durable sends by contacts picked at random from `tokens`, each with a
+    fresh clientMessageId."""
+    f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    f.write("""counter = 0
 tokens = {%s}
 request = function()
   counter = counter + 1
@@ -121,12 +119,20 @@ request = function()
   local body = '{"clientMessageId":"' .. math.random(1, 1000000000) .. '-' .. counter .. '","body":"hello from the benchmark"}'
   return wrk.format("POST", "/api/v1/messenger/messages", {["Authorization"]="Bearer " .. t, ["Content-Type"]="application/json"}, body)
 end
-"""
+""" % ",".join(f'"{t}"' for t in tokens))
+    f.close()
+    return f.name
+
+
+def sends(srv, label, d, contacts=200):
+    m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+    toks = []
+    for i in range(contacts):
+        j = hs256(SECRET, {"sub": f"s{i}@bench.test", "exp": int(time.time()) + 3600})
+        toks.append(call("POST", f"{srv.base}/securemessage/authorize", {"siteId": srv.site, "messengerId": m, "contactJwt": j})["accessToken"])
     res = {}
     for name, tl in (("one conversation", toks[:1]), (f"{contacts} conversations", toks)):
-        f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        f.write(script % ",".join(f'"{t}"' for t in tl)); f.close()
-        res[name] = wrk(srv.base, f.name, d)
+        res[name] = wrk(srv.base, send_script(tl), d)
     return m, toks, res
 
 
@@ -154,14 +160,7 @@ def growth(d):
         body = authorize_body(srv, m, jwt)
         tok = call("POST", f"{srv.base}/securemessage/authorize", json.loads(body))["accessToken"]
         conv = call("POST", f"{srv.base}/api/v1/messenger/messages", {"clientMessageId": "first", "body": "first"}, tok)["conversationId"]
-        send = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        send.write("""counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("POST", "/api/v1/messenger/messages", {["Authorization"]="Bearer %s", ["Content-Type"]="application/json"},
-    '{"clientMessageId":"' .. math.random(1, 1000000000) .. '-' .. counter .. '","body":"growth"}')
-end
-""" % tok); send.close()
+        send = send_script([tok])
 
         def page_script(top):
             f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
@@ -171,7 +170,7 @@ end
 """ % (conv, max(top - 50, 0), tok)); f.close(); return f.name
 
         auth_lua = lua_post("/", body)
-        empty_send, _ = wrk(srv.base, send.name, d)
+        empty_send, _ = wrk(srv.base, send, d)
         seq_now = call("GET", f"{srv.base}/api/v1/messenger/conversations", None, tok)["conversations"][0]["lastSeq"]
         empty_page, _ = wrk(srv.base, page_script(seq_now), d)
         empty_auth, _ = wrk(f"{srv.base}/securemessage/authorize", auth_lua, d)
@@ -180,7 +179,7 @@ end
         srv.restart()
         for i in range(9_999):
             call("POST", f"{srv.base}/api/v1/sites/{srv.site}/messengers", {"name": f"m{i}"}, OP)
-        full_send, _ = wrk(srv.base, send.name, d)
+        full_send, _ = wrk(srv.base, send, d)
         full_page, _ = wrk(srv.base, page_script(top), d)
         full_auth, _ = wrk(f"{srv.base}/securemessage/authorize", auth_lua, d)
         row("send, 1M messages stored", f"{full_send:.0f}", "req/s", f"{full_send / empty_send:.2f} of empty ({empty_send:.0f})")
@@ -250,18 +249,9 @@ def two_nodes(d):
         for i in range(200):
             j = hs256(SECRET, {"sub": f"n{i}@bench.test", "exp": int(time.time()) + 3600})
             toks.append(call("POST", f"{a.base}/securemessage/authorize", {"siteId": a.site, "messengerId": m, "contactJwt": j})["accessToken"])
-        f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        f.write("""counter = 0
-tokens = {%s}
-request = function()
-  counter = counter + 1
-  local t = tokens[math.random(1, #tokens)]
-  local body = '{"clientMessageId":"' .. math.random(1, 1000000000) .. '-' .. counter .. '","body":"hello from the benchmark"}'
-  return wrk.format("POST", "/api/v1/messenger/messages", {["Authorization"]="Bearer " .. t, ["Content-Type"]="application/json"}, body)
-end
-""" % ",".join(f'"{t}"' for t in toks)); f.close()
-        one, _ = wrk(a.base, f.name, d)
-        procs = [subprocess.Popen(["wrk", "-t1", "-c8", f"-d{d}s", "-s", f.name, n.base], stdout=subprocess.PIPE, text=True) for n in (a, b)]
+        script = send_script(toks)
+        one, _ = wrk(a.base, script, d)
+        procs = [subprocess.Popen(["wrk", "-t1", "-c8", f"-d{d}s", "-s", script, n.base], stdout=subprocess.PIPE, text=True) for n in (a, b)]
         total = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", p.communicate()[0]).group(1)) for p in procs)
         row("send PostgreSQL, 1 node, 200 conversations", f"{one:.0f}", "req/s", "1.00")
         row("send PostgreSQL, 2 nodes, 200 conversations", f"{total:.0f}", "req/s", f"{total / one:.2f} of 1 node")

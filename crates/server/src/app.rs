@@ -372,30 +372,34 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 /// signed has expired.
 pub const KEY_ROTATION_SECS: i64 = 30 * 86_400;
 
-async fn load_signing_keys(store: &Store, config: &Config) -> anyhow::Result<AccessTokens> {
+/// The key ring as the store has it, after creating the first key or rotating an old one when
+/// due. Every process runs this at start and every 30 seconds.
+async fn current_signing_keys(store: &Store, ttl: i64) -> anyhow::Result<Vec<StoredSigningKey>> {
     let now = now_secs();
-    let mut keys = store.signing_keys().await?;
+    let keys = store.signing_keys().await?;
     let newest_active = keys
         .iter()
         .filter(|k| k.retired_at.is_none())
         .map(|k| k.created_at)
         .max();
-    match newest_active {
+    let keys = match newest_active {
         None => {
-            let k = AccessTokens::generate_key(now);
-            store.ensure_signing_key(&to_row(&k)).await?;
-            keys = store.signing_keys().await?;
+            store
+                .ensure_signing_key(&to_row(&AccessTokens::generate_key(now)))
+                .await?;
+            store.signing_keys().await?
         }
         Some(created) if now - created > KEY_ROTATION_SECS => {
             let k = AccessTokens::generate_key(now);
             store
-                .rotate_signing_key(&to_row(&k), now, now - config.access_token_ttl - 300)
+                .rotate_signing_key(&to_row(&k), now, retired_keys_end(now, ttl))
                 .await?;
-            keys = store.signing_keys().await?;
+            tracing::info!(kid = %k.kid, "rotated the access-token signing key");
+            store.signing_keys().await?
         }
-        Some(_) => {}
-    }
-    let stored = keys
+        Some(_) => keys,
+    };
+    Ok(keys
         .into_iter()
         .map(|k| StoredSigningKey {
             kid: k.kid,
@@ -403,8 +407,17 @@ async fn load_signing_keys(store: &Store, config: &Config) -> anyhow::Result<Acc
             created_at: k.created_at,
             retired_at: k.retired_at,
         })
-        .collect();
-    AccessTokens::new(config.public_url.clone(), config.access_token_ttl, stored)
+        .collect())
+}
+
+/// Keys retired before this moment signed only tokens that have expired (with 5 minutes' margin).
+fn retired_keys_end(now: i64, ttl: i64) -> i64 {
+    now - ttl - 300
+}
+
+async fn load_signing_keys(store: &Store, config: &Config) -> anyhow::Result<AccessTokens> {
+    let keys = current_signing_keys(store, config.access_token_ttl).await?;
+    AccessTokens::new(config.public_url.clone(), config.access_token_ttl, keys)
         .context("stored signing keys do not load")
 }
 
@@ -415,22 +428,6 @@ pub fn to_row(k: &StoredSigningKey) -> confidant_store::SigningKeyRow {
         created_at: k.created_at,
         retired_at: k.retired_at,
     }
-}
-
-/// Reload the key ring from the store (after a rotation by any process).
-pub async fn reload_signing_keys(app: &App) -> anyhow::Result<()> {
-    let keys = app.store.signing_keys().await?;
-    let stored = keys
-        .into_iter()
-        .map(|k| StoredSigningKey {
-            kid: k.kid,
-            pkcs8_der: k.pkcs8,
-            created_at: k.created_at,
-            retired_at: k.retired_at,
-        })
-        .collect();
-    app.access.set_keys(stored)?;
-    Ok(())
 }
 
 /// Keep the key ring current: rotate when the active key is 30 days old, and pick up keys that
@@ -451,22 +448,9 @@ pub fn spawn_key_rotation(app: &Arc<App>) {
 }
 
 async fn rotate_if_due(app: &App) -> anyhow::Result<()> {
-    let now = now_secs();
-    let keys = app.store.signing_keys().await?;
-    let newest = keys
-        .iter()
-        .filter(|k| k.retired_at.is_none())
-        .map(|k| k.created_at)
-        .max()
-        .unwrap_or(0);
-    if now - newest > KEY_ROTATION_SECS {
-        let k = AccessTokens::generate_key(now);
-        app.store
-            .rotate_signing_key(&to_row(&k), now, now - app.config.access_token_ttl - 300)
-            .await?;
-        tracing::info!(kid = %k.kid, "rotated the access-token signing key");
-    }
-    reload_signing_keys(app).await
+    let keys = current_signing_keys(&app.store, app.config.access_token_ttl).await?;
+    app.access.set_keys(keys)?;
+    Ok(())
 }
 
 /// `confidant rotate-keys`: a new signing key now; the old one stays published until every
@@ -476,7 +460,11 @@ pub async fn rotate_keys(config: &Config) -> anyhow::Result<String> {
     let now = now_secs();
     let k = AccessTokens::generate_key(now);
     store
-        .rotate_signing_key(&to_row(&k), now, now - config.access_token_ttl - 300)
+        .rotate_signing_key(
+            &to_row(&k),
+            now,
+            retired_keys_end(now, config.access_token_ttl),
+        )
         .await?;
     store.close().await;
     Ok(k.kid)

@@ -51,6 +51,11 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// An agent's token: the bearer token, else the session cookie.
+pub fn agent_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| session_cookie(headers))
+}
+
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
@@ -93,7 +98,12 @@ pub fn check_contact_origin(
 #[derive(Debug, Clone)]
 pub enum Principal {
     Operator,
-    Agent { agent: AgentRow, token_hash: String },
+    Agent {
+        agent: AgentRow,
+        token_hash: String,
+        /// When the session ends (Unix ms).
+        expires_at: i64,
+    },
 }
 
 impl Principal {
@@ -139,6 +149,7 @@ pub async fn authenticate(app: &App, token: &str) -> ApiResult<Principal> {
         Some(s) => Ok(Principal::Agent {
             agent: s.agent,
             token_hash: hash,
+            expires_at: s.expires_at,
         }),
         None => Err(ApiError::unauthorized(
             "the session is invalid or has ended",
@@ -151,8 +162,7 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         check_own_origin(state, &parts.headers)?;
-        let token = bearer(&parts.headers)
-            .or_else(|| session_cookie(&parts.headers))
+        let token = agent_token(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("missing bearer token or session"))?;
         authenticate(state, token).await
     }

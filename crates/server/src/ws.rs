@@ -151,24 +151,19 @@ async fn authenticate_frame(
             })
         }
         Side::Agent => match authenticate(app, token).await {
-            Ok(Principal::Agent { agent, token_hash }) => {
-                let expires = app
-                    .store
-                    .get_session(&token_hash, now_millis())
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|s| s.expires_at / 1000);
-                Ok(Authed {
-                    expires_at: expires,
-                    who: Who::Agent {
-                        site: Some(agent.site_id),
-                        id: agent.agent_id,
-                        name: agent.name,
-                        token_hash: Some(token_hash),
-                    },
-                })
-            }
+            Ok(Principal::Agent {
+                agent,
+                token_hash,
+                expires_at,
+            }) => Ok(Authed {
+                expires_at: Some(expires_at / 1000),
+                who: Who::Agent {
+                    site: Some(agent.site_id),
+                    id: agent.agent_id,
+                    name: agent.name,
+                    token_hash: Some(token_hash),
+                },
+            }),
             Ok(Principal::Operator) => Ok(Authed {
                 expires_at: None,
                 who: Who::Agent {

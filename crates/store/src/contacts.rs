@@ -6,16 +6,40 @@ use sqlx::any::AnyRow;
 
 use crate::{ContactRow, Result, Store, StoreError};
 
+/// Column names of a contact row: as selected from `contacts`, and as `k_*` in joins.
+pub(crate) const COLUMNS: [&str; 6] = [
+    "contact_id",
+    "site_id",
+    "identity",
+    "attributes",
+    "created_at",
+    "updated_at",
+];
+pub(crate) const JOINED_COLUMNS: [&str; 6] = [
+    "k_contact_id",
+    "k_site_id",
+    "k_identity",
+    "k_attributes",
+    "k_created_at",
+    "k_updated_at",
+];
+
 pub(crate) fn contact(r: &AnyRow) -> Result<ContactRow> {
-    let attrs: String = r.try_get("attributes")?;
+    contact_named(r, &COLUMNS)
+}
+
+/// A contact from a row whose columns have the names `names` (in `COLUMNS` order).
+pub(crate) fn contact_named(r: &AnyRow, names: &[&str; 6]) -> Result<ContactRow> {
+    let [id, site, identity, attributes, created, updated] = *names;
+    let attrs: String = r.try_get(attributes)?;
     Ok(ContactRow {
-        contact_id: r.try_get("contact_id")?,
-        site_id: SiteId(r.try_get("site_id")?),
-        identity: r.try_get("identity")?,
+        contact_id: r.try_get(id)?,
+        site_id: SiteId(r.try_get(site)?),
+        identity: r.try_get(identity)?,
         attributes: serde_json::from_str(&attrs)
             .map_err(|e| StoreError::Corrupt(format!("contact attributes: {e}")))?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        created_at: r.try_get(created)?,
+        updated_at: r.try_get(updated)?,
     })
 }
 

@@ -182,7 +182,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let c = conversation(r)?;
-            let k = contact_prefixed(r)?;
+            let k = crate::contacts::contact_named(r, &crate::contacts::JOINED_COLUMNS)?;
             let last = self.last_message(&c).await?;
             out.push((c, k, last));
         }
@@ -268,17 +268,4 @@ impl Store {
                 .ok_or(StoreError::NotFound),
         }
     }
-}
-
-fn contact_prefixed(r: &AnyRow) -> Result<ContactRow> {
-    let attrs: String = r.try_get("k_attributes")?;
-    Ok(ContactRow {
-        contact_id: r.try_get("k_contact_id")?,
-        site_id: SiteId(r.try_get("k_site_id")?),
-        identity: r.try_get("k_identity")?,
-        attributes: serde_json::from_str(&attrs)
-            .map_err(|e| StoreError::Corrupt(format!("contact attributes: {e}")))?,
-        created_at: r.try_get("k_created_at")?,
-        updated_at: r.try_get("k_updated_at")?,
-    })
 }

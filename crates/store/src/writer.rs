@@ -248,6 +248,20 @@ async fn store_one(
             }
             let (conv, opened) =
                 open_conversation(conn, req, messenger_id, contact_id, *preview).await?;
+            // The other paths checked idempotency already; here, with one writer, this check
+            // is the only one (with several, `append` checks under the row lock). A conversation
+            // opened just now has no messages.
+            if !locked
+                && !opened
+                && let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await?
+            {
+                return Ok(SendOutcome {
+                    message: m,
+                    conversation: conv,
+                    created: false,
+                    opened: false,
+                });
+            }
             append(conn, req, conv, opened, locked).await
         }
         SendTarget::Agent {
@@ -401,14 +415,6 @@ async fn append(
     opened: bool,
     locked: bool,
 ) -> Result<SendOutcome> {
-    if !locked && let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await? {
-        return Ok(SendOutcome {
-            message: m,
-            conversation: conv,
-            created: false,
-            opened: false,
-        });
-    }
     let row = sqlx::query(concat!("UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE conversation_id = $1 RETURNING ", conv_cols!()))
     .bind(&conv.conversation_id)
     .bind(req.now)

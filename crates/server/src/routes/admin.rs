@@ -324,19 +324,7 @@ pub async fn me(p: Principal, headers: HeaderMap) -> ApiResult<Json<Value>> {
     match p {
         Principal::Operator => Ok(Json(json!({"operator": true}))),
         Principal::Agent { agent, .. } => {
-            let token = crate::auth::bearer(&headers)
-                .map(str::to_owned)
-                .or_else(|| {
-                    headers
-                        .get_all(header::COOKIE)
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .flat_map(|v| v.split(';'))
-                        .find_map(|kv| {
-                            let (k, v) = kv.trim().split_once('=')?;
-                            (k == SESSION_COOKIE).then(|| v.to_owned())
-                        })
-                });
+            let token = crate::auth::agent_token(&headers);
             Ok(Json(
                 json!({"agent": views::agent(&agent), "wsToken": token}),
             ))
