@@ -124,13 +124,15 @@ end
     return f.name
 
 
-def sends(srv, label, d, contacts=200):
+def sends(srv, label, d, contacts=200, with_load=True):
     m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
     toks = []
     for i in range(contacts):
         j = hs256(SECRET, {"sub": f"s{i}@bench.test", "exp": int(time.time()) + 3600})
         toks.append(call("POST", f"{srv.base}/securemessage/authorize", {"siteId": srv.site, "messengerId": m, "contactJwt": j})["accessToken"])
     res = {}
+    if not with_load:
+        return m, toks, res
     for name, tl in (("one conversation", toks[:1]), (f"{contacts} conversations", toks)):
         res[name] = wrk(srv.base, send_script(tl), d)
     return m, toks, res
@@ -265,8 +267,14 @@ def main():
     ap.add_argument("--no-synapse", action="store_true")
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-growth", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated sections: crypto,authorize,new,jwks,sends,live,idle,growth,postgres,nodes,synapse")
     a = ap.parse_args()
     d = a.duration
+    only = set(filter(None, a.only.split(",")))
+
+    def want(section):
+        return not only or section in only
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if not shutil.which("wrk"):
@@ -274,43 +282,46 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "confidant", "-p", "confidant-floor"], cwd=ROOT, check=True)
     print(f"machine: {os.cpu_count()} cores; wrk -t2 -c16 -d{d}s; load generator on the same cores", flush=True)
 
-    print("raw crypto, one core (jsonwebtoken + aws-lc-rs):", flush=True)
-    raw = {alg: float(floor_cmd("raw", alg)) for alg in ALGS}
-    for alg in ALGS:
-        row(f"raw verify {alg}", f"{raw[alg]:.0f}", "ops/s")
-    row("raw sign access token (Ed25519)", floor_cmd("raw-sign").strip(), "ops/s")
+    if want("crypto"):
+        print("raw crypto, one core (jsonwebtoken + aws-lc-rs):", flush=True)
+        raw = {alg: float(floor_cmd("raw", alg)) for alg in ALGS}
+        for alg in ALGS:
+            row(f"raw verify {alg}", f"{raw[alg]:.0f}", "ops/s")
+        row("raw sign access token (Ed25519)", floor_cmd("raw-sign").strip(), "ops/s")
 
     srv = Server()
+    auth, sqlite_send, pg_send = {}, None, None
     try:
         livez, _ = wrk(f"{srv.base}/livez", None, d)
         row("GET /livez (no work)", f"{livez:.0f}", "req/s", "1.00 of livez")
         health, _ = wrk(f"{srv.base}/healthz", None, d)
         row("GET /healthz (one DB read)", f"{health:.0f}", "req/s", f"{health / livez:.2f} of livez")
 
-        print("authorize of a returning contact vs the floor program, per algorithm:", flush=True)
-        auth = {}
-        for alg in ALGS:
-            if alg == "HS256":
-                m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
-            else:
-                m = srv.messenger({"method": "publicKey", "publicKey": floor_cmd("pem", alg)})
-            jwt = floor_cmd("token", alg, "returning@bench.test").strip()
-            call("POST", f"{srv.base}/securemessage/authorize", json.loads(authorize_body(srv, m, jwt)))
-            c_rps, c_note = wrk(f"{srv.base}/securemessage/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
-            fport = free_port()
-            fp = subprocess.Popen([os.path.join(REL, "confidant-floor"), "serve", alg, str(fport)])
-            wait_port(fport)
-            f_rps, _ = wrk(f"http://127.0.0.1:{fport}/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
-            fp.terminate(); fp.wait()
-            auth[alg] = c_rps
-            row(f"authorize {alg}", f"{c_rps:.0f}", "req/s", f"{c_rps / f_rps:.2f} of floor ({f_rps:.0f})", c_note)
+        if want("authorize"):
+            print("authorize of a returning contact vs the floor program, per algorithm:", flush=True)
+            for alg in ALGS:
+                if alg == "HS256":
+                    m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+                else:
+                    m = srv.messenger({"method": "publicKey", "publicKey": floor_cmd("pem", alg)})
+                jwt = floor_cmd("token", alg, "returning@bench.test").strip()
+                call("POST", f"{srv.base}/securemessage/authorize", json.loads(authorize_body(srv, m, jwt)))
+                c_rps, c_note = wrk(f"{srv.base}/securemessage/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
+                fport = free_port()
+                fp = subprocess.Popen([os.path.join(REL, "confidant-floor"), "serve", alg, str(fport)])
+                wait_port(fport)
+                f_rps, _ = wrk(f"http://127.0.0.1:{fport}/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
+                fp.terminate(); fp.wait()
+                auth[alg] = c_rps
+                row(f"authorize {alg}", f"{c_rps:.0f}", "req/s", f"{c_rps / f_rps:.2f} of floor ({f_rps:.0f})", c_note)
 
-        print("a new contact's first authorize (a write each):", flush=True)
-        toks = [hs256(SECRET, {"sub": f"new{i}@bench.test", "exp": int(time.time()) + 3600}) for i in range(60000)]
-        m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
-        f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        f.write("tokens = {%s}\n" % ",".join(f'"{t}"' for t in toks))
-        f.write("""local threads = 0
+        if want("new"):
+            print("a new contact's first authorize (a write each):", flush=True)
+            toks = [hs256(SECRET, {"sub": f"new{i}@bench.test", "exp": int(time.time()) + 3600}) for i in range(60000)]
+            m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+            f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+            f.write("tokens = {%s}\n" % ",".join(f'"{t}"' for t in toks))
+            f.write("""local threads = 0
 function setup(thread) thread:set("id", threads); threads = threads + 1 end
 function init(args) i = id * 30000 end
 request = function()
@@ -319,42 +330,49 @@ request = function()
     '{"siteId":%d,"messengerId":"%s","contactJwt":"' .. tokens[i] .. '"}')
 end
 """ % (srv.site, m))
-        f.close()
-        n_rps, n_note = wrk(f"{srv.base}/securemessage/authorize", f.name, min(d, 5))
-        row("authorize HS256, new contact", f"{n_rps:.0f}", "req/s", f"{n_rps / auth['HS256']:.2f} of returning", n_note)
+            f.close()
+            n_rps, n_note = wrk(f"{srv.base}/securemessage/authorize", f.name, min(d, 5))
+            ratio = f"{n_rps / auth['HS256']:.2f} of returning" if "HS256" in auth else ""
+            row("authorize HS256, new contact", f"{n_rps:.0f}", "req/s", ratio, n_note)
 
-        jwks_rotation(srv, d)
+        if want("jwks"):
+            jwks_rotation(srv, d)
 
-        print("durable sends (acknowledged after commit), SQLite:", flush=True)
-        m, toks, res = sends(srv, "sqlite", d)
-        for k, (rps, note) in res.items():
-            row(f"send SQLite, {k}", f"{rps:.0f}", "req/s", f"{rps / livez:.2f} of livez", note)
-        sqlite_send = res["one conversation"][0]
+        toks = None
+        if want("sends"):
+            print("durable sends (acknowledged after commit), SQLite:", flush=True)
+            m, toks, res = sends(srv, "sqlite", d)
+            for k, (rps, note) in res.items():
+                row(f"send SQLite, {k}", f"{rps:.0f}", "req/s", f"{rps / livez:.2f} of livez", note)
+            sqlite_send = res["one conversation"][0]
+        if toks is None and (want("live") or want("idle")):
+            _, toks, _ = sends(srv, "sqlite", d, with_load=False)
 
-        print("live delivery, contact send -> agent WebSocket at 1000 msg/s:", flush=True)
-        agent_email = "lat@bench.test"
-        call("POST", f"{srv.base}/api/v1/sites/{srv.site}/agents", {"email": agent_email, "password": "benchmark-password", "name": "Lat", "role": "agent"}, OP)
-        agent = call("POST", f"{srv.base}/api/v1/auth/login", {"siteId": srv.site, "email": agent_email, "password": "benchmark-password"})["token"]
-        out = subprocess.run([os.path.join(REL, "loadgen"), "latency", srv.base, toks[1], agent, "1000", str(d)], capture_output=True, text=True).stdout.strip()
-        row("live delivery at 1000 msg/s", out, "")
+        if want("live"):
+            print("live delivery, contact send -> agent WebSocket at 1000 msg/s:", flush=True)
+            agent_email = "lat@bench.test"
+            call("POST", f"{srv.base}/api/v1/sites/{srv.site}/agents", {"email": agent_email, "password": "benchmark-password", "name": "Lat", "role": "agent"}, OP)
+            agent = call("POST", f"{srv.base}/api/v1/auth/login", {"siteId": srv.site, "email": agent_email, "password": "benchmark-password"})["token"]
+            out = subprocess.run([os.path.join(REL, "loadgen"), "latency", srv.base, toks[1], agent, "1000", str(d)], capture_output=True, text=True).stdout.strip()
+            row("live delivery at 1000 msg/s", out, "")
 
-        print("memory of idle authenticated WebSockets:", flush=True)
-        before = srv.rss_kb()
-        n = 10000
-        lg = subprocess.Popen([os.path.join(REL, "loadgen"), "idle", srv.base, toks[2], str(n), "20"], stdout=subprocess.PIPE, text=True)
-        line = lg.stdout.readline().strip()
-        time.sleep(2)
-        after = srv.rss_kb()
-        lg.terminate(); lg.wait()
-        row(f"{n} idle WebSockets ({line})", f"{(after - before) * 1024 / n / 1000:.1f}", "KB each", f"RSS {before // 1024} -> {after // 1024} MiB")
+        if want("idle"):
+            print("memory of idle authenticated WebSockets:", flush=True)
+            before = srv.rss_kb()
+            n = 10000
+            lg = subprocess.Popen([os.path.join(REL, "loadgen"), "idle", srv.base, toks[2], str(n), "20"], stdout=subprocess.PIPE, text=True)
+            line = lg.stdout.readline().strip()
+            time.sleep(2)
+            after = srv.rss_kb()
+            lg.terminate(); lg.wait()
+            row(f"{n} idle WebSockets ({line})", f"{(after - before) * 1024 / n / 1000:.1f}", "KB each", f"RSS {before // 1024} -> {after // 1024} MiB")
     finally:
         srv.stop()
 
-    if not a.no_growth:
+    if not a.no_growth and want("growth"):
         growth(min(d, 5))
 
-    pg_send = None
-    if not a.no_postgres:
+    if not a.no_postgres and want("postgres"):
         srv = Server("postgres")
         try:
             _, _, res = sends(srv, "postgres", d)
@@ -364,17 +382,21 @@ end
         finally:
             srv.stop()
 
-    if not a.no_postgres and os.path.exists("/usr/sbin/nats-server"):
+    if not a.no_postgres and want("nodes") and os.path.exists("/usr/sbin/nats-server"):
         two_nodes(d)
 
-    if not a.no_synapse:
+    if not a.no_synapse and want("synapse"):
         print("Matrix Synapse, same machine, same wrk settings:", flush=True)
         out = subprocess.run(["bash", os.path.join(ROOT, "..", "shared", "peers", "synapse", "run.sh")], capture_output=True, text=True).stdout
         mm = re.search(r"login_rps=([\d.]+) send_rps=([\d.]+)", out)
         if mm:
             login, send = float(mm.group(1)), float(mm.group(2))
-            row("Synapse JWT login", f"{login:.0f}", "req/s", f"Confidant HS256 authorize = {auth['HS256'] / login:.0f}x")
-            row("Synapse send", f"{send:.0f}", "req/s", f"Confidant SQLite send = {sqlite_send / send:.0f}x" + (f", PostgreSQL = {pg_send / send:.0f}x" if pg_send else ""))
+            vs_auth = f"Confidant HS256 authorize = {auth['HS256'] / login:.0f}x" if "HS256" in auth else ""
+            parts = [f"Confidant SQLite send = {sqlite_send / send:.0f}x"] if sqlite_send else []
+            if pg_send:
+                parts.append(f"PostgreSQL = {pg_send / send:.0f}x")
+            row("Synapse JWT login", f"{login:.0f}", "req/s", vs_auth)
+            row("Synapse send", f"{send:.0f}", "req/s", ", ".join(parts))
         else:
             row("Synapse", "not measured", "", "", out[-200:])
 

@@ -24,6 +24,11 @@ macro_rules! conv_cols {
 macro_rules! msg_cols { () => {
     "message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at"
 }; }
+/// The message columns with an `m.` prefix.
+macro_rules! msg_cols_m { () => {
+    "m.message_id, m.conversation_id, m.seq, m.sender_type, m.sender_id, m.sender_name, m.body, \
+     m.client_message_id, m.created_at"
+}; }
 /// The conversation columns with a `c.` prefix, and the contact columns as `k_*` (for joins).
 macro_rules! conv_cols_c { () => {
     "c.conversation_id, c.site_id, c.messenger_id, c.contact_id, c.status, c.preview, c.last_seq, \

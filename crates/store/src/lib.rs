@@ -8,6 +8,7 @@
 #[macro_use]
 mod cols;
 mod admin;
+mod batch;
 mod contacts;
 mod conversations;
 mod rows;

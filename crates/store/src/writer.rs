@@ -11,6 +11,7 @@ use sqlx::{AnyConnection, AnyPool, Connection as _};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::batch::{self, Fallback};
 use crate::conversations::{conversation, message};
 use crate::{
     ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
@@ -123,6 +124,25 @@ async fn store_batch(
     batch: &[Job],
     single_writer: bool,
 ) -> Vec<Result<SendOutcome>> {
+    let sql = if single_writer {
+        &batch::SQLITE
+    } else {
+        &batch::POSTGRES
+    };
+    let reqs: Vec<&SendRequest> = batch.iter().map(|(r, _)| r).collect();
+    match batch::store(pool, sql, &reqs).await {
+        Ok(results) => return results,
+        Err(Fallback::Unsupported) => {}
+        Err(Fallback::Changed) => {
+            tracing::debug!(
+                jobs = batch.len(),
+                "a conversation changed under the batch; storing it send by send"
+            );
+        }
+        Err(Fallback::Db(e)) => {
+            tracing::warn!(error = %e, jobs = batch.len(), "set-based batch failed; storing it send by send");
+        }
+    }
     if !single_writer {
         return store_batch_savepoints(pool, batch).await;
     }
@@ -359,7 +379,7 @@ async fn find_idempotent(
 }
 
 /// The contact's open conversation in the messenger, opening one if there is none.
-async fn open_conversation(
+pub(crate) async fn open_conversation(
     conn: &mut AnyConnection,
     req: &SendRequest,
     messenger_id: &str,
