@@ -306,11 +306,17 @@ def main():
                     m = srv.messenger({"method": "publicKey", "publicKey": floor_cmd("pem", alg)})
                 jwt = floor_cmd("token", alg, "returning@bench.test").strip()
                 call("POST", f"{srv.base}/securemessage/authorize", json.loads(authorize_body(srv, m, jwt)))
-                c_rps, c_note = wrk(f"{srv.base}/securemessage/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
                 fport = free_port()
                 fp = subprocess.Popen([os.path.join(REL, "confidant-floor"), "serve", alg, str(fport)])
                 wait_port(fport)
-                f_rps, _ = wrk(f"http://127.0.0.1:{fport}/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
+                # Alternate Confidant and the floor twice and keep each one's better run: on a
+                # shared 2-core VM, interference (steal, other tenants) only ever lowers a rate.
+                c_rps, f_rps, c_note = 0.0, 0.0, ""
+                for _ in range(2):
+                    r, note = wrk(f"{srv.base}/securemessage/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)
+                    if r > c_rps:
+                        c_rps, c_note = r, note
+                    f_rps = max(f_rps, wrk(f"http://127.0.0.1:{fport}/authorize", lua_post("/", authorize_body(srv, m, jwt)), d)[0])
                 fp.terminate(); fp.wait()
                 auth[alg] = c_rps
                 row(f"authorize {alg}", f"{c_rps:.0f}", "req/s", f"{c_rps / f_rps:.2f} of floor ({f_rps:.0f})", c_note)
