@@ -5,21 +5,20 @@
 //! (to SQLite's worker thread, or to PostgreSQL over the socket). Here the batch's rows travel
 //! as one JSON array that the database expands itself (`json_each` in SQLite,
 //! `json_array_elements` in PostgreSQL), so a batch is: find the conversations by id, find the
-//! open ones by (messenger, contact, preview), open the missing ones (first sends only), lock
-//! them in id order (PostgreSQL), look up earlier sends with the same `clientMessageId`, insert
-//! every message, move every conversation's `last_seq`, commit. On SQLite a trigger moves
-//! `last_seq` with the insert, so the insert is the batch's one write and needs no explicit
-//! transaction: a batch is two or three lookups and one insert (measured under load: each
-//! statement is a 100–600 µs hop to SQLite's worker thread, the commit's fsync 0.4–1 ms).
+//! open ones by (messenger, contact, preview), lock them in id order (PostgreSQL), look up
+//! earlier sends with the same `clientMessageId`, insert every message, move every
+//! conversation's `last_seq`, commit. On SQLite a trigger moves `last_seq` with the insert, so
+//! the insert is the batch's one write and needs no explicit transaction: a batch is two or
+//! three lookups and one insert (measured under load: each statement is a 100–600 µs hop to
+//! SQLite's worker thread, the commit's fsync 0.4–1 ms).
 //!
 //! The rules are the one-by-one path's (`writer::store_one`), applied in job order in memory:
 //! a send to an unknown conversation fails alone, a repeated `clientMessageId` answers the
 //! stored message (also when the first one is earlier in the same batch), `seq` stays gapless.
-//! Closes are not handled here, nor on SQLite a batch that opens a conversation (its first
-//! message and the conversation must be stored together): those go the one-by-one way. Anything this
-//! path did not expect (a database error, a conversation closed by another process between
-//! lookup and lock) returns `Err`, nothing of the batch is committed, and the caller stores
-//! the batch one by one.
+//! Closes are not handled here, nor a batch in which a send would open a conversation: those go
+//! the one-by-one way. Anything this path did not expect (a database error, a conversation
+//! closed by another process between lookup and lock) returns `Err`, nothing of the batch is
+//! committed, and the caller stores the batch one by one.
 
 use std::collections::HashMap;
 
@@ -205,17 +204,18 @@ async fn plan_and_write(
         }
     }
 
-    // 2. The open conversation of every send that goes to "the contact's open one".
-    let mut keys: Vec<OpenKey> = Vec::new();
-    for req in batch {
-        if let Some(key) = open_key(req, &by_id)
-            && !keys.contains(&key)
-        {
+    // 2. The open conversation of every send that goes to "the contact's open one". A send
+    //    that would open one (a first send) is stored the one-by-one way: deciding whether to
+    //    open needs the idempotency answer first (a repeat into a closed conversation opens
+    //    nothing), and the conversation and its first message must be stored together.
+    let open_keys: Vec<Option<OpenKey>> = batch.iter().map(|r| open_key(r, &by_id)).collect();
+    let mut keys: Vec<&OpenKey> = Vec::new();
+    for key in open_keys.iter().flatten() {
+        if !keys.contains(&key) {
             keys.push(key);
         }
     }
     let mut open: HashMap<OpenKey, String> = HashMap::new();
-    let mut opened: Vec<String> = Vec::new();
     if !keys.is_empty() {
         let rows: Vec<_> = keys
             .iter()
@@ -233,27 +233,8 @@ async fn plan_and_write(
             );
             by_id.insert(c.conversation_id.clone(), c);
         }
-        // First sends: open the missing conversations (one statement each; rare). Without a
-        // transaction the conversation and its first message would not be stored together,
-        // so such a batch is stored the one-by-one way.
-        for key in &keys {
-            if open.contains_key(key) {
-                continue;
-            }
-            if sql.advance.is_none() {
-                return Err(Fallback::Unsupported);
-            }
-            let req = batch
-                .iter()
-                .find(|r| open_key(r, &by_id).as_ref() == Some(key))
-                .ok_or(Fallback::Changed)?;
-            let (c, fresh) =
-                crate::writer::open_conversation(tx, req, &key.0, &key.1, key.2).await?;
-            if fresh {
-                opened.push(c.conversation_id.clone());
-            }
-            open.insert(key.clone(), c.conversation_id.clone());
-            by_id.insert(c.conversation_id.clone(), c);
+        if keys.iter().any(|k| !open.contains_key(*k)) {
+            return Err(Fallback::Unsupported);
         }
     }
 
@@ -277,7 +258,7 @@ async fn plan_and_write(
 
     // 4. Earlier sends with the same clientMessageId, in every conversation a job may touch.
     let mut triples: Vec<serde_json::Value> = Vec::new();
-    for req in batch {
+    for (req, key) in batch.iter().zip(&open_keys) {
         let Some(cmid) = &req.client_message_id else {
             continue;
         };
@@ -287,9 +268,7 @@ async fn plan_and_write(
         if let Some(c) = named_conversation(req) {
             check(c);
         }
-        if let Some(key) = open_key(req, &by_id)
-            && let Some(c) = open.get(&key)
-        {
+        if let Some(c) = key.as_ref().and_then(|k| open.get(k)) {
             check(c);
         }
     }
@@ -314,7 +293,7 @@ async fn plan_and_write(
     //    in this batch), the next seq.
     let mut rows: Vec<serde_json::Value> = Vec::new();
     let mut results = Vec::with_capacity(batch.len());
-    for req in batch {
+    for (req, key) in batch.iter().zip(&open_keys) {
         let site = req.site_id;
         let earlier_in = |conv: &str| {
             let cmid = req.client_message_id.as_ref()?;
@@ -334,10 +313,7 @@ async fn plan_and_write(
                 },
             },
             SendTarget::Contact {
-                messenger_id,
-                contact_id,
-                preview,
-                conversation_id,
+                conversation_id, ..
             } => {
                 let named = conversation_id
                     .as_ref()
@@ -347,9 +323,9 @@ async fn plan_and_write(
                     Some(Some(c)) => match earlier_in(&c.conversation_id) {
                         Some(m) => Plan::Stored(m, c.conversation_id.clone()),
                         None if c.open => Plan::Append(c.conversation_id.clone()),
-                        None => to_open(&open, messenger_id, contact_id, *preview, earlier_in)?,
+                        None => to_open(&open, key.as_ref(), earlier_in)?,
                     },
-                    None => to_open(&open, messenger_id, contact_id, *preview, earlier_in)?,
+                    None => to_open(&open, key.as_ref(), earlier_in)?,
                 }
             }
             SendTarget::Close { .. } => return Err(Fallback::Unsupported),
@@ -385,16 +361,11 @@ async fn plan_and_write(
                 if let Some(k) = &m.client_message_id {
                     earlier.insert((c.clone(), m.sender_id.clone(), k.clone()), m.clone());
                 }
-                // The first message of a conversation this batch opened announces it.
-                let first = opened.iter().position(|o| o == &c);
-                if let Some(i) = first {
-                    opened.swap_remove(i);
-                }
                 results.push(Ok(SendOutcome {
                     message: m,
                     conversation: conv.clone(),
                     created: true,
-                    opened: first.is_some(),
+                    opened: false,
                 }));
             }
         }
@@ -426,16 +397,13 @@ async fn plan_and_write(
     Ok(results)
 }
 
-/// A contact's send to "the open conversation": the batch has found or opened it by now.
+/// A contact's send to "the open conversation", which the batch has found by now.
 fn to_open(
     open: &HashMap<OpenKey, String>,
-    messenger_id: &str,
-    contact_id: &str,
-    preview: bool,
+    key: Option<&OpenKey>,
     earlier_in: impl Fn(&str) -> Option<MessageRow>,
 ) -> std::result::Result<Plan, Fallback> {
-    let key = (messenger_id.to_owned(), contact_id.to_owned(), preview);
-    let c = open.get(&key).ok_or(Fallback::Changed)?;
+    let c = key.and_then(|k| open.get(k)).ok_or(Fallback::Changed)?;
     Ok(match earlier_in(c) {
         Some(m) => Plan::Stored(m, c.clone()),
         None => Plan::Append(c.clone()),
@@ -458,7 +426,7 @@ fn named_conversation(req: &SendRequest) -> Option<&str> {
 }
 
 /// Whether a contact's send may name this conversation.
-fn owns(c: &ConversationRow, req: &SendRequest) -> bool {
+pub(crate) fn owns(c: &ConversationRow, req: &SendRequest) -> bool {
     match &req.target {
         SendTarget::Contact {
             messenger_id,
@@ -723,7 +691,7 @@ mod tests {
                 .send(contact_send(&f, 0, "a0", None))
                 .await
                 .expect("a0");
-            let ca = a.conversation.conversation_id;
+            let (ca, a0_id) = (a.conversation.conversation_id, a.message.message_id);
             let close = SendRequest {
                 target: SendTarget::Close {
                     conversation_id: ca.clone(),
@@ -734,21 +702,35 @@ mod tests {
                 ..agent_send(&f, f.site, &ca, 0, "close")
             };
             f.store.send(close).await.expect("close");
+            // A batch in which a send would open a conversation goes the one-by-one way.
+            let opening = contact_send(&f, 0, "a1", Some(&ca));
+            let fell_back = store(&f.store.write, sql(&f.store), &[&opening]).await;
+            assert!(matches!(fell_back, Err(Fallback::Unsupported)), "{backend}");
             // An agent's reply to the closed conversation fails alone, beside a good send.
+            f.store
+                .send(contact_send(&f, 1, "b0", None))
+                .await
+                .expect("b0");
             let jobs = [
                 agent_send(&f, f.site, &ca, 0, "late"),
-                contact_send(&f, 1, "b0", None),
+                contact_send(&f, 1, "b1", None),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
-            match store(&f.store.write, sql(&f.store), &refs).await {
-                Ok(out) => {
-                    assert!(matches!(out[0], Err(StoreError::Closed)), "{backend}");
-                    assert!(out[1].as_ref().expect("b0").opened, "{backend}");
-                }
-                // SQLite stores a batch that opens a conversation the one-by-one way.
-                Err(Fallback::Unsupported) if backend == "sqlite" => {}
-                Err(_) => panic!("{backend}: unexpected fallback"),
-            }
+            let Ok(out) = store(&f.store.write, sql(&f.store), &refs).await else {
+                panic!("{backend}: the batch fell back");
+            };
+            assert!(matches!(out[0], Err(StoreError::Closed)), "{backend}");
+            let b1 = out[1].as_ref().expect("b1");
+            assert_eq!((b1.message.seq, b1.created), (2, true), "{backend}");
+            // A repeat of the send stored in the closed conversation answers it, and opens
+            // nothing (the next send below is the one that opens a conversation).
+            let repeat = f
+                .store
+                .send(contact_send(&f, 0, "a0", Some(&ca)))
+                .await
+                .expect("a0 again");
+            assert_eq!(repeat.message.message_id, a0_id, "{backend}");
+            assert!(!repeat.created, "{backend}");
             // Through the writer (whichever path it takes), the contact naming the closed
             // conversation lands in a new one, and a repeat lands on that same message.
             let first = f

@@ -40,6 +40,24 @@ pub(crate) fn message(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
+/// One conversation of a site, through a pool or (in the writer) a transaction's connection.
+pub(crate) async fn fetch_conversation<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    site: i64,
+    conversation_id: &str,
+) -> Result<Option<ConversationRow>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        conv_cols!(),
+        " FROM conversations WHERE conversation_id = $1 AND site_id = $2"
+    ))
+    .bind(conversation_id)
+    .bind(site)
+    .fetch_optional(ex)
+    .await?;
+    row.as_ref().map(conversation).transpose()
+}
+
 /// Where a send goes.
 #[derive(Debug, Clone)]
 pub enum SendTarget {
@@ -107,16 +125,7 @@ impl Store {
         site_id: SiteId,
         conversation_id: &str,
     ) -> Result<Option<ConversationRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            conv_cols!(),
-            " FROM conversations WHERE conversation_id = $1 AND site_id = $2"
-        ))
-        .bind(conversation_id)
-        .bind(site_id.0)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(conversation).transpose()
+        fetch_conversation(&self.read, site_id.0, conversation_id).await
     }
 
     /// A contact's conversations in one messenger, newest first.

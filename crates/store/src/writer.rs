@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::batch::{self, Fallback};
-use crate::conversations::{conversation, message};
+use crate::conversations::{conversation, fetch_conversation, message};
 use crate::{
     ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
 };
@@ -245,13 +245,9 @@ async fn store_one(
             conversation_id,
         } => {
             if let Some(cid) = conversation_id {
-                let named = fetch_conv(conn, site, cid)
+                let named = fetch_conversation(&mut *conn, site, cid)
                     .await?
-                    .filter(|c| {
-                        &c.contact_id == contact_id
-                            && &c.messenger_id == messenger_id
-                            && c.preview == *preview
-                    })
+                    .filter(|c| batch::owns(c, req))
                     .ok_or(StoreError::NotFound)?;
                 if let Some(m) = find_idempotent(conn, cid, req).await? {
                     return Ok(SendOutcome {
@@ -287,7 +283,7 @@ async fn store_one(
         SendTarget::Agent {
             conversation_id, ..
         } => {
-            let conv = fetch_conv(conn, site, conversation_id)
+            let conv = fetch_conversation(&mut *conn, site, conversation_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             if let Some(m) = find_idempotent(conn, conversation_id, req).await? {
@@ -306,7 +302,7 @@ async fn store_one(
         SendTarget::Close {
             conversation_id, ..
         } => {
-            let conv = fetch_conv(conn, site, conversation_id)
+            let conv = fetch_conversation(&mut *conn, site, conversation_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             if !conv.open {
@@ -340,23 +336,6 @@ async fn store_one(
     }
 }
 
-async fn fetch_conv(
-    conn: &mut AnyConnection,
-    site: i64,
-    conversation_id: &str,
-) -> Result<Option<ConversationRow>> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        conv_cols!(),
-        " FROM conversations WHERE conversation_id = $1 AND site_id = $2"
-    ))
-    .bind(conversation_id)
-    .bind(site)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(conversation).transpose()
-}
-
 async fn find_idempotent(
     conn: &mut AnyConnection,
     conversation_id: &str,
@@ -379,7 +358,7 @@ async fn find_idempotent(
 }
 
 /// The contact's open conversation in the messenger, opening one if there is none.
-pub(crate) async fn open_conversation(
+async fn open_conversation(
     conn: &mut AnyConnection,
     req: &SendRequest,
     messenger_id: &str,
