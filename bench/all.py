@@ -15,6 +15,8 @@ from lib import call, hs256  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", "release")
+# The server binary under test; --binary swaps it (to compare two builds in one run).
+BIN = [os.path.join(REL, "confidant")]
 OP = "bench-operator-token-0123456789"
 SECRET = "bench-shared-secret-0123456789abcdef0123"
 ALGS = ["HS256", "RS256", "PS256", "ES256", "ES384", "EdDSA"]
@@ -70,7 +72,7 @@ class Server:
         self.url = url
         env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir, RUST_LOG="warn")
         extra = (["--bus-url", bus] if bus else []) + (["--public-url", peer_of.base] if peer_of else [])
-        self.p = subprocess.Popen([os.path.join(REL, "confidant"), "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off", *extra],
+        self.p = subprocess.Popen([BIN[0], "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off", *extra],
                                   env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
         wait_port(self.port)
         self.base = f"http://127.0.0.1:{self.port}"
@@ -111,12 +113,24 @@ def send_script(tokens):
     """A wrk script: durable sends by contacts picked at random from `tokens`, each with a
     fresh clientMessageId."""
     f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    # Every wrk thread runs its own Lua state with the same random sequence, so the thread's
+    # number goes into each clientMessageId and seeds its choice of contact: without it the
+    # threads send the very same (contact, clientMessageId) pairs, and half the "sends" are
+    # idempotent repeats.
     f.write("""counter = 0
+threads = 0
 tokens = {%s}
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+init = function(args)
+  math.randomseed(tid * 7919 + os.time())
+end
 request = function()
   counter = counter + 1
   local t = tokens[math.random(1, #tokens)]
-  local body = '{"clientMessageId":"' .. math.random(1, 1000000000) .. '-' .. counter .. '","body":"hello from the benchmark"}'
+  local body = '{"clientMessageId":"' .. tid .. '-' .. counter .. '-' .. os.time() .. '","body":"hello from the benchmark"}'
   return wrk.format("POST", "/api/v1/messenger/messages", {["Authorization"]="Bearer " .. t, ["Content-Type"]="application/json"}, body)
 end
 """ % ",".join(f'"{t}"' for t in tokens))
@@ -267,8 +281,11 @@ def main():
     ap.add_argument("--no-synapse", action="store_true")
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-growth", action="store_true")
+    ap.add_argument("--binary", default="", help="run this confidant binary instead of target/release/confidant (e.g. an older build, to compare)")
     ap.add_argument("--only", default="", help="comma-separated sections: crypto,authorize,new,jwks,sends,live,idle,growth,postgres,nodes,synapse")
     a = ap.parse_args()
+    if a.binary:
+        BIN[0] = os.path.abspath(a.binary)
     d = a.duration
     only = set(filter(None, a.only.split(",")))
 

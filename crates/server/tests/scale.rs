@@ -6,6 +6,8 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -515,6 +517,10 @@ async fn killing_a_node_mid_stream_loses_no_acknowledged_message() {
         format!("{a_url}/api/v1/messenger/messages"),
         token.clone(),
     );
+    // The stream counts its acknowledgements so the kill can wait for 20 of them: a live push
+    // can reach the socket before the sender has read its 201.
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let counter = acked_count.clone();
     let stream = tokio::spawn(async move {
         let mut acked: Vec<(i64, String)> = Vec::new();
         for i in 0..10_000 {
@@ -529,6 +535,7 @@ async fn killing_a_node_mid_stream_loses_no_acknowledged_message() {
                 Ok(r) if r.status() == 201 => {
                     let v: Value = r.json().await.expect("json");
                     acked.push((v["seq"].as_i64().expect("seq"), body));
+                    counter.fetch_add(1, Ordering::SeqCst);
                 }
                 _ => break, // node A is gone
             }
@@ -550,6 +557,14 @@ async fn killing_a_node_mid_stream_loses_no_acknowledged_message() {
                 v["message"]["body"].as_str().expect("body").to_owned(),
             ));
         }
+    }
+    let waited = std::time::Instant::now();
+    while acked_count.load(Ordering::SeqCst) < 20 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the stream stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     node_a.0.kill().expect("kill -9");
     let _ = node_a.0.wait();

@@ -4,26 +4,32 @@
 //! Storing sends one by one costs four statements each, and every statement is a round trip
 //! (to SQLite's worker thread, or to PostgreSQL over the socket). Here the batch's rows travel
 //! as one JSON array that the database expands itself (`json_each` in SQLite,
-//! `json_array_elements` in PostgreSQL), so a batch is: find the conversations by id, find the
-//! open ones by (messenger, contact, preview), lock them in id order (PostgreSQL), look up
-//! earlier sends with the same `clientMessageId`, insert every message, move every
-//! conversation's `last_seq`, commit. On SQLite a trigger moves `last_seq` with the insert, so
-//! the insert is the batch's one write and needs no explicit transaction: a batch is two or
-//! three lookups and one insert (measured under load: each statement is a 100–600 µs hop to
-//! SQLite's worker thread, the commit's fsync 0.4–1 ms).
+//! `json_array_elements` in PostgreSQL), so a batch is: find the conversations the jobs name by
+//! id and the open ones by (messenger, contact, preview), insert every message, move every
+//! conversation's `last_seq`.
+//!
+//! - PostgreSQL: `BEGIN`, one lookup that locks every row it finds in id order, one statement
+//!   that inserts and moves `last_seq` (a data-modifying CTE), `COMMIT`: four round trips
+//!   whatever the batch's size.
+//! - SQLite: a trigger moves `last_seq` with the insert, so the insert is the batch's one write
+//!   and needs no explicit transaction: two lookups (one when no job names a conversation) and
+//!   one insert (measured under load: each statement is a 100–600 µs hop to SQLite's worker
+//!   thread, the commit's fsync 0.1–1 ms).
 //!
 //! The rules are the one-by-one path's (`writer::store_one`), applied in job order in memory:
 //! a send to an unknown conversation fails alone, a repeated `clientMessageId` answers the
 //! stored message (also when the first one is earlier in the same batch), `seq` stays gapless.
-//! Closes are not handled here, nor a batch in which a send would open a conversation: those go
-//! the one-by-one way. Anything this path did not expect (a database error, a conversation
-//! closed by another process between lookup and lock) returns `Err`, nothing of the batch is
-//! committed, and the caller stores the batch one by one.
+//! A repeat of a send stored earlier is found by the idempotency index, which refuses the whole
+//! insert (only repeats into closed conversations are looked up first, see step 2). Closes are
+//! not handled here, nor a batch in which a send would open a conversation. In all of these
+//! cases, and anything else this path did not expect (a database error, a conversation another
+//! process closed under the batch), it returns `Err`, nothing of the batch is committed, and the
+//! caller stores the batch one by one.
 
 use std::collections::HashMap;
 
 use serde_json::json;
-use sqlx::{AnyConnection, AnyPool, Connection as _};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::conversations::{conversation, message};
 use crate::{
@@ -32,14 +38,30 @@ use crate::{
 
 /// The statements of a batch for one backend; `$1` is always a JSON array of objects.
 pub(crate) struct BatchSql {
-    by_id: &'static str,
-    open_by_key: &'static str,
-    lock: Option<&'static str>,
+    lookup: Lookup,
     earlier: &'static str,
-    insert: &'static str,
-    /// `None`: a trigger moves the conversations with the insert (SQLite), so the insert is
-    /// the batch's only write and runs as its own transaction.
-    advance: Option<&'static str>,
+    /// The messages ($1) and, on PostgreSQL, every conversation's new `last_seq` ($2) in one
+    /// statement. On SQLite a trigger moves the conversations with the insert, so the insert
+    /// is the batch's only write and runs as its own transaction.
+    write: Write,
+}
+
+enum Lookup {
+    /// One writer (SQLite): the conversations named by id, then the open ones by key.
+    Separate {
+        by_id: &'static str,
+        open_by_key: &'static str,
+    },
+    /// PostgreSQL: both in one statement, $1 the ids and $2 the keys (`postgres_lookup!`).
+    Combined(&'static str),
+}
+
+#[derive(Clone, Copy)]
+enum Write {
+    /// The messages ($1); a trigger moves the conversations (SQLite, one writer).
+    Insert(&'static str),
+    /// The messages ($1) and the conversations' moves ($2, $3), guarded (`POSTGRES_WRITE`).
+    Guarded(&'static str),
 }
 
 // The statements differ per backend in how they expand the JSON array, and PostgreSQL gets
@@ -62,56 +84,75 @@ macro_rules! insert {
 }
 
 const SQLITE_INSERT: &str = insert!("json_each($1)");
-const POSTGRES_INSERT: &str = insert!("json_array_elements($1::json)");
-const POSTGRES_ADVANCE: &str = "UPDATE conversations SET last_seq = CAST(j.value ->> 'q' AS BIGINT), \
-     updated_at = CAST(j.value ->> 'a' AS BIGINT) FROM json_array_elements($1::json) AS j \
+/// PostgreSQL's whole write, as one statement in its own transaction (one round trip, no
+/// BEGIN/COMMIT): move each conversation's `last_seq` from the value the batch read ($2: `o`)
+/// to its new one (`q`) if it is still open, insert the messages ($1), and fail the statement
+/// (a division by zero, so everything is rolled back) unless every conversation ($3 of them)
+/// moved. Another process that wrote to or closed one of them in between makes the batch go
+/// one by one; a row another process holds locked is waited for, then checked.
+const POSTGRES_WRITE: &str = concat!(
+    "WITH advanced AS (UPDATE conversations SET last_seq = CAST(j.value ->> 'q' AS BIGINT), \
+     updated_at = CAST(j.value ->> 'a' AS BIGINT) FROM json_array_elements($2::json) AS j \
      WHERE conversations.conversation_id = j.value ->> 'c' AND conversations.conversation_id = \
-     ANY (ARRAY(SELECT e.value ->> 'c' FROM json_array_elements($1::json) AS e))";
+     ANY (ARRAY(SELECT e.value ->> 'c' FROM json_array_elements($2::json) AS e)) \
+     AND conversations.last_seq = CAST(j.value ->> 'o' AS BIGINT) \
+     AND conversations.status = 'open' RETURNING conversations.conversation_id), \
+     inserted AS (",
+    insert!("json_array_elements($1::json)"),
+    ") SELECT 1 / (CASE WHEN (SELECT count(*) FROM advanced) = $3 THEN 1 ELSE 0 END) AS moved"
+);
+
+/// SQLSTATE division_by_zero: `POSTGRES_WRITE` found a conversation changed.
+const CHANGED_UNDER_THE_BATCH: &str = "22012";
 
 pub(crate) const SQLITE: BatchSql = BatchSql {
-    by_id: concat!(
-        "SELECT ",
-        conv_cols!(),
-        " FROM conversations WHERE conversation_id IN (SELECT j.value ->> 'c' FROM json_each($1) AS j)"
-    ),
-    open_by_key: concat!(
-        "SELECT ",
-        conv_cols_c!(),
-        " FROM json_each($1) AS j JOIN conversations c ON c.messenger_id = j.value ->> 'm' \
+    lookup: Lookup::Separate {
+        by_id: concat!(
+            "SELECT ",
+            conv_cols!(),
+            " FROM conversations WHERE conversation_id IN (SELECT j.value ->> 'c' FROM json_each($1) AS j)"
+        ),
+        open_by_key: concat!(
+            "SELECT ",
+            conv_cols_c!(),
+            " FROM json_each($1) AS j JOIN conversations c ON c.messenger_id = j.value ->> 'm' \
          AND c.contact_id = j.value ->> 'k' AND c.preview = CAST(j.value ->> 'p' AS BIGINT) \
          AND c.status = 'open'"
-    ),
-    lock: None,
+        ),
+    },
     earlier: concat!(
         "SELECT ",
         msg_cols_m!(),
         " FROM json_each($1) AS j JOIN messages m ON m.conversation_id = j.value ->> 'c' \
          AND m.sender_id = j.value ->> 's' AND m.client_message_id = j.value ->> 'k'"
     ),
-    insert: SQLITE_INSERT,
-    advance: None,
+    write: Write::Insert(SQLITE_INSERT),
 };
 
+/// The conversations named by id ($1) and the open ones by key ($2), in one statement.
+macro_rules! postgres_lookup {
+    ($locking:literal) => {
+        concat!(
+            "SELECT ",
+            conv_cols!(),
+            " FROM conversations WHERE conversation_id = ANY (ARRAY(SELECT j.value ->> 'c' \
+             FROM json_array_elements($1::json) AS j UNION ALL SELECT c.conversation_id \
+             FROM json_array_elements($2::json) AS j CROSS JOIN LATERAL (SELECT conversation_id \
+             FROM conversations WHERE messenger_id = j.value ->> 'm' \
+             AND contact_id = j.value ->> 'k' AND preview = CAST(j.value ->> 'p' AS BIGINT) \
+             AND status = 'open' LIMIT 1) AS c)) ORDER BY conversation_id",
+            $locking
+        )
+    };
+}
+
+/// The same lookup, locking every row in id order (`ORDER BY` sorts before `FOR UPDATE`
+/// locks): the one-by-one path takes these locks first, so that two processes' batches never
+/// wait on each other in a cycle.
+pub(crate) const POSTGRES_LOCK: &str = postgres_lookup!(" FOR UPDATE");
+
 pub(crate) const POSTGRES: BatchSql = BatchSql {
-    by_id: concat!(
-        "SELECT ",
-        conv_cols!(),
-        " FROM conversations WHERE conversation_id = ANY (ARRAY(SELECT j.value ->> 'c' \
-         FROM json_array_elements($1::json) AS j))"
-    ),
-    open_by_key: concat!(
-        "SELECT ",
-        conv_cols_c!(),
-        " FROM json_array_elements($1::json) AS j CROSS JOIN LATERAL (SELECT * FROM conversations \
-         WHERE messenger_id = j.value ->> 'm' AND contact_id = j.value ->> 'k' \
-         AND preview = CAST(j.value ->> 'p' AS BIGINT) AND status = 'open' LIMIT 1) AS c"
-    ),
-    lock: Some(concat!(
-        "SELECT ",
-        conv_cols!(),
-        " FROM conversations WHERE conversation_id = ANY (ARRAY(SELECT j.value ->> 'c' \
-         FROM json_array_elements($1::json) AS j)) ORDER BY conversation_id FOR UPDATE"
-    )),
+    lookup: Lookup::Combined(postgres_lookup!("")),
     earlier: concat!(
         "SELECT ",
         msg_cols_m!(),
@@ -119,16 +160,18 @@ pub(crate) const POSTGRES: BatchSql = BatchSql {
          WHERE conversation_id = j.value ->> 'c' AND sender_id = j.value ->> 's' \
          AND client_message_id = j.value ->> 'k' LIMIT 1) AS m"
     ),
-    insert: POSTGRES_INSERT,
-    advance: Some(POSTGRES_ADVANCE),
+    write: Write::Guarded(POSTGRES_WRITE),
 };
 
 /// Why the set-based path gave the batch back.
 pub(crate) enum Fallback {
     /// The batch holds a kind of job this path does not store (a close).
     Unsupported,
-    /// A conversation changed between lookup and lock (another process closed it).
+    /// A conversation changed under the batch (another process closed it).
     Changed,
+    /// A unique index refused the insert: a job repeats a stored send (or another process
+    /// stored into the conversation first). Nothing of the batch was written.
+    Repeat,
     Db(sqlx::Error),
 }
 
@@ -170,18 +213,11 @@ pub(crate) async fn store(
     {
         return Err(Fallback::Unsupported);
     }
+    // One write statement, so no explicit transaction: on SQLite the lookups cannot go stale
+    // before the insert (this writer is the only one), and if they did, the unique indexes
+    // would refuse it; on PostgreSQL the write checks that nothing moved (`POSTGRES_WRITE`).
     let mut conn = pool.acquire().await?;
-    if sql.advance.is_none() {
-        // One writer, one write statement: no transaction needed. The lookups cannot go stale
-        // before the insert (this writer is the only one that moves `last_seq` or closes), and
-        // if they did, the unique indexes would refuse the insert and the batch would be
-        // stored one by one.
-        return plan_and_write(&mut conn, sql, batch).await;
-    }
-    let mut tx = conn.begin().await?;
-    let results = plan_and_write(&mut tx, sql, batch).await?;
-    tx.commit().await?;
-    Ok(results)
+    plan_and_write(&mut conn, sql, batch).await
 }
 
 async fn plan_and_write(
@@ -189,87 +225,33 @@ async fn plan_and_write(
     sql: &BatchSql,
     batch: &[&SendRequest],
 ) -> std::result::Result<Vec<Result<SendOutcome>>, Fallback> {
-    // 1. Conversations named by id.
-    let mut by_id: HashMap<String, ConversationRow> = HashMap::new();
-    let named: Vec<&str> = batch.iter().filter_map(|r| named_conversation(r)).collect();
-    if !named.is_empty() {
-        let ids: Vec<_> = named.iter().map(|c| json!({ "c": c })).collect();
-        for row in sqlx::query(sql.by_id)
-            .bind(serde_json::Value::from(ids).to_string())
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            let c = conversation(&row)?;
-            by_id.insert(c.conversation_id.clone(), c);
+    // 1. The conversations the jobs name by id, and the open conversation of every send that
+    //    goes to "the contact's open one". A send that would open one (a first send) is stored
+    //    the one-by-one way: deciding whether to open needs the idempotency answer first (a
+    //    repeat into a closed conversation opens nothing), and the conversation and its first
+    //    message must be stored together.
+    let (mut by_id, open, open_keys) = match sql.lookup {
+        Lookup::Separate { by_id, open_by_key } => {
+            lookup_separately(tx, by_id, open_by_key, batch).await?
         }
+        Lookup::Combined(lookup) => lookup_combined(tx, lookup, batch).await?,
+    };
+    if open_keys.iter().flatten().any(|k| !open.contains_key(k)) {
+        return Err(Fallback::Unsupported);
     }
 
-    // 2. The open conversation of every send that goes to "the contact's open one". A send
-    //    that would open one (a first send) is stored the one-by-one way: deciding whether to
-    //    open needs the idempotency answer first (a repeat into a closed conversation opens
-    //    nothing), and the conversation and its first message must be stored together.
-    let open_keys: Vec<Option<OpenKey>> = batch.iter().map(|r| open_key(r, &by_id)).collect();
-    let mut keys: Vec<&OpenKey> = Vec::new();
-    for key in open_keys.iter().flatten() {
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    let mut open: HashMap<OpenKey, String> = HashMap::new();
-    if !keys.is_empty() {
-        let rows: Vec<_> = keys
-            .iter()
-            .map(|(m, k, p)| json!({ "m": m, "k": k, "p": i64::from(*p) }))
-            .collect();
-        for row in sqlx::query(sql.open_by_key)
-            .bind(serde_json::Value::from(rows).to_string())
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            let c = conversation(&row)?;
-            open.insert(
-                (c.messenger_id.clone(), c.contact_id.clone(), c.preview),
-                c.conversation_id.clone(),
-            );
-            by_id.insert(c.conversation_id.clone(), c);
-        }
-        if keys.iter().any(|k| !open.contains_key(*k)) {
-            return Err(Fallback::Unsupported);
-        }
-    }
-
-    // 3. Several writers (PostgreSQL): lock every conversation in id order, and take the
-    //    locked rows (another process may have moved `last_seq` or closed one meanwhile).
-    if let Some(lock) = sql.lock {
-        let ids: Vec<_> = by_id.keys().map(|c| json!({ "c": c })).collect();
-        let rows = sqlx::query(lock)
-            .bind(serde_json::Value::from(ids).to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in rows {
-            let fresh = conversation(&row)?;
-            let before = by_id.get(&fresh.conversation_id).ok_or(Fallback::Changed)?;
-            if before.open != fresh.open {
-                return Err(Fallback::Changed);
-            }
-            by_id.insert(fresh.conversation_id.clone(), fresh);
-        }
-    }
-
-    // 4. Earlier sends with the same clientMessageId, in every conversation a job may touch.
+    // 2. Earlier sends with the same clientMessageId in the *closed* conversations that jobs
+    //    name: a repeat there is answered, not refused (agents) or redirected (contacts). A
+    //    repeat into an open conversation is caught by the idempotency index instead: the
+    //    insert fails whole, nothing is written, and the batch goes one by one, which answers
+    //    it. Repeats are rare (a client retrying after a lost answer), so the usual batch is
+    //    one statement shorter.
     let mut triples: Vec<serde_json::Value> = Vec::new();
-    for (req, key) in batch.iter().zip(&open_keys) {
-        let Some(cmid) = &req.client_message_id else {
-            continue;
-        };
-        let mut check = |c: &str| {
+    for req in batch {
+        if let (Some(cmid), Some(c)) = (&req.client_message_id, named_conversation(req))
+            && by_id.get(c).is_some_and(|c| !c.open)
+        {
             triples.push(json!({ "c": c, "s": req.sender_id, "k": cmid }));
-        };
-        if let Some(c) = named_conversation(req) {
-            check(c);
-        }
-        if let Some(c) = key.as_ref().and_then(|k| open.get(k)) {
-            check(c);
         }
     }
     let mut earlier: HashMap<(String, String, String), MessageRow> = HashMap::new();
@@ -289,7 +271,13 @@ async fn plan_and_write(
         }
     }
 
-    // 5. Each job in order, in memory: validation, idempotency (also against a send earlier
+    // The `last_seq` each conversation had when read, for the guarded write.
+    let read_seq: HashMap<String, i64> = by_id
+        .iter()
+        .map(|(id, c)| (id.clone(), c.last_seq))
+        .collect();
+
+    // 3. Each job in order, in memory: validation, idempotency (also against a send earlier
     //    in this batch), the next seq.
     let mut rows: Vec<serde_json::Value> = Vec::new();
     let mut results = Vec::with_capacity(batch.len());
@@ -371,30 +359,162 @@ async fn plan_and_write(
         }
     }
 
-    // 6. Every message in one statement, every conversation's new `last_seq` in another (or
-    //    by the trigger).
+    // 4. Every message and every conversation's new `last_seq` in one statement (on SQLite
+    //    the trigger moves `last_seq`). A unique index refusing it is a repeat of a stored send.
     if !rows.is_empty() {
-        sqlx::query(sql.insert)
-            .bind(serde_json::Value::from(rows).to_string())
-            .execute(&mut *tx)
-            .await?;
-        if let Some(advance) = sql.advance {
-            // The last outcome per conversation holds its final state.
-            let mut last: HashMap<&str, &ConversationRow> = HashMap::new();
-            for o in results.iter().flatten().filter(|o| o.created) {
-                last.insert(&o.conversation.conversation_id, &o.conversation);
+        let rows = serde_json::Value::from(rows).to_string();
+        let written = match sql.write {
+            Write::Insert(insert) => sqlx::query(insert).bind(rows).execute(&mut *tx).await,
+            Write::Guarded(write) => {
+                // The last outcome per conversation holds its final state.
+                let mut last: HashMap<&str, &ConversationRow> = HashMap::new();
+                for o in results.iter().flatten().filter(|o| o.created) {
+                    last.insert(&o.conversation.conversation_id, &o.conversation);
+                }
+                let mut moves = Vec::with_capacity(last.len());
+                for c in last.values() {
+                    let read = read_seq.get(&c.conversation_id).ok_or(Fallback::Changed)?;
+                    moves.push(json!({
+                        "c": c.conversation_id, "o": read, "q": c.last_seq, "a": c.updated_at,
+                    }));
+                }
+                sqlx::query(write)
+                    .bind(rows)
+                    .bind(serde_json::Value::from(moves).to_string())
+                    .bind(last.len() as i64)
+                    .execute(&mut *tx)
+                    .await
             }
-            let advanced: Vec<_> = last
-                .values()
-                .map(|c| json!({ "c": c.conversation_id, "q": c.last_seq, "a": c.updated_at }))
-                .collect();
-            sqlx::query(advance)
-                .bind(serde_json::Value::from(advanced).to_string())
-                .execute(&mut *tx)
-                .await?;
+        };
+        match written {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(Fallback::Repeat);
+            }
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some(CHANGED_UNDER_THE_BATCH) =>
+            {
+                return Err(Fallback::Changed);
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(results)
+}
+
+type Lookups = (
+    HashMap<String, ConversationRow>,
+    HashMap<OpenKey, String>,
+    Vec<Option<OpenKey>>,
+);
+
+/// The conversations by id, the open ones by key, and each job's open key, in two statements.
+async fn lookup_separately(
+    tx: &mut AnyConnection,
+    by_id_sql: &'static str,
+    open_sql: &'static str,
+    batch: &[&SendRequest],
+) -> std::result::Result<Lookups, Fallback> {
+    let mut by_id: HashMap<String, ConversationRow> = HashMap::new();
+    let named: Vec<_> = batch
+        .iter()
+        .filter_map(|r| named_conversation(r))
+        .map(|c| json!({ "c": c }))
+        .collect();
+    if !named.is_empty() {
+        for row in sqlx::query(by_id_sql)
+            .bind(serde_json::Value::from(named).to_string())
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let c = conversation(&row)?;
+            by_id.insert(c.conversation_id.clone(), c);
+        }
+    }
+    let open_keys: Vec<Option<OpenKey>> = batch.iter().map(|r| open_key(r, &by_id)).collect();
+    let mut keys: Vec<&OpenKey> = Vec::new();
+    for key in open_keys.iter().flatten() {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let mut open: HashMap<OpenKey, String> = HashMap::new();
+    if !keys.is_empty() {
+        let rows: Vec<_> = keys
+            .iter()
+            .map(|(m, k, p)| json!({ "m": m, "k": k, "p": i64::from(*p) }))
+            .collect();
+        for row in sqlx::query(open_sql)
+            .bind(serde_json::Value::from(rows).to_string())
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let c = conversation(&row)?;
+            open.insert(
+                (c.messenger_id.clone(), c.contact_id.clone(), c.preview),
+                c.conversation_id.clone(),
+            );
+            by_id.insert(c.conversation_id.clone(), c);
+        }
+    }
+    Ok((by_id, open, open_keys))
+}
+
+/// The same in one statement (PostgreSQL). It looks up the open conversation of every
+/// contact's send, also of those that name an open one (the key of a send naming a closed one
+/// is known only once the named row is read).
+async fn lookup_combined(
+    tx: &mut AnyConnection,
+    lookup_sql: &'static str,
+    batch: &[&SendRequest],
+) -> std::result::Result<Lookups, Fallback> {
+    let mut by_id: HashMap<String, ConversationRow> = HashMap::new();
+    let mut open: HashMap<OpenKey, String> = HashMap::new();
+    for row in conversations_of(tx, lookup_sql, batch).await? {
+        let c = conversation(&row)?;
+        if c.open {
+            open.insert(
+                (c.messenger_id.clone(), c.contact_id.clone(), c.preview),
+                c.conversation_id.clone(),
+            );
+        }
+        by_id.insert(c.conversation_id.clone(), c);
+    }
+    let open_keys = batch.iter().map(|r| open_key(r, &by_id)).collect();
+    Ok((by_id, open, open_keys))
+}
+
+/// Every existing conversation the jobs may write to, with `postgres_lookup!` (`POSTGRES_LOCK`
+/// locks them too).
+pub(crate) async fn conversations_of(
+    tx: &mut AnyConnection,
+    lock_sql: &'static str,
+    batch: &[&SendRequest],
+) -> std::result::Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let mut ids: Vec<serde_json::Value> = Vec::new();
+    let mut keys: Vec<serde_json::Value> = Vec::new();
+    for req in batch {
+        if let Some(c) = named_conversation(req) {
+            ids.push(json!({ "c": c }));
+        }
+        if let SendTarget::Contact {
+            messenger_id,
+            contact_id,
+            preview,
+            ..
+        } = &req.target
+        {
+            let key = json!({ "m": messenger_id, "k": contact_id, "p": i64::from(*preview) });
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    sqlx::query(lock_sql)
+        .bind(serde_json::Value::from(ids).to_string())
+        .bind(serde_json::Value::from(keys).to_string())
+        .fetch_all(&mut *tx)
+        .await
 }
 
 /// A contact's send to "the open conversation", which the batch has found by now.
@@ -473,6 +593,7 @@ mod tests {
     use std::time::Duration;
 
     use confidant_core::{ContactAttributes, SiteId};
+    use sqlx::Connection as _;
 
     use super::*;
     use crate::{SenderType, Store};
@@ -581,12 +702,11 @@ mod tests {
         }
     }
 
-    fn agent_send(f: &Fixture, site: SiteId, conv: &str, who: usize, cmid: &str) -> SendRequest {
+    fn agent_send(site: SiteId, conv: &str, cmid: &str) -> SendRequest {
         SendRequest {
             site_id: site,
             target: SendTarget::Agent {
                 conversation_id: conv.to_owned(),
-                contact_id: f.contacts[who].clone(),
             },
             sender_type: SenderType::Agent,
             sender_id: "agent-1".into(),
@@ -630,11 +750,10 @@ mod tests {
             let jobs = [
                 contact_send(&f, 0, "a1", None),
                 contact_send(&f, 0, "a1", None), // repeated within the batch
-                agent_send(&f, f.site, &ca, 0, "r1"),
-                contact_send(&f, 0, "a0", Some(&ca)), // repeat of a stored send
-                agent_send(&f, f.site, "no-such-conversation", 0, "r2"),
-                agent_send(&f, other_site, &ca, 0, "r3"), // another site's agent
-                contact_send(&f, 1, "a1", Some(&ca)),     // b names a's conversation
+                agent_send(f.site, &ca, "r1"),
+                agent_send(f.site, "no-such-conversation", "r2"),
+                agent_send(other_site, &ca, "r3"), // another site's agent
+                contact_send(&f, 1, "a1", Some(&ca)), // b names a's conversation
                 contact_send(&f, 1, "b1", Some(&cb)),
                 contact_send(&f, 0, "a2", Some(&ca)),
             ];
@@ -651,14 +770,12 @@ mod tests {
             );
             assert!(!ok(1).created, "{backend}");
             assert_eq!((ok(2).message.seq, ok(2).created), (3, true), "{backend}");
-            assert_eq!(ok(3).message.seq, 1, "{backend}: the stored repeat answers");
-            assert!(!ok(3).created, "{backend}");
+            assert!(matches!(out[3], Err(StoreError::NotFound)), "{backend}");
             assert!(matches!(out[4], Err(StoreError::NotFound)), "{backend}");
             assert!(matches!(out[5], Err(StoreError::NotFound)), "{backend}");
-            assert!(matches!(out[6], Err(StoreError::NotFound)), "{backend}");
-            assert_eq!(ok(7).message.seq, 2, "{backend}");
-            assert_eq!(ok(8).message.seq, 4, "{backend}");
-            assert_eq!(ok(8).conversation.last_seq, 4, "{backend}");
+            assert_eq!(ok(6).message.seq, 2, "{backend}");
+            assert_eq!(ok(7).message.seq, 4, "{backend}");
+            assert_eq!(ok(7).conversation.last_seq, 4, "{backend}");
 
             // What is stored: gapless, each send once, and the conversations moved along.
             assert_eq!(
@@ -672,6 +789,26 @@ mod tests {
                 let c = c.expect("conversation");
                 assert_eq!(c.last_seq, last, "{backend}");
             }
+            // A batch that repeats a stored send (into an open conversation) is refused whole
+            // by the idempotency index and writes nothing; through the writer the repeat is
+            // answered with the stored message and the other send is stored once.
+            let jobs = [
+                contact_send(&f, 0, "a9", None),
+                contact_send(&f, 0, "a0", Some(&ca)),
+            ];
+            let refs: Vec<&SendRequest> = jobs.iter().collect();
+            let refused = store(&f.store.write, sql(&f.store), &refs).await;
+            assert!(matches!(refused, Err(Fallback::Repeat)), "{backend}");
+            assert_eq!(seqs(&f, &ca).await.len(), 4, "{backend}: nothing written");
+            let c = f.store.get_conversation(f.site, &ca).await.expect("get");
+            assert_eq!(c.expect("conversation").last_seq, 4, "{backend}");
+            let repeat = f.store.send(jobs[1].clone()).await.expect("a0 again");
+            assert_eq!(
+                (repeat.message.seq, repeat.created),
+                (1, false),
+                "{backend}"
+            );
+
             // The next send, through the writer, continues from there.
             let next = f
                 .store
@@ -679,6 +816,51 @@ mod tests {
                 .await
                 .expect("a3");
             assert_eq!(next.message.seq, 5, "{backend}");
+            finish(f).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_write_refuses_a_conversation_moved_since_it_was_read() {
+        for (backend, f) in stores().await {
+            if backend != "postgres" {
+                continue;
+            }
+            let a = f
+                .store
+                .send(contact_send(&f, 0, "a0", None))
+                .await
+                .expect("a0");
+            let ca = a.conversation.conversation_id;
+            let write = |read: i64| {
+                let row = json!([{
+                    "i": uuid::Uuid::now_v7().to_string(), "c": ca, "q": 2, "t": "contact",
+                    "s": f.contacts[0], "n": "contact 0", "b": "late", "k": format!("w{read}"),
+                    "a": 5_000,
+                }]);
+                let moves = json!([{ "c": ca, "o": read, "q": 2, "a": 5_000 }]);
+                sqlx::query(POSTGRES_WRITE)
+                    .bind(row.to_string())
+                    .bind(moves.to_string())
+                    .bind(1_i64)
+                    .execute(&f.store.write)
+            };
+            // Planned on a stale read (last_seq 0, but another writer stored seq 1 since):
+            // the statement fails whole and writes nothing.
+            match write(0).await {
+                Err(sqlx::Error::Database(e)) => {
+                    assert_eq!(e.code().as_deref(), Some(CHANGED_UNDER_THE_BATCH));
+                }
+                other => panic!("a stale batch was written: {other:?}"),
+            }
+            assert_eq!(seqs(&f, &ca).await.len(), 1);
+            let c = f.store.get_conversation(f.site, &ca).await.expect("get");
+            assert_eq!(c.expect("conversation").last_seq, 1);
+            // Planned on the current value: stored, and the conversation moved.
+            write(1).await.expect("a fresh batch is written");
+            assert_eq!(seqs(&f, &ca).await.len(), 2);
+            let c = f.store.get_conversation(f.site, &ca).await.expect("get");
+            assert_eq!(c.expect("conversation").last_seq, 2);
             finish(f).await;
         }
     }
@@ -695,11 +877,10 @@ mod tests {
             let close = SendRequest {
                 target: SendTarget::Close {
                     conversation_id: ca.clone(),
-                    contact_id: f.contacts[0].clone(),
                 },
                 sender_type: SenderType::System,
                 client_message_id: None,
-                ..agent_send(&f, f.site, &ca, 0, "close")
+                ..agent_send(f.site, &ca, "close")
             };
             f.store.send(close).await.expect("close");
             // A batch in which a send would open a conversation goes the one-by-one way.
@@ -712,7 +893,7 @@ mod tests {
                 .await
                 .expect("b0");
             let jobs = [
-                agent_send(&f, f.site, &ca, 0, "late"),
+                agent_send(f.site, &ca, "late"),
                 contact_send(&f, 1, "b1", None),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
@@ -750,7 +931,7 @@ mod tests {
                 "{backend}"
             );
             assert!(!again.created, "{backend}");
-            let late = f.store.send(agent_send(&f, f.site, &ca, 0, "late2")).await;
+            let late = f.store.send(agent_send(f.site, &ca, "late2")).await;
             assert!(matches!(late, Err(StoreError::Closed)), "{backend}");
             finish(f).await;
         }

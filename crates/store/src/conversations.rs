@@ -69,18 +69,10 @@ pub enum SendTarget {
         preview: bool,
         conversation_id: Option<String>,
     },
-    /// An agent's send into an open conversation of the site. `contact_id` is the
-    /// conversation's contact: the writer shards by contact, so all writes to one
-    /// conversation go through one shard (no lock waits or deadlocks between shards).
-    Agent {
-        conversation_id: String,
-        contact_id: String,
-    },
+    /// An agent's send into an open conversation of the site.
+    Agent { conversation_id: String },
     /// Close a conversation, adding a system message with `body`.
-    Close {
-        conversation_id: String,
-        contact_id: String,
-    },
+    Close { conversation_id: String },
 }
 
 #[derive(Debug, Clone)]

@@ -1,11 +1,14 @@
 //! The batching writer for sends.
 //!
-//! Durability costs one fsync per commit, so sends that arrive together share one: each shard
-//! takes every send waiting in its queue, stores them in one transaction (a savepoint each, so
-//! one bad send fails alone) and answers them all after the commit. SQLite has one shard (one
-//! writer); PostgreSQL has several, and its row locks keep `seq` gapless across processes.
+//! Durability costs one fsync per commit, so sends that arrive together share one: the writer
+//! takes every send waiting in its queue, stores them as one batch and answers them all after
+//! the commit, one batch at a time. The next batch gathers while one is being stored, so under
+//! load batches grow instead of commits multiplying. (On PostgreSQL, several batches in flight
+//! or several writers per process were measured slower: smaller batches cost more round trips
+//! and commits per send, and batches sharing a conversation wait on each other's row locks.)
+//! Other processes write beside this one; row locks keep `seq` gapless across them.
 
-use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -23,34 +26,25 @@ const QUEUE: usize = 4096;
 type Job = (SendRequest, oneshot::Sender<Result<SendOutcome>>);
 
 /// Called with every stored send, in commit order, before the sender hears back.
-pub type CommitHook = std::sync::Arc<dyn Fn(&SendOutcome) + Send + Sync>;
+pub type CommitHook = Arc<dyn Fn(&SendOutcome) + Send + Sync>;
 
 #[derive(Clone)]
 pub(crate) struct SendWriter {
-    shards: Vec<mpsc::Sender<Job>>,
-    tasks: std::sync::Arc<Mutex<Vec<JoinHandle<()>>>>,
-    hook: std::sync::Arc<std::sync::OnceLock<CommitHook>>,
+    queue: mpsc::Sender<Job>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    hook: Arc<std::sync::OnceLock<CommitHook>>,
 }
 
 impl SendWriter {
-    /// `single_writer`: the database has one writer (SQLite), so batches need no savepoints.
-    pub(crate) fn start(pool: AnyPool, shards: usize, single_writer: bool) -> Self {
-        let mut senders = Vec::with_capacity(shards);
-        let mut tasks = Vec::with_capacity(shards);
-        let hook = std::sync::Arc::new(std::sync::OnceLock::new());
-        for _ in 0..shards {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            senders.push(tx);
-            tasks.push(tokio::spawn(run(
-                pool.clone(),
-                rx,
-                hook.clone(),
-                single_writer,
-            )));
-        }
+    /// `single_writer`: the database has one writer (SQLite), so batches need no locks and no
+    /// savepoints.
+    pub(crate) fn start(pool: AnyPool, single_writer: bool) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let hook = Arc::new(std::sync::OnceLock::new());
+        let task = tokio::spawn(run(pool, rx, hook.clone(), single_writer));
         Self {
-            shards: senders,
-            tasks: std::sync::Arc::new(Mutex::new(tasks)),
+            queue,
+            task: Arc::new(Mutex::new(Some(task))),
             hook,
         }
     }
@@ -61,29 +55,18 @@ impl SendWriter {
     }
 
     pub(crate) async fn submit(&self, req: SendRequest) -> Result<SendOutcome> {
-        // All writes of one contact's conversations share a shard, so they never wait on each
-        // other's row locks from two shards (two batches locking two conversations in opposite
-        // orders would deadlock), and they are published in seq order.
-        let key = match &req.target {
-            SendTarget::Contact { contact_id, .. }
-            | SendTarget::Agent { contact_id, .. }
-            | SendTarget::Close { contact_id, .. } => contact_id,
-        };
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
         let (tx, rx) = oneshot::channel();
-        shard
+        self.queue
             .send((req, tx))
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
         rx.await.map_err(|_| StoreError::ShuttingDown)?
     }
 
-    /// Finish what is queued, then stop.
+    /// Stop taking sends. Sends already queued are answered `ShuttingDown`; acknowledged
+    /// ones are stored.
     pub(crate) async fn stop(&self) {
-        let tasks = std::mem::take(&mut *self.tasks.lock().await);
-        for t in tasks {
+        if let Some(t) = self.task.lock().await.take() {
             t.abort();
             let _ = t.await;
         }
@@ -93,7 +76,7 @@ impl SendWriter {
 async fn run(
     pool: AnyPool,
     mut rx: mpsc::Receiver<Job>,
-    hook: std::sync::Arc<std::sync::OnceLock<CommitHook>>,
+    hook: Arc<std::sync::OnceLock<CommitHook>>,
     single_writer: bool,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -133,6 +116,12 @@ async fn store_batch(
     match batch::store(pool, sql, &reqs).await {
         Ok(results) => return results,
         Err(Fallback::Unsupported) => {}
+        Err(Fallback::Repeat) => {
+            tracing::debug!(
+                jobs = batch.len(),
+                "the batch repeats a stored send; storing it send by send"
+            );
+        }
         Err(Fallback::Changed) => {
             tracing::debug!(
                 jobs = batch.len(),
@@ -144,7 +133,7 @@ async fn store_batch(
         }
     }
     if !single_writer {
-        return store_batch_savepoints(pool, batch).await;
+        return store_batch_savepoints(pool, batch, true).await;
     }
     match store_batch_plain(pool, batch).await {
         Ok(results) => results,
@@ -154,7 +143,8 @@ async fn store_batch(
             tracing::warn!(error = %e, jobs = batch.len(), "send batch failed; retrying its sends one by one");
             let mut results = Vec::with_capacity(batch.len());
             for job in batch {
-                results.extend(store_batch_savepoints(pool, std::slice::from_ref(job)).await);
+                results
+                    .extend(store_batch_savepoints(pool, std::slice::from_ref(job), false).await);
             }
             results
         }
@@ -180,11 +170,21 @@ async fn store_batch_plain(
     Ok(results)
 }
 
-/// Several writers (PostgreSQL): a savepoint per send, so one failure fails alone.
-async fn store_batch_savepoints(pool: &AnyPool, batch: &[Job]) -> Vec<Result<SendOutcome>> {
+/// A savepoint per send, so one failure fails alone. `lock_first` (PostgreSQL): lock every
+/// conversation the batch may write to in id order before the first send, as the set-based
+/// path does, so that two processes' batches never wait on each other in a cycle.
+async fn store_batch_savepoints(
+    pool: &AnyPool,
+    batch: &[Job],
+    lock_first: bool,
+) -> Vec<Result<SendOutcome>> {
     let attempt = async {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
+        if lock_first {
+            let reqs: Vec<&SendRequest> = batch.iter().map(|(r, _)| r).collect();
+            batch::conversations_of(&mut tx, batch::POSTGRES_LOCK, &reqs).await?;
+        }
         let mut results = Vec::with_capacity(batch.len());
         for (req, _) in batch {
             let mut sp = tx.begin().await?;

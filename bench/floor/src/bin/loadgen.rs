@@ -1,8 +1,9 @@
 //! Load generators that wrk cannot be: live-delivery latency and idle WebSockets.
 //!
 //! `loadgen latency BASE CONTACT_TOKEN AGENT_TOKEN RATE SECONDS` — a contact sends RATE
-//! messages per second over REST while an agent's WebSocket receives them; prints the p50, p99
-//! and max time from the start of the send to the push, and how many arrived.
+//! messages per second over REST while an agent's WebSocket receives them (after half a second
+//! of unmeasured warm-up at the same rate); prints the p50, p99 and max time from the start of
+//! the send to the push, and how many arrived.
 //! `loadgen idle BASE CONTACT_TOKEN N SECONDS` — opens N authenticated contact WebSockets,
 //! prints `ready` when all are open, and holds them for SECONDS.
 
@@ -69,21 +70,33 @@ async fn main() {
             let total = rate * secs;
             let sender = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
-                for i in 0..total {
+                // Half a second of warm-up at the same rate, not measured: the client's
+                // connection pool fills up, as it would be in a running system.
+                let warm = rate / 2;
+                for i in 0..warm + total {
                     tick.tick().await;
                     let (client, url, token) = (
                         client.clone(),
                         format!("{base}/api/v1/messenger/messages"),
                         contact.clone(),
                     );
-                    let t = start.elapsed().as_nanos();
+                    let body = if i < warm {
+                        "warm-up".to_owned()
+                    } else {
+                        format!("t:{}", start.elapsed().as_nanos())
+                    };
                     tokio::spawn(async move {
-                        let _ = client.post(url).bearer_auth(token).json(&json!({"clientMessageId": format!("l{i}"), "body": format!("t:{t}")})).send().await;
+                        let _ = client
+                            .post(url)
+                            .bearer_auth(token)
+                            .json(&json!({"clientMessageId": format!("l{i}"), "body": body}))
+                            .send()
+                            .await;
                     });
                 }
             });
             let mut lat = Vec::with_capacity(total as usize);
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(secs + 5);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(secs + 6);
             while (lat.len() as u64) < total {
                 let frame = match tokio::time::timeout_at(deadline, ws.next()).await {
                     Ok(Some(Ok(Message::Text(t)))) => t,

@@ -410,7 +410,7 @@ pub async fn agent_send(
     Path((site, id)): Path<(String, String)>,
     ApiJson(b): ApiJson<SendBody>,
 ) -> ApiResult<Response> {
-    let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
+    let (site, _) = site_conversation(&app, &p, &site, &id).await?;
     let (cmid, body) = parse_send(b)?;
     let (sender_id, sender_name) = agent_sender(&p);
     let out = app
@@ -419,7 +419,6 @@ pub async fn agent_send(
             site_id: site,
             target: SendTarget::Agent {
                 conversation_id: id,
-                contact_id: conv.contact_id,
             },
             sender_type: SenderType::Agent,
             sender_id,
@@ -438,7 +437,7 @@ pub async fn close(
     p: Principal,
     Path((site, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
+    let (site, _) = site_conversation(&app, &p, &site, &id).await?;
     let (sender_id, name) = agent_sender(&p);
     let out = app
         .store
@@ -446,7 +445,6 @@ pub async fn close(
             site_id: site,
             target: SendTarget::Close {
                 conversation_id: id,
-                contact_id: conv.contact_id,
             },
             sender_type: SenderType::System,
             sender_id,
