@@ -21,10 +21,11 @@
 //! stored message (also when the first one is earlier in the same batch), `seq` stays gapless.
 //! A repeat of a send stored earlier is found by the idempotency index, which refuses the whole
 //! insert (only repeats into closed conversations are looked up first, see step 2). Closes are
-//! not handled here, nor a batch in which a send would open a conversation. In all of these
-//! cases, and anything else this path did not expect (a database error, a conversation another
-//! process closed under the batch), it returns `Err`, nothing of the batch is committed, and the
-//! caller stores the batch one by one.
+//! not handled here, nor sends that would open a conversation (the batch names them back, and
+//! the writer stores them one by one and the others together). In all of these cases, and
+//! anything else this path did not expect (a database error, a conversation another process
+//! closed under the batch), it returns `Err`, nothing of the batch is committed, and the caller
+//! stores the batch (or those sends) one by one.
 
 use std::collections::HashMap;
 
@@ -169,6 +170,9 @@ pub(crate) enum Fallback {
     Unsupported,
     /// A conversation changed under the batch (another process closed it).
     Changed,
+    /// These jobs (indexes into the batch) would open a conversation: a contact's first
+    /// send, or one to a closed conversation when there is no open one.
+    Opens(Vec<usize>),
     /// A unique index refused the insert: a job repeats a stored send (or another process
     /// stored into the conversation first). Nothing of the batch was written.
     Repeat,
@@ -236,8 +240,14 @@ async fn plan_and_write(
         }
         Lookup::Combined(lookup) => lookup_combined(tx, lookup, batch).await?,
     };
-    if open_keys.iter().flatten().any(|k| !open.contains_key(k)) {
-        return Err(Fallback::Unsupported);
+    let opening: Vec<usize> = open_keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.as_ref().is_some_and(|k| !open.contains_key(k)))
+        .map(|(i, _)| i)
+        .collect();
+    if !opening.is_empty() {
+        return Err(Fallback::Opens(opening));
     }
 
     // 2. Earlier sends with the same clientMessageId in the *closed* conversations that jobs
@@ -647,7 +657,7 @@ mod tests {
             .expect("messenger")
             .messenger_id;
         let mut contacts = Vec::new();
-        for who in ["a", "b"] {
+        for who in ["a", "b", "c"] {
             let c = store
                 .upsert_contact(site, who, &ContactAttributes::default(), None, 1)
                 .await
@@ -821,6 +831,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn first_sends_go_one_by_one_and_the_rest_of_their_batch_together() {
+        for (backend, f) in stores().await {
+            let a = f
+                .store
+                .send(contact_send(&f, 0, "a0", None))
+                .await
+                .expect("a0");
+            let ca = a.conversation.conversation_id;
+            // Contact 2 has no conversation yet: its send and the repeat of it open one.
+            let jobs = [
+                contact_send(&f, 0, "a1", None),
+                contact_send(&f, 2, "c0", None),
+                agent_send(f.site, &ca, "r1"),
+                contact_send(&f, 2, "c0", None),
+                contact_send(&f, 0, "a2", Some(&ca)),
+            ];
+            let refs: Vec<&SendRequest> = jobs.iter().collect();
+            let Err(Fallback::Opens(opening)) = store(&f.store.write, sql(&f.store), &refs).await
+            else {
+                panic!("{backend}: the batch did not name its opening sends");
+            };
+            assert_eq!(opening, [1, 3], "{backend}");
+            let queued: Vec<_> = jobs
+                .iter()
+                .map(|j| (j.clone(), tokio::sync::oneshot::channel().0))
+                .collect();
+            let single = f.store.backend() == crate::Backend::Sqlite;
+            let out = crate::writer::store_batch(&f.store.write, &queued, single).await;
+            let ok = |i: usize| out[i].as_ref().expect("stored");
+            assert_eq!(
+                [0, 2, 4].map(|i| (ok(i).message.seq, ok(i).created)),
+                [(2, true), (3, true), (4, true)],
+                "{backend}"
+            );
+            assert!(ok(1).opened && ok(1).created, "{backend}");
+            assert_eq!(ok(1).message.seq, 1, "{backend}");
+            assert_eq!(
+                ok(3).message.message_id,
+                ok(1).message.message_id,
+                "{backend}"
+            );
+            assert!(!ok(3).created, "{backend}");
+            assert_eq!(seqs(&f, &ca).await.len(), 4, "{backend}");
+            let cc = &ok(1).conversation.conversation_id;
+            assert_eq!(seqs(&f, cc).await, [(1, "c0".to_owned())], "{backend}");
+            finish(f).await;
+        }
+    }
+
+    #[tokio::test]
     async fn postgres_write_refuses_a_conversation_moved_since_it_was_read() {
         for (backend, f) in stores().await {
             if backend != "postgres" {
@@ -883,10 +943,13 @@ mod tests {
                 ..agent_send(f.site, &ca, "close")
             };
             f.store.send(close).await.expect("close");
-            // A batch in which a send would open a conversation goes the one-by-one way.
+            // A send that would open a conversation is named back, for the one-by-one way.
             let opening = contact_send(&f, 0, "a1", Some(&ca));
             let fell_back = store(&f.store.write, sql(&f.store), &[&opening]).await;
-            assert!(matches!(fell_back, Err(Fallback::Unsupported)), "{backend}");
+            assert!(
+                matches!(&fell_back, Err(Fallback::Opens(jobs)) if jobs == &[0]),
+                "{backend}"
+            );
             // An agent's reply to the closed conversation fails alone, beside a good send.
             f.store
                 .send(contact_send(&f, 1, "b0", None))

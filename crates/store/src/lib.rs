@@ -203,12 +203,13 @@ impl Store {
 }
 
 /// SQLite: copy the WAL's committed pages into the database file once a second, from a read
-/// connection. A passive checkpoint never blocks the writer or the readers (it stops at the
-/// oldest snapshot still read and catches up next time), so commits pay only their own fsync;
-/// the WAL holds about a second of writes. Once a second rather than more often: each
-/// checkpoint's fsync of the database file slows the commits that meet it, and at 1,000 sends/s
-/// four a second touched more than 1 % of them. On the last close SQLite checkpoints and
-/// removes the WAL itself; after a crash it replays the WAL on open.
+/// connection. By default SQLite checkpoints inside the commit that takes the WAL past 1,000
+/// pages, so every few hundred sends one of them waited for the checkpoint's writes and fsync.
+/// A passive checkpoint never blocks the writer or the readers (it stops at the oldest snapshot
+/// still read and catches up next time), so commits pay only their own fsync; the WAL holds
+/// about a second of writes. Once a second rather than more often: each checkpoint's fsync of
+/// the database file can slow the commits that meet it. On the last close SQLite checkpoints
+/// and removes the WAL itself; after a crash it replays the WAL on open.
 async fn checkpoints(read: AnyPool) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -23,7 +23,7 @@ use crate::{
 const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
 
-type Job = (SendRequest, oneshot::Sender<Result<SendOutcome>>);
+pub(crate) type Job = (SendRequest, oneshot::Sender<Result<SendOutcome>>);
 
 /// Called with every stored send, in commit order, before the sender hears back.
 pub type CommitHook = Arc<dyn Fn(&SendOutcome) + Send + Sync>;
@@ -102,7 +102,7 @@ async fn run(
 }
 
 /// Store every job of the batch in one transaction; one result per job, in order.
-async fn store_batch(
+pub(crate) async fn store_batch(
     pool: &AnyPool,
     batch: &[Job],
     single_writer: bool,
@@ -113,38 +113,92 @@ async fn store_batch(
         &batch::POSTGRES
     };
     let reqs: Vec<&SendRequest> = batch.iter().map(|(r, _)| r).collect();
-    match batch::store(pool, sql, &reqs).await {
+    let opening = match batch::store(pool, sql, &reqs).await {
         Ok(results) => return results,
-        Err(Fallback::Unsupported) => {}
-        Err(Fallback::Repeat) => {
+        Err(Fallback::Opens(opening)) => opening,
+        Err(other) => {
+            explain(&other, reqs.len());
+            return one_by_one(pool, &reqs, single_writer).await;
+        }
+    };
+    // Some sends open a conversation (a contact's first send): those go one by one, and the
+    // others still go together. The two groups write to different conversations (a send is in
+    // the first group exactly when its contact has no open conversation to go to), so neither
+    // group's order depends on the other's.
+    type Numbered<'a> = Vec<(usize, &'a SendRequest)>;
+    let (open_reqs, rest): (Numbered, Numbered) = reqs
+        .iter()
+        .copied()
+        .enumerate()
+        .partition(|(i, _)| opening.contains(i));
+    let rest_reqs: Vec<&SendRequest> = rest.iter().map(|(_, r)| *r).collect();
+    let rest_results = if rest_reqs.is_empty() {
+        Vec::new()
+    } else {
+        match batch::store(pool, sql, &rest_reqs).await {
+            Ok(results) => results,
+            Err(e) => {
+                explain(&e, rest_reqs.len());
+                one_by_one(pool, &rest_reqs, single_writer).await
+            }
+        }
+    };
+    let open_reqs_only: Vec<&SendRequest> = open_reqs.iter().map(|(_, r)| *r).collect();
+    let open_results = one_by_one(pool, &open_reqs_only, single_writer).await;
+    let mut results: Vec<Option<Result<SendOutcome>>> = (0..reqs.len()).map(|_| None).collect();
+    for ((i, _), r) in rest
+        .iter()
+        .zip(rest_results)
+        .chain(open_reqs.iter().zip(open_results))
+    {
+        results[*i] = Some(r);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(StoreError::ShuttingDown)))
+        .collect()
+}
+
+fn explain(fallback: &Fallback, jobs: usize) {
+    match fallback {
+        Fallback::Unsupported | Fallback::Opens(_) => {}
+        Fallback::Repeat => {
             tracing::debug!(
-                jobs = batch.len(),
+                jobs,
                 "the batch repeats a stored send; storing it send by send"
             );
         }
-        Err(Fallback::Changed) => {
+        Fallback::Changed => {
             tracing::debug!(
-                jobs = batch.len(),
+                jobs,
                 "a conversation changed under the batch; storing it send by send"
             );
         }
-        Err(Fallback::Db(e)) => {
-            tracing::warn!(error = %e, jobs = batch.len(), "set-based batch failed; storing it send by send");
+        Fallback::Db(e) => {
+            tracing::warn!(error = %e, jobs, "set-based batch failed; storing it send by send");
         }
     }
+}
+
+/// The one-by-one path: every send in turn, in one transaction.
+async fn one_by_one(
+    pool: &AnyPool,
+    reqs: &[&SendRequest],
+    single_writer: bool,
+) -> Vec<Result<SendOutcome>> {
     if !single_writer {
-        return store_batch_savepoints(pool, batch, true).await;
+        return store_batch_savepoints(pool, reqs, true).await;
     }
-    match store_batch_plain(pool, batch).await {
+    match store_batch_plain(pool, reqs).await {
         Ok(results) => results,
         Err(e) => {
             // Something failed after a write: nothing of the batch was committed. Store the
             // sends one by one so that the failure stays with the send that caused it.
-            tracing::warn!(error = %e, jobs = batch.len(), "send batch failed; retrying its sends one by one");
-            let mut results = Vec::with_capacity(batch.len());
-            for job in batch {
+            tracing::warn!(error = %e, jobs = reqs.len(), "send batch failed; retrying its sends one by one");
+            let mut results = Vec::with_capacity(reqs.len());
+            for req in reqs {
                 results
-                    .extend(store_batch_savepoints(pool, std::slice::from_ref(job), false).await);
+                    .extend(store_batch_savepoints(pool, std::slice::from_ref(req), false).await);
             }
             results
         }
@@ -155,12 +209,12 @@ async fn store_batch(
 /// before it wrote anything (not found, closed) fails alone; a database error fails the batch.
 async fn store_batch_plain(
     pool: &AnyPool,
-    batch: &[Job],
+    batch: &[&SendRequest],
 ) -> Result<Vec<Result<SendOutcome>>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut results = Vec::with_capacity(batch.len());
-    for (req, _) in batch {
+    for req in batch {
         match store_one(&mut tx, req, false).await {
             Err(StoreError::Db(e)) => return Err(e),
             other => results.push(other),
@@ -175,18 +229,17 @@ async fn store_batch_plain(
 /// path does, so that two processes' batches never wait on each other in a cycle.
 async fn store_batch_savepoints(
     pool: &AnyPool,
-    batch: &[Job],
+    batch: &[&SendRequest],
     lock_first: bool,
 ) -> Vec<Result<SendOutcome>> {
     let attempt = async {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
         if lock_first {
-            let reqs: Vec<&SendRequest> = batch.iter().map(|(r, _)| r).collect();
-            batch::conversations_of(&mut tx, batch::POSTGRES_LOCK, &reqs).await?;
+            batch::conversations_of(&mut tx, batch::POSTGRES_LOCK, batch).await?;
         }
         let mut results = Vec::with_capacity(batch.len());
-        for (req, _) in batch {
+        for req in batch {
             let mut sp = tx.begin().await?;
             match store_one(&mut sp, req, true).await {
                 Ok(out) => {
