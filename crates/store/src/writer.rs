@@ -126,7 +126,7 @@ pub(crate) async fn store_batch(
     // the first group exactly when its contact has no open conversation to go to), so neither
     // group's order depends on the other's.
     type Numbered<'a> = Vec<(usize, &'a SendRequest)>;
-    let (open_reqs, rest): (Numbered, Numbered) = reqs
+    let (open_reqs, rest): (Numbered<'_>, Numbered<'_>) = reqs
         .iter()
         .copied()
         .enumerate()
