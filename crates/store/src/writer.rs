@@ -113,7 +113,7 @@ pub(crate) async fn store_batch(
         &batch::POSTGRES
     };
     let reqs: Vec<&SendRequest> = batch.iter().map(|(r, _)| r).collect();
-    let opening = match batch::store(pool, sql, &reqs).await {
+    let opening = match set_based(pool, sql, &reqs, single_writer).await {
         Ok(results) => return results,
         Err(Fallback::Opens(opening)) => opening,
         Err(other) => {
@@ -135,7 +135,7 @@ pub(crate) async fn store_batch(
     let rest_results = if rest_reqs.is_empty() {
         Vec::new()
     } else {
-        match batch::store(pool, sql, &rest_reqs).await {
+        match set_based(pool, sql, &rest_reqs, single_writer).await {
             Ok(results) => results,
             Err(e) => {
                 explain(&e, rest_reqs.len());
@@ -157,6 +157,23 @@ pub(crate) async fn store_batch(
         .into_iter()
         .map(|r| r.unwrap_or(Err(StoreError::ShuttingDown)))
         .collect()
+}
+
+/// The set-based path; on PostgreSQL, a batch that met another process's write is tried
+/// once more with its conversations locked.
+async fn set_based(
+    pool: &AnyPool,
+    sql: &batch::BatchSql,
+    reqs: &[&SendRequest],
+    single_writer: bool,
+) -> std::result::Result<Vec<Result<SendOutcome>>, Fallback> {
+    match batch::store(pool, sql, reqs).await {
+        Err(Fallback::Changed) if !single_writer => {
+            metrics::counter!("confidant_send_batch_conflicts_total").increment(1);
+            batch::store_locked(pool, sql, reqs).await
+        }
+        other => other,
+    }
 }
 
 fn explain(fallback: &Fallback, jobs: usize) {
