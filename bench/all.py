@@ -281,11 +281,13 @@ def main():
     ap.add_argument("--no-synapse", action="store_true")
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-growth", action="store_true")
+    ap.add_argument("--algs", default="", help="comma-separated algorithms for the authorize section (default: all six)")
     ap.add_argument("--binary", default="", help="run this confidant binary instead of target/release/confidant (e.g. an older build, to compare)")
     ap.add_argument("--only", default="", help="comma-separated sections: crypto,authorize,new,jwks,sends,live,idle,growth,postgres,nodes,synapse")
     a = ap.parse_args()
     if a.binary:
         BIN[0] = os.path.abspath(a.binary)
+    algs = [x for x in a.algs.split(",") if x] or ALGS
     d = a.duration
     only = set(filter(None, a.only.split(",")))
 
@@ -316,7 +318,7 @@ def main():
 
         if want("authorize"):
             print("authorize of a returning contact vs the floor program, per algorithm:", flush=True)
-            for alg in ALGS:
+            for alg in algs:
                 if alg == "HS256":
                     m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
                 else:

@@ -222,11 +222,26 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "other".to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let res = next.run(req).await;
     metrics::counter!("confidant_http_requests_total", "route" => route, "method" => method, "status" => res.status().as_u16().to_string())
         .increment(1);
     res
+}
+
+/// The method as a metrics label; any other method is "other", so a client cannot grow the
+/// set of series (each one kept for the life of the process) by inventing methods.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        _ => "other",
+    }
 }
 
 /// Request ids: a random prefix per process and a counter. Unique across processes like a

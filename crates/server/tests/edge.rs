@@ -462,6 +462,15 @@ async fn health_liveness_and_metrics() {
     let (site, m) = app.site_with_messenger().await;
     app.access_token(site, &m, "mark").await;
     let _ = app.authorize(site, &m, "garbage").await;
+    // An invented method is counted as "other": clients cannot add series at will.
+    let odd = reqwest::Method::from_bytes(b"BREW").expect("method");
+    let r = app
+        .client
+        .request(odd, format!("{}/livez", app.base))
+        .send()
+        .await
+        .expect("BREW");
+    assert_eq!(r.status(), 405);
     let r = app.get("/metrics", None).await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -479,6 +488,13 @@ async fn health_liveness_and_metrics() {
         "{text}"
     );
     assert!(!text.contains(SECRET));
+    assert!(!text.contains("BREW"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("confidant_http_requests_total")
+                && l.contains("method=\"other\"")),
+        "{text}"
+    );
 
     let r = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(r.status(), 200);
