@@ -303,7 +303,9 @@ async fn bystanders_receive_nothing_of_others_messages() {
                 _ => {}
             }
         }
-        assert_eq!(got, ["message 1", "message 2", "typing", "read"]);
+        // The typing and the read marker come from two sockets at once: either may be first.
+        got[2..].sort();
+        assert_eq!(got, ["message 1", "message 2", "read", "typing"]);
     }
     // Bystanders try to reach in.
     send(
