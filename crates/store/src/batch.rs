@@ -53,8 +53,12 @@ enum Lookup {
         by_id: &'static str,
         open_by_key: &'static str,
     },
-    /// PostgreSQL: both in one statement, $1 the ids and $2 the keys (`postgres_lookup!`).
-    Combined(&'static str),
+    /// PostgreSQL: both in one statement, $1 the ids and $2 the keys (`postgres_lookup!`);
+    /// `locking` is the same with `FOR UPDATE`, for `store_locked`.
+    Combined {
+        plain: &'static str,
+        locking: &'static str,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -153,7 +157,10 @@ macro_rules! postgres_lookup {
 pub(crate) const POSTGRES_LOCK: &str = postgres_lookup!(" FOR UPDATE");
 
 pub(crate) const POSTGRES: BatchSql = BatchSql {
-    lookup: Lookup::Combined(postgres_lookup!("")),
+    lookup: Lookup::Combined {
+        plain: postgres_lookup!(""),
+        locking: POSTGRES_LOCK,
+    },
     earlier: concat!(
         "SELECT ",
         msg_cols_m!(),
@@ -254,9 +261,8 @@ async fn plan_and_write(
         Lookup::Separate { by_id, open_by_key } => {
             lookup_separately(tx, by_id, open_by_key, batch).await?
         }
-        Lookup::Combined(lookup) => {
-            let lookup = if locked { POSTGRES_LOCK } else { lookup };
-            lookup_combined(tx, lookup, batch).await?
+        Lookup::Combined { plain, locking } => {
+            lookup_combined(tx, if locked { locking } else { plain }, batch).await?
         }
     };
     let opening: Vec<usize> = open_keys
@@ -299,12 +305,6 @@ async fn plan_and_write(
             }
         }
     }
-
-    // The `last_seq` each conversation had when read, for the guarded write.
-    let read_seq: HashMap<String, i64> = by_id
-        .iter()
-        .map(|(id, c)| (id.clone(), c.last_seq))
-        .collect();
 
     // 3. Each job in order, in memory: validation, idempotency (also against a send earlier
     //    in this batch), the next seq.
@@ -395,18 +395,27 @@ async fn plan_and_write(
         let written = match sql.write {
             Write::Insert(insert) => sqlx::query(insert).bind(rows).execute(&mut *tx).await,
             Write::Guarded(write) => {
-                // The last outcome per conversation holds its final state.
-                let mut last: HashMap<&str, &ConversationRow> = HashMap::new();
+                // The last outcome per conversation holds its final state; the `last_seq` read
+                // is that minus the messages appended to it here.
+                let mut last: HashMap<&str, (&ConversationRow, i64)> = HashMap::new();
                 for o in results.iter().flatten().filter(|o| o.created) {
-                    last.insert(&o.conversation.conversation_id, &o.conversation);
+                    let appended = last
+                        .get(o.conversation.conversation_id.as_str())
+                        .map_or(0, |(_, n)| *n);
+                    last.insert(
+                        &o.conversation.conversation_id,
+                        (&o.conversation, appended + 1),
+                    );
                 }
-                let mut moves = Vec::with_capacity(last.len());
-                for c in last.values() {
-                    let read = read_seq.get(&c.conversation_id).ok_or(Fallback::Changed)?;
-                    moves.push(json!({
-                        "c": c.conversation_id, "o": read, "q": c.last_seq, "a": c.updated_at,
-                    }));
-                }
+                let moves: Vec<_> = last
+                    .values()
+                    .map(|(c, appended)| {
+                        json!({
+                            "c": c.conversation_id, "o": c.last_seq - appended, "q": c.last_seq,
+                            "a": c.updated_at,
+                        })
+                    })
+                    .collect();
                 sqlx::query(write)
                     .bind(rows)
                     .bind(serde_json::Value::from(moves).to_string())

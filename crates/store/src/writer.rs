@@ -125,38 +125,41 @@ pub(crate) async fn store_batch(
     // others still go together. The two groups write to different conversations (a send is in
     // the first group exactly when its contact has no open conversation to go to), so neither
     // group's order depends on the other's.
-    type Numbered<'a> = Vec<(usize, &'a SendRequest)>;
-    let (open_reqs, rest): (Numbered<'_>, Numbered<'_>) = reqs
-        .iter()
-        .copied()
-        .enumerate()
-        .partition(|(i, _)| opening.contains(i));
-    let rest_reqs: Vec<&SendRequest> = rest.iter().map(|(_, r)| *r).collect();
-    let rest_results = if rest_reqs.is_empty() {
-        Vec::new()
-    } else {
-        match set_based(pool, sql, &rest_reqs, single_writer).await {
-            Ok(results) => results,
-            Err(e) => {
-                explain(&e, rest_reqs.len());
-                one_by_one(pool, &rest_reqs, single_writer).await
-            }
-        }
-    };
-    let open_reqs_only: Vec<&SendRequest> = open_reqs.iter().map(|(_, r)| *r).collect();
-    let open_results = one_by_one(pool, &open_reqs_only, single_writer).await;
+    let rest: Vec<usize> = (0..reqs.len()).filter(|i| !opening.contains(i)).collect();
+    let pick = |idx: &[usize]| idx.iter().map(|&i| reqs[i]).collect::<Vec<_>>();
+    let rest_results = together(pool, sql, &pick(&rest), single_writer).await;
+    let open_results = one_by_one(pool, &pick(&opening), single_writer).await;
     let mut results: Vec<Option<Result<SendOutcome>>> = (0..reqs.len()).map(|_| None).collect();
-    for ((i, _), r) in rest
+    for (&i, r) in rest
         .iter()
         .zip(rest_results)
-        .chain(open_reqs.iter().zip(open_results))
+        .chain(opening.iter().zip(open_results))
     {
-        results[*i] = Some(r);
+        results[i] = Some(r);
     }
     results
         .into_iter()
         .map(|r| r.unwrap_or(Err(StoreError::ShuttingDown)))
         .collect()
+}
+
+/// Sends that open no conversation: together, else one by one.
+async fn together(
+    pool: &AnyPool,
+    sql: &batch::BatchSql,
+    reqs: &[&SendRequest],
+    single_writer: bool,
+) -> Vec<Result<SendOutcome>> {
+    if reqs.is_empty() {
+        return Vec::new();
+    }
+    match set_based(pool, sql, reqs, single_writer).await {
+        Ok(results) => results,
+        Err(e) => {
+            explain(&e, reqs.len());
+            one_by_one(pool, reqs, single_writer).await
+        }
+    }
 }
 
 /// The set-based path; on PostgreSQL, a batch that met another process's write is tried
