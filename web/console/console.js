@@ -1,16 +1,14 @@
 // Agent console: inbox, conversation view, replies, live updates over /api/v1/agent/ws.
 import { h, $, clear, setNotice } from '../shared/dom.js';
 import { ApiError } from '../shared/http.js';
-import { LiveSocket, SocketState, socketUrl } from '../shared/live-socket.js';
+import { LiveSocket, socketUrl } from '../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../shared/outbox.js';
 import { formatTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
 import { api, currentAgent, currentToken, resume as resumeSession, refreshToken, logout, forget } from '../shared/session.js';
 import { setupLogin, defaultSiteId } from '../shared/login.js';
+import { Thread, ConnectionLabel, readMessages, wireComposer } from '../shared/thread.js';
 
-const PAGE_SIZE = 200;
 const POLL_MS = 10000;
-const TYPING_EVERY_MS = 2000;
-const TYPING_SHOWN_MS = 5000;
 
 const ATTRIBUTE_LABELS = {
   name: 'Name', alias: 'Alias', title: 'Title', company: 'Company', email: 'Email', phone: 'Phone',
@@ -58,27 +56,31 @@ const state = {
   socket: null,
   pollTimer: null,
   refreshTimer: null,
-  typingTimer: null,
   reloadTimer: null,
-  lastTypingSentAt: 0,
   inboxLoadSerial: 0,
   active: false,
 };
 /** conversationId -> conversation (as listed, kept up to date by live events) */
 const conversations = new Map();
-/** The conversation on screen. */
+/** The conversation on screen; its messages are in `thread`. */
 let view = null;
 
-function newView(conversationId) {
-  return {
-    id: conversationId,
-    lastSeq: 0,
-    seqs: new Set(),
-    items: new Map(), // messageId -> li
-    pending: new Map(), // clientMessageId -> { li, delivery }
-    loading: true,
-  };
-}
+const thread = new Thread({
+  list: ui.messages,
+  scroller: ui.scroll,
+  typing: ui.typing,
+  me: 'agent',
+  itemClass: 'msg',
+  seenText: 'Seen by the customer',
+  readByOthers: () => {
+    const c = viewConversation();
+    return (c && c.contactReadSeq) || 0;
+  },
+  who: (m) => `${m.sender.type === 'agent' ? m.sender.name || 'Agent' : 'Customer'} · `,
+  onGap: () => resumeView(),
+});
+
+const liveState = new ConnectionLabel(ui.liveState, { connected: 'Live', closed: 'Offline' });
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -208,14 +210,12 @@ function setFilter(patch) {
 async function selectConversation(conversationId) {
   const c = conversations.get(conversationId);
   if (!c) return;
-  cancelViewDeliveries();
-  view = newView(conversationId);
+  thread.reset();
+  view = { id: conversationId, loading: true };
   viewSnapshot = c;
-  hideTyping();
   renderInbox();
   ui.noSelection.hidden = true;
   ui.view.hidden = false;
-  clear(ui.messages);
   renderHeader(c);
   ui.messagesLoading.hidden = false;
   try {
@@ -226,24 +226,20 @@ async function selectConversation(conversationId) {
     if (view && view.id === conversationId) {
       view.loading = false;
       ui.messagesLoading.hidden = true;
-      scrollToBottom(true);
+      thread.scrollToBottom(true);
       markReadIfVisible();
     }
   }
   if (view && view.id === conversationId && c.status === 'open') ui.reply.focus();
 }
 
-async function loadViewMessages(v, afterSeq) {
-  let after = afterSeq;
-  for (;;) {
-    const path = sitePath(`/conversations/${encodeURIComponent(v.id)}/messages?after=${after}&limit=${PAGE_SIZE}`);
-    const data = await api(path);
-    if (view !== v) return;
-    const messages = (data && data.messages) || [];
-    messages.forEach((m) => showMessage(m, false));
-    if (messages.length < PAGE_SIZE) return;
-    after = messages[messages.length - 1].seq;
-  }
+function loadViewMessages(v, afterSeq) {
+  return readMessages(
+    (after, limit) => api(sitePath(`/conversations/${encodeURIComponent(v.id)}/messages?after=${after}&limit=${limit}`)),
+    afterSeq,
+    (m) => showMessage(m, false),
+    () => view !== v,
+  );
 }
 
 function renderHeader(c) {
@@ -265,78 +261,16 @@ function renderHeader(c) {
   updateReplyButton();
 }
 
-function renderMessage(li, m) {
-  const type = (m.sender && m.sender.type) || 'system';
-  li.className = `msg from-${type}${type === 'system' ? ' system' : ''}`;
-  li.setAttribute('data-testid', 'message');
-  li.dataset.seq = String(m.seq);
-  li.dataset.senderType = type;
-  li.dataset.messageId = m.messageId;
-  li.dataset.state = 'sent';
-  clear(li);
-  li.append(h('div', { class: 'bubble', text: m.body }));
-  if (type !== 'system') {
-    const who = type === 'agent' ? (m.sender.name || 'Agent') : 'Customer';
-    li.append(h('span', { class: 'meta' }, `${who} · `, h('time', { datetime: m.createdAt, text: formatTime(m.createdAt) })));
-  }
-}
-
-function placeMessage(li) {
-  const seq = Number(li.dataset.seq);
-  let before = null;
-  const items = ui.messages.children;
-  for (let i = items.length - 1; i >= 0; i--) {
-    const item = items[i];
-    if (item === li) continue;
-    if (item.dataset.state !== 'sent' || Number(item.dataset.seq) > seq) before = item;
-    else break;
-  }
-  ui.messages.insertBefore(li, before);
-}
-
-/** Show a message in the open view (idempotent by messageId). */
+/** Show a message of the conversation on screen (idempotent by messageId). */
 function showMessage(m, live) {
-  const v = view;
-  if (!v || m.conversationId !== v.id || v.items.has(m.messageId)) return;
-  const nearBottom = isNearBottom();
-  const mine = m.clientMessageId && v.pending.get(m.clientMessageId);
-  let li;
-  if (mine && m.sender && m.sender.type === 'agent') {
-    li = mine.li;
-    mine.delivery.cancel();
-    v.pending.delete(m.clientMessageId);
-  } else {
-    li = h('li');
-  }
-  renderMessage(li, m);
-  placeMessage(li);
-  v.items.set(m.messageId, li);
-  v.seqs.add(m.seq);
-  const gap = m.seq > v.lastSeq + 1;
-  while (v.seqs.has(v.lastSeq + 1)) v.lastSeq += 1;
-  if (gap && live && state.socket) state.socket.send({ type: 'resume', conversationId: v.id, afterSeq: v.lastSeq });
-  if (m.sender && m.sender.type === 'contact') hideTyping();
-  updateSeen();
-  scrollToBottom(nearBottom || (m.sender && m.sender.type === 'agent'));
-}
-
-/** "Seen" under our last message once the customer has read it. */
-function updateSeen() {
-  const old = ui.messages.querySelector('.seen');
-  if (old) old.remove();
-  const c = viewConversation();
-  if (!c) return;
-  const ours = ui.messages.querySelectorAll('.msg.from-agent[data-state="sent"]');
-  const last = ours[ours.length - 1];
-  if (last && (c.contactReadSeq || 0) >= Number(last.dataset.seq)) {
-    last.append(h('p', { class: 'seen', 'data-testid': 'seen', text: 'Seen by the customer' }));
-  }
+  if (!view || m.conversationId !== view.id) return;
+  thread.show(m, { live });
 }
 
 function markReadIfVisible() {
   const c = viewConversation();
   if (!view || view.loading || !c || document.visibilityState !== 'visible') return;
-  const seq = Math.max(view.lastSeq, 0);
+  const seq = thread.lastSeq(view.id);
   if (seq <= (c.agentReadSeq || 0)) return;
   c.agentReadSeq = seq;
   renderInbox();
@@ -392,54 +326,31 @@ function submitReply() {
   updateReplyButton();
   const v = view;
   const clientMessageId = uuid();
-  const li = h('li', { class: 'msg from-agent pending', 'data-testid': 'message', 'data-sender-type': 'agent', 'data-state': 'pending' }, h('div', { class: 'bubble', text: body }));
-  ui.messages.append(li);
-  scrollToBottom(true);
   const path = sitePath(`/conversations/${encodeURIComponent(v.id)}/messages`);
   const delivery = new Delivery({
     clientMessageId,
     attempt: () => api(path, { method: 'POST', body: { clientMessageId, body } }),
-    onState: (st, detail) => onDeliveryState(v, clientMessageId, li, st, detail),
+    onState: (st, detail) => onDeliveryState(v, clientMessageId, st, detail),
   });
-  v.pending.set(clientMessageId, { li, delivery });
+  thread.addPending(clientMessageId, body, delivery);
   delivery.start();
 }
 
-function deliveryStatus(li, text, failed, withRetry, onRetry) {
-  li.classList.toggle('failed', failed);
-  li.classList.toggle('pending', !failed);
-  let status = li.querySelector('.status');
-  if (!status) {
-    status = h('p', { class: 'status', 'data-testid': 'message-status' });
-    li.append(status);
-  }
-  clear(status);
-  status.append(text);
-  if (withRetry) {
-    const b = h('button', { type: 'button', class: 'link', text: 'Retry' });
-    b.addEventListener('click', onRetry);
-    status.append(' ', b);
-  }
-}
-
-function onDeliveryState(v, clientMessageId, li, st, detail) {
+function onDeliveryState(v, clientMessageId, st, detail) {
   if (view !== v) return;
-  const entry = v.pending.get(clientMessageId);
-  const retry = () => entry && entry.delivery.retryNow();
-  if (st !== DeliveryState.SENT) li.dataset.state = st;
   switch (st) {
     case DeliveryState.SENDING:
-      deliveryStatus(li, 'Sending…', false, false);
+      thread.pendingState(clientMessageId, st, 'Sending…');
       break;
     case DeliveryState.RETRYING:
-      deliveryStatus(li, 'Not sent yet — retrying…', false, true, retry);
+      thread.pendingState(clientMessageId, st, 'Not sent yet — retrying…', { retry: 'Retry' });
       break;
     case DeliveryState.WAITING_AUTH:
-      deliveryStatus(li, 'Not sent: your session ended.', true, false);
+      thread.pendingState(clientMessageId, st, 'Not sent: your session ended.', { failed: true });
       sessionEnded();
       break;
     case DeliveryState.FAILED:
-      deliveryStatus(li, `Not sent: ${detail.error}`, true, true, retry);
+      thread.pendingState(clientMessageId, st, `Not sent: ${detail.error}`, { failed: true, retry: 'Retry' });
       break;
     case DeliveryState.SENT:
       if (detail.message) {
@@ -458,31 +369,9 @@ function onDeliveryState(v, clientMessageId, li, st, detail) {
   }
 }
 
-function cancelViewDeliveries() {
-  if (!view) return;
-  for (const { delivery } of view.pending.values()) delivery.cancel();
-  view.pending.clear();
-}
-
 function maybeSendTyping() {
   const c = viewConversation();
-  if (!c || c.status !== 'open' || !state.socket) return;
-  const now = Date.now();
-  if (now - state.lastTypingSentAt < TYPING_EVERY_MS) return;
-  if (state.socket.send({ type: 'typing', conversationId: c.conversationId })) state.lastTypingSentAt = now;
-}
-
-function showTyping(sender) {
-  const c = viewConversation();
-  ui.typing.textContent = `${(sender && sender.name) || contactTitle(c && c.contact)} is typing…`;
-  ui.typing.hidden = false;
-  clearTimeout(state.typingTimer);
-  state.typingTimer = setTimeout(hideTyping, TYPING_SHOWN_MS);
-}
-
-function hideTyping() {
-  clearTimeout(state.typingTimer);
-  ui.typing.hidden = true;
+  if (c && c.status === 'open') thread.sendTyping(state.socket, c.conversationId);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,7 +405,10 @@ function onSocketEvent(msg) {
       }
       break;
     case 'typing':
-      if (view && msg.conversationId === view.id && msg.sender && msg.sender.type === 'contact') showTyping(msg.sender);
+      if (view && msg.conversationId === view.id && msg.sender && msg.sender.type === 'contact') {
+        const c = viewConversation();
+        thread.showTyping(msg.sender.name || contactTitle(c && c.contact));
+      }
       break;
     case 'read': {
       const c = conversations.get(msg.conversationId);
@@ -524,7 +416,7 @@ function onSocketEvent(msg) {
       if (msg.reader.type === 'contact') c.contactReadSeq = Math.max(c.contactReadSeq || 0, msg.seq);
       else c.agentReadSeq = Math.max(c.agentReadSeq || 0, msg.seq);
       renderInbox();
-      if (view && view.id === c.conversationId) updateSeen();
+      if (view && view.id === c.conversationId) thread.updateSeen();
       break;
     }
     case 'resync':
@@ -537,7 +429,7 @@ function onSocketEvent(msg) {
 }
 
 function resumeView() {
-  if (view && state.socket) state.socket.send({ type: 'resume', conversationId: view.id, afterSeq: view.lastSeq });
+  if (view && state.socket) state.socket.send({ type: 'resume', conversationId: view.id, afterSeq: thread.lastSeq(view.id) });
 }
 
 function onSocketReady(msg, reconnected) {
@@ -546,20 +438,6 @@ function onSocketReady(msg, reconnected) {
   if (!reconnected) return;
   resumeView();
   loadInbox();
-}
-
-const LIVE_TEXT = {
-  [SocketState.IDLE]: 'Connecting…',
-  [SocketState.CONNECTING]: 'Connecting…',
-  [SocketState.CONNECTED]: 'Live',
-  [SocketState.RECONNECTING]: 'Reconnecting…',
-  [SocketState.UNAUTHORIZED]: 'Reconnecting…',
-  [SocketState.CLOSED]: 'Offline',
-};
-
-function showLiveState(s) {
-  ui.liveState.dataset.state = s;
-  ui.liveState.textContent = LIVE_TEXT[s] || s;
 }
 
 async function onSocketAuthFailed() {
@@ -601,7 +479,7 @@ function startLive() {
     url: socketUrl('/api/v1/agent/ws'),
     onEvent: onSocketEvent,
     onReady: onSocketReady,
-    onState: showLiveState,
+    onState: (s) => liveState.show(s),
     onAuthFailed: onSocketAuthFailed,
   });
   state.socket.setToken(token);
@@ -613,33 +491,20 @@ function startPolling() {
     state.socket.close();
     state.socket = null;
   }
-  ui.liveState.dataset.state = 'polling';
-  ui.liveState.textContent = 'Refreshing every 10 s';
+  liveState.set('polling', 'Refreshing every 10 s');
   ui.liveState.title = 'Live updates need a fresh sign-in; until then the console refreshes itself.';
   clearInterval(state.pollTimer);
   state.pollTimer = setInterval(async () => {
     await loadInbox();
     if (view && !view.loading) {
       try {
-        await loadViewMessages(view, view.lastSeq);
+        await loadViewMessages(view, thread.lastSeq(view.id));
         markReadIfVisible();
       } catch (err) {
         reportError(err);
       }
     }
   }, POLL_MS);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Scrolling
-
-function isNearBottom() {
-  const el = ui.scroll;
-  return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-}
-
-function scrollToBottom(force) {
-  if (force) ui.scroll.scrollTop = ui.scroll.scrollHeight;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,13 +533,11 @@ function teardown() {
   clearInterval(state.pollTimer);
   clearTimeout(state.refreshTimer);
   clearTimeout(state.reloadTimer);
-  hideTyping();
-  cancelViewDeliveries();
+  thread.reset();
   view = null;
   viewSnapshot = null;
   conversations.clear();
   clear(ui.list);
-  clear(ui.messages);
   ui.view.hidden = true;
   ui.noSelection.hidden = false;
   ui.app.hidden = true;
@@ -707,16 +570,7 @@ function wire() {
   ui.previewToggle.addEventListener('change', () => setFilter({ preview: ui.previewToggle.checked }));
   ui.closeButton.addEventListener('click', closeConversation);
   ui.logout.addEventListener('click', signOut);
-  ui.replyForm.addEventListener('submit', (e) => {
-    e.preventDefault();
-    submitReply();
-  });
-  ui.reply.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
-      e.preventDefault();
-      submitReply();
-    }
-  });
+  wireComposer(ui.replyForm, ui.reply, submitReply);
   ui.reply.addEventListener('input', () => {
     updateReplyButton();
     if (ui.reply.value.trim()) maybeSendTyping();

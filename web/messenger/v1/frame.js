@@ -3,15 +3,13 @@
 // Token: received from the parent page by postMessage only, kept in memory only.
 // History: REST; live: WebSocket (auth frame first, resume on every (re)connect).
 // Sending: one clientMessageId per message, retried unchanged until 200/201.
-import { h, $, clear, setNotice } from '../../shared/dom.js';
+import { h, $, setNotice } from '../../shared/dom.js';
 import { apiFetch, ApiError } from '../../shared/http.js';
 import { LiveSocket, SocketState, socketUrl } from '../../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../../shared/outbox.js';
-import { formatTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../../shared/format.js';
+import { uuid, charLength, MAX_BODY_CHARS } from '../../shared/format.js';
+import { Thread, ConnectionLabel, isMessage, readMessages, wireComposer } from '../../shared/thread.js';
 
-const PAGE_SIZE = 200;
-const TYPING_EVERY_MS = 2000;
-const TYPING_SHOWN_MS = 5000;
 const NEED_TOKEN_GRACE_MS = 8000;
 
 // ---------------------------------------------------------------------------------------------
@@ -57,20 +55,31 @@ const state = {
   historyLoading: false,
   readyPosted: false,
   lastUnreadPosted: -1,
-  lastTypingSentAt: 0,
-  typingTimer: null,
   needTokenTimer: null,
   expiryTimer: null,
   socket: null,
   currentConversationId: null,
   nextOrder: 1,
 };
-/** conversationId -> { id, status, order, lastSeq, seqs:Set, others:Set, agentReadSeq, contactReadSeq, readSent } */
+/** conversationId -> { id, status, createdAt, order, others:Set, agentReadSeq, contactReadSeq, readSent } */
 const conversations = new Map();
-/** messageId -> li */
-const shownMessages = new Map();
-/** clientMessageId -> { li, delivery } for our own messages not yet confirmed */
-const pending = new Map();
+
+/** The messages of every conversation, oldest conversation first. */
+const thread = new Thread({
+  list: ui.list,
+  scroller: ui.body,
+  typing: ui.typing,
+  me: 'contact',
+  itemClass: 'message',
+  seenText: 'Seen',
+  readByOthers: (id) => conversations.get(id)?.agentReadSeq ?? 0,
+  label: (m) => senderLabel(m.sender),
+  who: (m) => h('span', { class: 'visually-hidden', text: `${m.sender.type === 'contact' ? 'You' : senderLabel(m.sender)}, ` }),
+  orderOf: (id) => conversations.get(id)?.order ?? 0,
+  onGap: (id) => resume(id),
+});
+
+const connection = new ConnectionLabel(ui.state, { connected: 'Connected', closed: 'Disconnected' });
 
 // ---------------------------------------------------------------------------------------------
 // Parent page bridge
@@ -235,7 +244,7 @@ async function loadHistory() {
     state.historyLoaded = true;
     ui.loading.hidden = true;
     updateEmpty();
-    scrollToBottom(true);
+    thread.scrollToBottom(true);
     markReadIfVisible();
     postUnread();
     if (!state.readyPosted) {
@@ -251,17 +260,13 @@ async function loadHistory() {
   }
 }
 
-async function loadMessages(conversationId, afterSeq) {
-  let after = afterSeq;
-  for (;;) {
-    const url = `/api/v1/messenger/conversations/${encodeURIComponent(conversationId)}/messages?after=${after}&limit=${PAGE_SIZE}`;
-    const data = await api(url);
-    if (state.dead) return;
-    const messages = (data && data.messages) || [];
-    messages.forEach((m) => acceptMessage(m, false));
-    if (messages.length < PAGE_SIZE) return;
-    after = messages[messages.length - 1].seq;
-  }
+function loadMessages(conversationId, afterSeq) {
+  return readMessages(
+    (after, limit) => api(`/api/v1/messenger/conversations/${encodeURIComponent(conversationId)}/messages?after=${after}&limit=${limit}`),
+    afterSeq,
+    (m) => acceptMessage(m, false),
+    () => state.dead,
+  );
 }
 
 /** After a reconnect: pick up conversations opened meanwhile (e.g. from another tab). */
@@ -298,8 +303,6 @@ function upsertConversation(c) {
       status: 'open',
       createdAt: c.createdAt || null,
       order: state.nextOrder++,
-      lastSeq: 0,
-      seqs: new Set(),
       others: new Set(),
       agentReadSeq: 0,
       contactReadSeq: 0,
@@ -324,90 +327,21 @@ function senderLabel(sender) {
   return '';
 }
 
-function renderMessageInto(li, message) {
-  const sender = message.sender || { type: 'system' };
-  li.className = `message from-${sender.type}${sender.type === 'system' ? ' system' : ''}`;
-  li.setAttribute('data-testid', 'message');
-  li.dataset.seq = String(message.seq);
-  li.dataset.senderType = sender.type;
-  li.dataset.conversationId = message.conversationId;
-  li.dataset.messageId = message.messageId;
-  li.dataset.order = String(conversations.get(message.conversationId)?.order ?? 0);
-  li.dataset.state = 'sent';
-  clear(li);
-  const label = senderLabel(sender);
-  if (label) li.append(h('span', { class: 'sender', text: label }));
-  li.append(h('div', { class: 'bubble', text: message.body }));
-  if (sender.type !== 'system') {
-    const who = sender.type === 'contact' ? 'You' : label;
-    li.append(
-      h('span', { class: 'meta' }, h('span', { class: 'visually-hidden', text: `${who}, ` }), h('time', { datetime: message.createdAt, text: formatTime(message.createdAt) })),
-    );
-  }
-}
-
-/** Insert a confirmed message li in (conversation order, seq) order, before any pending items. */
-function placeMessage(li) {
-  const order = Number(li.dataset.order);
-  const seq = Number(li.dataset.seq);
-  let before = null;
-  const items = ui.list.children;
-  for (let i = items.length - 1; i >= 0; i--) {
-    const item = items[i];
-    if (item === li) continue;
-    if (item.dataset.state !== 'sent') {
-      before = item; // pending items stay last
-      continue;
-    }
-    const o = Number(item.dataset.order);
-    const s = Number(item.dataset.seq);
-    if (o < order || (o === order && s < seq)) break;
-    before = item;
-  }
-  if (li.nextSibling === before && li.parentNode === ui.list) return;
-  ui.list.insertBefore(li, before);
-}
-
 /**
  * Show a message from history, the socket or a send answer. Idempotent by messageId.
  * Returns true when it was new.
  */
 function acceptMessage(message, live) {
-  if (!message || !message.messageId || !message.conversationId || !Number.isInteger(message.seq)) return false;
-  if (shownMessages.has(message.messageId)) return false;
-
+  if (!isMessage(message)) return false;
   const conv = conversations.get(message.conversationId) || upsertConversation({ conversationId: message.conversationId, createdAt: message.createdAt });
-  const sender = message.sender || { type: 'system' };
-  const nearBottom = isNearBottom();
-
-  let li = null;
-  const mine = sender.type === 'contact' && message.clientMessageId && pending.get(message.clientMessageId);
-  if (mine) {
-    li = mine.li;
-    mine.delivery.cancel();
-    pending.delete(message.clientMessageId);
-  } else {
-    li = h('li');
-  }
-  renderMessageInto(li, message);
-  placeMessage(li);
-  shownMessages.set(message.messageId, li);
-
-  conv.seqs.add(message.seq);
-  if (sender.type !== 'contact') conv.others.add(message.seq);
-  const hadGap = message.seq > conv.lastSeq + 1;
-  while (conv.seqs.has(conv.lastSeq + 1)) conv.lastSeq += 1;
-  if (hadGap && live) resume(conv.id); // we missed something: ask for it
-
-  if (sender.type !== 'contact') hideTyping();
-
+  const shown = thread.show(message, { live });
+  if (!shown) return false;
+  if (!shown.fromMe) conv.others.add(message.seq);
   updateEmpty();
-  updateSeen();
-  scrollToBottom(nearBottom || sender.type === 'contact');
   if (live) {
     // The page hears about new messages, not about the one this frame itself just sent
     // (the socket may echo it before the POST answers; that must not depend on the race).
-    if (!mine) tell({ type: 'confidant:message', message });
+    if (!shown.wasPending) tell({ type: 'confidant:message', message });
     markReadIfVisible();
     postUnread();
   }
@@ -416,21 +350,6 @@ function acceptMessage(message, live) {
 
 function updateEmpty() {
   ui.empty.hidden = !state.historyLoaded || ui.list.children.length > 0;
-}
-
-/** "Seen" under the contact's last confirmed message once an agent has read it. */
-function updateSeen() {
-  const old = ui.list.querySelector('.seen');
-  const mineConfirmed = ui.list.querySelectorAll('.message.from-contact[data-state="sent"]');
-  const last = mineConfirmed[mineConfirmed.length - 1];
-  let want = false;
-  if (last) {
-    const conv = conversations.get(last.dataset.conversationId);
-    want = Boolean(conv && conv.agentReadSeq >= Number(last.dataset.seq));
-  }
-  if (want && old && old.parentNode === last) return;
-  if (old) old.remove();
-  if (want) last.append(h('p', { class: 'seen', 'data-testid': 'seen', text: 'Seen' }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,7 +377,7 @@ function isVisible() {
 function markReadIfVisible() {
   if (!isVisible() || !state.token || state.dead) return;
   for (const conv of conversations.values()) {
-    const seq = conv.lastSeq;
+    const seq = thread.lastSeq(conv.id);
     if (seq <= conv.readSent) continue;
     conv.readSent = seq;
     conv.contactReadSeq = Math.max(conv.contactReadSeq, seq);
@@ -475,26 +394,18 @@ function markReadIfVisible() {
 // ---------------------------------------------------------------------------------------------
 // Live socket
 
-const STATE_TEXT = {
-  [SocketState.IDLE]: 'Connecting…',
-  [SocketState.CONNECTING]: 'Connecting…',
-  [SocketState.CONNECTED]: 'Connected',
-  [SocketState.RECONNECTING]: 'Reconnecting…',
-  [SocketState.UNAUTHORIZED]: 'Reconnecting…',
-  [SocketState.CLOSED]: 'Disconnected',
-};
-
 function showConnection(socketState) {
-  let key = socketState;
-  if (socketState !== SocketState.CONNECTED && !navigator.onLine && state.token) key = 'offline';
-  ui.state.dataset.state = key;
-  ui.state.textContent = key === 'offline' ? 'Offline — reconnecting when you are back online' : STATE_TEXT[socketState] || 'Connecting…';
+  if (socketState !== SocketState.CONNECTED && !navigator.onLine && state.token) {
+    connection.set('offline', 'Offline — reconnecting when you are back online');
+  } else {
+    connection.show(socketState);
+  }
 }
 
 function resume(conversationId) {
   const conv = conversations.get(conversationId);
   if (!conv || !state.socket) return;
-  state.socket.send({ type: 'resume', conversationId, afterSeq: conv.lastSeq });
+  state.socket.send({ type: 'resume', conversationId, afterSeq: thread.lastSeq(conversationId) });
 }
 
 function onSocketReady(msg, reconnected) {
@@ -525,7 +436,7 @@ function onSocketEvent(msg) {
       acceptMessage(msg.message, true);
       break;
     case 'typing':
-      if (msg.sender && msg.sender.type !== 'contact') showTyping(msg.sender);
+      if (msg.sender && msg.sender.type !== 'contact') thread.showTyping(msg.sender.name || 'Support');
       break;
     case 'read':
       onReadEvent(msg);
@@ -554,7 +465,7 @@ function onReadEvent(msg) {
   if (!conv || !msg.reader || !Number.isInteger(msg.seq)) return;
   if (msg.reader.type === 'agent') {
     conv.agentReadSeq = Math.max(conv.agentReadSeq, msg.seq);
-    updateSeen();
+    thread.updateSeen();
   } else if (msg.reader.type === 'contact') {
     // read in another tab or device
     conv.contactReadSeq = Math.max(conv.contactReadSeq, msg.seq);
@@ -577,98 +488,48 @@ function startSocket() {
 // ---------------------------------------------------------------------------------------------
 // Typing
 
-function showTyping(sender) {
-  ui.typing.textContent = `${sender.name || 'Support'} is typing…`;
-  ui.typing.hidden = false;
-  clearTimeout(state.typingTimer);
-  state.typingTimer = setTimeout(hideTyping, TYPING_SHOWN_MS);
-}
-
-function hideTyping() {
-  clearTimeout(state.typingTimer);
-  ui.typing.hidden = true;
-  ui.typing.textContent = '';
-}
-
 function maybeSendTyping() {
   const conv = conversations.get(state.currentConversationId);
-  if (!conv || conv.status !== 'open' || !state.socket) return;
-  const now = Date.now();
-  if (now - state.lastTypingSentAt < TYPING_EVERY_MS) return;
-  if (state.socket.send({ type: 'typing', conversationId: conv.id })) state.lastTypingSentAt = now;
+  if (conv && conv.status === 'open') thread.sendTyping(state.socket, conv.id);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Sending
 
-function pendingStatus(li, text, { retry = false, failed = false } = {}) {
-  li.classList.toggle('failed', failed);
-  li.classList.toggle('pending', !failed);
-  let status = li.querySelector('.status');
-  if (!status) {
-    status = h('p', { class: 'status', 'data-testid': 'message-status' });
-    li.append(status);
-  }
-  clear(status);
-  status.append(h('span', { text }));
-  if (retry) {
-    const button = h('button', { type: 'button', class: 'link', text: failed ? 'Retry' : 'Retry now' });
-    button.addEventListener('click', () => {
-      const entry = [...pending.values()].find((p) => p.li === li);
-      if (entry) entry.delivery.retryNow();
-    });
-    status.append(button);
-  }
-}
-
 function sendMessage(body) {
   const clientMessageId = uuid();
-  const li = h(
-    'li',
-    { class: 'message from-contact pending', 'data-testid': 'message', 'data-sender-type': 'contact', 'data-state': 'pending' },
-    h('div', { class: 'bubble', text: body }),
-  );
-  ui.list.append(li);
-  updateEmpty();
-  scrollToBottom(true);
-
   const delivery = new Delivery({
     clientMessageId,
     attempt: () => api('/api/v1/messenger/messages', { method: 'POST', body: { clientMessageId, body } }),
-    onState: (st, detail) => onDeliveryState(clientMessageId, li, st, detail),
+    onState: (st, detail) => onDeliveryState(clientMessageId, st, detail),
   });
-  pending.set(clientMessageId, { li, delivery });
+  thread.addPending(clientMessageId, body, delivery);
+  updateEmpty();
   delivery.start();
 }
 
-function onDeliveryState(clientMessageId, li, st, detail) {
+function onDeliveryState(clientMessageId, st, detail) {
   if (state.dead) return;
-  li.dataset.state = st === DeliveryState.SENT ? li.dataset.state : st;
   switch (st) {
     case DeliveryState.SENDING:
-      pendingStatus(li, 'Sending…');
+      thread.pendingState(clientMessageId, st, 'Sending…');
       break;
     case DeliveryState.RETRYING:
-      pendingStatus(li, 'Not sent yet — retrying…', { retry: true });
+      thread.pendingState(clientMessageId, st, 'Not sent yet — retrying…', { retry: 'Retry now' });
       break;
     case DeliveryState.WAITING_AUTH:
-      pendingStatus(li, 'Waiting for your session to be renewed…');
+      thread.pendingState(clientMessageId, st, 'Waiting for your session to be renewed…');
       requestToken();
       break;
     case DeliveryState.FAILED:
-      pendingStatus(li, `Not sent: ${detail.error || 'the server refused it'}`, { retry: true, failed: true });
+      thread.pendingState(clientMessageId, st, `Not sent: ${detail.error || 'the server refused it'}`, { retry: 'Retry', failed: true });
       if (detail.code === 'origin_not_allowed') showError(detail.code, detail.error);
       break;
     case DeliveryState.SENT:
+      // (if the socket showed it already, in an item of its own, the thread drops the pending one)
       if (detail.message) {
-        if (pending.has(clientMessageId) && shownMessages.has(detail.message.messageId)) {
-          // the socket already showed it in another item (it came without our clientMessageId)
-          pending.delete(clientMessageId);
-          li.remove();
-        } else {
-          acceptMessage({ ...detail.message, clientMessageId, sender: detail.message.sender || { type: 'contact' } }, false);
-          markReadIfVisible();
-        }
+        acceptMessage({ ...detail.message, clientMessageId, sender: detail.message.sender || { type: 'contact' } }, false);
+        markReadIfVisible();
       }
       break;
     default:
@@ -677,7 +538,7 @@ function onDeliveryState(clientMessageId, li, st, detail) {
 }
 
 function retryWaitingDeliveries() {
-  for (const { delivery } of pending.values()) {
+  for (const delivery of thread.deliveries()) {
     if (delivery.state === DeliveryState.WAITING_AUTH || delivery.state === DeliveryState.RETRYING) delivery.retryNow();
   }
 }
@@ -715,18 +576,6 @@ function submitComposer() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scrolling
-
-function isNearBottom() {
-  const el = ui.body;
-  return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-}
-
-function scrollToBottom(force) {
-  if (force) ui.body.scrollTop = ui.body.scrollHeight;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Lifecycle
 
 function receiveToken(token) {
@@ -756,38 +605,23 @@ function shutdown() {
   state.dead = true;
   if (state.socket) state.socket.close();
   state.socket = null;
-  for (const { delivery } of pending.values()) delivery.cancel();
-  pending.clear();
+  thread.reset();
   conversations.clear();
-  shownMessages.clear();
   clearTimeout(state.needTokenTimer);
   clearTimeout(state.expiryTimer);
-  clearTimeout(state.typingTimer);
   state.token = null;
   state.parentOrigin = null;
-  clear(ui.list);
-  hideTyping();
   clearError();
   ui.composer.value = '';
   ui.composer.disabled = true;
   ui.send.disabled = true;
   ui.loading.hidden = true;
   ui.empty.hidden = true;
-  ui.state.dataset.state = 'closed';
-  ui.state.textContent = 'Signed out';
+  connection.set('closed', 'Signed out');
 }
 
 function wireUi() {
-  ui.form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    submitComposer();
-  });
-  ui.composer.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
-      event.preventDefault();
-      submitComposer();
-    }
-  });
+  wireComposer(ui.form, ui.composer, submitComposer);
   ui.composer.addEventListener('input', () => {
     autoGrow();
     updateCount();
@@ -824,8 +658,7 @@ function boot() {
   if (!embedded) {
     ui.loading.hidden = true;
     setNotice(ui.error, 'This messenger opens from the website where you are signed in.');
-    ui.state.textContent = 'Not connected';
-    ui.state.dataset.state = 'offline';
+    connection.set('offline', 'Not connected');
     return;
   }
   window.addEventListener('message', onParentMessage);
