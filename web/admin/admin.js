@@ -2,16 +2,12 @@
 import { h, $, $$, clear, setNotice, copyText } from '../shared/dom.js';
 import { ApiError } from '../shared/http.js';
 import { describeError } from '../shared/format.js';
-import { api, currentAgent, currentToken, resume as resumeSession, logout, forget } from '../shared/session.js';
-import { setupLogin, defaultSiteId } from '../shared/login.js';
+import { api, currentAgent } from '../shared/session.js';
+import { startAgentPage, defaultSiteId } from '../shared/login.js';
 
 const ui = {
-  boot: $('#boot'),
-  app: $('#app'),
   error: $('#app-error'),
   readonly: $('#readonly-note'),
-  agentName: $('#agent-name'),
-  logout: $('#logout'),
   consoleLink: $('#console-link'),
   navMessengers: $('#nav-messengers'),
   navAgents: $('#nav-agents'),
@@ -560,17 +556,10 @@ function applyPermissions() {
   ui.readonly.hidden = state.canEdit;
 }
 
-let loginUi = null;
-
 function enterApp(agent) {
   state.siteId = (agent && agent.siteId) || Number(defaultSiteId());
   state.canEdit = !agent || agent.role === 'admin';
-  ui.boot.hidden = true;
-  loginUi.hide();
-  ui.app.hidden = false;
-  ui.agentName.textContent = agent ? `${agent.name || agent.email} · ${agent.role}` : 'Operator';
   ui.consoleLink.href = `/console/?siteId=${encodeURIComponent(state.siteId)}`;
-  setNotice(ui.error, '');
   applyPermissions();
   showSection('messengers');
   loadMessengers();
@@ -584,26 +573,10 @@ function teardown() {
   clear(ui.messengerList);
   clear(ui.agentsBody);
   ui.detail.hidden = true;
-  ui.app.hidden = true;
 }
 
 function sessionEnded() {
-  teardown();
-  forget();
-  loginUi.show('Your session has ended. Please sign in again.', 'warn');
-}
-
-async function signOut() {
-  ui.logout.disabled = true;
-  try {
-    await logout();
-  } catch {
-    // forget locally either way
-  } finally {
-    ui.logout.disabled = false;
-    teardown();
-    loginUi.show('You have signed out.', 'ok');
-  }
+  page.sessionEnded();
 }
 
 function wire() {
@@ -630,25 +603,7 @@ function wire() {
   });
   ui.secretDone.addEventListener('click', hideSecret);
   ui.agentForm.addEventListener('submit', addAgent);
-  ui.logout.addEventListener('click', signOut);
 }
 
-async function boot() {
-  wire();
-  loginUi = setupLogin({ onLoggedIn: enterApp });
-  try {
-    const agent = await resumeSession();
-    if (agent || currentToken()) {
-      enterApp(agent || currentAgent());
-      return;
-    }
-  } catch (err) {
-    ui.boot.hidden = true;
-    loginUi.show(describeError(err), 'error');
-    return;
-  }
-  ui.boot.hidden = true;
-  loginUi.show();
-}
-
-boot();
+wire();
+const page = startAgentPage({ enter: enterApp, leave: teardown });

@@ -4,8 +4,8 @@ import { ApiError } from '../shared/http.js';
 import { LiveSocket, socketUrl } from '../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../shared/outbox.js';
 import { formatTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
-import { api, currentAgent, currentToken, resume as resumeSession, refreshToken, logout, forget } from '../shared/session.js';
-import { setupLogin, defaultSiteId } from '../shared/login.js';
+import { api, currentToken, refreshToken } from '../shared/session.js';
+import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { Thread, ConnectionLabel, readMessages, wireComposer } from '../shared/thread.js';
 
 const POLL_MS = 10000;
@@ -17,12 +17,8 @@ const ATTRIBUTE_LABELS = {
 };
 
 const ui = {
-  boot: $('#boot'),
-  app: $('#app'),
   error: $('#app-error'),
   liveState: $('#live-state'),
-  agentName: $('#agent-name'),
-  logout: $('#logout'),
   adminLink: $('#admin-link'),
   tabOpen: $('#tab-open'),
   tabClosed: $('#tab-closed'),
@@ -510,18 +506,11 @@ function startPolling() {
 // ---------------------------------------------------------------------------------------------
 // Session lifecycle
 
-let loginUi = null;
-
 function enterApp(agent) {
   state.active = true;
   state.siteId = (agent && agent.siteId) || Number(defaultSiteId());
-  ui.boot.hidden = true;
-  loginUi.hide();
-  ui.app.hidden = false;
-  ui.agentName.textContent = agent ? `${agent.name || agent.email} · ${agent.role}` : 'Operator';
   ui.adminLink.hidden = Boolean(agent && agent.role !== 'admin');
   ui.adminLink.href = `/admin/?siteId=${encodeURIComponent(state.siteId)}`;
-  setNotice(ui.error, '');
   loadInbox();
   startLive();
 }
@@ -540,28 +529,11 @@ function teardown() {
   clear(ui.list);
   ui.view.hidden = true;
   ui.noSelection.hidden = false;
-  ui.app.hidden = true;
   document.title = 'Confidant — Agent console';
 }
 
 function sessionEnded() {
-  if (!state.active) return;
-  teardown();
-  forget();
-  loginUi.show('Your session has ended. Please sign in again.', 'warn');
-}
-
-async function signOut() {
-  ui.logout.disabled = true;
-  try {
-    await logout();
-  } catch {
-    // the server may already consider us logged out; forget locally either way
-  } finally {
-    ui.logout.disabled = false;
-    teardown();
-    loginUi.show('You have signed out.', 'ok');
-  }
+  page.sessionEnded();
 }
 
 function wire() {
@@ -569,7 +541,6 @@ function wire() {
   ui.tabClosed.addEventListener('click', () => setFilter({ status: 'closed' }));
   ui.previewToggle.addEventListener('change', () => setFilter({ preview: ui.previewToggle.checked }));
   ui.closeButton.addEventListener('click', closeConversation);
-  ui.logout.addEventListener('click', signOut);
   wireComposer(ui.replyForm, ui.reply, submitReply);
   ui.reply.addEventListener('input', () => {
     updateReplyButton();
@@ -578,22 +549,5 @@ function wire() {
   document.addEventListener('visibilitychange', markReadIfVisible);
 }
 
-async function boot() {
-  wire();
-  loginUi = setupLogin({ onLoggedIn: enterApp });
-  try {
-    const agent = await resumeSession();
-    if (agent || currentToken()) {
-      enterApp(agent || currentAgent());
-      return;
-    }
-  } catch (err) {
-    ui.boot.hidden = true;
-    loginUi.show(describeError(err), 'error');
-    return;
-  }
-  ui.boot.hidden = true;
-  loginUi.show();
-}
-
-boot();
+wire();
+const page = startAgentPage({ enter: enterApp, leave: teardown });

@@ -1,5 +1,6 @@
-// The login form shared by the console and admin pages (same markup in both index.html files).
-import { login } from './session.js';
+// The login form and the sign-in life shared by the console and admin pages (same markup in
+// both index.html files).
+import { login, resume, currentAgent, currentToken, logout, forget } from './session.js';
 import { describeError } from './format.js';
 import { ApiError } from './http.js';
 import { $, setNotice } from './dom.js';
@@ -69,4 +70,76 @@ export function setupLogin({ onLoggedIn }) {
       setNotice(notice, '');
     },
   };
+}
+
+/**
+ * The sign-in life of an agent page (console, admin), on the markup both have (#boot, #app,
+ * #agent-name, #app-error, #logout and the login form): resume the session cookie or ask to sign
+ * in, then enter(agent) fills the page; leave() empties it again on signing out and when the
+ * session ends. Returns { sessionEnded } for the page's 401s.
+ */
+export function startAgentPage({ enter, leave }) {
+  const boot = $('#boot');
+  const app = $('#app');
+  const agentName = $('#agent-name');
+  const error = $('#app-error');
+  const logoutButton = $('#logout');
+  let active = false;
+  const loginUi = setupLogin({ onLoggedIn: enterApp });
+
+  function enterApp(agent) {
+    active = true;
+    boot.hidden = true;
+    loginUi.hide();
+    app.hidden = false;
+    agentName.textContent = agent ? `${agent.name || agent.email} · ${agent.role}` : 'Operator';
+    setNotice(error, '');
+    enter(agent);
+  }
+
+  function leaveApp() {
+    active = false;
+    leave();
+    app.hidden = true;
+  }
+
+  function sessionEnded() {
+    if (!active) return;
+    leaveApp();
+    forget();
+    loginUi.show('Your session has ended. Please sign in again.', 'warn');
+  }
+
+  async function signOut() {
+    logoutButton.disabled = true;
+    try {
+      await logout();
+    } catch {
+      // the server may already consider us logged out; forget locally either way
+    } finally {
+      logoutButton.disabled = false;
+      leaveApp();
+      loginUi.show('You have signed out.', 'ok');
+    }
+  }
+
+  async function resumeOrAsk() {
+    try {
+      const agent = await resume();
+      if (agent || currentToken()) {
+        enterApp(agent || currentAgent());
+        return;
+      }
+    } catch (err) {
+      boot.hidden = true;
+      loginUi.show(describeError(err), 'error');
+      return;
+    }
+    boot.hidden = true;
+    loginUi.show();
+  }
+
+  logoutButton.addEventListener('click', signOut);
+  resumeOrAsk();
+  return { sessionEnded };
 }
