@@ -50,7 +50,17 @@ export class Thread {
    * @param {(conversationId: string) => void} [opts.onGap]      a live message skipped seqs: ask for the missing ones
    */
   constructor({ list, scroller, typing, me, itemClass, seenText, readByOthers, who, label = () => '', orderOf = () => 0, onGap = () => {} }) {
-    Object.assign(this, { list, scroller, typingEl: typing, me, itemClass, seenText, readByOthers, who, label, orderOf, onGap });
+    this.list = list;
+    this.scroller = scroller;
+    this.typingEl = typing;
+    this.me = me;
+    this.itemClass = itemClass;
+    this.seenText = seenText;
+    this.readByOthers = readByOthers;
+    this.who = who;
+    this.label = label;
+    this.orderOf = orderOf;
+    this.onGap = onGap;
     /** messageId -> li */
     this.items = new Map();
     /** clientMessageId -> { li, delivery } for our own messages not confirmed yet */
