@@ -1,11 +1,8 @@
 //! Administration (CONTRACT §5): sites, agents, roles, tenant isolation, login, logout and the
 //! lockout, the Security tab and the installation code.
 
-mod common;
-mod keys;
-
-use common::*;
-use keys::*;
+use confidant_testkit::jwt::*;
+use confidant_testkit::*;
 use reqwest::header;
 use serde_json::{Value, json};
 
@@ -499,11 +496,8 @@ async fn login_logout_and_the_session_cookie() {
 
 #[tokio::test]
 async fn cookies_are_secure_behind_an_https_public_url() {
-    let app = TestApp::spawn_with(|a| a.public_url = Some("https://chat.example.com".into())).await;
-    assert_eq!(
-        app.running.as_ref().expect("running").app.config.public_url,
-        "https://chat.example.com"
-    );
+    let app = TestApp::spawn_with(|s| s.public_url = Some("https://chat.example.com".into())).await;
+    assert_eq!(app.server().public_url(), "https://chat.example.com");
     let direct = format!("http://{}", app.addr);
     let r = app
         .client
@@ -630,7 +624,7 @@ async fn login_lockout() {
 
 #[tokio::test]
 async fn login_lockout_holds_with_rate_limits_off() {
-    let app = TestApp::spawn_with(|a| a.rate_limits = "off".into()).await;
+    let app = TestApp::spawn_with(|s| s.rate_limits = false).await;
     lockout_scenario(&app).await;
 }
 
@@ -994,10 +988,7 @@ async fn installation_code_names_the_server_site_and_messenger() {
     assert_eq!(s, 200, "{b}");
     let html = b["html"].as_str().expect("html");
     for needle in [
-        format!(
-            "{}/messenger/v1/loader.js",
-            app.running.as_ref().expect("running").app.config.public_url
-        ),
+        format!("{}/messenger/v1/loader.js", app.server().public_url()),
         format!("data-site-id=\"{site}\""),
         format!("data-messenger-id=\"{m}\""),
         "data-contact-jwt=\"\"".to_owned(),
@@ -1013,7 +1004,7 @@ async fn installation_code_names_the_server_site_and_messenger() {
 
 #[tokio::test]
 async fn concurrent_guesses_cannot_outrun_the_lockout() {
-    let app = TestApp::spawn_with(|a| a.rate_limits = "off".into()).await;
+    let app = TestApp::spawn_with(|s| s.rate_limits = false).await;
     let site = app.create_site("Acme").await;
     app.create_agent(site, "jo@acme.test", "admin").await;
     let guesses = (0..24).map(|i| {
