@@ -368,10 +368,7 @@ pub struct Agent {
 
 impl Agent {
     fn conversation_path(&self, conversation: &str, rest: &str) -> String {
-        format!(
-            "/api/v1/sites/{}/conversations/{conversation}{rest}",
-            self.site
-        )
+        self.site_path(&format!("/conversations/{conversation}{rest}"))
     }
 
     /// Send into a conversation; the status and the JSON body.
@@ -414,17 +411,34 @@ impl Agent {
         .await
     }
 
+    fn site_path(&self, rest: &str) -> String {
+        format!("/api/v1/sites/{}{rest}", self.site)
+    }
+
     /// GET a site path (after `/api/v1/sites/{site}`) with the agent's session: (status, JSON).
     pub async fn get(&self, rest: &str) -> (u16, Value) {
-        json_of(
-            self.http
-                .get(
-                    &format!("/api/v1/sites/{}{rest}", self.site),
-                    Some(&self.token),
-                )
-                .await,
-        )
-        .await
+        json_of(self.fetch(rest).await).await
+    }
+
+    /// GET a site path (after `/api/v1/sites/{site}`) with the agent's session.
+    pub async fn fetch(&self, rest: &str) -> reqwest::Response {
+        self.http
+            .get(&self.site_path(rest), Some(&self.token))
+            .await
+    }
+
+    /// POST to a site path (after `/api/v1/sites/{site}`) with the agent's session.
+    pub async fn post(&self, rest: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(&self.site_path(rest), Some(&self.token), body)
+            .await
+    }
+
+    /// PUT to a site path (after `/api/v1/sites/{site}`) with the agent's session.
+    pub async fn put(&self, rest: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .put(&self.site_path(rest), Some(&self.token), body)
+            .await
     }
 
     /// The site's conversations, `query` being e.g. `"?status=open"`, asserting 200.
