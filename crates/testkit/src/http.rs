@@ -329,7 +329,17 @@ impl Contact {
 
     /// GET a contact path with this contact's token: (status, JSON).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        json_of(self.http.get(path, Some(&self.token)).await).await
+        json_of(self.fetch(path).await).await
+    }
+
+    /// GET a path with this contact's token.
+    pub async fn fetch(&self, path: &str) -> reqwest::Response {
+        self.http.get(path, Some(&self.token)).await
+    }
+
+    /// POST to a path with this contact's token.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http.post(path, Some(&self.token), body).await
     }
 
     /// The contact's conversations (GET /api/v1/messenger/conversations), asserting 200.

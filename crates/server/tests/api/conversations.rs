@@ -197,10 +197,9 @@ async fn bodies_are_1_to_10000_characters_of_text() {
     ];
     for body in bad {
         let r = s
-            .app
+            .mark
             .post(
                 "/api/v1/messenger/messages",
-                Some(&s.mark.token),
                 &json!({"clientMessageId": "c", "body": body}),
             )
             .await;
@@ -211,10 +210,9 @@ async fn bodies_are_1_to_10000_characters_of_text() {
         );
     }
     let r = s
-        .app
+        .mark
         .post(
             "/api/v1/messenger/messages",
-            Some(&s.mark.token),
             &json!({"clientMessageId": "c"}),
         )
         .await;
@@ -238,10 +236,9 @@ async fn bodies_are_1_to_10000_characters_of_text() {
     // The agent side checks the same.
     for body in [json!(""), json!("y".repeat(10_001)), json!(7)] {
         let r = s
-            .app
+            .agent
             .post(
-                &format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site.id),
-                Some(&s.agent.token),
+                &format!("/conversations/{conv}/messages"),
                 &json!({"clientMessageId": "a", "body": body}),
             )
             .await;
@@ -298,11 +295,10 @@ async fn message_lists_page_with_after_and_limit() {
     );
     for q in ["?limit=0", "?limit=-1", "?after=-1", "?after=x"] {
         let r = s
-            .app
-            .get(
-                &format!("/api/v1/messenger/conversations/{conv}/messages{q}"),
-                Some(&s.mark.token),
-            )
+            .mark
+            .fetch(&format!(
+                "/api/v1/messenger/conversations/{conv}/messages{q}"
+            ))
             .await;
         assert_eq!(
             error_code(r).await,
@@ -337,10 +333,9 @@ async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
 
     // The agent cannot write into it any more.
     let r = s
-        .app
+        .agent
         .post(
-            &format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site.id),
-            Some(&s.agent.token),
+            &format!("/conversations/{conv}/messages"),
             &json!({"clientMessageId": "a-2", "body": "late"}),
         )
         .await;
@@ -354,10 +349,9 @@ async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
     assert_eq!(m["seq"], 1);
     // Naming the closed conversation also goes to the open one.
     let r = s
-        .app
+        .mark
         .post(
             "/api/v1/messenger/messages",
-            Some(&s.mark.token),
             &json!({"clientMessageId": "c-3", "body": "and", "conversationId": conv}),
         )
         .await;
@@ -419,19 +413,12 @@ async fn preview_conversations_stay_out_of_the_normal_queue() {
     );
     // Neither token reads the other's conversation.
     let r = s
-        .app
-        .get(
-            &format!("/api/v1/messenger/conversations/{pconv}/messages"),
-            Some(&s.mark.token),
-        )
+        .mark
+        .fetch(&format!("/api/v1/messenger/conversations/{pconv}/messages"))
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
-        .get(
-            &format!("/api/v1/messenger/conversations/{conv}/messages"),
-            Some(&preview.token),
-        )
+    let r = preview
+        .fetch(&format!("/api/v1/messenger/conversations/{conv}/messages"))
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
 
@@ -475,47 +462,31 @@ async fn contacts_and_agents_see_only_their_own() {
 
     // Another contact of the same messenger.
     let other = s.support.named_contact("eve@example.test", false).await;
-    let r = s
-        .app
-        .get(
-            &format!("/api/v1/messenger/conversations/{conv}/messages"),
-            Some(&other.token),
-        )
+    let r = other
+        .fetch(&format!("/api/v1/messenger/conversations/{conv}/messages"))
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
-        .get(
-            &format!(
-                "/api/v1/messenger/conversations/{}/messages",
-                uuid::Uuid::new_v4()
-            ),
-            Some(&other.token),
-        )
+    let r = other
+        .fetch(&format!(
+            "/api/v1/messenger/conversations/{}/messages",
+            uuid::Uuid::new_v4()
+        ))
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
-        .get(
-            "/api/v1/messenger/conversations/not-a-uuid/messages",
-            Some(&other.token),
-        )
+    let r = other
+        .fetch("/api/v1/messenger/conversations/not-a-uuid/messages")
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
+    let r = other
         .post(
             "/api/v1/messenger/messages",
-            Some(&other.token),
             &json!({"clientMessageId": "e-1", "body": "let me in", "conversationId": conv}),
         )
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
+    let r = other
         .post(
             &format!("/api/v1/messenger/conversations/{conv}/read"),
-            Some(&other.token),
             &json!({"seq": 1}),
         )
         .await;
@@ -705,19 +676,14 @@ async fn read_markers_show_in_conversation_lists() {
     s.mark.try_send("c-2", "two").await;
     s.agent.try_send(&conv, "a-1", "three").await;
     let r = s
-        .app
-        .post(
-            &format!("/api/v1/sites/{}/conversations/{conv}/read", s.site.id),
-            Some(&s.agent.token),
-            &json!({"seq": 2}),
-        )
+        .agent
+        .post(&format!("/conversations/{conv}/read"), &json!({"seq": 2}))
         .await;
     assert_eq!(r.status(), 204);
     let r = s
-        .app
+        .mark
         .post(
             &format!("/api/v1/messenger/conversations/{conv}/read"),
-            Some(&s.mark.token),
             &json!({"seq": 99}),
         )
         .await;
@@ -734,12 +700,8 @@ async fn read_markers_show_in_conversation_lists() {
     );
     // Markers never move back.
     let r = s
-        .app
-        .post(
-            &format!("/api/v1/sites/{}/conversations/{conv}/read", s.site.id),
-            Some(&s.agent.token),
-            &json!({"seq": 1}),
-        )
+        .agent
+        .post(&format!("/conversations/{conv}/read"), &json!({"seq": 1}))
         .await;
     assert_eq!(r.status(), 204);
     let (_, mine) = s.mark.get("/api/v1/messenger/conversations").await;
