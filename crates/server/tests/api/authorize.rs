@@ -553,82 +553,48 @@ async fn issuer_and_audience_when_configured() {
         }
         hs256(SECRET, &c)
     };
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"aud": "confidant"})),
-        401,
-        "issuer_mismatch",
-        "no iss",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://evil.example.com", "aud": "confidant"})),
-        401,
-        "issuer_mismatch",
-        "wrong iss",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com/", "aud": "confidant"})),
-        401,
-        "issuer_mismatch",
-        "iss with slash",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com"})),
-        401,
-        "audience_mismatch",
-        "no aud",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com", "aud": "other"})),
-        401,
-        "audience_mismatch",
-        "wrong aud",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com", "aud": ["a", "b"]})),
-        401,
-        "audience_mismatch",
-        "aud array",
-    )
-    .await;
-    ok(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com", "aud": "confidant"})),
-        "aud string",
-    )
-    .await;
-    ok(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com", "aud": ["x", "confidant"]})),
-        "aud array",
-    )
-    .await;
+    for (extra, code, what) in [
+        (json!({"aud": "confidant"}), "issuer_mismatch", "no iss"),
+        (
+            json!({"iss": "https://evil.example.com", "aud": "confidant"}),
+            "issuer_mismatch",
+            "wrong iss",
+        ),
+        (
+            json!({"iss": "https://idp.example.com/", "aud": "confidant"}),
+            "issuer_mismatch",
+            "iss with slash",
+        ),
+        (
+            json!({"iss": "https://idp.example.com"}),
+            "audience_mismatch",
+            "no aud",
+        ),
+        (
+            json!({"iss": "https://idp.example.com", "aud": "other"}),
+            "audience_mismatch",
+            "wrong aud",
+        ),
+        (
+            json!({"iss": "https://idp.example.com", "aud": ["a", "b"]}),
+            "audience_mismatch",
+            "aud array",
+        ),
+    ] {
+        expect_code(&app, site, &m, &t(extra), 401, code, what).await;
+    }
+    for (extra, what) in [
+        (
+            json!({"iss": "https://idp.example.com", "aud": "confidant"}),
+            "aud string",
+        ),
+        (
+            json!({"iss": "https://idp.example.com", "aud": ["x", "confidant"]}),
+            "aud array",
+        ),
+    ] {
+        ok(&app, site, &m, &t(extra), what).await;
+    }
     // Identity is checked last: a token with the right iss/aud but no identity.
     expect_code(
         &app,
