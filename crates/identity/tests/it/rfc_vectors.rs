@@ -1,12 +1,8 @@
 //! Published test vectors, verified with their published keys: RFC 7515 A.2 (RS256) and A.3
 //! (ES256), RFC 8037 A.4 (Ed25519).
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly")]
-
-mod common;
-
+use crate::common::*;
 use aws_lc_rs::signature::Ed25519KeyPair;
-use common::*;
 use confidant_identity::{Policy, VerifyError};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Value, json};

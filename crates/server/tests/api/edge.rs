@@ -1,9 +1,8 @@
 //! The edge (CONTRACT §3, §4, §8): bad bodies answer the JSON error body and never 500,
 //! unknown routes are JSON 404s, origins are enforced, health and metrics answer.
 
-mod common;
-
-use common::*;
+use confidant_testkit::jwt::*;
+use confidant_testkit::*;
 use reqwest::Method;
 use reqwest::header;
 use serde_json::{Value, json};
@@ -259,16 +258,7 @@ async fn contact_calls_check_the_origin() {
         );
     }
     // The server's own origin (previews in the admin pages), and none at all (a backend).
-    let own: &'static str = Box::leak(
-        app.running
-            .as_ref()
-            .expect("running")
-            .app
-            .config
-            .public_url
-            .clone()
-            .into_boxed_str(),
-    );
+    let own: &'static str = Box::leak(app.server().public_url().into_boxed_str());
     assert_eq!(authorize(Some(own)).await.expect("send").status(), 200);
     assert_eq!(authorize(None).await.expect("send").status(), 200);
     for origin in [
@@ -370,16 +360,7 @@ async fn agent_and_admin_calls_accept_only_the_own_origin() {
         (403, "origin_not_allowed".to_owned()),
         "a foreign page may log an agent in"
     );
-    let own: &'static str = Box::leak(
-        app.running
-            .as_ref()
-            .expect("running")
-            .app
-            .config
-            .public_url
-            .clone()
-            .into_boxed_str(),
-    );
+    let own: &'static str = Box::leak(app.server().public_url().into_boxed_str());
     let r = login(Some(own)).await.expect("send");
     assert_eq!(r.status(), 200);
     let token = r.json::<Value>().await.expect("json")["token"]
@@ -509,8 +490,7 @@ async fn health_liveness_and_metrics() {
 #[tokio::test]
 async fn healthz_answers_503_when_the_database_is_gone() {
     let app = TestApp::spawn().await;
-    let running = app.running.as_ref().expect("running");
-    running.app.store.close().await;
+    app.server().close_store().await;
     let r = app.get("/healthz", None).await;
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.expect("json");

@@ -1,13 +1,9 @@
 //! The JWKS cache with a fake fetcher and a manual clock: rotation, rate limits, outages,
 //! per-URL isolation, cache times and single-flight fetching.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly")]
-
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use confidant_identity::VerifyError;
 use serde_json::{Value, json};
 
@@ -30,7 +26,7 @@ fn jwk(key: &TestKey, kid: &str) -> Value {
 #[tokio::test]
 async fn a_new_kid_is_found_by_refreshing() {
     let h = Harness::new(NOW);
-    let (k1, k2) = (new_p256(), new_p256());
+    let (k1, k2) = (TestKey::p256(), TestKey::p256());
     let m = jwks_method(JWKS_URL);
     h.fetcher.serve(JWKS_URL, vec![jwk(&k1, "k1")], None);
     assert_eq!(
@@ -63,7 +59,7 @@ async fn a_new_kid_is_found_by_refreshing() {
 #[tokio::test]
 async fn unknown_kids_refresh_at_most_every_30_seconds() {
     let h = Harness::new(NOW);
-    let k = new_p256();
+    let k = TestKey::p256();
     let m = jwks_method(JWKS_URL);
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
     // Cold cache with an unknown kid: one fetch, and no second one right after it.
@@ -107,7 +103,7 @@ async fn unknown_kids_refresh_at_most_every_30_seconds() {
 #[tokio::test]
 async fn the_last_good_set_serves_for_24_hours_of_outage() {
     let h = Harness::new(NOW);
-    let k = new_p256();
+    let k = TestKey::p256();
     let m = jwks_method(JWKS_URL);
     let p = policy();
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
@@ -163,7 +159,7 @@ async fn the_last_good_set_serves_for_24_hours_of_outage() {
 #[tokio::test]
 async fn a_cold_outage_is_jwks_unavailable_until_the_url_answers() {
     let h = Harness::new(NOW);
-    let k = new_p256();
+    let k = TestKey::p256();
     let m = jwks_method(JWKS_URL);
     h.fetcher.fail(JWKS_URL);
     let err = h
@@ -186,7 +182,7 @@ async fn a_cold_outage_is_jwks_unavailable_until_the_url_answers() {
 #[tokio::test]
 async fn a_body_that_is_not_a_jwk_set_is_a_failed_fetch() {
     let h = Harness::new(NOW);
-    let k = new_p256();
+    let k = TestKey::p256();
     let m = jwks_method(JWKS_URL);
     for body in [&b"<html>oops</html>"[..], b"{\"keys\": {}}", b"[]", b""] {
         h.fetcher.serve_raw(JWKS_URL, body.to_vec(), None);
@@ -213,7 +209,7 @@ async fn a_body_that_is_not_a_jwk_set_is_a_failed_fetch() {
 #[tokio::test]
 async fn one_url_never_vouches_for_another() {
     let h = Harness::new(NOW);
-    let (a, b) = (new_p256(), new_p256());
+    let (a, b) = (TestKey::p256(), TestKey::p256());
     const URL_A: &str = "https://a.example.test/jwks";
     const URL_B: &str = "https://b.example.test/jwks";
     h.fetcher.serve(URL_A, vec![jwk(&a, "shared-kid")], None);
@@ -257,7 +253,7 @@ async fn one_url_never_vouches_for_another() {
 #[tokio::test]
 async fn max_age_is_honoured() {
     let h = Harness::new(NOW);
-    let k = new_p256();
+    let k = TestKey::p256();
     let m = jwks_method(JWKS_URL);
     let ok = |at: i64| token(&k, Some("k1"), at);
 
@@ -305,7 +301,7 @@ async fn max_age_is_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_share_one_fetch() {
     let h = Harness::new(NOW);
-    let k = new_p256();
+    let k = TestKey::p256();
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
     h.fetcher.slow_down(Duration::from_millis(100));
     let m = jwks_method(JWKS_URL);
@@ -329,7 +325,7 @@ async fn concurrent_requests_share_one_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_share_one_failure() {
     let h = Harness::new(NOW);
-    let k = new_p256();
+    let k = TestKey::p256();
     h.fetcher.fail(JWKS_URL);
     h.fetcher.slow_down(Duration::from_millis(100));
     let m = jwks_method(JWKS_URL);
@@ -356,7 +352,7 @@ async fn concurrent_requests_share_one_failure() {
 async fn kidless_tokens_take_the_only_fitting_key() {
     let h = Harness::new(NOW);
     let m = jwks_method(JWKS_URL);
-    let (ec, rsa, ed) = (new_p256(), rsa_fixture(), new_ed25519());
+    let (ec, rsa, ed) = (TestKey::p256(), TestKey::rsa_fixture(), TestKey::ed25519());
     h.fetcher.serve(
         JWKS_URL,
         vec![jwk(&ec, "ec"), jwk(&rsa, "rsa"), jwk(&ed, "ed")],
@@ -371,7 +367,7 @@ async fn kidless_tokens_take_the_only_fitting_key() {
         );
     }
     // Two keys fit ES256: a kid-less token finds none, a token with a kid finds its own.
-    let ec2 = new_p256();
+    let ec2 = TestKey::p256();
     h.fetcher
         .serve(JWKS_URL, vec![jwk(&ec, "ec"), jwk(&ec2, "ec2")], None);
     h.clock.advance(300);
@@ -388,7 +384,8 @@ async fn kidless_tokens_take_the_only_fitting_key() {
     // No key fits: the set is refreshed once, then key_not_found.
     let calls = h.fetcher.calls(JWKS_URL);
     assert_eq!(
-        h.code(&token(&new_p384(), None, NOW), &m, &policy()).await,
+        h.code(&token(&TestKey::p384(), None, NOW), &m, &policy())
+            .await,
         "key_not_found"
     );
     assert_eq!(h.fetcher.calls(JWKS_URL), calls + 1);
@@ -398,7 +395,7 @@ async fn kidless_tokens_take_the_only_fitting_key() {
 async fn keys_that_may_not_verify_are_never_used() {
     let h = Harness::new(NOW);
     let m = jwks_method(JWKS_URL);
-    let (k, rsa) = (new_p256(), rsa_fixture());
+    let (k, rsa) = (TestKey::p256(), TestKey::rsa_fixture());
     h.fetcher.serve(
         JWKS_URL,
         vec![
@@ -420,7 +417,7 @@ async fn keys_that_may_not_verify_are_never_used() {
     let rs256 = token(&rsa, Some("rs512"), NOW);
     assert_eq!(h.code(&rs256, &m, &policy()).await, "algorithm_not_allowed");
     // … but an RS512 one can.
-    let rs512 = sign(
+    let rs512 = sign_raw(
         &json!({"alg": "RS512", "kid": "rs512"}),
         &claims(NOW),
         &rsa.encoding,
@@ -446,7 +443,7 @@ async fn keys_that_may_not_verify_are_never_used() {
 async fn a_kid_naming_a_key_of_another_type_is_algorithm_not_allowed() {
     let h = Harness::new(NOW);
     let m = jwks_method(JWKS_URL);
-    let (ec, rsa) = (new_p256(), rsa_fixture());
+    let (ec, rsa) = (TestKey::p256(), TestKey::rsa_fixture());
     h.fetcher
         .serve(JWKS_URL, vec![jwk(&rsa, "rsa"), jwk(&ec, "ec")], None);
     // ES256 signed by the EC key, but naming the RSA key's kid.
@@ -467,7 +464,7 @@ async fn keys_sharing_a_kid_across_types() {
     // RFC 7517 allows one kid for keys of different types; the token's alg picks among them.
     let h = Harness::new(NOW);
     let m = jwks_method(JWKS_URL);
-    let (ec, ed) = (new_p256(), new_ed25519());
+    let (ec, ed) = (TestKey::p256(), TestKey::ed25519());
     h.fetcher
         .serve(JWKS_URL, vec![jwk(&ec, "same"), jwk(&ed, "same")], None);
     assert_eq!(

@@ -2,13 +2,9 @@
 //! verification table with its exact code, the access token checked against the published
 //! JWKS, and the contact's attributes.
 
-mod common;
-mod keys;
-
-use aws_lc_rs::hmac::HMAC_SHA256;
-use common::*;
+use confidant_testkit::jwt::*;
+use confidant_testkit::*;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
-use keys::*;
 use serde_json::{Value, json};
 
 async fn expect_code(
@@ -39,17 +35,6 @@ async fn pk_messenger(app: &TestApp, site: i64, pem: &str) -> String {
     m["messengerId"].as_str().expect("id").to_owned()
 }
 
-/// The public URL the server was configured with (normalised: no trailing slash).
-fn public_url(app: &TestApp) -> String {
-    app.running
-        .as_ref()
-        .expect("running")
-        .app
-        .config
-        .public_url
-        .clone()
-}
-
 /// Verify an access token with the key the server publishes for its `kid`; returns its claims.
 async fn verified_access_claims(app: &TestApp, token: &str, messenger: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).expect("access token header");
@@ -62,7 +47,7 @@ async fn verified_access_claims(app: &TestApp, token: &str, messenger: &str) -> 
     let key = DecodingKey::from_jwk(jwk).expect("usable JWK");
     let mut v = jsonwebtoken::Validation::new(Algorithm::EdDSA);
     v.set_audience(&[format!("confidant:{messenger}")]);
-    v.set_issuer(&[public_url(app)]);
+    v.set_issuer(&[app.server().public_url()]);
     v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     jsonwebtoken::decode::<Value>(token, &key, &v)
         .expect("the access token verifies")
@@ -134,7 +119,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
         json!({"alg": "NONE", "typ": "JWT"}),
     ] {
         for sig in [&b""[..], b"anything"] {
-            let t = raw_token(&header, &c, sig);
+            let t = with_signature(&header, &c, sig);
             expect_code(
                 &app,
                 site,
@@ -151,7 +136,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
         &app,
         site,
         &m,
-        &raw_token(&json!({"typ": "JWT"}), &c, b"x"),
+        &with_signature(&json!({"typ": "JWT"}), &c, b"x"),
         401,
         "algorithm_not_allowed",
         "no alg",
@@ -181,11 +166,11 @@ async fn shared_token_attacks_get_their_exact_codes() {
     .await;
 
     // `crit` is checked before anything, even on a correctly signed token.
-    let crit = hmac_raw(
-        &HMAC_SHA256,
+    let crit = hs(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
         &json!({"alg": "HS256", "crit": ["exp"], "exp": 1}),
         &c,
-        SECRET.as_bytes(),
     );
     expect_code(&app, site, &m, &crit, 401, "token_malformed", "crit").await;
     // A correctly signed token over 8 KiB.
@@ -228,14 +213,7 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
     let p384 = pk_messenger(&app, site, &fixture("p384.pub.pem")).await;
     let ed = pk_messenger(&app, site, &fixture("ed25519.pub.pem")).await;
 
-    for alg in [
-        Algorithm::RS256,
-        Algorithm::RS384,
-        Algorithm::RS512,
-        Algorithm::PS256,
-        Algorithm::PS384,
-        Algorithm::PS512,
-    ] {
+    for alg in RSA_ALGS {
         let t = sign(alg, None, &private_key("rsa2048"), &c);
         ok(&app, site, &rsa, &t, &format!("{alg:?}")).await;
         ok(&app, site, &rsa1, &t, &format!("{alg:?} PKCS#1 PEM")).await;
@@ -266,17 +244,17 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
     .await;
 
     // RFC 9864's name for the same algorithm.
-    let mine = EdKey::generate();
+    let mine = TestKey::ed25519();
     let ed2 = pk_messenger(&app, site, &mine.pub_pem()).await;
     ok(
         &app,
         site,
         &ed2,
-        &sign_ed_raw(&json!({"alg": "Ed25519"}), &c, &mine),
+        &mine.sign(&json!({"alg": "Ed25519"}), &c),
         "alg Ed25519",
     )
     .await;
-    ok(&app, site, &ed2, &mine.sign(None, &c), "alg EdDSA").await;
+    ok(&app, site, &ed2, &mine.token(None, &c), "alg EdDSA").await;
 
     // HS256 keyed with the public key's PEM text: the classic confusion.
     for (m, pem) in [
@@ -317,52 +295,22 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
         )
         .await;
     }
-    // The wrong curve or family for the messenger's key.
-    expect_code(
-        &app,
-        site,
-        &p384,
-        &sign(Algorithm::ES256, None, &private_key("p256"), &c),
-        401,
-        "algorithm_not_allowed",
-        "ES256 on P-384",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &p256,
-        &sign(Algorithm::ES384, None, &private_key("p384"), &c),
-        401,
-        "algorithm_not_allowed",
-        "ES384 on P-256",
-    )
-    .await;
+    // The wrong curve or family for the messenger's key, and no signature at all.
+    for (m, alg, key, what) in [
+        (&p384, Algorithm::ES256, "p256", "ES256 on P-384"),
+        (&p256, Algorithm::ES384, "p384", "ES384 on P-256"),
+        (&rsa, Algorithm::ES256, "p256", "ES256 on RSA"),
+        (&ed, Algorithm::RS256, "rsa2048", "RS256 on Ed25519"),
+    ] {
+        let t = sign(alg, None, &private_key(key), &c);
+        expect_code(&app, site, m, &t, 401, "algorithm_not_allowed", what).await;
+    }
+    let none = with_signature(&json!({"alg": "none"}), &c, b"");
     expect_code(
         &app,
         site,
         &rsa,
-        &sign(Algorithm::ES256, None, &private_key("p256"), &c),
-        401,
-        "algorithm_not_allowed",
-        "ES256 on RSA",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &ed,
-        &sign(Algorithm::RS256, None, &private_key("rsa2048"), &c),
-        401,
-        "algorithm_not_allowed",
-        "RS256 on Ed25519",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &rsa,
-        &raw_token(&json!({"alg": "none"}), &c, b""),
+        &none,
         401,
         "algorithm_not_allowed",
         "none on RSA",
@@ -371,7 +319,7 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
 
     // CVE-2022-21449 ("psychic signatures"): r = s = 0 must never verify.
     for (m, alg, len) in [(&p256, "ES256", 64), (&p384, "ES384", 96)] {
-        let t = raw_token(&json!({"alg": alg}), &c, &vec![0u8; len]);
+        let t = with_signature(&json!({"alg": alg}), &c, &vec![0u8; len]);
         expect_code(
             &app,
             site,
@@ -413,7 +361,7 @@ async fn key_headers_in_the_token_are_never_used() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Headers").await;
     let m = pk_messenger(&app, site, &fixture("ed25519.pub.pem")).await;
-    let attacker = EdKey::generate();
+    let attacker = TestKey::ed25519();
     let jwks = JwksServer::start(vec![attacker.jwk("evil")]).await;
     let c = claims("victim@example.test");
     for header in [
@@ -422,7 +370,7 @@ async fn key_headers_in_the_token_are_never_used() {
         json!({"alg": "EdDSA", "kid": "evil", "x5u": jwks.url}),
         json!({"alg": "EdDSA", "x5c": ["MIIBszCCAVmgAwIBAgIUXYZ"]}),
     ] {
-        let t = sign_ed_raw(&header, &c, &attacker);
+        let t = attacker.sign(&header, &c);
         expect_code(
             &app,
             site,
@@ -605,82 +553,48 @@ async fn issuer_and_audience_when_configured() {
         }
         hs256(SECRET, &c)
     };
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"aud": "confidant"})),
-        401,
-        "issuer_mismatch",
-        "no iss",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://evil.example.com", "aud": "confidant"})),
-        401,
-        "issuer_mismatch",
-        "wrong iss",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com/", "aud": "confidant"})),
-        401,
-        "issuer_mismatch",
-        "iss with slash",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com"})),
-        401,
-        "audience_mismatch",
-        "no aud",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com", "aud": "other"})),
-        401,
-        "audience_mismatch",
-        "wrong aud",
-    )
-    .await;
-    expect_code(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com", "aud": ["a", "b"]})),
-        401,
-        "audience_mismatch",
-        "aud array",
-    )
-    .await;
-    ok(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com", "aud": "confidant"})),
-        "aud string",
-    )
-    .await;
-    ok(
-        &app,
-        site,
-        &m,
-        &t(json!({"iss": "https://idp.example.com", "aud": ["x", "confidant"]})),
-        "aud array",
-    )
-    .await;
+    for (extra, code, what) in [
+        (json!({"aud": "confidant"}), "issuer_mismatch", "no iss"),
+        (
+            json!({"iss": "https://evil.example.com", "aud": "confidant"}),
+            "issuer_mismatch",
+            "wrong iss",
+        ),
+        (
+            json!({"iss": "https://idp.example.com/", "aud": "confidant"}),
+            "issuer_mismatch",
+            "iss with slash",
+        ),
+        (
+            json!({"iss": "https://idp.example.com"}),
+            "audience_mismatch",
+            "no aud",
+        ),
+        (
+            json!({"iss": "https://idp.example.com", "aud": "other"}),
+            "audience_mismatch",
+            "wrong aud",
+        ),
+        (
+            json!({"iss": "https://idp.example.com", "aud": ["a", "b"]}),
+            "audience_mismatch",
+            "aud array",
+        ),
+    ] {
+        expect_code(&app, site, &m, &t(extra), 401, code, what).await;
+    }
+    for (extra, what) in [
+        (
+            json!({"iss": "https://idp.example.com", "aud": "confidant"}),
+            "aud string",
+        ),
+        (
+            json!({"iss": "https://idp.example.com", "aud": ["x", "confidant"]}),
+            "aud array",
+        ),
+    ] {
+        ok(&app, site, &m, &t(extra), what).await;
+    }
     // Identity is checked last: a token with the right iss/aud but no identity.
     expect_code(
         &app,
@@ -851,7 +765,7 @@ async fn both_paths_both_field_names_and_preview() {
 async fn access_token_claims_and_jwks() {
     let app = TestApp::spawn().await;
     let (site, m) = app.site_with_messenger().await;
-    assert!(!public_url(&app).ends_with('/'));
+    assert!(!app.server().public_url().ends_with('/'));
     let before = now();
     let body = ok(
         &app,
@@ -863,7 +777,7 @@ async fn access_token_claims_and_jwks() {
     .await;
     let token = body["accessToken"].as_str().expect("token");
     let c = verified_access_claims(&app, token, &m).await;
-    assert_eq!(c["iss"], public_url(&app));
+    assert_eq!(c["iss"], app.server().public_url());
     assert_eq!(c["sub"], body["contact"]["contactId"]);
     assert_eq!(c["aud"], format!("confidant:{m}"));
     assert_eq!(c["siteId"], site);
@@ -1103,8 +1017,8 @@ async fn unknown_and_malformed_messengers() {
 #[tokio::test]
 async fn the_issuer_is_the_configured_public_url() {
     let app =
-        TestApp::spawn_with(|a| a.public_url = Some("https://chat.example.com/".into())).await;
-    assert_eq!(public_url(&app), "https://chat.example.com");
+        TestApp::spawn_with(|s| s.public_url = Some("https://chat.example.com/".into())).await;
+    assert_eq!(app.server().public_url(), "https://chat.example.com");
     let (site, m) = app.site_with_messenger().await;
     let body = ok(
         &app,

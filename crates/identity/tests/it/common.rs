@@ -1,27 +1,21 @@
-//! Helpers shared by the integration tests: a fake JWKS fetcher, keys, and token builders that
-//! let a test write any header an attacker could.
+//! Helpers of the identity tests: a fake JWKS fetcher and a manual clock around the verifier,
+//! policies and methods, and DER builders for the RFC keys. Keys and token builders (any header
+//! an attacker could write) come from the kit's JWT signer, re-exported here.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of this module"
-)]
+#![expect(clippy::unwrap_used, reason = "a test fails loudly")]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
-    KeyPair, RsaPublicKeyComponents,
-};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confidant_identity::{
     CompiledMethod, ContactVerifier, FetchedJwks, JwksCache, JwksFetcher, ManualClock, Policy,
     Verified, VerifyError,
 };
-use jsonwebtoken::{Algorithm, EncodingKey};
+pub use confidant_testkit::jwt::{
+    RSA_ALGS, TestKey, b64, b64_decode, fixture, hs, merged, sign_raw, signing_input,
+    with_signature,
+};
 use serde_json::{Value, json};
 
 /// 2027-01-15T08:00:00Z: the tests' "now".
@@ -29,53 +23,9 @@ pub const NOW: i64 = 1_800_000_000;
 pub const SECRET: &str = "correct horse battery staple, 32+ bytes long";
 pub const JWKS_URL: &str = "https://idp.example.test/.well-known/jwks.json";
 
-pub fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-pub fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub fn b64_decode(text: &str) -> Vec<u8> {
-    URL_SAFE_NO_PAD.decode(text).unwrap()
-}
-
-/// `BASE64URL(header) '.' BASE64URL(claims)`.
-pub fn signing_input(header: &Value, claims: &Value) -> String {
-    format!("{}.{}", b64(header.to_string()), b64(claims.to_string()))
-}
-
-/// A token with the given header and claims, signed by `key` with `alg` (whatever the
-/// header says: that is the point of several tests).
-pub fn sign(header: &Value, claims: &Value, key: &EncodingKey, alg: Algorithm) -> String {
-    let input = signing_input(header, claims);
-    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap();
-    format!("{input}.{signature}")
-}
-
-/// A token with the given raw signature bytes.
-pub fn with_signature(header: &Value, claims: &Value, signature: &[u8]) -> String {
-    format!("{}.{}", signing_input(header, claims), b64(signature))
-}
-
-pub fn hs(alg: Algorithm, secret: &[u8], header: &Value, claims: &Value) -> String {
-    sign(header, claims, &EncodingKey::from_secret(secret), alg)
-}
-
 /// Good claims for `now`: identity `sub`, five minutes to live.
 pub fn claims(now: i64) -> Value {
     json!({"sub": "mark@example.test", "iat": now, "exp": now + 300})
-}
-
-/// Merge `extra` into a JSON object.
-pub fn merged(base: &Value, extra: Value) -> Value {
-    let mut out = base.clone();
-    for (k, v) in extra.as_object().unwrap() {
-        out.as_object_mut().unwrap().insert(k.clone(), v.clone());
-    }
-    out
 }
 
 pub fn policy() -> Policy {
@@ -108,86 +58,6 @@ pub fn jwks_method(url: &str) -> CompiledMethod {
         jwks_url: url.into(),
     })
     .unwrap()
-}
-
-/// A test signing key with its public JWK.
-pub struct TestKey {
-    pub encoding: EncodingKey,
-    pub alg: Algorithm,
-    pub jwk: Value,
-}
-
-impl TestKey {
-    pub fn jwk_with(&self, extra: Value) -> Value {
-        merged(&self.jwk, extra)
-    }
-
-    pub fn sign(&self, header: &Value, claims: &Value) -> String {
-        sign(header, claims, &self.encoding, self.alg)
-    }
-}
-
-pub fn new_p256() -> TestKey {
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .unwrap();
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-    let point = pair.public_key().as_ref();
-    TestKey {
-        encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
-        alg: Algorithm::ES256,
-        jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])}),
-    }
-}
-
-pub fn new_p384() -> TestKey {
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &SystemRandom::new())
-            .unwrap();
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-    let point = pair.public_key().as_ref();
-    TestKey {
-        encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
-        alg: Algorithm::ES384,
-        jwk: json!({"kty": "EC", "crv": "P-384", "x": b64(&point[1..49]), "y": b64(&point[49..])}),
-    }
-}
-
-pub fn new_ed25519() -> TestKey {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-    TestKey {
-        encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
-        alg: Algorithm::EdDSA,
-        jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())}),
-    }
-}
-
-/// The committed 2048-bit RSA fixture (tests/fixtures/rsa2048.*.pem).
-pub fn rsa_fixture() -> TestKey {
-    let public = pem::parse(fixture("rsa2048.pub.pem")).unwrap();
-    let key = aws_lc_rs::rsa::PublicKey::from_der(public.contents()).unwrap();
-    let parts = RsaPublicKeyComponents::<Vec<u8>>::from(&key);
-    TestKey {
-        encoding: EncodingKey::from_rsa_pem(fixture("rsa2048.key.pem").as_bytes()).unwrap(),
-        alg: Algorithm::RS256,
-        jwk: json!({"kty": "RSA", "n": b64(&parts.n), "e": b64(&parts.e)}),
-    }
-}
-
-pub fn pem_fixture_key(name: &str, alg: Algorithm) -> TestKey {
-    let private = fixture(name);
-    let encoding = match alg {
-        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(private.as_bytes()),
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(private.as_bytes()),
-        _ => EncodingKey::from_rsa_pem(private.as_bytes()),
-    }
-    .unwrap();
-    TestKey {
-        encoding,
-        alg,
-        jwk: Value::Null,
-    }
 }
 
 /// A JWKS fetcher that serves what the test says, counts calls per URL and can be slowed.

@@ -1,10 +1,6 @@
 //! PEM public keys as an admin pastes them into the Security tab.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly")]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use confidant_identity::{KeyError, PublicKey};
 
 const RSA_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];

@@ -1,8 +1,6 @@
 //! The OpenAPI document: served, and complete — every registered route appears with its method.
 
-mod common;
-
-use common::*;
+use confidant_testkit::*;
 use serde_json::Value;
 
 #[tokio::test]
@@ -23,7 +21,7 @@ async fn every_route_is_documented_with_its_method() {
         doc["openapi"]
     );
     let paths = doc["paths"].as_object().expect("paths");
-    let routes = confidant::router::routes().list;
+    let routes = confidant_testkit::server::routed();
     assert!(routes.len() > 20, "the route list looks empty");
     let mut missing = Vec::new();
     for (method, path) in &routes {
@@ -49,7 +47,7 @@ async fn every_route_is_documented_with_its_method() {
 
 #[tokio::test]
 async fn the_contract_paths_are_in_the_route_list() {
-    let routes = confidant::router::routes().list;
+    let routes = confidant_testkit::server::routed();
     for (m, p) in [
         ("get", "/healthz"),
         ("get", "/livez"),

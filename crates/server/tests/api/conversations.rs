@@ -2,124 +2,17 @@
 //! paging, closing, previews and tenant isolation. Runs on SQLite, or on PostgreSQL with
 //! `CONFIDANT_TEST_BACKEND=postgres`.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly at the first surprise"
-)]
-
-mod common;
-
 use std::collections::HashSet;
 
-use common::*;
+use confidant_testkit::jwt::*;
+use confidant_testkit::*;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-/// A site with one messenger, a contact's access token and an agent's session token.
-struct Setup {
-    app: TestApp,
-    site: i64,
-    messenger: String,
-    contact: String,
-    agent: String,
-}
-
-async fn setup() -> Setup {
-    // Rate limits are off: these tests send in bursts on purpose.
-    let app = TestApp::spawn_with(|a| a.rate_limits = "off".into()).await;
-    let (site, messenger) = app.site_with_messenger().await;
-    let contact = app
-        .access_token(site, &messenger, "mark@example.test")
-        .await;
-    let agent = app.agent_token(site, "agent@example.test", "agent").await;
-    Setup {
-        app,
-        site,
-        messenger,
-        contact,
-        agent,
-    }
-}
-
-/// Authorize `identity`; returns (access token, contactId).
-async fn authorize(
-    app: &TestApp,
-    site: i64,
-    messenger: &str,
-    identity: &str,
-    preview: bool,
-) -> (String, String) {
-    let jwt = hs256(
-        SECRET,
-        &json!({"sub": identity, "exp": now() + 600, "comm100.name": identity}),
-    );
-    let r = app.post("/securemessage/authorize", None, &json!({"siteId": site, "messengerId": messenger, "contactJwt": jwt, "isPreview": preview})).await;
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    (
-        v["accessToken"].as_str().unwrap().to_owned(),
-        v["contact"]["contactId"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn json_of(r: reqwest::Response) -> (u16, Value) {
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn contact_send(app: &TestApp, token: &str, cmid: &str, body: &str) -> (u16, Value) {
-    json_of(
-        app.post(
-            "/api/v1/messenger/messages",
-            Some(token),
-            &json!({"clientMessageId": cmid, "body": body}),
-        )
-        .await,
-    )
-    .await
-}
-
-async fn agent_send(
-    app: &TestApp,
-    site: i64,
-    token: &str,
-    conv: &str,
-    cmid: &str,
-    body: &str,
-) -> (u16, Value) {
-    let path = format!("/api/v1/sites/{site}/conversations/{conv}/messages");
-    json_of(
-        app.post(
-            &path,
-            Some(token),
-            &json!({"clientMessageId": cmid, "body": body}),
-        )
-        .await,
-    )
-    .await
-}
-
-async fn contact_messages(app: &TestApp, token: &str, conv: &str, query: &str) -> Vec<Value> {
-    let (s, v) = json_of(
-        app.get(
-            &format!("/api/v1/messenger/conversations/{conv}/messages{query}"),
-            Some(token),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    v["messages"].as_array().unwrap().clone()
-}
-
-fn seqs(msgs: &[Value]) -> Vec<i64> {
-    msgs.iter().map(|m| m["seq"].as_i64().unwrap()).collect()
-}
-
 #[tokio::test]
 async fn a_contact_and_an_agent_talk_both_ways() {
-    let s = setup().await;
-    let (st, m1) = contact_send(&s.app, &s.contact, "c-1", "Hello, I need help").await;
+    let s = Desk::open().await;
+    let (st, m1) = s.mark.try_send("c-1", "Hello, I need help").await;
     assert_eq!(st, 201, "{m1}");
     assert_eq!(m1["seq"], 1);
     assert_eq!(m1["sender"]["type"], "contact");
@@ -128,15 +21,7 @@ async fn a_contact_and_an_agent_talk_both_ways() {
     let conv = m1["conversationId"].as_str().unwrap().to_owned();
 
     // The agent finds it in the queue, with the contact.
-    let (st, list) = json_of(
-        s.app
-            .get(
-                &format!("/api/v1/sites/{}/conversations?status=open", s.site),
-                Some(&s.agent),
-            )
-            .await,
-    )
-    .await;
+    let (st, list) = s.agent.get("/conversations?status=open").await;
     assert_eq!(st, 200);
     let convs = list["conversations"].as_array().unwrap();
     assert_eq!(convs.len(), 1);
@@ -144,39 +29,29 @@ async fn a_contact_and_an_agent_talk_both_ways() {
     assert_eq!(convs[0]["contact"]["identity"], "mark@example.test");
     assert_eq!(convs[0]["lastMessage"]["body"], "Hello, I need help");
 
-    let (st, m2) = agent_send(&s.app, s.site, &s.agent, &conv, "a-1", "How can I help?").await;
+    let (st, m2) = s.agent.try_send(&conv, "a-1", "How can I help?").await;
     assert_eq!(st, 201, "{m2}");
     assert_eq!(m2["seq"], 2);
     assert_eq!(m2["sender"]["type"], "agent");
     assert_eq!(m2["sender"]["name"], "agent@example.test");
 
     // The contact sees both, in order; the agent reads the same.
-    let msgs = contact_messages(&s.app, &s.contact, &conv, "").await;
+    let msgs = s.mark.messages(&conv, "").await;
     assert_eq!(seqs(&msgs), [1, 2]);
     assert_eq!(msgs[1]["body"], "How can I help?");
-    let (_, agent_view) = json_of(
-        s.app
-            .get(
-                &format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site),
-                Some(&s.agent),
-            )
-            .await,
-    )
-    .await;
+    let (_, agent_view) = s
+        .agent
+        .get(&format!("/conversations/{conv}/messages"))
+        .await;
     assert_eq!(agent_view["messages"], Value::Array(msgs));
 
     // A reply goes to the same conversation.
-    let (st, m3) = contact_send(&s.app, &s.contact, "c-2", "Thanks").await;
+    let (st, m3) = s.mark.try_send("c-2", "Thanks").await;
     assert_eq!(
         (st, m3["seq"].as_i64(), m3["conversationId"].as_str()),
         (201, Some(3), Some(conv.as_str()))
     );
-    let (_, mine) = json_of(
-        s.app
-            .get("/api/v1/messenger/conversations", Some(&s.contact))
-            .await,
-    )
-    .await;
+    let (_, mine) = s.mark.get("/api/v1/messenger/conversations").await;
     assert_eq!(mine["conversations"].as_array().unwrap().len(), 1);
     assert_eq!(mine["conversations"][0]["status"], "open");
     assert_eq!(mine["conversations"][0]["lastMessage"]["seq"], 3);
@@ -184,8 +59,8 @@ async fn a_contact_and_an_agent_talk_both_ways() {
 
 #[tokio::test]
 async fn forty_concurrent_sends_get_seq_1_to_40_without_gaps_or_repeats() {
-    let s = setup().await;
-    let (_, first) = contact_send(&s.app, &s.contact, "first", "one").await;
+    let s = Desk::open().await;
+    let (_, first) = s.mark.try_send("first", "one").await;
     let conv = first["conversationId"].as_str().unwrap().to_owned();
     // Several HTTP clients (separate connection pools), contact and agent sends interleaved.
     let clients: Vec<reqwest::Client> = (0..4).map(|_| reqwest::Client::new()).collect();
@@ -194,16 +69,16 @@ async fn forty_concurrent_sends_get_seq_1_to_40_without_gaps_or_repeats() {
         let (url, token, body) = if i % 2 == 0 {
             (
                 s.app.url("/api/v1/messenger/messages"),
-                s.contact.clone(),
+                s.mark.token.clone(),
                 json!({"clientMessageId": format!("c-{i}"), "body": format!("contact {i}")}),
             )
         } else {
             (
                 s.app.url(&format!(
                     "/api/v1/sites/{}/conversations/{conv}/messages",
-                    s.site
+                    s.site.id
                 )),
-                s.agent.clone(),
+                s.agent.token.clone(),
                 json!({"clientMessageId": format!("a-{i}"), "body": format!("agent {i}")}),
             )
         };
@@ -232,7 +107,7 @@ async fn forty_concurrent_sends_get_seq_1_to_40_without_gaps_or_repeats() {
         (1..=40).collect::<Vec<_>>(),
         "every answer has its own seq"
     );
-    let stored = contact_messages(&s.app, &s.contact, &conv, "?limit=200").await;
+    let stored = s.mark.messages(&conv, "?limit=200").await;
     assert_eq!(seqs(&stored), (1..=40).collect::<Vec<_>>());
     let ids: HashSet<&str> = stored
         .iter()
@@ -243,10 +118,9 @@ async fn forty_concurrent_sends_get_seq_1_to_40_without_gaps_or_repeats() {
 
 #[tokio::test]
 async fn twenty_concurrent_repeats_of_one_send_store_one_message() {
-    let s = setup().await;
+    let s = Desk::open().await;
     // The contact's first send (no conversation yet), repeated 20 times at once.
-    let answers =
-        join_all((0..20).map(|_| contact_send(&s.app, &s.contact, "same-id", "only once"))).await;
+    let answers = join_all((0..20).map(|_| s.mark.try_send("same-id", "only once"))).await;
     let created = answers.iter().filter(|(st, _)| *st == 201).count();
     let repeats = answers.iter().filter(|(st, _)| *st == 200).count();
     assert_eq!((created, repeats), (1, 19), "{answers:?}");
@@ -257,16 +131,11 @@ async fn twenty_concurrent_repeats_of_one_send_store_one_message() {
     assert_eq!(ids.len(), 1, "every answer names the same message");
     assert!(answers.iter().all(|(_, m)| m["seq"] == 1));
     let conv = answers[0].1["conversationId"].as_str().unwrap().to_owned();
-    assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
-        [1]
-    );
+    assert_eq!(seqs(&s.mark.messages(&conv, "").await), [1]);
 
     // The same for an agent's send.
-    let answers = join_all(
-        (0..20).map(|_| agent_send(&s.app, s.site, &s.agent, &conv, "agent-same", "once too")),
-    )
-    .await;
+    let answers =
+        join_all((0..20).map(|_| s.agent.try_send(&conv, "agent-same", "once too"))).await;
     assert_eq!(
         answers.iter().filter(|(st, _)| *st == 201).count(),
         1,
@@ -278,28 +147,22 @@ async fn twenty_concurrent_repeats_of_one_send_store_one_message() {
         .map(|(_, m)| m["messageId"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 1);
-    assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
-        [1, 2]
-    );
+    assert_eq!(seqs(&s.mark.messages(&conv, "").await), [1, 2]);
 
     // A later repeat answers 200 with the first message and stores nothing.
-    let (st, again) = contact_send(&s.app, &s.contact, "same-id", "a different body").await;
+    let (st, again) = s.mark.try_send("same-id", "a different body").await;
     assert_eq!(st, 200);
     assert_eq!(again["body"], "only once");
-    assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
-        [1, 2]
-    );
+    assert_eq!(seqs(&s.mark.messages(&conv, "").await), [1, 2]);
 }
 
 #[tokio::test]
 async fn concurrent_first_sends_open_exactly_one_conversation() {
-    let s = setup().await;
+    let s = Desk::open().await;
     let answers = join_all((0..12).map(|i| {
         let cmid = format!("first-{i}");
         let s = &s;
-        async move { contact_send(&s.app, &s.contact, &cmid, "hello?").await }
+        async move { s.mark.try_send(&cmid, "hello?").await }
     }))
     .await;
     let convs: HashSet<&str> = answers
@@ -310,33 +173,20 @@ async fn concurrent_first_sends_open_exactly_one_conversation() {
         })
         .collect();
     assert_eq!(convs.len(), 1, "one conversation for all first sends");
-    let (_, mine) = json_of(
-        s.app
-            .get("/api/v1/messenger/conversations", Some(&s.contact))
-            .await,
-    )
-    .await;
+    let (_, mine) = s.mark.get("/api/v1/messenger/conversations").await;
     assert_eq!(mine["conversations"].as_array().unwrap().len(), 1);
-    let (_, queue) = json_of(
-        s.app
-            .get(
-                &format!("/api/v1/sites/{}/conversations?status=all", s.site),
-                Some(&s.agent),
-            )
-            .await,
-    )
-    .await;
+    let (_, queue) = s.agent.get("/conversations?status=all").await;
     assert_eq!(queue["conversations"].as_array().unwrap().len(), 1);
     let conv = convs.into_iter().next().unwrap();
     assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, conv, "").await),
+        seqs(&s.mark.messages(conv, "").await),
         (1..=12).collect::<Vec<_>>()
     );
 }
 
 #[tokio::test]
 async fn bodies_are_1_to_10000_characters_of_text() {
-    let s = setup().await;
+    let s = Desk::open().await;
     let bad = [
         json!(""),
         json!("x".repeat(10_001)),
@@ -347,10 +197,9 @@ async fn bodies_are_1_to_10000_characters_of_text() {
     ];
     for body in bad {
         let r = s
-            .app
+            .mark
             .post(
                 "/api/v1/messenger/messages",
-                Some(&s.contact),
                 &json!({"clientMessageId": "c", "body": body}),
             )
             .await;
@@ -361,10 +210,9 @@ async fn bodies_are_1_to_10000_characters_of_text() {
         );
     }
     let r = s
-        .app
+        .mark
         .post(
             "/api/v1/messenger/messages",
-            Some(&s.contact),
             &json!({"clientMessageId": "c"}),
         )
         .await;
@@ -374,101 +222,83 @@ async fn bodies_are_1_to_10000_characters_of_text() {
         "no body"
     );
     // Nothing was stored by the refused sends.
-    let (_, mine) = json_of(
-        s.app
-            .get("/api/v1/messenger/conversations", Some(&s.contact))
-            .await,
-    )
-    .await;
+    let (_, mine) = s.mark.get("/api/v1/messenger/conversations").await;
     assert_eq!(mine["conversations"].as_array().unwrap().len(), 0);
 
     // 10,000 characters is fine, counted as characters, not bytes.
-    let (st, m) = contact_send(&s.app, &s.contact, "max", &"x".repeat(10_000)).await;
+    let (st, m) = s.mark.try_send("max", &"x".repeat(10_000)).await;
     assert_eq!(st, 201);
     let conv = m["conversationId"].as_str().unwrap().to_owned();
-    let (st, m) = contact_send(&s.app, &s.contact, "max-wide", &"ü".repeat(10_000)).await;
+    let (st, m) = s.mark.try_send("max-wide", &"ü".repeat(10_000)).await;
     assert_eq!(st, 201, "{m:.200}");
     assert_eq!(m["body"].as_str().unwrap().chars().count(), 10_000);
 
     // The agent side checks the same.
     for body in [json!(""), json!("y".repeat(10_001)), json!(7)] {
         let r = s
-            .app
+            .agent
             .post(
-                &format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site),
-                Some(&s.agent),
+                &format!("/conversations/{conv}/messages"),
                 &json!({"clientMessageId": "a", "body": body}),
             )
             .await;
         assert_eq!(error_code(r).await, (400, "invalid_request".to_owned()));
     }
-    let (st, _) = agent_send(
-        &s.app,
-        s.site,
-        &s.agent,
-        &conv,
-        "a-max",
-        &"y".repeat(10_000),
-    )
-    .await;
+    let (st, _) = s.agent.try_send(&conv, "a-max", &"y".repeat(10_000)).await;
     assert_eq!(st, 201);
-    assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
-        [1, 2, 3]
-    );
+    assert_eq!(seqs(&s.mark.messages(&conv, "").await), [1, 2, 3]);
 }
 
 #[tokio::test]
 async fn message_lists_page_with_after_and_limit() {
-    let s = setup().await;
-    let (_, first) = contact_send(&s.app, &s.contact, "m-1", "1").await;
+    let s = Desk::open().await;
+    let (_, first) = s.mark.try_send("m-1", "1").await;
     let conv = first["conversationId"].as_str().unwrap().to_owned();
     let total = 205;
     let answers = join_all((2..=total).map(|i| {
         let (s, conv, cmid) = (&s, &conv, format!("m-{i}"));
-        async move { agent_send(&s.app, s.site, &s.agent, conv, &cmid, "x").await }
+        async move { s.agent.try_send(conv, &cmid, "x").await }
     }))
     .await;
     assert!(answers.iter().all(|(st, _)| *st == 201));
 
     assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        seqs(&s.mark.messages(&conv, "").await),
         (1..=50).collect::<Vec<_>>(),
         "default limit 50"
     );
     assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "?limit=1000").await),
+        seqs(&s.mark.messages(&conv, "?limit=1000").await),
         (1..=200).collect::<Vec<_>>(),
         "limit counts as 200"
     );
     assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=200&limit=1000").await),
+        seqs(&s.mark.messages(&conv, "?after=200&limit=1000").await),
         (201..=205).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=10&limit=5").await),
+        seqs(&s.mark.messages(&conv, "?after=10&limit=5").await),
         [11, 12, 13, 14, 15]
     );
     assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "?after=205").await),
+        seqs(&s.mark.messages(&conv, "?after=205").await),
         Vec::<i64>::new()
     );
     let path = format!(
         "/api/v1/sites/{}/conversations/{conv}/messages?after=150&limit=201",
-        s.site
+        s.site.id
     );
-    let (_, v) = json_of(s.app.get(&path, Some(&s.agent)).await).await;
+    let (_, v) = json_of(s.app.get(&path, Some(&s.agent.token)).await).await;
     assert_eq!(
         seqs(v["messages"].as_array().unwrap()),
         (151..=205).collect::<Vec<_>>()
     );
     for q in ["?limit=0", "?limit=-1", "?after=-1", "?after=x"] {
         let r = s
-            .app
-            .get(
-                &format!("/api/v1/messenger/conversations/{conv}/messages{q}"),
-                Some(&s.contact),
-            )
+            .mark
+            .fetch(&format!(
+                "/api/v1/messenger/conversations/{conv}/messages{q}"
+            ))
             .await;
         assert_eq!(
             error_code(r).await,
@@ -480,25 +310,16 @@ async fn message_lists_page_with_after_and_limit() {
 
 #[tokio::test]
 async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
-    let s = setup().await;
-    let (_, m) = contact_send(&s.app, &s.contact, "c-1", "hi").await;
+    let s = Desk::open().await;
+    let (_, m) = s.mark.try_send("c-1", "hi").await;
     let conv = m["conversationId"].as_str().unwrap().to_owned();
-    agent_send(&s.app, s.site, &s.agent, &conv, "a-1", "hello").await;
+    s.agent.try_send(&conv, "a-1", "hello").await;
 
-    let (st, closed) = json_of(
-        s.app
-            .post(
-                &format!("/api/v1/sites/{}/conversations/{conv}/close", s.site),
-                Some(&s.agent),
-                &json!({}),
-            )
-            .await,
-    )
-    .await;
+    let (st, closed) = s.agent.close(&conv).await;
     assert_eq!(st, 200, "{closed}");
     assert_eq!(closed["conversationId"], conv.as_str());
     assert_eq!(closed["status"], "closed");
-    let msgs = contact_messages(&s.app, &s.contact, &conv, "").await;
+    let msgs = s.mark.messages(&conv, "").await;
     assert_eq!(seqs(&msgs), [1, 2, 3]);
     assert_eq!(
         msgs[2]["sender"]["type"], "system",
@@ -506,45 +327,31 @@ async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
     );
 
     // Closing again changes nothing.
-    let (st, again) = json_of(
-        s.app
-            .post(
-                &format!("/api/v1/sites/{}/conversations/{conv}/close", s.site),
-                Some(&s.agent),
-                &json!({}),
-            )
-            .await,
-    )
-    .await;
+    let (st, again) = s.agent.close(&conv).await;
     assert_eq!((st, again["status"].as_str()), (200, Some("closed")));
-    assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
-        [1, 2, 3]
-    );
+    assert_eq!(seqs(&s.mark.messages(&conv, "").await), [1, 2, 3]);
 
     // The agent cannot write into it any more.
     let r = s
-        .app
+        .agent
         .post(
-            &format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site),
-            Some(&s.agent),
+            &format!("/conversations/{conv}/messages"),
             &json!({"clientMessageId": "a-2", "body": "late"}),
         )
         .await;
     assert_eq!(error_code(r).await, (409, "conflict".to_owned()));
 
     // The contact's next send opens a new conversation, counting from 1 again.
-    let (st, m) = contact_send(&s.app, &s.contact, "c-2", "one more thing").await;
+    let (st, m) = s.mark.try_send("c-2", "one more thing").await;
     assert_eq!(st, 201);
     let conv2 = m["conversationId"].as_str().unwrap().to_owned();
     assert_ne!(conv2, conv);
     assert_eq!(m["seq"], 1);
     // Naming the closed conversation also goes to the open one.
     let r = s
-        .app
+        .mark
         .post(
             "/api/v1/messenger/messages",
-            Some(&s.contact),
             &json!({"clientMessageId": "c-3", "body": "and", "conversationId": conv}),
         )
         .await;
@@ -554,15 +361,7 @@ async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
         (201, Some(conv2.as_str()), Some(2))
     );
 
-    let (_, open) = json_of(
-        s.app
-            .get(
-                &format!("/api/v1/sites/{}/conversations?status=open", s.site),
-                Some(&s.agent),
-            )
-            .await,
-    )
-    .await;
+    let (_, open) = s.agent.get("/conversations?status=open").await;
     let open: Vec<&str> = open["conversations"]
         .as_array()
         .unwrap()
@@ -570,22 +369,9 @@ async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
         .map(|c| c["conversationId"].as_str().unwrap())
         .collect();
     assert_eq!(open, [conv2.as_str()]);
-    let (_, closed) = json_of(
-        s.app
-            .get(
-                &format!("/api/v1/sites/{}/conversations?status=closed", s.site),
-                Some(&s.agent),
-            )
-            .await,
-    )
-    .await;
+    let (_, closed) = s.agent.get("/conversations?status=closed").await;
     assert_eq!(closed["conversations"][0]["conversationId"], conv.as_str());
-    let (_, mine) = json_of(
-        s.app
-            .get("/api/v1/messenger/conversations", Some(&s.contact))
-            .await,
-    )
-    .await;
+    let (_, mine) = s.mark.get("/api/v1/messenger/conversations").await;
     let mine: Vec<(&str, &str)> = mine["conversations"]
         .as_array()
         .unwrap()
@@ -606,30 +392,19 @@ async fn closing_ends_a_conversation_and_the_next_send_opens_a_new_one() {
 
 #[tokio::test]
 async fn preview_conversations_stay_out_of_the_normal_queue() {
-    let s = setup().await;
-    let (preview, preview_contact) =
-        authorize(&s.app, s.site, &s.messenger, "mark@example.test", true).await;
-    let (st, m) = contact_send(&s.app, &preview, "p-1", "is this thing on?").await;
+    let s = Desk::open().await;
+    let preview = s.support.named_contact("mark@example.test", true).await;
+    let (st, m) = preview.try_send("p-1", "is this thing on?").await;
     assert_eq!(st, 201);
     let pconv = m["conversationId"].as_str().unwrap().to_owned();
-    let (_, mine) = json_of(
-        s.app
-            .get("/api/v1/messenger/conversations", Some(&preview))
-            .await,
-    )
-    .await;
+    let (_, mine) = preview.get("/api/v1/messenger/conversations").await;
     assert_eq!(mine["conversations"][0]["preview"], true);
 
     // The same contact's normal send opens a separate, normal conversation.
-    let (_, m) = contact_send(&s.app, &s.contact, "c-1", "real question").await;
+    let (_, m) = s.mark.try_send("c-1", "real question").await;
     let conv = m["conversationId"].as_str().unwrap().to_owned();
     assert_ne!(conv, pconv);
-    let (_, mine) = json_of(
-        s.app
-            .get("/api/v1/messenger/conversations", Some(&s.contact))
-            .await,
-    )
-    .await;
+    let (_, mine) = s.mark.get("/api/v1/messenger/conversations").await;
     let list = mine["conversations"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(
@@ -638,26 +413,19 @@ async fn preview_conversations_stay_out_of_the_normal_queue() {
     );
     // Neither token reads the other's conversation.
     let r = s
-        .app
-        .get(
-            &format!("/api/v1/messenger/conversations/{pconv}/messages"),
-            Some(&s.contact),
-        )
+        .mark
+        .fetch(&format!("/api/v1/messenger/conversations/{pconv}/messages"))
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
-        .get(
-            &format!("/api/v1/messenger/conversations/{conv}/messages"),
-            Some(&preview),
-        )
+    let r = preview
+        .fetch(&format!("/api/v1/messenger/conversations/{conv}/messages"))
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
 
     let queue = |q: &'static str| {
         let app = &s.app;
-        let path = format!("/api/v1/sites/{}/conversations{q}", s.site);
-        let agent = s.agent.clone();
+        let path = format!("/api/v1/sites/{}/conversations{q}", s.site.id);
+        let agent = s.agent.token.clone();
         async move {
             let (_, v) = json_of(app.get(&path, Some(&agent)).await).await;
             v["conversations"]
@@ -679,90 +447,59 @@ async fn preview_conversations_stay_out_of_the_normal_queue() {
         queue("?status=open&preview=true").await,
         [(pconv.clone(), true)]
     );
-    let (_, v) = json_of(
-        s.app
-            .get(
-                &format!("/api/v1/sites/{}/conversations?preview=true", s.site),
-                Some(&s.agent),
-            )
-            .await,
-    )
-    .await;
+    let (_, v) = s.agent.get("/conversations?preview=true").await;
     assert_eq!(
         v["conversations"][0]["contact"]["contactId"],
-        preview_contact.as_str()
+        preview.id.as_str()
     );
 }
 
 #[tokio::test]
 async fn contacts_and_agents_see_only_their_own() {
-    let s = setup().await;
-    let (_, m) = contact_send(&s.app, &s.contact, "c-1", "private").await;
+    let s = Desk::open().await;
+    let (_, m) = s.mark.try_send("c-1", "private").await;
     let conv = m["conversationId"].as_str().unwrap().to_owned();
 
     // Another contact of the same messenger.
-    let (other, _) = authorize(&s.app, s.site, &s.messenger, "eve@example.test", false).await;
-    let r = s
-        .app
-        .get(
-            &format!("/api/v1/messenger/conversations/{conv}/messages"),
-            Some(&other),
-        )
+    let other = s.support.named_contact("eve@example.test", false).await;
+    let r = other
+        .fetch(&format!("/api/v1/messenger/conversations/{conv}/messages"))
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
-        .get(
-            &format!(
-                "/api/v1/messenger/conversations/{}/messages",
-                uuid::Uuid::new_v4()
-            ),
-            Some(&other),
-        )
+    let r = other
+        .fetch(&format!(
+            "/api/v1/messenger/conversations/{}/messages",
+            uuid::Uuid::new_v4()
+        ))
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
-        .get(
-            "/api/v1/messenger/conversations/not-a-uuid/messages",
-            Some(&other),
-        )
+    let r = other
+        .fetch("/api/v1/messenger/conversations/not-a-uuid/messages")
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
+    let r = other
         .post(
             "/api/v1/messenger/messages",
-            Some(&other),
             &json!({"clientMessageId": "e-1", "body": "let me in", "conversationId": conv}),
         )
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let r = s
-        .app
+    let r = other
         .post(
             &format!("/api/v1/messenger/conversations/{conv}/read"),
-            Some(&other),
             &json!({"seq": 1}),
         )
         .await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
-    let (_, theirs) = json_of(
-        s.app
-            .get("/api/v1/messenger/conversations", Some(&other))
-            .await,
-    )
-    .await;
+    let (_, theirs) = other.get("/api/v1/messenger/conversations").await;
     assert_eq!(theirs["conversations"], json!([]));
 
     // An agent of another site.
-    let site2 = s.app.create_site("Other").await;
-    let agent2 = s
-        .app
-        .agent_token(site2, "agent2@example.test", "admin")
-        .await;
+    let site2 = s.app.site("Other").await;
+    let agent2 = site2.agent("agent2@example.test", "admin").await;
+    let (site2, agent2) = (site2.id, agent2.token);
     for path in [
-        format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site),
+        format!("/api/v1/sites/{}/conversations/{conv}/messages", s.site.id),
         format!("/api/v1/sites/{site2}/conversations/{conv}/messages"),
     ] {
         let r = s.app.get(&path, Some(&agent2)).await;
@@ -780,7 +517,7 @@ async fn contacts_and_agents_see_only_their_own() {
     let r = s
         .app
         .post(
-            &format!("/api/v1/sites/{}/conversations/{conv}/close", s.site),
+            &format!("/api/v1/sites/{}/conversations/{conv}/close", s.site.id),
             Some(&agent2),
             &json!({}),
         )
@@ -789,7 +526,7 @@ async fn contacts_and_agents_see_only_their_own() {
     let r = s
         .app
         .get(
-            &format!("/api/v1/sites/{}/conversations", s.site),
+            &format!("/api/v1/sites/{}/conversations", s.site.id),
             Some(&agent2),
         )
         .await;
@@ -805,7 +542,7 @@ async fn contacts_and_agents_see_only_their_own() {
     .await;
     assert_eq!(list["conversations"], json!([]));
     assert_eq!(
-        seqs(&contact_messages(&s.app, &s.contact, &conv, "").await),
+        seqs(&s.mark.messages(&conv, "").await),
         [1],
         "nothing was written"
     );
@@ -813,13 +550,15 @@ async fn contacts_and_agents_see_only_their_own() {
 
 #[tokio::test]
 async fn bad_access_tokens_are_refused() {
-    let s = setup().await;
-    let (token, contact_id) =
-        authorize(&s.app, s.site, &s.messenger, "mark@example.test", false).await;
-    let access = &s.app.running.as_ref().unwrap().app.access;
-    let ttl = access.ttl_seconds();
+    let s = Desk::open().await;
+    let mark = s.support.named_contact("mark@example.test", false).await;
+    let token = mark.token.clone();
+    let ttl = s.app.server().access_token_ttl();
     // Signed by the server's own key, but expired a second ago.
-    let (expired, _) = access.sign(&contact_id, s.site, &s.messenger, false, now() - ttl - 1);
+    let (expired, _) =
+        s.app
+            .server()
+            .sign_access_token(&mark.id, s.site.id, &s.support.id, now() - ttl - 1);
     // A valid token with its signature altered.
     let mut forged = token.clone();
     let last = forged.pop().unwrap();
@@ -873,10 +612,7 @@ async fn bad_access_tokens_are_refused() {
     assert_eq!(error_code(r).await, (401, "unauthorized".to_owned()));
 
     // A token of this messenger, used on a request that names another messenger.
-    let other = s.app.create_messenger(s.site, json!({})).await["messengerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = s.site.messenger(json!({})).await.id;
     let r = s
         .app
         .client
@@ -914,10 +650,10 @@ async fn bad_access_tokens_are_refused() {
         .client
         .get(s.app.url(&format!(
             "/api/v1/messenger/conversations?messengerId={}",
-            s.messenger
+            s.support.id
         )))
         .bearer_auth(&token)
-        .header("X-Confidant-Messenger", &s.messenger)
+        .header("X-Confidant-Messenger", &s.support.id)
         .send()
         .await
         .unwrap();
@@ -934,38 +670,25 @@ async fn bad_access_tokens_are_refused() {
 
 #[tokio::test]
 async fn read_markers_show_in_conversation_lists() {
-    let s = setup().await;
-    let (_, m) = contact_send(&s.app, &s.contact, "c-1", "one").await;
+    let s = Desk::open().await;
+    let (_, m) = s.mark.try_send("c-1", "one").await;
     let conv = m["conversationId"].as_str().unwrap().to_owned();
-    contact_send(&s.app, &s.contact, "c-2", "two").await;
-    agent_send(&s.app, s.site, &s.agent, &conv, "a-1", "three").await;
+    s.mark.try_send("c-2", "two").await;
+    s.agent.try_send(&conv, "a-1", "three").await;
     let r = s
-        .app
-        .post(
-            &format!("/api/v1/sites/{}/conversations/{conv}/read", s.site),
-            Some(&s.agent),
-            &json!({"seq": 2}),
-        )
+        .agent
+        .post(&format!("/conversations/{conv}/read"), &json!({"seq": 2}))
         .await;
     assert_eq!(r.status(), 204);
     let r = s
-        .app
+        .mark
         .post(
             &format!("/api/v1/messenger/conversations/{conv}/read"),
-            Some(&s.contact),
             &json!({"seq": 99}),
         )
         .await;
     assert_eq!(r.status(), 204);
-    let (_, q) = json_of(
-        s.app
-            .get(
-                &format!("/api/v1/sites/{}/conversations", s.site),
-                Some(&s.agent),
-            )
-            .await,
-    )
-    .await;
+    let (_, q) = s.agent.get("/conversations").await;
     let c = &q["conversations"][0];
     assert_eq!(
         (
@@ -977,20 +700,11 @@ async fn read_markers_show_in_conversation_lists() {
     );
     // Markers never move back.
     let r = s
-        .app
-        .post(
-            &format!("/api/v1/sites/{}/conversations/{conv}/read", s.site),
-            Some(&s.agent),
-            &json!({"seq": 1}),
-        )
+        .agent
+        .post(&format!("/conversations/{conv}/read"), &json!({"seq": 1}))
         .await;
     assert_eq!(r.status(), 204);
-    let (_, mine) = json_of(
-        s.app
-            .get("/api/v1/messenger/conversations", Some(&s.contact))
-            .await,
-    )
-    .await;
+    let (_, mine) = s.mark.get("/api/v1/messenger/conversations").await;
     assert_eq!(mine["conversations"][0]["agentReadSeq"], 2);
 }
 
@@ -998,46 +712,38 @@ async fn read_markers_show_in_conversation_lists() {
 async fn busy_conversations_side_by_side_stay_gapless() {
     // Many contacts' conversations written at once by contacts and agents: writes of one
     // conversation never wait on another writer (no lock waits, no deadlocks, no 500s).
-    let s = setup().await;
+    let s = Desk::open().await;
     let mut convs = Vec::new();
     for i in 0..8 {
-        let (token, _) = authorize(
-            &s.app,
-            s.site,
-            &s.messenger,
-            &format!("c{i}@example.test"),
-            false,
-        )
-        .await;
-        let (_, m) = contact_send(&s.app, &token, "open", "hi").await;
-        convs.push((token, m["conversationId"].as_str().unwrap().to_owned()));
+        let contact = s
+            .support
+            .named_contact(&format!("c{i}@example.test"), false)
+            .await;
+        let (_, m) = contact.try_send("open", "hi").await;
+        convs.push((contact, m["conversationId"].as_str().unwrap().to_owned()));
     }
     let sends = convs
         .iter()
-        .flat_map(|(token, conv)| (0..10).map(move |i| (token, conv, i)));
-    let answers = join_all(sends.map(|(token, conv, i)| {
+        .flat_map(|(contact, conv)| (0..10).map(move |i| (contact, conv, i)));
+    let answers = join_all(sends.map(|(contact, conv, i)| {
         let s = &s;
         async move {
             if i % 2 == 0 {
-                contact_send(&s.app, token, &format!("c-{i}"), "from the contact").await
+                contact
+                    .try_send(&format!("c-{i}"), "from the contact")
+                    .await
             } else {
-                agent_send(
-                    &s.app,
-                    s.site,
-                    &s.agent,
-                    conv,
-                    &format!("a-{i}"),
-                    "from the agent",
-                )
-                .await
+                s.agent
+                    .try_send(conv, &format!("a-{i}"), "from the agent")
+                    .await
             }
         }
     }))
     .await;
     assert!(answers.iter().all(|(st, _)| *st == 201), "{answers:?}");
-    for (token, conv) in &convs {
+    for (contact, conv) in &convs {
         assert_eq!(
-            seqs(&contact_messages(&s.app, token, conv, "").await),
+            seqs(&contact.messages(conv, "").await),
             (1..=11).collect::<Vec<_>>()
         );
     }

@@ -3,9 +3,7 @@
 
 #![expect(clippy::unwrap_used, reason = "a test fails loudly")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use confidant_identity::{CompiledMethod, Policy, VerifyError};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
@@ -29,7 +27,7 @@ fn flip_signature(token: &str) -> String {
 fn all_methods(h: &Harness) -> Vec<CompiledMethod> {
     h.fetcher.serve(
         JWKS_URL,
-        vec![new_p256().jwk_with(json!({"kid": "k"}))],
+        vec![TestKey::p256().jwk_with(json!({"kid": "k"}))],
         None,
     );
     vec![
@@ -209,7 +207,7 @@ async fn hmac_signed_with_the_public_key_is_refused() {
     let der = pem::parse(&pem_text).unwrap().into_contents();
     h.fetcher.serve(
         JWKS_URL,
-        vec![rsa_fixture().jwk_with(json!({"kid": "rsa"}))],
+        vec![TestKey::rsa_fixture().jwk_with(json!({"kid": "rsa"}))],
         None,
     );
     for method in [pem_method(&pem_text), jwks_method(JWKS_URL)] {
@@ -223,7 +221,7 @@ async fn hmac_signed_with_the_public_key_is_refused() {
         }
     }
     // And the other way round: an RS256 token never verifies against a shared token.
-    let rs = rsa_fixture().sign(&json!({"alg": "RS256"}), &claims(NOW));
+    let rs = TestKey::rsa_fixture().sign(&json!({"alg": "RS256"}), &claims(NOW));
     assert_eq!(
         h.code(&rs, &shared_method(), &policy()).await,
         "algorithm_not_allowed"
@@ -234,10 +232,10 @@ async fn hmac_signed_with_the_public_key_is_refused() {
 async fn the_key_type_fixes_the_algorithm() {
     let h = Harness::new(NOW);
     let p = policy();
-    let p256 = pem_fixture_key("p256.key.pem", Algorithm::ES256);
-    let p384 = pem_fixture_key("p384.key.pem", Algorithm::ES384);
-    let ed = pem_fixture_key("ed25519.key.pem", Algorithm::EdDSA);
-    let rsa = rsa_fixture();
+    let p256 = TestKey::pem_fixture("p256.key.pem", Algorithm::ES256);
+    let p384 = TestKey::pem_fixture("p384.key.pem", Algorithm::ES384);
+    let ed = TestKey::pem_fixture("ed25519.key.pem", Algorithm::EdDSA);
+    let rsa = TestKey::rsa_fixture();
     let p256_pem = pem_method(&fixture("p256.pub.pem"));
     let p384_pem = pem_method(&fixture("p384.pub.pem"));
     let ed_pem = pem_method(&fixture("ed25519.pub.pem"));
@@ -280,15 +278,8 @@ async fn the_key_type_fixes_the_algorithm() {
         .await,
         "ok"
     );
-    for alg in [
-        Algorithm::RS256,
-        Algorithm::RS384,
-        Algorithm::RS512,
-        Algorithm::PS256,
-        Algorithm::PS384,
-        Algorithm::PS512,
-    ] {
-        let token = sign(
+    for alg in RSA_ALGS {
+        let token = sign_raw(
             &json!({"alg": format!("{alg:?}")}),
             &claims(NOW),
             &rsa.encoding,
@@ -314,7 +305,7 @@ async fn the_key_type_fixes_the_algorithm() {
         "algorithm_not_allowed"
     );
     // An RS256 signature relabelled PS256 is a bad signature (the alg is allowed).
-    let rs_as_ps = sign(
+    let rs_as_ps = sign_raw(
         &json!({"alg": "PS256"}),
         &claims(NOW),
         &rsa.encoding,
@@ -322,7 +313,7 @@ async fn the_key_type_fixes_the_algorithm() {
     );
     assert_eq!(h.code(&rs_as_ps, &rsa_pem, &p).await, "signature_invalid");
     // The right alg, the wrong key.
-    let other = new_p256().sign(&json!({"alg": "ES256"}), &claims(NOW));
+    let other = TestKey::p256().sign(&json!({"alg": "ES256"}), &claims(NOW));
     assert_eq!(h.code(&other, &p256_pem, &p).await, "signature_invalid");
 }
 
@@ -333,8 +324,8 @@ async fn all_zero_ecdsa_signatures_are_invalid() {
     h.fetcher.serve(
         JWKS_URL,
         vec![
-            new_p256().jwk_with(json!({"kid": "p256"})),
-            new_p384().jwk_with(json!({"kid": "p384"})),
+            TestKey::p256().jwk_with(json!({"kid": "p256"})),
+            TestKey::p384().jwk_with(json!({"kid": "p384"})),
         ],
         None,
     );
@@ -375,7 +366,7 @@ async fn all_zero_ecdsa_signatures_are_invalid() {
 async fn an_embedded_jwk_header_is_never_trusted() {
     let h = Harness::new(NOW);
     let victim = pem_method(&fixture("p256.pub.pem"));
-    let attacker = new_p256();
+    let attacker = TestKey::p256();
     // The attacker signs with its own key and ships the public half in the header.
     let header = json!({"alg": "ES256", "jwk": attacker.jwk});
     let token = attacker.sign(&header, &claims(NOW));
@@ -387,7 +378,7 @@ async fn an_embedded_jwk_header_is_never_trusted() {
     // With a JWKS: kid-less, the set's one P-256 key is chosen, not the header's.
     h.fetcher.serve(
         JWKS_URL,
-        vec![new_p256().jwk_with(json!({"kid": "real"}))],
+        vec![TestKey::p256().jwk_with(json!({"kid": "real"}))],
         None,
     );
     assert_eq!(
@@ -407,8 +398,8 @@ async fn an_embedded_jwk_header_is_never_trusted() {
 #[tokio::test]
 async fn jku_x5u_and_x5c_are_ignored() {
     let h = Harness::new(NOW);
-    let real = new_p256();
-    let attacker = new_p256();
+    let real = TestKey::p256();
+    let attacker = TestKey::p256();
     const EVIL: &str = "https://evil.example.test/jwks.json";
     h.fetcher
         .serve(JWKS_URL, vec![real.jwk_with(json!({"kid": "k1"}))], None);

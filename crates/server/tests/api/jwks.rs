@@ -1,12 +1,9 @@
 //! JWKS messengers (CONTRACT §6) against a JWKS server on loopback that the test controls:
 //! rotation, the unknown-kid refresh limit, outages, and per-URL isolation.
 
-mod common;
-mod keys;
-
 use axum::http::StatusCode;
-use common::*;
-use keys::*;
+use confidant_testkit::jwt::*;
+use confidant_testkit::*;
 use serde_json::json;
 
 async fn jwks_messenger(app: &TestApp, site: i64, url: &str) -> String {
@@ -36,8 +33,8 @@ fn ok() -> (u16, String) {
 async fn rotation_and_the_unknown_kid_refresh_limit() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Jwks").await;
-    let k1 = EdKey::generate();
-    let k2 = EdKey::generate();
+    let k1 = TestKey::ed25519();
+    let k2 = TestKey::ed25519();
     let server = JwksServer::start(vec![k1.jwk("k1")]).await;
     let m = jwks_messenger(&app, site, &server.url).await;
     assert_eq!(
@@ -47,18 +44,18 @@ async fn rotation_and_the_unknown_kid_refresh_limit() {
     );
 
     assert_eq!(
-        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        code(&app, site, &m, &k1.token(Some("k1"), &claims("a"))).await,
         ok()
     );
     assert_eq!(server.hits(), 1);
     // Cached: no refetch for a known kid.
     assert_eq!(
-        code(&app, site, &m, &k1.sign(Some("k1"), &claims("b"))).await,
+        code(&app, site, &m, &k1.token(Some("k1"), &claims("b"))).await,
         ok()
     );
     // No kid: the only key that fits is taken.
     assert_eq!(
-        code(&app, site, &m, &k1.sign(None, &claims("c"))).await,
+        code(&app, site, &m, &k1.token(None, &claims("c"))).await,
         ok()
     );
     assert_eq!(server.hits(), 1);
@@ -66,23 +63,23 @@ async fn rotation_and_the_unknown_kid_refresh_limit() {
     // The business rotates: k2 appears. The first token naming it triggers one refetch.
     server.set_keys(vec![k1.jwk("k1"), k2.jwk("k2")]);
     assert_eq!(
-        code(&app, site, &m, &k2.sign(Some("k2"), &claims("a"))).await,
+        code(&app, site, &m, &k2.token(Some("k2"), &claims("a"))).await,
         ok()
     );
     assert_eq!(server.hits(), 2);
     assert_eq!(
-        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        code(&app, site, &m, &k1.token(Some("k1"), &claims("a"))).await,
         ok()
     );
     // Two keys fit EdDSA now: a token without kid finds none.
     assert_eq!(
-        code(&app, site, &m, &k2.sign(None, &claims("a"))).await,
+        code(&app, site, &m, &k2.token(None, &claims("a"))).await,
         e(401, "key_not_found")
     );
 
     // Unknown kids within 30 s of that refresh do not reach the JWKS server.
     for i in 0..5 {
-        let t = k2.sign(Some(&format!("nope-{i}")), &claims("a"));
+        let t = k2.token(Some(&format!("nope-{i}")), &claims("a"));
         assert_eq!(code(&app, site, &m, &t).await, e(401, "key_not_found"));
     }
     assert_eq!(
@@ -92,11 +89,11 @@ async fn rotation_and_the_unknown_kid_refresh_limit() {
     );
     // A kid the set has, but a signature by another key.
     assert_eq!(
-        code(&app, site, &m, &k2.sign(Some("k1"), &claims("a"))).await,
+        code(&app, site, &m, &k2.token(Some("k1"), &claims("a"))).await,
         e(401, "signature_invalid")
     );
     // alg none never reaches the JWKS either.
-    let none = raw_token(&json!({"alg": "none", "kid": "k1"}), &claims("a"), b"");
+    let none = with_signature(&json!({"alg": "none", "kid": "k1"}), &claims("a"), b"");
     assert_eq!(
         code(&app, site, &m, &none).await,
         e(401, "algorithm_not_allowed")
@@ -114,7 +111,7 @@ async fn rotation_and_the_unknown_kid_refresh_limit() {
 async fn key_alg_and_use_narrow_what_a_key_verifies() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Jwks").await;
-    let k1 = EdKey::generate();
+    let k1 = TestKey::ed25519();
     let mut enc = k1.jwk("enc");
     enc["use"] = json!("enc");
     let mut narrowed = k1.jwk("narrow");
@@ -122,19 +119,15 @@ async fn key_alg_and_use_narrow_what_a_key_verifies() {
     let server =
         JwksServer::start(vec![enc, narrowed, json!({"kty": "weird", "kid": "weird"})]).await;
     let m = jwks_messenger(&app, site, &server.url).await;
-    let (s, c) = code(&app, site, &m, &k1.sign(Some("enc"), &claims("a"))).await;
+    let (s, c) = code(&app, site, &m, &k1.token(Some("enc"), &claims("a"))).await;
     assert!(
         s == 401 && (c == "key_not_found" || c == "algorithm_not_allowed"),
         "a use=enc key verified: {s} {c}"
     );
     // A key whose own alg is Ed25519 does not verify an EdDSA-labelled token, and does verify Ed25519.
-    let (s, c) = code(&app, site, &m, &k1.sign(Some("narrow"), &claims("a"))).await;
+    let (s, c) = code(&app, site, &m, &k1.token(Some("narrow"), &claims("a"))).await;
     assert_eq!((s, c), e(401, "algorithm_not_allowed"));
-    let t = sign_ed_raw(
-        &json!({"alg": "Ed25519", "kid": "narrow"}),
-        &claims("a"),
-        &k1,
-    );
+    let t = k1.sign(&json!({"alg": "Ed25519", "kid": "narrow"}), &claims("a"));
     assert_eq!(code(&app, site, &m, &t).await, ok());
 }
 
@@ -142,18 +135,18 @@ async fn key_alg_and_use_narrow_what_a_key_verifies() {
 async fn outage_is_served_from_the_cache() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Jwks").await;
-    let k1 = EdKey::generate();
+    let k1 = TestKey::ed25519();
     let server = JwksServer::start(vec![k1.jwk("k1")]).await;
     // Never fresh: every token goes back to the URL, so the outage is really exercised.
     server.set_cache_control(Some("max-age=0"));
     let m = jwks_messenger(&app, site, &server.url).await;
     assert_eq!(
-        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        code(&app, site, &m, &k1.token(Some("k1"), &claims("a"))).await,
         ok()
     );
     assert_eq!(server.hits(), 1);
     assert_eq!(
-        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        code(&app, site, &m, &k1.token(Some("k1"), &claims("a"))).await,
         ok()
     );
     assert_eq!(server.hits(), 2, "a set with max-age=0 is refetched");
@@ -161,7 +154,7 @@ async fn outage_is_served_from_the_cache() {
     server.set_status(StatusCode::INTERNAL_SERVER_ERROR);
     for _ in 0..3 {
         assert_eq!(
-            code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+            code(&app, site, &m, &k1.token(Some("k1"), &claims("a"))).await,
             ok(),
             "the last good set serves during an outage"
         );
@@ -175,7 +168,7 @@ async fn outage_is_served_from_the_cache() {
     server.set_status(StatusCode::OK);
     *server.state.body.lock().expect("lock") = "<html>oops</html>".into();
     assert_eq!(
-        code(&app, site, &m, &k1.sign(Some("k1"), &claims("a"))).await,
+        code(&app, site, &m, &k1.token(Some("k1"), &claims("a"))).await,
         ok()
     );
 }
@@ -184,12 +177,12 @@ async fn outage_is_served_from_the_cache() {
 async fn cold_outage_is_jwks_unavailable() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Jwks").await;
-    let k1 = EdKey::generate();
+    let k1 = TestKey::ed25519();
     let server = JwksServer::start(vec![k1.jwk("k1")]).await;
     server.set_status(StatusCode::SERVICE_UNAVAILABLE);
     let m = jwks_messenger(&app, site, &server.url).await;
     let r = app
-        .authorize(site, &m, &k1.sign(Some("k1"), &claims("a")))
+        .authorize(site, &m, &k1.token(Some("k1"), &claims("a")))
         .await;
     assert_eq!(r.status(), 503);
     let body: serde_json::Value = r.json().await.expect("json");
@@ -207,14 +200,14 @@ async fn cold_outage_is_jwks_unavailable() {
     };
     let m2 = jwks_messenger(&app, site, &dead).await;
     assert_eq!(
-        code(&app, site, &m2, &k1.sign(Some("k1"), &claims("a"))).await,
+        code(&app, site, &m2, &k1.token(Some("k1"), &claims("a"))).await,
         e(503, "jwks_unavailable")
     );
     // Recovery: once the URL answers, tokens verify.
     server.set_status(StatusCode::OK);
     let mut ok = false;
     for _ in 0..40 {
-        if code(&app, site, &m, &k1.sign(Some("k1"), &claims("a")))
+        if code(&app, site, &m, &k1.token(Some("k1"), &claims("a")))
             .await
             .0
             == 200
@@ -231,19 +224,19 @@ async fn cold_outage_is_jwks_unavailable() {
 async fn the_same_kid_under_two_urls_does_not_cross_verify() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Jwks").await;
-    let good = EdKey::generate();
-    let evil = EdKey::generate();
+    let good = TestKey::ed25519();
+    let evil = TestKey::ed25519();
     let server_a = JwksServer::start(vec![good.jwk("shared")]).await;
     let server_b = JwksServer::start(vec![evil.jwk("shared")]).await;
     let m_a = jwks_messenger(&app, site, &server_a.url).await;
     let m_b = jwks_messenger(&app, site, &server_b.url).await;
     // Warm both caches.
     assert_eq!(
-        code(&app, site, &m_a, &good.sign(Some("shared"), &claims("a"))).await,
+        code(&app, site, &m_a, &good.token(Some("shared"), &claims("a"))).await,
         ok()
     );
     assert_eq!(
-        code(&app, site, &m_b, &evil.sign(Some("shared"), &claims("b"))).await,
+        code(&app, site, &m_b, &evil.token(Some("shared"), &claims("b"))).await,
         ok()
     );
     // Each messenger's key is useless for the other.
@@ -252,7 +245,7 @@ async fn the_same_kid_under_two_urls_does_not_cross_verify() {
             &app,
             site,
             &m_a,
-            &evil.sign(Some("shared"), &claims("victim"))
+            &evil.token(Some("shared"), &claims("victim"))
         )
         .await,
         e(401, "signature_invalid")
@@ -262,7 +255,7 @@ async fn the_same_kid_under_two_urls_does_not_cross_verify() {
             &app,
             site,
             &m_b,
-            &good.sign(Some("shared"), &claims("victim"))
+            &good.token(Some("shared"), &claims("victim"))
         )
         .await,
         e(401, "signature_invalid")
@@ -275,7 +268,7 @@ async fn the_same_kid_under_two_urls_does_not_cross_verify() {
             &app,
             site2,
             &m_c,
-            &good.sign(Some("shared"), &claims("victim"))
+            &good.token(Some("shared"), &claims("victim"))
         )
         .await,
         e(401, "signature_invalid")
@@ -290,11 +283,11 @@ async fn the_same_kid_under_two_urls_does_not_cross_verify() {
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
-        code(&app, site, &m_b, &good.sign(Some("shared"), &claims("a"))).await,
+        code(&app, site, &m_b, &good.token(Some("shared"), &claims("a"))).await,
         ok()
     );
     assert_eq!(
-        code(&app, site, &m_b, &evil.sign(Some("shared"), &claims("a"))).await,
+        code(&app, site, &m_b, &evil.token(Some("shared"), &claims("a"))).await,
         e(401, "signature_invalid")
     );
 }

@@ -1,11 +1,8 @@
 //! Administration (CONTRACT §5): sites, agents, roles, tenant isolation, login, logout and the
 //! lockout, the Security tab and the installation code.
 
-mod common;
-mod keys;
-
-use common::*;
-use keys::*;
+use confidant_testkit::jwt::*;
+use confidant_testkit::*;
 use reqwest::header;
 use serde_json::{Value, json};
 
@@ -167,88 +164,50 @@ async fn agents_never_show_their_password() {
 #[tokio::test]
 async fn roles_decide_who_manages_the_site() {
     let app = TestApp::spawn().await;
-    let (site, m) = app.site_with_messenger().await;
-    let admin = app.agent_token(site, "admin@acme.test", "admin").await;
-    let agent = app.agent_token(site, "agent@acme.test", "agent").await;
+    let acme = app.site("Acme").await;
+    let (site, m) = (acme.id, acme.messenger(json!({})).await.id);
+    let admin = acme.agent("admin@acme.test", "admin").await;
+    let agent = acme.agent("agent@acme.test", "agent").await;
     let new_messenger = json!({"name": "Sales", "security": {"validation": {"method": "sharedToken", "sharedToken": SECRET}}});
     let new_agent =
         json!({"email": "new@acme.test", "password": PASSWORD, "name": "New", "role": "agent"});
     let sec = json!({"validation": {"method": "sharedToken", "sharedToken": null}});
+    let security = format!("/messengers/{m}/security");
 
     // An agent reads the site's messengers and works conversations, and manages nothing.
-    for path in [
-        format!("/api/v1/sites/{site}"),
-        format!("/api/v1/sites/{site}/messengers"),
-        format!("/api/v1/sites/{site}/messengers/{m}"),
-        format!("/api/v1/sites/{site}/messengers/{m}/installation-code"),
-        format!("/api/v1/sites/{site}/conversations"),
+    for rest in [
+        String::new(),
+        "/messengers".to_owned(),
+        format!("/messengers/{m}"),
+        format!("/messengers/{m}/installation-code"),
+        "/conversations".to_owned(),
     ] {
-        assert_eq!(
-            app.get(&path, Some(&agent)).await.status(),
-            200,
-            "agent GET {path}"
-        );
+        assert_eq!(agent.fetch(&rest).await.status(), 200, "agent GET {rest}");
     }
-    let (s, c, _) = answer(
-        app.post(
-            &format!("/api/v1/sites/{site}/messengers"),
-            Some(&agent),
-            &new_messenger,
-        )
-        .await,
-    )
-    .await;
-    assert_eq!((s, c.as_str()), (403, "forbidden"));
-    let (s, c, _) = answer(
-        app.post(
-            &format!("/api/v1/sites/{site}/agents"),
-            Some(&agent),
-            &new_agent,
-        )
-        .await,
-    )
-    .await;
-    assert_eq!((s, c.as_str()), (403, "forbidden"));
-    let (s, c, _) = answer(app.put(&security_path(site, &m), Some(&agent), &sec).await).await;
-    assert_eq!((s, c.as_str()), (403, "forbidden"));
-    let (s, c, _) = answer(
-        app.get(&format!("/api/v1/sites/{site}/agents"), Some(&agent))
-            .await,
-    )
-    .await;
-    assert_eq!((s, c.as_str()), (403, "forbidden"));
+    for (what, r) in [
+        (
+            "POST messengers",
+            agent.post("/messengers", &new_messenger).await,
+        ),
+        ("POST agents", agent.post("/agents", &new_agent).await),
+        ("PUT security", agent.put(&security, &sec).await),
+        ("GET agents", agent.fetch("/agents").await),
+    ] {
+        let (s, c, _) = answer(r).await;
+        assert_eq!((s, c.as_str()), (403, "forbidden"), "agent {what}");
+    }
 
     // An admin manages its site.
-    let (s, _, b) = answer(
-        app.post(
-            &format!("/api/v1/sites/{site}/messengers"),
-            Some(&admin),
-            &new_messenger,
-        )
-        .await,
-    )
-    .await;
+    let (s, _, b) = answer(admin.post("/messengers", &new_messenger).await).await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["siteId"], site);
     assert_eq!(b["name"], "Sales");
     assert!(uuid::Uuid::parse_str(b["messengerId"].as_str().expect("id")).is_ok());
-    let (s, _, b) = answer(
-        app.post(
-            &format!("/api/v1/sites/{site}/agents"),
-            Some(&admin),
-            &new_agent,
-        )
-        .await,
-    )
-    .await;
+    let (s, _, b) = answer(admin.post("/agents", &new_agent).await).await;
     assert_eq!(s, 201, "{b}");
-    let (s, _, b) = answer(app.put(&security_path(site, &m), Some(&admin), &sec).await).await;
+    let (s, _, b) = answer(admin.put(&security, &sec).await).await;
     assert_eq!(s, 200, "{b}");
-    let (s, _, b) = answer(
-        app.get(&format!("/api/v1/sites/{site}/messengers"), Some(&admin))
-            .await,
-    )
-    .await;
+    let (s, _, b) = answer(admin.fetch("/messengers").await).await;
     assert_eq!(s, 200);
     assert_eq!(b["messengers"].as_array().map(Vec::len), Some(2));
 }
@@ -499,11 +458,8 @@ async fn login_logout_and_the_session_cookie() {
 
 #[tokio::test]
 async fn cookies_are_secure_behind_an_https_public_url() {
-    let app = TestApp::spawn_with(|a| a.public_url = Some("https://chat.example.com".into())).await;
-    assert_eq!(
-        app.running.as_ref().expect("running").app.config.public_url,
-        "https://chat.example.com"
-    );
+    let app = TestApp::spawn_with(|s| s.public_url = Some("https://chat.example.com".into())).await;
+    assert_eq!(app.server().public_url(), "https://chat.example.com");
     let direct = format!("http://{}", app.addr);
     let r = app
         .client
@@ -630,7 +586,7 @@ async fn login_lockout() {
 
 #[tokio::test]
 async fn login_lockout_holds_with_rate_limits_off() {
-    let app = TestApp::spawn_with(|a| a.rate_limits = "off".into()).await;
+    let app = TestApp::spawn_with(|s| s.rate_limits = false).await;
     lockout_scenario(&app).await;
 }
 
@@ -994,10 +950,7 @@ async fn installation_code_names_the_server_site_and_messenger() {
     assert_eq!(s, 200, "{b}");
     let html = b["html"].as_str().expect("html");
     for needle in [
-        format!(
-            "{}/messenger/v1/loader.js",
-            app.running.as_ref().expect("running").app.config.public_url
-        ),
+        format!("{}/messenger/v1/loader.js", app.server().public_url()),
         format!("data-site-id=\"{site}\""),
         format!("data-messenger-id=\"{m}\""),
         "data-contact-jwt=\"\"".to_owned(),
@@ -1013,7 +966,7 @@ async fn installation_code_names_the_server_site_and_messenger() {
 
 #[tokio::test]
 async fn concurrent_guesses_cannot_outrun_the_lockout() {
-    let app = TestApp::spawn_with(|a| a.rate_limits = "off".into()).await;
+    let app = TestApp::spawn_with(|s| s.rate_limits = false).await;
     let site = app.create_site("Acme").await;
     app.create_agent(site, "jo@acme.test", "admin").await;
     let guesses = (0..24).map(|i| {

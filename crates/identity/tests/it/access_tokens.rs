@@ -2,9 +2,7 @@
 
 #![expect(clippy::unwrap_used, reason = "a test fails loudly")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use confidant_identity::{AccessError, AccessTokens, StoredSigningKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
@@ -117,7 +115,7 @@ fn a_wrong_or_missing_kid_is_invalid() {
         json!({"alg": "EdDSA"}),
         json!({"alg": "EdDSA", "kid": 1}),
     ] {
-        let forged = sign(&header, &body, &signing, Algorithm::EdDSA);
+        let forged = sign_raw(&header, &body, &signing, Algorithm::EdDSA);
         assert_eq!(
             at.verify(&forged, NOW),
             Err(AccessError::Invalid),
@@ -125,7 +123,7 @@ fn a_wrong_or_missing_kid_is_invalid() {
         );
     }
     // The same, with the right kid, verifies (the forging helper is sound).
-    let same = sign(
+    let same = sign_raw(
         &json!({"alg": "EdDSA", "kid": k.kid}),
         &body,
         &signing,
@@ -174,7 +172,7 @@ fn tampering_is_invalid() {
         merged(&good, json!({"preview": "false"})),
         no_jti,
     ] {
-        let forged = sign(&header, &body, &signing, Algorithm::EdDSA);
+        let forged = sign_raw(&header, &body, &signing, Algorithm::EdDSA);
         assert_eq!(at.verify(&forged, NOW), Err(AccessError::Invalid), "{body}");
     }
 }
@@ -198,7 +196,7 @@ fn alg_swaps_are_invalid() {
     // EdDSA-signed, but the header says something else; and alg none.
     let signing = EncodingKey::from_ed_der(&k.pkcs8_der);
     for alg in ["Ed25519", "eddsa", "ES256"] {
-        let forged = sign(
+        let forged = sign_raw(
             &json!({"alg": alg, "kid": k.kid}),
             &body,
             &signing,
@@ -211,7 +209,7 @@ fn alg_swaps_are_invalid() {
         signing_input(&json!({"alg": "none", "kid": k.kid}), &body)
     );
     assert_eq!(at.verify(&none, NOW), Err(AccessError::Invalid));
-    let crit = sign(
+    let crit = sign_raw(
         &json!({"alg": "EdDSA", "kid": k.kid, "crit": ["x"]}),
         &body,
         &signing,

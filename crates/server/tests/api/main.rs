@@ -1,0 +1,19 @@
+//! The server's integration tests, one binary: the real server in process (`TestApp`) or as
+//! the real binary (`crash`, `scale`, `cli`), on SQLite or, with
+//! `CONFIDANT_TEST_BACKEND=postgres`, on PostgreSQL. The kit is `crates/testkit`.
+
+mod admin;
+mod authorize;
+mod cli;
+mod contract;
+mod conversations;
+mod crash;
+mod edge;
+mod jwks;
+mod openapi;
+mod scale;
+mod smoke;
+mod ws;
+
+/// The server binary this crate builds.
+const BIN: &str = env!("CARGO_BIN_EXE_confidant");

@@ -1,0 +1,120 @@
+//! Every use the kit makes of the server's (and the store's) internals, in one place, so that a
+//! change inside `crates/server/src` is adapted here and nowhere else. The rest of the kit and
+//! the tests reach the server from outside: HTTP, WebSockets and the binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use confidant::Running;
+use confidant::config::{Config, Secret, ServeArgs};
+
+/// The settings a test may change; everything else is the test default.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--listen` (default `127.0.0.1:0`: a free port).
+    pub listen: String,
+    /// `--rate-limits on|off`.
+    pub rate_limits: bool,
+    /// `--public-url`.
+    pub public_url: Option<String>,
+    /// `--bus-url` (NATS).
+    pub bus_url: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:0".into(),
+            rate_limits: true,
+            public_url: None,
+            bus_url: None,
+        }
+    }
+}
+
+/// The server's `Config` for `settings`, a database, a data directory and the operator token.
+pub fn server_config(
+    settings: &Settings,
+    database_url: &str,
+    data_dir: PathBuf,
+    operator_token: &str,
+) -> Config {
+    let args = ServeArgs {
+        listen: settings.listen.clone(),
+        database_url: Some(database_url.to_owned()),
+        bus_url: settings.bus_url.clone(),
+        public_url: settings.public_url.clone(),
+        rate_limits: if settings.rate_limits { "on" } else { "off" }.into(),
+        data_dir,
+        allow_http_jwks: "false".into(),
+        access_token_ttl: "3600".into(),
+    };
+    let mut config = Config::from_args(&args).expect("test config");
+    config.admin_token = Some(Secret(operator_token.into()));
+    config
+}
+
+/// The server running inside the test process.
+pub struct InProcess(Running);
+
+impl InProcess {
+    pub async fn start(config: Config) -> InProcess {
+        InProcess(confidant::start(config, false).await.expect("start server"))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
+    /// Stop gracefully (sockets are told, requests drain, the store closes).
+    pub async fn stop(self) {
+        self.0.stop().await.expect("stop");
+    }
+
+    /// The public URL the server settled on (normalised: no trailing slash).
+    pub fn public_url(&self) -> String {
+        self.0.app.config.public_url.clone()
+    }
+
+    /// Close the server's database pool under it (the database "goes away").
+    pub async fn close_store(&self) {
+        self.0.app.store.close().await;
+    }
+
+    /// An access token from the server's own signing key, issued at `issued_at`: (token, exp).
+    pub fn sign_access_token(
+        &self,
+        contact_id: &str,
+        site: i64,
+        messenger: &str,
+        issued_at: i64,
+    ) -> (String, i64) {
+        let (token, claims) = self
+            .0
+            .app
+            .access
+            .sign(contact_id, site, messenger, false, issued_at);
+        (token, claims.exp)
+    }
+
+    /// The lifetime of access tokens, in seconds.
+    pub fn access_token_ttl(&self) -> i64 {
+        self.0.app.access.ttl_seconds()
+    }
+}
+
+/// Every (method, path) the router serves, methods in lower case, paths in OpenAPI form.
+pub fn routed() -> Vec<(&'static str, &'static str)> {
+    confidant::router::routes().list
+}
+
+/// The (table, column) pairs of a database's schema, through the store crate.
+pub async fn schema_columns(database_url: &str) -> Vec<(String, String)> {
+    let store = confidant_store::Store::connect(database_url, Duration::from_secs(5))
+        .await
+        .expect("connect the store");
+    let columns = store.schema_columns().await.expect("schema");
+    store.close().await;
+    columns
+}
