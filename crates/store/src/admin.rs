@@ -1,13 +1,13 @@
 //! Sites, agents, sessions, the login lockout, messengers and signing keys.
 
 use base64::Engine as _;
-use confidant_core::SiteId;
+use confidant_core::{AgentId, MessengerId, SiteId};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use crate::{
     AgentRow, MessengerRow, Result, SessionRow, SigningKeyRow, SiteRow, Store, StoreError,
-    conflict_or,
+    conflict_or, id_col,
 };
 
 fn site(r: &AnyRow) -> Result<SiteRow> {
@@ -20,7 +20,7 @@ fn site(r: &AnyRow) -> Result<SiteRow> {
 
 fn agent(r: &AnyRow) -> Result<AgentRow> {
     Ok(AgentRow {
-        agent_id: r.try_get("agent_id")?,
+        agent_id: id_col(r, "agent_id")?,
         site_id: SiteId(r.try_get("site_id")?),
         email: r.try_get("email")?,
         name: r.try_get("name")?,
@@ -31,7 +31,7 @@ fn agent(r: &AnyRow) -> Result<AgentRow> {
 
 fn messenger(r: &AnyRow) -> Result<MessengerRow> {
     Ok(MessengerRow {
-        messenger_id: r.try_get("messenger_id")?,
+        messenger_id: id_col(r, "messenger_id")?,
         site_id: SiteId(r.try_get("site_id")?),
         name: r.try_get("name")?,
         security: r.try_get("security")?,
@@ -94,7 +94,7 @@ impl Store {
         password_hash: &str,
         now: i64,
     ) -> Result<AgentRow> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = AgentId::new().to_string();
         let row = sqlx::query(concat!("INSERT INTO agents (agent_id, site_id, email, email_key, name, role, password_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", agent_cols!()))
         .bind(&id)
@@ -143,11 +143,12 @@ impl Store {
     }
 
     /// Delete an agent and its sessions. Returns the session hashes that ended.
-    pub async fn delete_agent(&self, site_id: SiteId, agent_id: &str) -> Result<Vec<String>> {
+    pub async fn delete_agent(&self, site_id: SiteId, agent_id: AgentId) -> Result<Vec<String>> {
+        let agent_id = agent_id.to_string();
         let mut tx = self.write.begin().await?;
         let hashes: Vec<String> =
             sqlx::query("SELECT token_hash FROM sessions WHERE agent_id = $1 AND site_id = $2")
-                .bind(agent_id)
+                .bind(&agent_id)
                 .bind(site_id.0)
                 .fetch_all(&mut *tx)
                 .await?
@@ -155,7 +156,7 @@ impl Store {
                 .map(|r| r.try_get("token_hash"))
                 .collect::<Result<_, _>>()?;
         sqlx::query("DELETE FROM sessions WHERE agent_id = $1 AND site_id = $2")
-            .bind(agent_id)
+            .bind(&agent_id)
             .bind(site_id.0)
             .execute(&mut *tx)
             .await?;
@@ -182,7 +183,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (token_hash, agent_id, site_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_hash)
-            .bind(&agent.agent_id)
+            .bind(agent.agent_id.to_string())
             .bind(agent.site_id.0)
             .bind(now)
             .bind(expires_at)
@@ -291,7 +292,7 @@ impl Store {
         security_json: &str,
         now: i64,
     ) -> Result<MessengerRow> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = MessengerId(uuid::Uuid::new_v4()).to_string();
         let row = sqlx::query(concat!("INSERT INTO messengers (messenger_id, site_id, name, security, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING ", messenger_cols!()))
         .bind(&id)
@@ -307,14 +308,14 @@ impl Store {
     pub async fn get_messenger(
         &self,
         site_id: SiteId,
-        messenger_id: &str,
+        messenger_id: MessengerId,
     ) -> Result<Option<MessengerRow>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             messenger_cols!(),
             " FROM messengers WHERE messenger_id = $1 AND site_id = $2"
         ))
-        .bind(messenger_id)
+        .bind(messenger_id.to_string())
         .bind(site_id.0)
         .fetch_optional(&self.read)
         .await?;
@@ -325,11 +326,11 @@ impl Store {
     pub async fn messenger_version(
         &self,
         site_id: SiteId,
-        messenger_id: &str,
+        messenger_id: MessengerId,
     ) -> Result<Option<i64>> {
         let row =
             sqlx::query("SELECT version FROM messengers WHERE messenger_id = $1 AND site_id = $2")
-                .bind(messenger_id)
+                .bind(messenger_id.to_string())
                 .bind(site_id.0)
                 .fetch_optional(&self.read)
                 .await?;
@@ -351,7 +352,7 @@ impl Store {
     pub async fn update_security(
         &self,
         site_id: SiteId,
-        messenger_id: &str,
+        messenger_id: MessengerId,
         security_json: &str,
         now: i64,
     ) -> Result<MessengerRow> {
@@ -360,7 +361,7 @@ impl Store {
              WHERE messenger_id = $1 AND site_id = $2 RETURNING ",
             messenger_cols!()
         ))
-        .bind(messenger_id)
+        .bind(messenger_id.to_string())
         .bind(site_id.0)
         .bind(security_json)
         .bind(now)

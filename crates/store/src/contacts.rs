@@ -1,10 +1,10 @@
 //! Contacts: one per `(siteId, identity)`.
 
-use confidant_core::{ContactAttributes, SiteId};
+use confidant_core::{ContactAttributes, ContactId, SiteId};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use crate::{ContactRow, Result, Store, StoreError};
+use crate::{ContactRow, Result, Store, StoreError, id_col};
 
 /// Column names of a contact row: as selected from `contacts`, and as `k_*` in joins.
 pub(crate) const COLUMNS: [&str; 6] = [
@@ -33,7 +33,7 @@ pub(crate) fn contact_named(r: &AnyRow, names: &[&str; 6]) -> Result<ContactRow>
     let [id, site, identity, attributes, created, updated] = *names;
     let attrs: String = r.try_get(attributes)?;
     Ok(ContactRow {
-        contact_id: r.try_get(id)?,
+        contact_id: id_col(r, id)?,
         site_id: SiteId(r.try_get(site)?),
         identity: r.try_get(identity)?,
         attributes: serde_json::from_str(&attrs)
@@ -68,7 +68,7 @@ impl Store {
     pub async fn get_contact(
         &self,
         site_id: SiteId,
-        contact_id: &str,
+        contact_id: ContactId,
     ) -> Result<Option<ContactRow>> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -76,7 +76,7 @@ impl Store {
             " FROM contacts WHERE site_id = $1 AND contact_id = $2"
         ))
         .bind(site_id.0)
-        .bind(contact_id)
+        .bind(contact_id.to_string())
         .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(contact).transpose()
@@ -95,7 +95,7 @@ impl Store {
         let existing = match known {
             Some(c) => Some(c),
             None => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = ContactId(uuid::Uuid::new_v4()).to_string();
                 let inserted = sqlx::query(concat!("INSERT INTO contacts (contact_id, site_id, identity, attributes, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (site_id, identity) DO NOTHING RETURNING ", contact_cols!()))
                 .bind(&id)
@@ -132,7 +132,7 @@ impl Store {
         // Merge in SQL terms is last-writer-wins per contact; the token carries the full truth.
         let row = sqlx::query(concat!("UPDATE contacts SET attributes = $3, updated_at = $4 WHERE site_id = $1 AND contact_id = $2 RETURNING ", contact_cols!()))
         .bind(site_id.0)
-        .bind(&existing.contact_id)
+        .bind(existing.contact_id.to_string())
         .bind(attrs_json(&merged))
         .bind(now)
         .fetch_one(&self.write)

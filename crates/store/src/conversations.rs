@@ -1,19 +1,22 @@
 //! Conversations and messages. Sends and closes go through the batching writer (writer.rs);
 //! reads go straight to the read pool.
 
-use confidant_core::SiteId;
+use confidant_core::{ContactId, ConversationId, MessengerId, SiteId};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
+use uuid::Uuid;
 
-use crate::{ContactRow, ConversationRow, MessageRow, Result, SenderType, Store, StoreError};
+use crate::{
+    ContactRow, ConversationRow, MessageRow, Result, SenderType, Store, StoreError, id_col,
+};
 
 pub(crate) fn conversation(r: &AnyRow) -> Result<ConversationRow> {
     let status: String = r.try_get("status")?;
     Ok(ConversationRow {
-        conversation_id: r.try_get("conversation_id")?,
+        conversation_id: id_col(r, "conversation_id")?,
         site_id: SiteId(r.try_get("site_id")?),
-        messenger_id: r.try_get("messenger_id")?,
-        contact_id: r.try_get("contact_id")?,
+        messenger_id: id_col(r, "messenger_id")?,
+        contact_id: id_col(r, "contact_id")?,
         open: status == "open",
         preview: r.try_get::<i64, _>("preview")? != 0,
         last_seq: r.try_get("last_seq")?,
@@ -27,12 +30,12 @@ pub(crate) fn conversation(r: &AnyRow) -> Result<ConversationRow> {
 pub(crate) fn message(r: &AnyRow) -> Result<MessageRow> {
     let st: String = r.try_get("sender_type")?;
     Ok(MessageRow {
-        message_id: r.try_get("message_id")?,
-        conversation_id: r.try_get("conversation_id")?,
+        message_id: id_col(r, "message_id")?,
+        conversation_id: id_col(r, "conversation_id")?,
         seq: r.try_get("seq")?,
         sender_type: SenderType::parse(&st)
             .ok_or_else(|| StoreError::Corrupt(format!("sender type {st:?}")))?,
-        sender_id: r.try_get("sender_id")?,
+        sender_id: id_col::<Uuid>(r, "sender_id")?,
         sender_name: r.try_get("sender_name")?,
         body: r.try_get("body")?,
         client_message_id: r.try_get("client_message_id")?,
@@ -44,14 +47,14 @@ pub(crate) fn message(r: &AnyRow) -> Result<MessageRow> {
 pub(crate) async fn fetch_conversation<'e>(
     ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
     site: i64,
-    conversation_id: &str,
+    conversation_id: ConversationId,
 ) -> Result<Option<ConversationRow>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         conv_cols!(),
         " FROM conversations WHERE conversation_id = $1 AND site_id = $2"
     ))
-    .bind(conversation_id)
+    .bind(conversation_id.to_string())
     .bind(site)
     .fetch_optional(ex)
     .await?;
@@ -64,15 +67,15 @@ pub enum SendTarget {
     /// A contact's send: the named conversation if it is theirs and open, else their open
     /// conversation in the messenger, else a new one.
     Contact {
-        messenger_id: String,
-        contact_id: String,
+        messenger_id: MessengerId,
+        contact_id: ContactId,
         preview: bool,
-        conversation_id: Option<String>,
+        conversation_id: Option<ConversationId>,
     },
     /// An agent's send into an open conversation of the site.
-    Agent { conversation_id: String },
+    Agent { conversation_id: ConversationId },
     /// Close a conversation, adding a system message with `body`.
-    Close { conversation_id: String },
+    Close { conversation_id: ConversationId },
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +83,8 @@ pub struct SendRequest {
     pub site_id: SiteId,
     pub target: SendTarget,
     pub sender_type: SenderType,
-    pub sender_id: String,
+    /// The agent's or the contact's id (the nil UUID for the operator).
+    pub sender_id: Uuid,
     pub sender_name: String,
     pub body: String,
     /// `None` only for system messages.
@@ -115,7 +119,7 @@ impl Store {
     pub async fn get_conversation(
         &self,
         site_id: SiteId,
-        conversation_id: &str,
+        conversation_id: ConversationId,
     ) -> Result<Option<ConversationRow>> {
         fetch_conversation(&self.read, site_id.0, conversation_id).await
     }
@@ -124,16 +128,16 @@ impl Store {
     pub async fn contact_conversations(
         &self,
         site_id: SiteId,
-        messenger_id: &str,
-        contact_id: &str,
+        messenger_id: MessengerId,
+        contact_id: ContactId,
         preview: bool,
         limit: i64,
     ) -> Result<Vec<(ConversationRow, Option<MessageRow>)>> {
         let rows = sqlx::query(concat!("SELECT ", conv_cols!(), " FROM conversations WHERE site_id = $1 AND messenger_id = $2 AND contact_id = $3 AND preview = $4 \
              ORDER BY updated_at DESC, conversation_id DESC LIMIT $5"))
         .bind(site_id.0)
-        .bind(messenger_id)
-        .bind(contact_id)
+        .bind(messenger_id.to_string())
+        .bind(contact_id.to_string())
         .bind(i64::from(preview))
         .bind(limit)
         .fetch_all(&self.read)
@@ -199,7 +203,7 @@ impl Store {
             msg_cols!(),
             " FROM messages WHERE conversation_id = $1 AND seq = $2"
         ))
-        .bind(&c.conversation_id)
+        .bind(c.conversation_id.to_string())
         .bind(c.last_seq)
         .fetch_optional(&self.read)
         .await?;
@@ -210,14 +214,14 @@ impl Store {
     pub async fn messages(
         &self,
         site_id: SiteId,
-        conversation_id: &str,
+        conversation_id: ConversationId,
         after: i64,
         limit: i64,
     ) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(concat!("SELECT ", msg_cols!(), " FROM messages WHERE conversation_id = $1 AND seq > $2 \
              AND EXISTS (SELECT 1 FROM conversations c WHERE c.conversation_id = $1 AND c.site_id = $3) \
              ORDER BY seq LIMIT $4"))
-        .bind(conversation_id)
+        .bind(conversation_id.to_string())
         .bind(after)
         .bind(site_id.0)
         .bind(limit)
@@ -231,7 +235,7 @@ impl Store {
     pub async fn mark_read(
         &self,
         site_id: SiteId,
-        conversation_id: &str,
+        conversation_id: ConversationId,
         by_agent: bool,
         seq: i64,
     ) -> Result<ConversationRow> {
@@ -256,7 +260,7 @@ impl Store {
             q!("contact_read_seq")
         };
         let row = sqlx::query(sql)
-            .bind(conversation_id)
+            .bind(conversation_id.to_string())
             .bind(site_id.0)
             .bind(seq)
             .fetch_optional(&self.write)

@@ -1,6 +1,9 @@
 //! Plain rows as the store returns them. The edge turns them into the contract's JSON.
 
-use confidant_core::{ContactAttributes, SiteId};
+use confidant_core::{
+    AgentId, ContactAttributes, ContactId, ConversationId, MessageId, MessengerId, SiteId,
+};
+use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct SiteRow {
@@ -11,7 +14,7 @@ pub struct SiteRow {
 
 #[derive(Debug, Clone)]
 pub struct AgentRow {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub site_id: SiteId,
     pub email: String,
     pub name: String,
@@ -27,7 +30,7 @@ pub struct SessionRow {
 
 #[derive(Debug, Clone)]
 pub struct MessengerRow {
-    pub messenger_id: String,
+    pub messenger_id: MessengerId,
     pub site_id: SiteId,
     pub name: String,
     /// The stored Security JSON (with its secret): parse with `serde_json` into `Security`.
@@ -40,7 +43,7 @@ pub struct MessengerRow {
 
 #[derive(Debug, Clone)]
 pub struct ContactRow {
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub site_id: SiteId,
     pub identity: String,
     pub attributes: ContactAttributes,
@@ -50,10 +53,10 @@ pub struct ContactRow {
 
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub site_id: SiteId,
-    pub messenger_id: String,
-    pub contact_id: String,
+    pub messenger_id: MessengerId,
+    pub contact_id: ContactId,
     pub open: bool,
     pub preview: bool,
     pub last_seq: i64,
@@ -90,11 +93,13 @@ impl SenderType {
 
 #[derive(Debug, Clone)]
 pub struct MessageRow {
-    pub message_id: String,
-    pub conversation_id: String,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
     pub seq: i64,
     pub sender_type: SenderType,
-    pub sender_id: String,
+    /// The agent's or the contact's id (the nil UUID for the operator); for a system
+    /// message, whoever caused it.
+    pub sender_id: Uuid,
     pub sender_name: String,
     pub body: String,
     pub client_message_id: Option<String>,
