@@ -34,10 +34,10 @@ use serde_json::json;
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 use uuid::Uuid;
 
-use crate::conversations::{conversation, message};
 use crate::{
     ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
 };
+use sqlx::FromRow as _;
 
 /// The statements of a batch for one backend; `$1` is always a JSON array of objects.
 pub(crate) struct BatchSql {
@@ -298,7 +298,7 @@ async fn plan_and_write(
             .fetch_all(&mut *tx)
             .await?
         {
-            let m = message(&row)?;
+            let m = MessageRow::from_row(&row)?;
             if let Some(k) = &m.client_message_id {
                 earlier.insert((m.conversation_id, m.sender_id, k.clone()), m.clone());
             }
@@ -462,7 +462,7 @@ async fn lookup_separately(
             .fetch_all(&mut *tx)
             .await?
         {
-            let c = conversation(&row)?;
+            let c = ConversationRow::from_row(&row)?;
             by_id.insert(c.conversation_id, c);
         }
     }
@@ -484,7 +484,7 @@ async fn lookup_separately(
             .fetch_all(&mut *tx)
             .await?
         {
-            let c = conversation(&row)?;
+            let c = ConversationRow::from_row(&row)?;
             open.insert((c.messenger_id, c.contact_id, c.preview), c.conversation_id);
             by_id.insert(c.conversation_id, c);
         }
@@ -503,7 +503,7 @@ async fn lookup_combined(
     let mut by_id: HashMap<ConversationId, ConversationRow> = HashMap::new();
     let mut open: HashMap<OpenKey, ConversationId> = HashMap::new();
     for row in conversations_of(tx, lookup_sql, batch).await? {
-        let c = conversation(&row)?;
+        let c = ConversationRow::from_row(&row)?;
         if c.open {
             open.insert((c.messenger_id, c.contact_id, c.preview), c.conversation_id);
         }

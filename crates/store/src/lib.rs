@@ -7,11 +7,16 @@
 
 #[macro_use]
 mod cols;
-mod admin;
+mod agents;
 mod batch;
 mod contacts;
 mod conversations;
+mod keys;
+mod messages;
+mod messengers;
 mod rows;
+mod send;
+mod sites;
 mod writer;
 
 use std::path::Path;
@@ -22,8 +27,9 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use conversations::{ConversationFilter, SendOutcome, SendRequest, SendTarget};
+pub use conversations::ConversationFilter;
 pub use rows::*;
+pub use send::{SendOutcome, SendRequest, SendTarget};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -268,18 +274,4 @@ pub(crate) fn conflict_or(e: sqlx::Error, what: &'static str) -> StoreError {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
         _ => e.into(),
     }
-}
-
-/// An id column, parsed: ids are stored as lowercase hyphenated UUID text, and one that does
-/// not parse is a decode error of that column.
-pub(crate) fn id_col<T>(r: &sqlx::any::AnyRow, col: &str) -> std::result::Result<T, sqlx::Error>
-where
-    T: FromStr<Err = uuid::Error>,
-{
-    use sqlx::Row as _;
-    let text: String = r.try_get(col)?;
-    text.parse().map_err(|e| sqlx::Error::ColumnDecode {
-        index: col.to_owned(),
-        source: Box::new(e),
-    })
 }

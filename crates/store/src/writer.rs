@@ -16,7 +16,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::batch::{self, Fallback};
-use crate::conversations::{conversation, fetch_conversation, message};
+use sqlx::FromRow as _;
+
+use crate::conversations::fetch_conversation;
 use crate::{
     ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
 };
@@ -394,7 +396,7 @@ async fn store_one(
                 .await?
                 .ok_or(StoreError::NotFound)?;
                 return Ok(SendOutcome {
-                    message: message(&last)?,
+                    message: MessageRow::from_row(&last)?,
                     conversation: conv,
                     created: false,
                     opened: false,
@@ -407,7 +409,7 @@ async fn store_one(
             .fetch_one(&mut *conn)
             .await?;
             Ok(SendOutcome {
-                conversation: conversation(&row)?,
+                conversation: ConversationRow::from_row(&row)?,
                 ..out
             })
         }
@@ -432,7 +434,7 @@ async fn find_idempotent(
     .bind(cmid)
     .fetch_optional(&mut *conn)
     .await?;
-    row.as_ref().map(message).transpose()
+    Ok(row.as_ref().map(MessageRow::from_row).transpose()?)
 }
 
 /// The contact's open conversation in the messenger, opening one if there is none.
@@ -457,7 +459,7 @@ async fn open_conversation(
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(row) = existing {
-        return Ok((conversation(&row)?, false));
+        return Ok((ConversationRow::from_row(&row)?, false));
     }
     // The partial unique index makes a racing second insert (another process) do nothing.
     let inserted = sqlx::query(concat!("INSERT INTO conversations (conversation_id, site_id, messenger_id, contact_id, status, preview, last_seq, \
@@ -472,7 +474,7 @@ async fn open_conversation(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = inserted {
-        return Ok((conversation(&row)?, true));
+        return Ok((ConversationRow::from_row(&row)?, true));
     }
     let row = sqlx::query(FIND)
         .bind(&messenger_id)
@@ -481,7 +483,7 @@ async fn open_conversation(
         .bind(req.site_id.0)
         .fetch_one(&mut *conn)
         .await?;
-    Ok((conversation(&row)?, false))
+    Ok((ConversationRow::from_row(&row)?, false))
 }
 
 /// Take the next seq (the UPDATE locks the conversation row until commit), check idempotency
@@ -498,7 +500,7 @@ async fn append(
     .bind(req.now)
     .fetch_one(&mut *conn)
     .await?;
-    let next = conversation(&row)?;
+    let next = ConversationRow::from_row(&row)?;
     if locked && let Some(m) = find_idempotent(conn, conv.conversation_id, req).await? {
         // Another process stored it while we waited for the lock; our seq is rolled back
         // with the savepoint.
@@ -520,7 +522,7 @@ async fn append(
     .fetch_one(&mut *conn)
     .await?;
     Ok(SendOutcome {
-        message: message(&row)?,
+        message: MessageRow::from_row(&row)?,
         conversation: conv,
         created: true,
         opened,
