@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::extract::FromRef;
-use confidant_core::{AllowedUrl, Security, SiteId};
+use confidant_core::{AllowedUrl, ContactId, MessengerId, Security, SiteId};
 use confidant_identity::{
     AccessTokens, CompiledMethod, ContactVerifier, JwksCache, Policy, StoredSigningKey, SystemClock,
 };
@@ -183,9 +183,9 @@ impl App {
         site_id: SiteId,
         messenger_id: &str,
     ) -> ApiResult<Option<Arc<CachedMessenger>>> {
-        if uuid::Uuid::try_parse(messenger_id).is_err() {
+        let Some(id) = crate::extract::uuid_id::<MessengerId>(messenger_id) else {
             return Ok(None);
-        }
+        };
         if let Some((hit, checked_at)) = self.messengers.get(messenger_id).map(|e| e.clone()) {
             if hit.row.site_id != site_id {
                 return Ok(None);
@@ -194,7 +194,7 @@ impl App {
                 return Ok(Some(hit));
             }
             // Stale: a cheap version check decides whether to rebuild.
-            match self.store.messenger_version(site_id, messenger_id).await? {
+            match self.store.messenger_version(site_id, id).await? {
                 Some(v) if v == hit.row.version => {
                     self.messengers
                         .insert(messenger_id.to_owned(), (hit.clone(), Instant::now()));
@@ -207,7 +207,7 @@ impl App {
                 }
             }
         }
-        let Some(row) = self.store.get_messenger(site_id, messenger_id).await? else {
+        let Some(row) = self.store.get_messenger(site_id, id).await? else {
             return Ok(None);
         };
         let cached = Arc::new(compile_messenger(row)?);
@@ -264,7 +264,10 @@ impl App {
         {
             return Ok(Some(hit.0.clone()));
         }
-        let Some(c) = self.store.get_contact(site, contact_id).await? else {
+        let Ok(id) = contact_id.parse::<ContactId>() else {
+            return Ok(None);
+        };
+        let Some(c) = self.store.get_contact(site, id).await? else {
             return Ok(None);
         };
         self.cache_contact(&c);
@@ -278,7 +281,7 @@ impl App {
         }
         let now = Instant::now();
         self.contact_names
-            .insert(c.contact_id.clone(), (display_name(c), now));
+            .insert(c.contact_id.to_string(), (display_name(c), now));
         self.contacts
             .insert((c.site_id.0, c.identity.clone()), (c.clone(), now));
     }
@@ -290,7 +293,7 @@ impl App {
             self.hub.publish_control(Control::ContactChanged {
                 site_id: c.site_id.0,
                 identity: c.identity.clone(),
-                contact_id: c.contact_id.clone(),
+                contact_id: c.contact_id.to_string(),
             });
         }
     }

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use confidant_core::SiteId;
+use confidant_core::{ContactId, SiteId};
 use confidant_identity::AccessClaims;
 use confidant_store::AgentRow;
 
@@ -171,6 +171,8 @@ impl FromRequestParts<AppState> for Principal {
 /// A contact, authenticated by Confidant's access token, whose request origin is allowed.
 pub struct Contact {
     pub claims: AccessClaims,
+    /// The token's contact (`sub`), parsed.
+    pub contact_id: ContactId,
     pub site_id: SiteId,
     pub messenger: Arc<CachedMessenger>,
 }
@@ -218,7 +220,12 @@ impl FromRequestParts<AppState> for Contact {
                 "the access token is for another messenger",
             ));
         }
+        let contact_id = claims
+            .sub
+            .parse()
+            .map_err(|_| ApiError::unauthorized("the access token is invalid or expired"))?;
         Ok(Contact {
+            contact_id,
             site_id: SiteId(claims.site_id),
             claims,
             messenger,

@@ -96,9 +96,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => Self::conflict(what),
             StoreError::Closed => Self::conflict("the conversation is closed"),
             StoreError::ShuttingDown => Self::unavailable("the server is shutting down"),
-            StoreError::Db(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
-            ) => {
+            StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::unavailable("the database is not answering")
             }

@@ -46,6 +46,15 @@ pub fn json_rejection(e: JsonRejection) -> ApiError {
     }
 }
 
+/// A UUID id (messenger, contact, conversation, agent) as the store keeps it: lowercase and
+/// hyphenated. Any other spelling names nothing, as when ids were looked up as text.
+pub fn uuid_id<T: std::str::FromStr>(raw: &str) -> Option<T> {
+    if raw.len() != 36 || raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    raw.parse().ok()
+}
+
 /// A site id from a path: anything that is not one names no site (404).
 pub fn site_id(raw: &str) -> Result<SiteId, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found("site"))

@@ -159,7 +159,7 @@ async fn authenticate_frame(
                 expires_at: Some(expires_at / 1000),
                 who: Who::Agent {
                     site: Some(agent.site_id),
-                    id: agent.agent_id,
+                    id: agent.agent_id.to_string(),
                     name: agent.name,
                     token_hash: Some(token_hash),
                 },
@@ -345,7 +345,7 @@ impl Conn {
                     .max(0);
                 match self.visible(&authed.who, conv_id.as_deref()).await {
                     Some(conv) => {
-                        let id = conv.conversation_id;
+                        let id = conv.conversation_id.to_string();
                         let sent = self.sent.get(&id).copied();
                         let run = match sent {
                             // What lies before the run was never sent on this socket.
@@ -403,7 +403,7 @@ impl Conn {
                     let _ = mark_read(
                         &self.app,
                         conv.site_id,
-                        &conv.conversation_id,
+                        conv.conversation_id,
                         by_agent,
                         &id,
                         seq,
@@ -427,7 +427,7 @@ impl Conn {
         who: &Who,
         conv: Option<&str>,
     ) -> Option<confidant_store::ConversationRow> {
-        let conv = conv.filter(|c| uuid::Uuid::try_parse(c).is_ok())?;
+        let conv = conv.and_then(crate::extract::uuid_id)?;
         let site = match who {
             Who::Contact { site, .. }
             | Who::Agent {
@@ -443,8 +443,8 @@ impl Conn {
                 preview,
                 ..
             } => {
-                row.contact_id == *contact_id
-                    && row.messenger_id == *messenger_id
+                row.contact_id.to_string() == *contact_id
+                    && row.messenger_id.to_string() == *messenger_id
                     && row.preview == *preview
             }
             Who::Agent { .. } => true,
@@ -475,6 +475,9 @@ impl Conn {
                 site: Some(site), ..
             } => *site,
             Who::Agent { site: None, .. } => return Some(after),
+        };
+        let Ok(conv) = conv.parse() else {
+            return Some(after);
         };
         while after < upto {
             let Ok(page) = self.app.store.messages(site, conv, after, 200).await else {

@@ -29,13 +29,15 @@
 
 use std::collections::HashMap;
 
+use confidant_core::{ContactId, ConversationId, MessageId, MessengerId};
 use serde_json::json;
 use sqlx::{AnyConnection, AnyPool, Connection as _};
+use uuid::Uuid;
 
-use crate::conversations::{conversation, message};
 use crate::{
     ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
 };
+use sqlx::FromRow as _;
 
 /// The statements of a batch for one backend; `$1` is always a JSON array of objects.
 pub(crate) struct BatchSql {
@@ -205,12 +207,12 @@ impl From<StoreError> for Fallback {
 enum Plan {
     Failed(StoreError),
     /// Answered by an earlier message with the same `clientMessageId` in this conversation.
-    Stored(MessageRow, String),
+    Stored(MessageRow, ConversationId),
     /// Append to this conversation.
-    Append(String),
+    Append(ConversationId),
 }
 
-type OpenKey = (String, String, bool);
+type OpenKey = (MessengerId, ContactId, bool);
 
 /// Store the batch with a fixed number of statements; one result per job, in order.
 pub(crate) async fn store(
@@ -284,24 +286,21 @@ async fn plan_and_write(
     let mut triples: Vec<serde_json::Value> = Vec::new();
     for req in batch {
         if let (Some(cmid), Some(c)) = (&req.client_message_id, named_conversation(req))
-            && by_id.get(c).is_some_and(|c| !c.open)
+            && by_id.get(&c).is_some_and(|c| !c.open)
         {
             triples.push(json!({ "c": c, "s": req.sender_id, "k": cmid }));
         }
     }
-    let mut earlier: HashMap<(String, String, String), MessageRow> = HashMap::new();
+    let mut earlier: HashMap<(ConversationId, Uuid, String), MessageRow> = HashMap::new();
     if !triples.is_empty() {
         for row in sqlx::query(sql.earlier)
             .bind(serde_json::Value::from(triples).to_string())
             .fetch_all(&mut *tx)
             .await?
         {
-            let m = message(&row)?;
+            let m = MessageRow::from_row(&row)?;
             if let Some(k) = &m.client_message_id {
-                earlier.insert(
-                    (m.conversation_id.clone(), m.sender_id.clone(), k.clone()),
-                    m.clone(),
-                );
+                earlier.insert((m.conversation_id, m.sender_id, k.clone()), m.clone());
             }
         }
     }
@@ -312,21 +311,19 @@ async fn plan_and_write(
     let mut results = Vec::with_capacity(batch.len());
     for (req, key) in batch.iter().zip(&open_keys) {
         let site = req.site_id;
-        let earlier_in = |conv: &str| {
+        let earlier_in = |conv: ConversationId| {
             let cmid = req.client_message_id.as_ref()?;
-            earlier
-                .get(&(conv.to_owned(), req.sender_id.clone(), cmid.clone()))
-                .cloned()
+            earlier.get(&(conv, req.sender_id, cmid.clone())).cloned()
         };
         let plan = match &req.target {
             SendTarget::Agent {
                 conversation_id, ..
             } => match by_id.get(conversation_id).filter(|c| c.site_id == site) {
                 None => Plan::Failed(StoreError::NotFound),
-                Some(c) => match earlier_in(conversation_id) {
-                    Some(m) => Plan::Stored(m, c.conversation_id.clone()),
+                Some(c) => match earlier_in(*conversation_id) {
+                    Some(m) => Plan::Stored(m, c.conversation_id),
                     None if !c.open => Plan::Failed(StoreError::Closed),
-                    None => Plan::Append(c.conversation_id.clone()),
+                    None => Plan::Append(c.conversation_id),
                 },
             },
             SendTarget::Contact {
@@ -337,9 +334,9 @@ async fn plan_and_write(
                     .map(|cid| by_id.get(cid).filter(|c| owns(c, req)));
                 match named {
                     Some(None) => Plan::Failed(StoreError::NotFound),
-                    Some(Some(c)) => match earlier_in(&c.conversation_id) {
-                        Some(m) => Plan::Stored(m, c.conversation_id.clone()),
-                        None if c.open => Plan::Append(c.conversation_id.clone()),
+                    Some(Some(c)) => match earlier_in(c.conversation_id) {
+                        Some(m) => Plan::Stored(m, c.conversation_id),
+                        None if c.open => Plan::Append(c.conversation_id),
                         None => to_open(&open, key.as_ref(), earlier_in)?,
                     },
                     None => to_open(&open, key.as_ref(), earlier_in)?,
@@ -360,11 +357,11 @@ async fn plan_and_write(
                 conv.last_seq += 1;
                 conv.updated_at = req.now;
                 let m = MessageRow {
-                    message_id: uuid::Uuid::now_v7().to_string(),
-                    conversation_id: c.clone(),
+                    message_id: MessageId::new(),
+                    conversation_id: c,
                     seq: conv.last_seq,
                     sender_type: req.sender_type,
-                    sender_id: req.sender_id.clone(),
+                    sender_id: req.sender_id,
                     sender_name: req.sender_name.clone(),
                     body: req.body.clone(),
                     client_message_id: req.client_message_id.clone(),
@@ -376,7 +373,7 @@ async fn plan_and_write(
                     "b": m.body, "k": m.client_message_id, "a": m.created_at,
                 }));
                 if let Some(k) = &m.client_message_id {
-                    earlier.insert((c.clone(), m.sender_id.clone(), k.clone()), m.clone());
+                    earlier.insert((c, m.sender_id, k.clone()), m.clone());
                 }
                 results.push(Ok(SendOutcome {
                     message: m,
@@ -397,13 +394,13 @@ async fn plan_and_write(
             Write::Guarded(write) => {
                 // The last outcome per conversation holds its final state; the `last_seq` read
                 // is that minus the messages appended to it here.
-                let mut last: HashMap<&str, (&ConversationRow, i64)> = HashMap::new();
+                let mut last: HashMap<ConversationId, (&ConversationRow, i64)> = HashMap::new();
                 for o in results.iter().flatten().filter(|o| o.created) {
                     let appended = last
-                        .get(o.conversation.conversation_id.as_str())
+                        .get(&o.conversation.conversation_id)
                         .map_or(0, |(_, n)| *n);
                     last.insert(
-                        &o.conversation.conversation_id,
+                        o.conversation.conversation_id,
                         (&o.conversation, appended + 1),
                     );
                 }
@@ -441,8 +438,8 @@ async fn plan_and_write(
 }
 
 type Lookups = (
-    HashMap<String, ConversationRow>,
-    HashMap<OpenKey, String>,
+    HashMap<ConversationId, ConversationRow>,
+    HashMap<OpenKey, ConversationId>,
     Vec<Option<OpenKey>>,
 );
 
@@ -453,7 +450,7 @@ async fn lookup_separately(
     open_sql: &'static str,
     batch: &[&SendRequest],
 ) -> std::result::Result<Lookups, Fallback> {
-    let mut by_id: HashMap<String, ConversationRow> = HashMap::new();
+    let mut by_id: HashMap<ConversationId, ConversationRow> = HashMap::new();
     let named: Vec<_> = batch
         .iter()
         .filter_map(|r| named_conversation(r))
@@ -465,8 +462,8 @@ async fn lookup_separately(
             .fetch_all(&mut *tx)
             .await?
         {
-            let c = conversation(&row)?;
-            by_id.insert(c.conversation_id.clone(), c);
+            let c = ConversationRow::from_row(&row)?;
+            by_id.insert(c.conversation_id, c);
         }
     }
     let open_keys: Vec<Option<OpenKey>> = batch.iter().map(|r| open_key(r, &by_id)).collect();
@@ -476,7 +473,7 @@ async fn lookup_separately(
             keys.push(key);
         }
     }
-    let mut open: HashMap<OpenKey, String> = HashMap::new();
+    let mut open: HashMap<OpenKey, ConversationId> = HashMap::new();
     if !keys.is_empty() {
         let rows: Vec<_> = keys
             .iter()
@@ -487,12 +484,9 @@ async fn lookup_separately(
             .fetch_all(&mut *tx)
             .await?
         {
-            let c = conversation(&row)?;
-            open.insert(
-                (c.messenger_id.clone(), c.contact_id.clone(), c.preview),
-                c.conversation_id.clone(),
-            );
-            by_id.insert(c.conversation_id.clone(), c);
+            let c = ConversationRow::from_row(&row)?;
+            open.insert((c.messenger_id, c.contact_id, c.preview), c.conversation_id);
+            by_id.insert(c.conversation_id, c);
         }
     }
     Ok((by_id, open, open_keys))
@@ -506,17 +500,14 @@ async fn lookup_combined(
     lookup_sql: &'static str,
     batch: &[&SendRequest],
 ) -> std::result::Result<Lookups, Fallback> {
-    let mut by_id: HashMap<String, ConversationRow> = HashMap::new();
-    let mut open: HashMap<OpenKey, String> = HashMap::new();
+    let mut by_id: HashMap<ConversationId, ConversationRow> = HashMap::new();
+    let mut open: HashMap<OpenKey, ConversationId> = HashMap::new();
     for row in conversations_of(tx, lookup_sql, batch).await? {
-        let c = conversation(&row)?;
+        let c = ConversationRow::from_row(&row)?;
         if c.open {
-            open.insert(
-                (c.messenger_id.clone(), c.contact_id.clone(), c.preview),
-                c.conversation_id.clone(),
-            );
+            open.insert((c.messenger_id, c.contact_id, c.preview), c.conversation_id);
         }
-        by_id.insert(c.conversation_id.clone(), c);
+        by_id.insert(c.conversation_id, c);
     }
     let open_keys = batch.iter().map(|r| open_key(r, &by_id)).collect();
     Ok((by_id, open, open_keys))
@@ -557,29 +548,29 @@ pub(crate) async fn conversations_of(
 
 /// A contact's send to "the open conversation", which the batch has found by now.
 fn to_open(
-    open: &HashMap<OpenKey, String>,
+    open: &HashMap<OpenKey, ConversationId>,
     key: Option<&OpenKey>,
-    earlier_in: impl Fn(&str) -> Option<MessageRow>,
+    earlier_in: impl Fn(ConversationId) -> Option<MessageRow>,
 ) -> std::result::Result<Plan, Fallback> {
-    let c = key.and_then(|k| open.get(k)).ok_or(Fallback::Changed)?;
+    let c = *key.and_then(|k| open.get(k)).ok_or(Fallback::Changed)?;
     Ok(match earlier_in(c) {
-        Some(m) => Plan::Stored(m, c.clone()),
-        None => Plan::Append(c.clone()),
+        Some(m) => Plan::Stored(m, c),
+        None => Plan::Append(c),
     })
 }
 
 /// The conversation a job names by id, if any.
-fn named_conversation(req: &SendRequest) -> Option<&str> {
+fn named_conversation(req: &SendRequest) -> Option<ConversationId> {
     match &req.target {
         SendTarget::Agent {
             conversation_id, ..
         }
         | SendTarget::Close {
             conversation_id, ..
-        } => Some(conversation_id),
+        } => Some(*conversation_id),
         SendTarget::Contact {
             conversation_id, ..
-        } => conversation_id.as_deref(),
+        } => *conversation_id,
     }
 }
 
@@ -593,8 +584,8 @@ pub(crate) fn owns(c: &ConversationRow, req: &SendRequest) -> bool {
             ..
         } => {
             c.site_id == req.site_id
-                && &c.contact_id == contact_id
-                && &c.messenger_id == messenger_id
+                && c.contact_id == *contact_id
+                && c.messenger_id == *messenger_id
                 && c.preview == *preview
         }
         _ => false,
@@ -603,7 +594,10 @@ pub(crate) fn owns(c: &ConversationRow, req: &SendRequest) -> bool {
 
 /// The (messenger, contact, preview) whose open conversation a contact's send goes to: when it
 /// names none, or names one of its own that is closed.
-fn open_key(req: &SendRequest, by_id: &HashMap<String, ConversationRow>) -> Option<OpenKey> {
+fn open_key(
+    req: &SendRequest,
+    by_id: &HashMap<ConversationId, ConversationRow>,
+) -> Option<OpenKey> {
     let SendTarget::Contact {
         messenger_id,
         contact_id,
@@ -619,7 +613,7 @@ fn open_key(req: &SendRequest, by_id: &HashMap<String, ConversationRow>) -> Opti
             return None;
         }
     }
-    Some((messenger_id.clone(), contact_id.clone(), *preview))
+    Some((*messenger_id, *contact_id, *preview))
 }
 
 #[cfg(test)]
@@ -631,6 +625,7 @@ mod tests {
     use std::time::Duration;
 
     use confidant_core::{ContactAttributes, SiteId};
+    use confidant_core::{ContactId, ConversationId, MessengerId};
 
     use super::*;
     use crate::{SenderType, Store};
@@ -640,8 +635,8 @@ mod tests {
         /// The PostgreSQL database to drop at the end.
         pg: Option<(String, String)>,
         site: SiteId,
-        messenger: String,
-        contacts: Vec<String>,
+        messenger: MessengerId,
+        contacts: Vec<ContactId>,
         _dir: tempfile::TempDir,
     }
 
@@ -721,17 +716,22 @@ mod tests {
         }
     }
 
-    fn contact_send(f: &Fixture, who: usize, cmid: &str, conv: Option<&str>) -> SendRequest {
+    fn contact_send(
+        f: &Fixture,
+        who: usize,
+        cmid: &str,
+        conv: Option<&ConversationId>,
+    ) -> SendRequest {
         SendRequest {
             site_id: f.site,
             target: SendTarget::Contact {
-                messenger_id: f.messenger.clone(),
-                contact_id: f.contacts[who].clone(),
+                messenger_id: f.messenger,
+                contact_id: f.contacts[who],
                 preview: false,
-                conversation_id: conv.map(str::to_owned),
+                conversation_id: conv.copied(),
             },
             sender_type: SenderType::Contact,
-            sender_id: f.contacts[who].clone(),
+            sender_id: f.contacts[who].0,
             sender_name: format!("contact {who}"),
             body: format!("body {cmid}"),
             client_message_id: Some(cmid.to_owned()),
@@ -739,14 +739,17 @@ mod tests {
         }
     }
 
-    fn agent_send(site: SiteId, conv: &str, cmid: &str) -> SendRequest {
+    /// The agent every agent send comes from.
+    const AGENT: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+
+    fn agent_send(site: SiteId, conv: &ConversationId, cmid: &str) -> SendRequest {
         SendRequest {
             site_id: site,
             target: SendTarget::Agent {
-                conversation_id: conv.to_owned(),
+                conversation_id: *conv,
             },
             sender_type: SenderType::Agent,
-            sender_id: "agent-1".into(),
+            sender_id: AGENT,
             sender_name: "Agent".into(),
             body: format!("reply {cmid}"),
             client_message_id: Some(cmid.to_owned()),
@@ -754,9 +757,9 @@ mod tests {
         }
     }
 
-    async fn seqs(f: &Fixture, conv: &str) -> Vec<(i64, String)> {
+    async fn seqs(f: &Fixture, conv: &ConversationId) -> Vec<(i64, String)> {
         f.store
-            .messages(f.site, conv, 0, 100)
+            .messages(f.site, *conv, 0, 100)
             .await
             .expect("messages")
             .into_iter()
@@ -788,7 +791,7 @@ mod tests {
                 contact_send(&f, 0, "a1", None),
                 contact_send(&f, 0, "a1", None), // repeated within the batch
                 agent_send(f.site, &ca, "r1"),
-                agent_send(f.site, "no-such-conversation", "r2"),
+                agent_send(f.site, &ConversationId::new(), "r2"),
                 agent_send(other_site, &ca, "r3"), // another site's agent
                 contact_send(&f, 1, "a1", Some(&ca)), // b names a's conversation
                 contact_send(&f, 1, "b1", Some(&cb)),
@@ -822,7 +825,7 @@ mod tests {
             );
             assert_eq!(seqs(&f, &cb).await.len(), 2, "{backend}");
             for (conv, last) in [(&ca, 4), (&cb, 2)] {
-                let c = f.store.get_conversation(f.site, conv).await.expect("get");
+                let c = f.store.get_conversation(f.site, *conv).await.expect("get");
                 let c = c.expect("conversation");
                 assert_eq!(c.last_seq, last, "{backend}");
             }
@@ -837,7 +840,7 @@ mod tests {
             let refused = store(&f.store.write, sql(&f.store), &refs).await;
             assert!(matches!(refused, Err(Fallback::Repeat)), "{backend}");
             assert_eq!(seqs(&f, &ca).await.len(), 4, "{backend}: nothing written");
-            let c = f.store.get_conversation(f.site, &ca).await.expect("get");
+            let c = f.store.get_conversation(f.site, ca).await.expect("get");
             assert_eq!(c.expect("conversation").last_seq, 4, "{backend}");
             let repeat = f.store.send(jobs[1].clone()).await.expect("a0 again");
             assert_eq!(
@@ -921,7 +924,7 @@ mod tests {
             let ca = a.conversation.conversation_id;
             let write = |read: i64| {
                 let row = json!([{
-                    "i": uuid::Uuid::now_v7().to_string(), "c": ca, "q": 2, "t": "contact",
+                    "i": Uuid::now_v7().to_string(), "c": ca, "q": 2, "t": "contact",
                     "s": f.contacts[0], "n": "contact 0", "b": "late", "k": format!("w{read}"),
                     "a": 5_000,
                 }]);
@@ -941,12 +944,12 @@ mod tests {
                 other => panic!("a stale batch was written: {other:?}"),
             }
             assert_eq!(seqs(&f, &ca).await.len(), 1);
-            let c = f.store.get_conversation(f.site, &ca).await.expect("get");
+            let c = f.store.get_conversation(f.site, ca).await.expect("get");
             assert_eq!(c.expect("conversation").last_seq, 1);
             // Planned on the current value: stored, and the conversation moved.
             write(1).await.expect("a fresh batch is written");
             assert_eq!(seqs(&f, &ca).await.len(), 2);
-            let c = f.store.get_conversation(f.site, &ca).await.expect("get");
+            let c = f.store.get_conversation(f.site, ca).await.expect("get");
             assert_eq!(c.expect("conversation").last_seq, 2);
             // The retry after such a refusal plans under row locks and continues the seqs.
             let jobs = [
@@ -975,7 +978,7 @@ mod tests {
             let (ca, a0_id) = (a.conversation.conversation_id, a.message.message_id);
             let close = SendRequest {
                 target: SendTarget::Close {
-                    conversation_id: ca.clone(),
+                    conversation_id: ca,
                 },
                 sender_type: SenderType::System,
                 client_message_id: None,

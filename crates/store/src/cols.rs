@@ -40,3 +40,15 @@ macro_rules! contact_cols_k {
      k.attributes AS k_attributes, k.created_at AS k_created_at, k.updated_at AS k_updated_at"
     };
 }
+/// The message columns as `m_*`, for the last message of each conversation `c`.
+macro_rules! last_msg_cols_m { () => {
+    "m.message_id AS m_message_id, m.conversation_id AS m_conversation_id, m.seq AS m_seq, \
+     m.sender_type AS m_sender_type, m.sender_id AS m_sender_id, m.sender_name AS m_sender_name, \
+     m.body AS m_body, m.client_message_id AS m_client_message_id, m.created_at AS m_created_at"
+}; }
+/// Each conversation `c` with its last message `m`, if it has one.
+macro_rules! last_message_join {
+    () => {
+        "LEFT JOIN messages m ON m.conversation_id = c.conversation_id AND m.seq = c.last_seq"
+    };
+}

@@ -1,47 +1,9 @@
 //! Contacts: one per `(siteId, identity)`.
 
-use confidant_core::{ContactAttributes, SiteId};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use confidant_core::{ContactAttributes, ContactId, SiteId};
+use sqlx::FromRow as _;
 
 use crate::{ContactRow, Result, Store, StoreError};
-
-/// Column names of a contact row: as selected from `contacts`, and as `k_*` in joins.
-pub(crate) const COLUMNS: [&str; 6] = [
-    "contact_id",
-    "site_id",
-    "identity",
-    "attributes",
-    "created_at",
-    "updated_at",
-];
-pub(crate) const JOINED_COLUMNS: [&str; 6] = [
-    "k_contact_id",
-    "k_site_id",
-    "k_identity",
-    "k_attributes",
-    "k_created_at",
-    "k_updated_at",
-];
-
-pub(crate) fn contact(r: &AnyRow) -> Result<ContactRow> {
-    contact_named(r, &COLUMNS)
-}
-
-/// A contact from a row whose columns have the names `names` (in `COLUMNS` order).
-pub(crate) fn contact_named(r: &AnyRow, names: &[&str; 6]) -> Result<ContactRow> {
-    let [id, site, identity, attributes, created, updated] = *names;
-    let attrs: String = r.try_get(attributes)?;
-    Ok(ContactRow {
-        contact_id: r.try_get(id)?,
-        site_id: SiteId(r.try_get(site)?),
-        identity: r.try_get(identity)?,
-        attributes: serde_json::from_str(&attrs)
-            .map_err(|e| StoreError::Corrupt(format!("contact attributes: {e}")))?,
-        created_at: r.try_get(created)?,
-        updated_at: r.try_get(updated)?,
-    })
-}
 
 fn attrs_json(a: &ContactAttributes) -> String {
     serde_json::to_string(a).unwrap_or_else(|_| "{}".to_owned())
@@ -62,13 +24,13 @@ impl Store {
         .bind(identity)
         .fetch_optional(&self.read)
         .await?;
-        row.as_ref().map(contact).transpose()
+        Ok(row.as_ref().map(ContactRow::from_row).transpose()?)
     }
 
     pub async fn get_contact(
         &self,
         site_id: SiteId,
-        contact_id: &str,
+        contact_id: ContactId,
     ) -> Result<Option<ContactRow>> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -76,10 +38,10 @@ impl Store {
             " FROM contacts WHERE site_id = $1 AND contact_id = $2"
         ))
         .bind(site_id.0)
-        .bind(contact_id)
+        .bind(contact_id.to_string())
         .fetch_optional(&self.read)
         .await?;
-        row.as_ref().map(contact).transpose()
+        Ok(row.as_ref().map(ContactRow::from_row).transpose()?)
     }
 
     /// Find or create the contact and apply the token's attributes. Writes only when something
@@ -95,7 +57,7 @@ impl Store {
         let existing = match known {
             Some(c) => Some(c),
             None => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = ContactId(uuid::Uuid::new_v4()).to_string();
                 let inserted = sqlx::query(concat!("INSERT INTO contacts (contact_id, site_id, identity, attributes, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (site_id, identity) DO NOTHING RETURNING ", contact_cols!()))
                 .bind(&id)
@@ -106,7 +68,7 @@ impl Store {
                 .fetch_optional(&self.write)
                 .await?;
                 match inserted {
-                    Some(row) => return contact(&row),
+                    Some(row) => return Ok(ContactRow::from_row(&row)?),
                     // Another request created it first.
                     None => {
                         let row = sqlx::query(concat!(
@@ -118,7 +80,7 @@ impl Store {
                         .bind(identity)
                         .fetch_one(&self.write)
                         .await?;
-                        Some(contact(&row)?)
+                        Some(ContactRow::from_row(&row)?)
                     }
                 }
             }
@@ -132,11 +94,11 @@ impl Store {
         // Merge in SQL terms is last-writer-wins per contact; the token carries the full truth.
         let row = sqlx::query(concat!("UPDATE contacts SET attributes = $3, updated_at = $4 WHERE site_id = $1 AND contact_id = $2 RETURNING ", contact_cols!()))
         .bind(site_id.0)
-        .bind(&existing.contact_id)
+        .bind(existing.contact_id.to_string())
         .bind(attrs_json(&merged))
         .bind(now)
         .fetch_one(&self.write)
         .await?;
-        contact(&row)
+        Ok(ContactRow::from_row(&row)?)
     }
 }

@@ -7,11 +7,16 @@
 
 #[macro_use]
 mod cols;
-mod admin;
+mod agents;
 mod batch;
 mod contacts;
 mod conversations;
+mod keys;
+mod messages;
+mod messengers;
 mod rows;
+mod send;
+mod sites;
 mod writer;
 
 use std::path::Path;
@@ -22,8 +27,9 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use conversations::{ConversationFilter, SendOutcome, SendRequest, SendTarget};
+pub use conversations::ConversationFilter;
 pub use rows::*;
+pub use send::{SendOutcome, SendRequest, SendTarget};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,8 +44,14 @@ pub enum StoreError {
     NotFound,
     #[error("the conversation is closed")]
     Closed,
+    /// The database is not answering (the pool timed out or is closed, an I/O error such as a
+    /// refused or broken connection). The edge answers 503.
+    #[error("the database is not answering: {0}")]
+    Unavailable(#[source] std::sync::Arc<sqlx::Error>),
+    /// Any other database error, including a stored value that does not decode (e.g. an id
+    /// that is not a UUID).
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(#[source] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// Internal to the writer: the send was already stored (by another process, found under
@@ -48,6 +60,24 @@ pub enum StoreError {
     Duplicate(Box<(MessageRow, ConversationRow)>),
     #[error("the store is shutting down")]
     ShuttingDown,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            Self::Unavailable(std::sync::Arc::new(e))
+        } else {
+            Self::Db(e)
+        }
+    }
+}
+
+/// Whether an error says the database is not answering rather than refusing a statement.
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -238,10 +268,10 @@ fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// Map a unique-constraint failure to `Conflict`, anything else to `Db`.
+/// Map a unique-constraint failure to `Conflict`, anything else as `From<sqlx::Error>` does.
 pub(crate) fn conflict_or(e: sqlx::Error, what: &'static str) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Db(e),
+        _ => e.into(),
     }
 }

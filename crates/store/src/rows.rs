@@ -1,6 +1,42 @@
-//! Plain rows as the store returns them. The edge turns them into the contract's JSON.
+//! Plain rows as the store returns them, and how each decodes from a query's row
+//! (`sqlx::FromRow`). The edge turns them into the contract's JSON.
+//!
+//! Ids are stored as lowercase hyphenated UUID text; one that does not parse is a decode error
+//! of its column, as is an unknown sender type or contact attributes that are not JSON.
 
-use confidant_core::{ContactAttributes, SiteId};
+use std::borrow::Cow;
+
+use confidant_core::{
+    AgentId, ContactAttributes, ContactId, ConversationId, MessageId, MessengerId, SiteId,
+};
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row as _};
+use uuid::Uuid;
+
+/// A column's name with a prefix (`k_` for the contact, `m_` for the message in joins).
+fn col<'a>(prefix: &str, name: &'a str) -> Cow<'a, str> {
+    if prefix.is_empty() {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(format!("{prefix}{name}"))
+    }
+}
+
+/// An id column, parsed.
+pub(crate) fn id_col<T>(r: &AnyRow, col: &str) -> Result<T, sqlx::Error>
+where
+    T: std::str::FromStr<Err = uuid::Error>,
+{
+    let text: String = r.try_get(col)?;
+    text.parse().map_err(|e| decode_error(col, e))
+}
+
+fn decode_error(col: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: Box::new(e),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SiteRow {
@@ -11,7 +47,7 @@ pub struct SiteRow {
 
 #[derive(Debug, Clone)]
 pub struct AgentRow {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub site_id: SiteId,
     pub email: String,
     pub name: String,
@@ -27,7 +63,7 @@ pub struct SessionRow {
 
 #[derive(Debug, Clone)]
 pub struct MessengerRow {
-    pub messenger_id: String,
+    pub messenger_id: MessengerId,
     pub site_id: SiteId,
     pub name: String,
     /// The stored Security JSON (with its secret): parse with `serde_json` into `Security`.
@@ -40,7 +76,7 @@ pub struct MessengerRow {
 
 #[derive(Debug, Clone)]
 pub struct ContactRow {
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub site_id: SiteId,
     pub identity: String,
     pub attributes: ContactAttributes,
@@ -50,10 +86,10 @@ pub struct ContactRow {
 
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub site_id: SiteId,
-    pub messenger_id: String,
-    pub contact_id: String,
+    pub messenger_id: MessengerId,
+    pub contact_id: ContactId,
     pub open: bool,
     pub preview: bool,
     pub last_seq: i64,
@@ -90,11 +126,13 @@ impl SenderType {
 
 #[derive(Debug, Clone)]
 pub struct MessageRow {
-    pub message_id: String,
-    pub conversation_id: String,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
     pub seq: i64,
     pub sender_type: SenderType,
-    pub sender_id: String,
+    /// The agent's or the contact's id (the nil UUID for the operator); for a system
+    /// message, whoever caused it.
+    pub sender_id: Uuid,
     pub sender_name: String,
     pub body: String,
     pub client_message_id: Option<String>,
@@ -107,4 +145,134 @@ pub struct SigningKeyRow {
     pub pkcs8: Vec<u8>,
     pub created_at: i64,
     pub retired_at: Option<i64>,
+}
+
+/// Login lockout state of one `(siteId, email)`.
+#[derive(Debug, Clone, Copy, Default, FromRow)]
+pub struct LoginFailures {
+    pub failures: i64,
+    pub locked_until: i64,
+}
+
+impl FromRow<'_, AnyRow> for SiteRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(SiteRow {
+            site_id: SiteId(r.try_get("site_id")?),
+            name: r.try_get("name")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+impl FromRow<'_, AnyRow> for AgentRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(AgentRow {
+            agent_id: id_col(r, "agent_id")?,
+            site_id: SiteId(r.try_get("site_id")?),
+            email: r.try_get("email")?,
+            name: r.try_get("name")?,
+            role: r.try_get("role")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+impl FromRow<'_, AnyRow> for SessionRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(SessionRow {
+            agent: AgentRow::from_row(r)?,
+            expires_at: r.try_get("expires_at")?,
+        })
+    }
+}
+
+impl FromRow<'_, AnyRow> for MessengerRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(MessengerRow {
+            messenger_id: id_col(r, "messenger_id")?,
+            site_id: SiteId(r.try_get("site_id")?),
+            name: r.try_get("name")?,
+            security: r.try_get("security")?,
+            version: r.try_get("version")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+impl ContactRow {
+    /// A contact from columns named with `prefix` (`k_` in joins).
+    pub(crate) fn from_prefixed(r: &AnyRow, prefix: &str) -> Result<Self, sqlx::Error> {
+        let attributes = col(prefix, "attributes");
+        let text: String = r.try_get(&*attributes)?;
+        Ok(ContactRow {
+            contact_id: id_col(r, &col(prefix, "contact_id"))?,
+            site_id: SiteId(r.try_get(&*col(prefix, "site_id"))?),
+            identity: r.try_get(&*col(prefix, "identity"))?,
+            attributes: serde_json::from_str(&text).map_err(|e| decode_error(&attributes, e))?,
+            created_at: r.try_get(&*col(prefix, "created_at"))?,
+            updated_at: r.try_get(&*col(prefix, "updated_at"))?,
+        })
+    }
+}
+
+impl FromRow<'_, AnyRow> for ContactRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Self::from_prefixed(r, "")
+    }
+}
+
+impl FromRow<'_, AnyRow> for ConversationRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        let status: String = r.try_get("status")?;
+        Ok(ConversationRow {
+            conversation_id: id_col(r, "conversation_id")?,
+            site_id: SiteId(r.try_get("site_id")?),
+            messenger_id: id_col(r, "messenger_id")?,
+            contact_id: id_col(r, "contact_id")?,
+            open: status == "open",
+            preview: r.try_get::<i64, _>("preview")? != 0,
+            last_seq: r.try_get("last_seq")?,
+            contact_read_seq: r.try_get("contact_read_seq")?,
+            agent_read_seq: r.try_get("agent_read_seq")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown sender type {0:?}")]
+struct UnknownSenderType(String);
+
+impl MessageRow {
+    /// A message from columns named with `prefix` (`m_` in joins); `None` when the message
+    /// side of an outer join is empty.
+    pub(crate) fn from_prefixed(r: &AnyRow, prefix: &str) -> Result<Option<Self>, sqlx::Error> {
+        let Some(message_id) = r.try_get::<Option<String>, _>(&*col(prefix, "message_id"))? else {
+            return Ok(None);
+        };
+        let sender_type = col(prefix, "sender_type");
+        let st: String = r.try_get(&*sender_type)?;
+        Ok(Some(MessageRow {
+            message_id: message_id
+                .parse()
+                .map_err(|e| decode_error(&col(prefix, "message_id"), e))?,
+            conversation_id: id_col(r, &col(prefix, "conversation_id"))?,
+            seq: r.try_get(&*col(prefix, "seq"))?,
+            sender_type: SenderType::parse(&st)
+                .ok_or_else(|| decode_error(&sender_type, UnknownSenderType(st.clone())))?,
+            sender_id: id_col(r, &col(prefix, "sender_id"))?,
+            sender_name: r.try_get(&*col(prefix, "sender_name"))?,
+            body: r.try_get(&*col(prefix, "body"))?,
+            client_message_id: r.try_get(&*col(prefix, "client_message_id"))?,
+            created_at: r.try_get(&*col(prefix, "created_at"))?,
+        }))
+    }
+}
+
+impl FromRow<'_, AnyRow> for MessageRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Self::from_prefixed(r, "")?.ok_or_else(|| sqlx::Error::ColumnNotFound("message_id".into()))
+    }
 }

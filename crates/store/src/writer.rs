@@ -10,12 +10,15 @@
 
 use std::sync::Arc;
 
+use confidant_core::{ContactId, ConversationId, MessageId, MessengerId};
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::batch::{self, Fallback};
-use crate::conversations::{conversation, fetch_conversation, message};
+use sqlx::FromRow as _;
+
+use crate::conversations::fetch_conversation;
 use crate::{
     ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
 };
@@ -289,12 +292,16 @@ async fn store_batch_savepoints(
         Ok(results) => results,
         Err(e) => {
             tracing::error!(error = %e, jobs = batch.len(), "send batch failed");
+            // Every send of the batch fails with the one error (which is not `Clone`).
+            let text = format!("batch failed: {e}");
+            let unavailable = crate::is_unavailable(&e).then(|| Arc::new(e));
             batch
                 .iter()
                 .map(|_| {
-                    Err(StoreError::Db(sqlx::Error::Protocol(format!(
-                        "batch failed: {e}"
-                    ))))
+                    Err(match &unavailable {
+                        Some(e) => StoreError::Unavailable(e.clone()),
+                        None => StoreError::Db(sqlx::Error::Protocol(text.clone())),
+                    })
                 })
                 .collect()
         }
@@ -318,11 +325,11 @@ async fn store_one(
             conversation_id,
         } => {
             if let Some(cid) = conversation_id {
-                let named = fetch_conversation(&mut *conn, site, cid)
+                let named = fetch_conversation(&mut *conn, site, *cid)
                     .await?
                     .filter(|c| batch::owns(c, req))
                     .ok_or(StoreError::NotFound)?;
-                if let Some(m) = find_idempotent(conn, cid, req).await? {
+                if let Some(m) = find_idempotent(conn, *cid, req).await? {
                     return Ok(SendOutcome {
                         message: m,
                         conversation: named,
@@ -336,13 +343,13 @@ async fn store_one(
                 // A closed conversation: the send goes to the contact's open one, or a new one.
             }
             let (conv, opened) =
-                open_conversation(conn, req, messenger_id, contact_id, *preview).await?;
+                open_conversation(conn, req, *messenger_id, *contact_id, *preview).await?;
             // The other paths checked idempotency already; here, with one writer, this check
             // is the only one (with several, `append` checks under the row lock). A conversation
             // opened just now has no messages.
             if !locked
                 && !opened
-                && let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await?
+                && let Some(m) = find_idempotent(conn, conv.conversation_id, req).await?
             {
                 return Ok(SendOutcome {
                     message: m,
@@ -356,10 +363,10 @@ async fn store_one(
         SendTarget::Agent {
             conversation_id, ..
         } => {
-            let conv = fetch_conversation(&mut *conn, site, conversation_id)
+            let conv = fetch_conversation(&mut *conn, site, *conversation_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            if let Some(m) = find_idempotent(conn, conversation_id, req).await? {
+            if let Some(m) = find_idempotent(conn, *conversation_id, req).await? {
                 return Ok(SendOutcome {
                     message: m,
                     conversation: conv,
@@ -375,7 +382,7 @@ async fn store_one(
         SendTarget::Close {
             conversation_id, ..
         } => {
-            let conv = fetch_conversation(&mut *conn, site, conversation_id)
+            let conv = fetch_conversation(&mut *conn, site, *conversation_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             if !conv.open {
@@ -384,12 +391,12 @@ async fn store_one(
                     msg_cols!(),
                     " FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 1"
                 ))
-                .bind(conversation_id)
+                .bind(conversation_id.to_string())
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound)?;
                 return Ok(SendOutcome {
-                    message: message(&last)?,
+                    message: MessageRow::from_row(&last)?,
                     conversation: conv,
                     created: false,
                     opened: false,
@@ -397,12 +404,12 @@ async fn store_one(
             }
             let out = append(conn, req, conv, false, locked).await?;
             let row = sqlx::query(concat!("UPDATE conversations SET status = 'closed' WHERE conversation_id = $1 AND site_id = $2 RETURNING ", conv_cols!()))
-            .bind(conversation_id)
+            .bind(conversation_id.to_string())
             .bind(site)
             .fetch_one(&mut *conn)
             .await?;
             Ok(SendOutcome {
-                conversation: conversation(&row)?,
+                conversation: ConversationRow::from_row(&row)?,
                 ..out
             })
         }
@@ -411,7 +418,7 @@ async fn store_one(
 
 async fn find_idempotent(
     conn: &mut AnyConnection,
-    conversation_id: &str,
+    conversation_id: ConversationId,
     req: &SendRequest,
 ) -> Result<Option<MessageRow>> {
     let Some(cmid) = &req.client_message_id else {
@@ -422,60 +429,61 @@ async fn find_idempotent(
         msg_cols!(),
         " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3"
     ))
-    .bind(conversation_id)
-    .bind(&req.sender_id)
+    .bind(conversation_id.to_string())
+    .bind(req.sender_id.to_string())
     .bind(cmid)
     .fetch_optional(&mut *conn)
     .await?;
-    row.as_ref().map(message).transpose()
+    Ok(row.as_ref().map(MessageRow::from_row).transpose()?)
 }
 
 /// The contact's open conversation in the messenger, opening one if there is none.
 async fn open_conversation(
     conn: &mut AnyConnection,
     req: &SendRequest,
-    messenger_id: &str,
-    contact_id: &str,
+    messenger_id: MessengerId,
+    contact_id: ContactId,
     preview: bool,
 ) -> Result<(ConversationRow, bool)> {
+    let (messenger_id, contact_id) = (messenger_id.to_string(), contact_id.to_string());
     const FIND: &str = concat!(
         "SELECT ",
         conv_cols!(),
         " FROM conversations WHERE messenger_id = $1 AND contact_id = $2 AND preview = $3 AND status = 'open' AND site_id = $4"
     );
     let existing = sqlx::query(FIND)
-        .bind(messenger_id)
-        .bind(contact_id)
+        .bind(&messenger_id)
+        .bind(&contact_id)
         .bind(i64::from(preview))
         .bind(req.site_id.0)
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(row) = existing {
-        return Ok((conversation(&row)?, false));
+        return Ok((ConversationRow::from_row(&row)?, false));
     }
     // The partial unique index makes a racing second insert (another process) do nothing.
     let inserted = sqlx::query(concat!("INSERT INTO conversations (conversation_id, site_id, messenger_id, contact_id, status, preview, last_seq, \
          contact_read_seq, agent_read_seq, created_at, updated_at) VALUES ($1, $2, $3, $4, 'open', $5, 0, 0, 0, $6, $6) \
          ON CONFLICT (messenger_id, contact_id, preview) WHERE status = 'open' DO NOTHING RETURNING ", conv_cols!()))
-    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(ConversationId::new().to_string())
     .bind(req.site_id.0)
-    .bind(messenger_id)
-    .bind(contact_id)
+    .bind(&messenger_id)
+    .bind(&contact_id)
     .bind(i64::from(preview))
     .bind(req.now)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = inserted {
-        return Ok((conversation(&row)?, true));
+        return Ok((ConversationRow::from_row(&row)?, true));
     }
     let row = sqlx::query(FIND)
-        .bind(messenger_id)
-        .bind(contact_id)
+        .bind(&messenger_id)
+        .bind(&contact_id)
         .bind(i64::from(preview))
         .bind(req.site_id.0)
         .fetch_one(&mut *conn)
         .await?;
-    Ok((conversation(&row)?, false))
+    Ok((ConversationRow::from_row(&row)?, false))
 }
 
 /// Take the next seq (the UPDATE locks the conversation row until commit), check idempotency
@@ -488,25 +496,25 @@ async fn append(
     locked: bool,
 ) -> Result<SendOutcome> {
     let row = sqlx::query(concat!("UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE conversation_id = $1 RETURNING ", conv_cols!()))
-    .bind(&conv.conversation_id)
+    .bind(conv.conversation_id.to_string())
     .bind(req.now)
     .fetch_one(&mut *conn)
     .await?;
-    let next = conversation(&row)?;
-    if locked && let Some(m) = find_idempotent(conn, &conv.conversation_id, req).await? {
+    let next = ConversationRow::from_row(&row)?;
+    if locked && let Some(m) = find_idempotent(conn, conv.conversation_id, req).await? {
         // Another process stored it while we waited for the lock; our seq is rolled back
         // with the savepoint.
         return Err(StoreError::Duplicate(Box::new((m, conv))));
     }
     let conv = next;
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = MessageId::new().to_string();
     let row = sqlx::query(concat!("INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", msg_cols!()))
     .bind(&id)
-    .bind(&conv.conversation_id)
+    .bind(conv.conversation_id.to_string())
     .bind(conv.last_seq)
     .bind(req.sender_type.as_str())
-    .bind(&req.sender_id)
+    .bind(req.sender_id.to_string())
     .bind(&req.sender_name)
     .bind(&req.body)
     .bind(req.client_message_id.clone())
@@ -514,7 +522,7 @@ async fn append(
     .fetch_one(&mut *conn)
     .await?;
     Ok(SendOutcome {
-        message: message(&row)?,
+        message: MessageRow::from_row(&row)?,
         conversation: conv,
         created: true,
         opened,

@@ -21,7 +21,7 @@ use crate::auth::{
     Principal, SESSION_COOKIE, SESSION_TTL_MS, check_own_origin, random_token, token_hash,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, site_id};
+use crate::extract::{ApiJson, site_id, uuid_id};
 use crate::limits::Action;
 use crate::views;
 
@@ -151,9 +151,10 @@ pub async fn delete_agent(
 ) -> ApiResult<StatusCode> {
     let site = site_id(&site)?;
     p.require_admin(site)?;
+    let agent = uuid_id(&agent).ok_or_else(|| ApiError::not_found("agent"))?;
     let ended = app
         .store
-        .delete_agent(site, &agent)
+        .delete_agent(site, agent)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found("agent"),
@@ -423,9 +424,7 @@ async fn site_messenger(
 ) -> ApiResult<(SiteId, MessengerRow)> {
     let site = site_id(site)?;
     p.require_site(site)?;
-    if uuid::Uuid::try_parse(messenger).is_err() {
-        return Err(ApiError::messenger_not_found());
-    }
+    let messenger = uuid_id(messenger).ok_or_else(ApiError::messenger_not_found)?;
     let m = app
         .store
         .get_messenger(site, messenger)
@@ -457,9 +456,9 @@ pub async fn put_security(
     let parsed = parse_security(&app, &body, Some(&previous))?;
     let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
     app.store
-        .update_security(site, &m.messenger_id, &stored, now_millis())
+        .update_security(site, m.messenger_id, &stored, now_millis())
         .await?;
-    app.messenger_changed(&m.messenger_id);
+    app.messenger_changed(&m.messenger_id.to_string());
     Ok(Json(
         parsed
             .security
@@ -475,7 +474,7 @@ pub async fn installation_code(
 ) -> ApiResult<Json<Value>> {
     let (site, m) = site_messenger(&app, &p, &site, &messenger).await?;
     Ok(Json(
-        json!({"html": installation_html(&app.config.public_url, site, &m.messenger_id)}),
+        json!({"html": installation_html(&app.config.public_url, site, &m.messenger_id.to_string())}),
     ))
 }
 

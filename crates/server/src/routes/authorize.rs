@@ -116,9 +116,9 @@ pub async fn exchange(
         }
     };
     let (access_token, claims) = app.access.sign(
-        &contact.contact_id,
+        &contact.contact_id.to_string(),
         site.0,
-        &messenger.row.messenger_id,
+        &messenger.row.messenger_id.to_string(),
         preview,
         now_secs(),
     );

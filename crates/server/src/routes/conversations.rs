@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use confidant_core::{ClientMessageId, MessageBody, SiteId};
+use confidant_core::{ClientMessageId, ConversationId, MessageBody, SiteId};
 use confidant_realtime::{Event, Topic};
 use confidant_store::{
     ConversationFilter, ConversationRow, SendOutcome, SendRequest, SendTarget, SenderType,
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::app::{App, AppState, now_millis};
 use crate::auth::{Contact, Principal, check_contact_origin};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, site_id};
+use crate::extract::{ApiJson, site_id, uuid_id};
 use crate::limits::Action;
 use crate::views;
 
@@ -48,7 +48,7 @@ pub fn paging(q: &HashMap<String, String>) -> ApiResult<(i64, i64)> {
 }
 
 /// The nil UUID stands for the operator when it speaks as an agent.
-const OPERATOR_ID: &str = "00000000-0000-0000-0000-000000000000";
+const OPERATOR_ID: uuid::Uuid = uuid::Uuid::nil();
 
 /// Publish a stored message to everyone who may see it (called in commit order by the store).
 pub fn publish_message(app: &App, out: &SendOutcome) {
@@ -56,16 +56,16 @@ pub fn publish_message(app: &App, out: &SendOutcome) {
     let frame = json!({"type": "message", "message": views::message(&out.message)}).to_string();
     let event = |frame: String| Event {
         site_id: out.conversation.site_id.0,
-        contact_id: out.conversation.contact_id.clone(),
-        conversation_id: out.conversation.conversation_id.clone(),
-        messenger_id: out.conversation.messenger_id.clone(),
+        contact_id: out.conversation.contact_id.to_string(),
+        conversation_id: out.conversation.conversation_id.to_string(),
+        messenger_id: out.conversation.messenger_id.to_string(),
         preview: out.conversation.preview,
         seq: out.message.seq,
         sent_at_ms: now_millis(),
         frame: Arc::from(frame),
     };
     let topics = [
-        Topic::Contact(out.conversation.contact_id.clone()),
+        Topic::Contact(out.conversation.contact_id.to_string()),
         Topic::Site(out.conversation.site_id.0),
     ];
     app.hub.publish(&topics, event(frame));
@@ -84,16 +84,16 @@ pub fn publish_message(app: &App, out: &SendOutcome) {
 /// Publish a non-message event (typing, read) about a conversation.
 pub fn publish_other(app: &App, conv: &ConversationRow, frame: Value) {
     let topics = [
-        Topic::Contact(conv.contact_id.clone()),
+        Topic::Contact(conv.contact_id.to_string()),
         Topic::Site(conv.site_id.0),
     ];
     app.hub.publish(
         &topics,
         Event {
             site_id: conv.site_id.0,
-            contact_id: conv.contact_id.clone(),
-            conversation_id: conv.conversation_id.clone(),
-            messenger_id: conv.messenger_id.clone(),
+            contact_id: conv.contact_id.to_string(),
+            conversation_id: conv.conversation_id.to_string(),
+            messenger_id: conv.messenger_id.to_string(),
             preview: conv.preview,
             seq: 0,
             sent_at_ms: now_millis(),
@@ -151,8 +151,8 @@ pub async fn contact_conversations(
         .store
         .contact_conversations(
             c.site_id,
-            &c.claims.messenger_id,
-            &c.claims.sub,
+            c.messenger.row.messenger_id,
+            c.contact_id,
             c.claims.preview,
             100,
         )
@@ -172,10 +172,8 @@ pub async fn contact_send(
 ) -> ApiResult<Response> {
     app.limits.check(Action::Send, &c.claims.sub)?;
     let conversation_id = match b.conversation_id.as_deref() {
-        Some(id) if uuid::Uuid::try_parse(id).is_err() => {
-            return Err(ApiError::not_found("conversation"));
-        }
-        other => other.map(str::to_owned),
+        Some(id) => Some(uuid_id(id).ok_or_else(|| ApiError::not_found("conversation"))?),
+        None => None,
     };
     let (cmid, body) = parse_send(b)?;
     let name = contact_name(&app, c.site_id, &c.claims.sub).await?;
@@ -184,13 +182,13 @@ pub async fn contact_send(
         .send(SendRequest {
             site_id: c.site_id,
             target: SendTarget::Contact {
-                messenger_id: c.claims.messenger_id.clone(),
-                contact_id: c.claims.sub.clone(),
+                messenger_id: c.messenger.row.messenger_id,
+                contact_id: c.contact_id,
                 preview: c.claims.preview,
                 conversation_id,
             },
             sender_type: SenderType::Contact,
-            sender_id: c.claims.sub.clone(),
+            sender_id: c.contact_id.0,
             sender_name: name,
             body: body.into_string(),
             client_message_id: Some(cmid),
@@ -213,15 +211,13 @@ pub(crate) async fn contact_name(app: &App, site: SiteId, contact_id: &str) -> A
 
 /// The contact's own conversation (in the token's messenger), or 404.
 async fn own_conversation(app: &App, c: &Contact, id: &str) -> ApiResult<ConversationRow> {
-    if uuid::Uuid::try_parse(id).is_err() {
-        return Err(ApiError::not_found("conversation"));
-    }
+    let id = uuid_id(id).ok_or_else(|| ApiError::not_found("conversation"))?;
     app.store
         .get_conversation(c.site_id, id)
         .await?
         .filter(|conv| {
-            conv.contact_id == c.claims.sub
-                && conv.messenger_id == c.claims.messenger_id
+            conv.contact_id == c.contact_id
+                && conv.messenger_id == c.messenger.row.messenger_id
                 && conv.preview == c.claims.preview
         })
         .ok_or_else(|| ApiError::not_found("conversation"))
@@ -235,8 +231,11 @@ pub async fn contact_messages(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let (after, limit) = paging(&q)?;
-    own_conversation(&app, &c, &id).await?;
-    let msgs = app.store.messages(c.site_id, &id, after, limit).await?;
+    let conv = own_conversation(&app, &c, &id).await?;
+    let msgs = app
+        .store
+        .messages(c.site_id, conv.conversation_id, after, limit)
+        .await?;
     Ok(Json(
         json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()}),
     ))
@@ -258,15 +257,23 @@ pub async fn contact_read(
         .seq
         .filter(|s| *s >= 0)
         .ok_or_else(|| ApiError::invalid("seq: must be a whole number ≥ 0"))?;
-    own_conversation(&app, &c, &id).await?;
-    mark_read(&app, c.site_id, &id, false, &c.claims.sub, seq).await?;
+    let conv = own_conversation(&app, &c, &id).await?;
+    mark_read(
+        &app,
+        c.site_id,
+        conv.conversation_id,
+        false,
+        &c.claims.sub,
+        seq,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn mark_read(
     app: &App,
     site: SiteId,
-    conv_id: &str,
+    conv_id: ConversationId,
     by_agent: bool,
     reader_id: &str,
     seq: i64,
@@ -318,10 +325,10 @@ pub async fn messenger_config(
 
 // ---- agent side ----
 
-fn agent_sender(p: &Principal) -> (String, String) {
+fn agent_sender(p: &Principal) -> (uuid::Uuid, String) {
     match p {
-        Principal::Operator => (OPERATOR_ID.to_owned(), "Operator".to_owned()),
-        Principal::Agent { agent, .. } => (agent.agent_id.clone(), agent.name.clone()),
+        Principal::Operator => (OPERATOR_ID, "Operator".to_owned()),
+        Principal::Agent { agent, .. } => (agent.agent_id.0, agent.name.clone()),
     }
 }
 
@@ -377,9 +384,7 @@ async fn site_conversation(
 ) -> ApiResult<(SiteId, ConversationRow)> {
     let site = site_id(site)?;
     p.require_site(site)?;
-    if uuid::Uuid::try_parse(id).is_err() {
-        return Err(ApiError::not_found("conversation"));
-    }
+    let id = uuid_id(id).ok_or_else(|| ApiError::not_found("conversation"))?;
     let conv = app
         .store
         .get_conversation(site, id)
@@ -396,8 +401,11 @@ pub async fn agent_messages(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let (after, limit) = paging(&q)?;
-    let (site, _) = site_conversation(&app, &p, &site, &id).await?;
-    let msgs = app.store.messages(site, &id, after, limit).await?;
+    let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
+    let msgs = app
+        .store
+        .messages(site, conv.conversation_id, after, limit)
+        .await?;
     Ok(Json(
         json!({"messages": msgs.iter().map(views::message).collect::<Vec<_>>()}),
     ))
@@ -410,7 +418,7 @@ pub async fn agent_send(
     Path((site, id)): Path<(String, String)>,
     ApiJson(b): ApiJson<SendBody>,
 ) -> ApiResult<Response> {
-    let (site, _) = site_conversation(&app, &p, &site, &id).await?;
+    let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
     let (cmid, body) = parse_send(b)?;
     let (sender_id, sender_name) = agent_sender(&p);
     let out = app
@@ -418,7 +426,7 @@ pub async fn agent_send(
         .send(SendRequest {
             site_id: site,
             target: SendTarget::Agent {
-                conversation_id: id,
+                conversation_id: conv.conversation_id,
             },
             sender_type: SenderType::Agent,
             sender_id,
@@ -437,14 +445,14 @@ pub async fn close(
     p: Principal,
     Path((site, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (site, _) = site_conversation(&app, &p, &site, &id).await?;
+    let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
     let (sender_id, name) = agent_sender(&p);
     let out = app
         .store
         .send(SendRequest {
             site_id: site,
             target: SendTarget::Close {
-                conversation_id: id,
+                conversation_id: conv.conversation_id,
             },
             sender_type: SenderType::System,
             sender_id,
@@ -471,9 +479,17 @@ pub async fn agent_read(
         .seq
         .filter(|s| *s >= 0)
         .ok_or_else(|| ApiError::invalid("seq: must be a whole number ≥ 0"))?;
-    let (site, _) = site_conversation(&app, &p, &site, &id).await?;
+    let (site, conv) = site_conversation(&app, &p, &site, &id).await?;
     let (reader, _) = agent_sender(&p);
-    mark_read(&app, site, &id, true, &reader, seq).await?;
+    mark_read(
+        &app,
+        site,
+        conv.conversation_id,
+        true,
+        &reader.to_string(),
+        seq,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -485,9 +501,10 @@ pub async fn get_contact(
 ) -> ApiResult<Json<Value>> {
     let site = site_id(&site)?;
     p.require_site(site)?;
+    let id = uuid_id(&id).ok_or_else(|| ApiError::not_found("contact"))?;
     let c = app
         .store
-        .get_contact(site, &id)
+        .get_contact(site, id)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
     Ok(Json(views::contact(&c)))

@@ -214,7 +214,7 @@ pub async fn prepare(app: &std::sync::Arc<crate::app::App>) -> anyhow::Result<()
     };
     let _ = app.demo.set(DemoState {
         site_id: site.site_id.0,
-        messenger_id: messenger.messenger_id.clone(),
+        messenger_id: messenger.messenger_id.to_string(),
         secret,
     });
     let url = &app.config.public_url;

@@ -1,0 +1,197 @@
+//! Agents, their sessions, and the login lockout per `(siteId, email)`.
+
+use confidant_core::{AgentId, SiteId};
+use sqlx::{FromRow as _, Row as _};
+
+use crate::{AgentRow, LoginFailures, Result, SessionRow, Store, StoreError, conflict_or};
+
+impl Store {
+    pub async fn create_agent(
+        &self,
+        site_id: SiteId,
+        email: &str,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<AgentRow> {
+        let id = AgentId::new().to_string();
+        let row = sqlx::query(concat!("INSERT INTO agents (agent_id, site_id, email, email_key, name, role, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", agent_cols!()))
+        .bind(&id)
+        .bind(site_id.0)
+        .bind(email)
+        .bind(email_key(email))
+        .bind(name)
+        .bind(role)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(&self.write)
+        .await
+        .map_err(|e| conflict_or(e, "an agent with this email already exists on the site"))?;
+        Ok(AgentRow::from_row(&row)?)
+    }
+
+    /// The agent with this email on this site, with its password hash.
+    pub async fn find_agent_for_login(
+        &self,
+        site_id: SiteId,
+        email: &str,
+    ) -> Result<Option<(AgentRow, String)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            agent_cols!(),
+            ", password_hash FROM agents WHERE site_id = $1 AND email_key = $2"
+        ))
+        .bind(site_id.0)
+        .bind(email_key(email))
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| Ok((AgentRow::from_row(&r)?, r.try_get("password_hash")?)))
+            .transpose()
+    }
+
+    pub async fn list_agents(&self, site_id: SiteId) -> Result<Vec<AgentRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            agent_cols!(),
+            " FROM agents WHERE site_id = $1 ORDER BY created_at"
+        ))
+        .bind(site_id.0)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(AgentRow::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Delete an agent and its sessions. Returns the session hashes that ended.
+    pub async fn delete_agent(&self, site_id: SiteId, agent_id: AgentId) -> Result<Vec<String>> {
+        let agent_id = agent_id.to_string();
+        let mut tx = self.write.begin().await?;
+        let hashes: Vec<String> =
+            sqlx::query("SELECT token_hash FROM sessions WHERE agent_id = $1 AND site_id = $2")
+                .bind(&agent_id)
+                .bind(site_id.0)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("token_hash"))
+                .collect::<Result<_, _>>()?;
+        sqlx::query("DELETE FROM sessions WHERE agent_id = $1 AND site_id = $2")
+            .bind(&agent_id)
+            .bind(site_id.0)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM agents WHERE agent_id = $1 AND site_id = $2")
+            .bind(agent_id)
+            .bind(site_id.0)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(hashes)
+    }
+
+    // ---- sessions ----
+
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        agent: &AgentRow,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (token_hash, agent_id, site_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token_hash)
+            .bind(agent.agent_id.to_string())
+            .bind(agent.site_id.0)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// A live session by its token hash, with its agent.
+    pub async fn get_session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT a.agent_id, a.site_id, a.email, a.name, a.role, a.created_at, s.expires_at \
+             FROM sessions s JOIN agents a ON a.agent_id = s.agent_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// End a session. Returns whether one existed.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- login lockout ----
+
+    pub async fn login_failures(&self, site_id: SiteId, email: &str) -> Result<LoginFailures> {
+        let row = sqlx::query_as("SELECT failures, locked_until FROM login_failures WHERE site_id = $1 AND email_key = $2")
+            .bind(site_id.0)
+            .bind(email_key(email))
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Count one failed login; after `limit` in a row, lock until `now + lock_ms`.
+    pub async fn record_login_failure(
+        &self,
+        site_id: SiteId,
+        email: &str,
+        now: i64,
+        limit: i64,
+        lock_ms: i64,
+    ) -> Result<LoginFailures> {
+        let mut state: LoginFailures = sqlx::query_as(
+            "INSERT INTO login_failures (site_id, email_key, failures, locked_until) VALUES ($1, $2, 1, 0) \
+             ON CONFLICT (site_id, email_key) DO UPDATE SET failures = login_failures.failures + 1 \
+             RETURNING failures, locked_until",
+        )
+        .bind(site_id.0)
+        .bind(email_key(email))
+        .fetch_one(&self.write)
+        .await?;
+        if state.failures >= limit && state.locked_until <= now {
+            state.locked_until = now + lock_ms;
+            sqlx::query(
+                "UPDATE login_failures SET locked_until = $3 WHERE site_id = $1 AND email_key = $2",
+            )
+            .bind(site_id.0)
+            .bind(email_key(email))
+            .bind(state.locked_until)
+            .execute(&self.write)
+            .await?;
+        }
+        Ok(state)
+    }
+
+    pub async fn reset_login_failures(&self, site_id: SiteId, email: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_failures WHERE site_id = $1 AND email_key = $2")
+            .bind(site_id.0)
+            .bind(email_key(email))
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Emails are matched without regard to case or surrounding space.
+fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
