@@ -154,7 +154,7 @@ fn main() {
                     fail("verification failed");
                 }
             }
-            println!("{:.0}", n as f64 / start.elapsed().as_secs_f64());
+            println!("{:.0}", f64::from(n) / start.elapsed().as_secs_f64());
         }
         "raw-sign" => {
             let access = ok(AccessTokens::new(
@@ -167,7 +167,7 @@ fn main() {
             for _ in 0..n {
                 let _ = access.sign("sub", 10000, "m", false, now());
             }
-            println!("{:.0}", n as f64 / start.elapsed().as_secs_f64());
+            println!("{:.0}", f64::from(n) / start.elapsed().as_secs_f64());
         }
         "serve" => {
             let a = alg(arg(2));

@@ -6,10 +6,37 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// A site (tenant). The first one created is 10000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A site (tenant). The first one created is 10000. Read from JSON as a number or a string of
+/// digits (`"siteId": "10000"` is common in HTML data attributes); anything else is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct SiteId(pub i64);
+
+impl<'de> Deserialize<'de> for SiteId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SiteId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a site id such as 10000")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SiteId, E> {
+                i64::try_from(v)
+                    .map(SiteId)
+                    .map_err(|_| E::custom("not a site id"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SiteId, E> {
+                (v >= 0)
+                    .then_some(SiteId(v))
+                    .ok_or_else(|| E::custom("not a site id"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SiteId, E> {
+                v.parse().map_err(|()| E::custom("not a site id"))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
 
 impl SiteId {
     pub const FIRST: SiteId = SiteId(10_000);
@@ -84,6 +111,12 @@ mod tests {
     #[test]
     fn site_id_accepts_only_plain_digits() {
         assert_eq!("10000".parse::<SiteId>(), Ok(SiteId(10000)));
+        let from_json = |j: &str| serde_json::from_str::<SiteId>(j).ok();
+        assert_eq!(from_json("10000"), Some(SiteId(10000)));
+        assert_eq!(from_json("\"10000\""), Some(SiteId(10000)));
+        for bad in ["-1", "1.5", "\"1e4\"", "{}", "null", "true"] {
+            assert_eq!(from_json(bad), None, "{bad}");
+        }
         for bad in [
             "",
             "+10000",

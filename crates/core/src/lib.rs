@@ -6,6 +6,7 @@
 pub mod attributes;
 pub mod ids;
 pub mod message;
+pub mod scope;
 pub mod security;
 pub mod time_fmt;
 pub mod urls;
@@ -13,5 +14,6 @@ pub mod urls;
 pub use attributes::ContactAttributes;
 pub use ids::{AgentId, ContactId, ConversationId, MessageId, MessengerId, SiteId};
 pub use message::{ClientMessageId, MessageBody};
+pub use scope::ContactScope;
 pub use security::{Encoding, Security, SecurityError, SecurityInput, Validation};
 pub use urls::AllowedUrl;

@@ -1,11 +1,26 @@
 //! Settings (CONTRACT §2), parsed once. Flags win over the environment; bad values end the
-//! process with a one-line reason.
+//! process with a one-line reason. Secrets (the operator token, URLs that may carry a password)
+//! are `SecretString`s, so `Config`'s `Debug` never prints them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
+
+/// `on` or `off`, as the contract spells switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Switch::On
+    }
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -13,50 +28,44 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFIDANT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// sqlite://… (default: a file under the data directory) or postgres://…
-    #[arg(long, env = "CONFIDANT_DATABASE_URL")]
+    #[arg(long, env = "CONFIDANT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// nats://host:port to share live events between server processes (default: in-process).
-    #[arg(long, env = "CONFIDANT_BUS_URL")]
+    #[arg(long, env = "CONFIDANT_BUS_URL", hide_env_values = true)]
     pub bus_url: Option<String>,
     /// The origin browsers reach the server at (default: http:// + the listen address).
     #[arg(long, env = "CONFIDANT_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// `on` or `off`.
-    #[arg(long, env = "CONFIDANT_RATE_LIMITS", default_value = "on")]
-    pub rate_limits: String,
+    /// Rate limits on requests (the login lockout stays either way).
+    #[arg(long, env = "CONFIDANT_RATE_LIMITS", value_enum, default_value = "on")]
+    pub rate_limits: Switch,
     /// Where the SQLite file and the generated operator token live.
     #[arg(long, env = "CONFIDANT_DATA_DIR", default_value = "./confidant-data")]
     pub data_dir: PathBuf,
     /// Allow plain-http JWKS URLs on non-loopback hosts (not recommended).
-    #[arg(long, env = "CONFIDANT_ALLOW_HTTP_JWKS", default_value = "false")]
-    pub allow_http_jwks: String,
+    #[arg(long, env = "CONFIDANT_ALLOW_HTTP_JWKS", default_value = "false",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_http_jwks: bool,
     /// Lifetime of access tokens, in seconds (60 to 86400).
-    #[arg(long, env = "CONFIDANT_ACCESS_TOKEN_TTL", default_value = "3600")]
-    pub access_token_ttl: String,
-}
-
-/// A secret that never prints.
-#[derive(Clone)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
+    #[arg(long, env = "CONFIDANT_ACCESS_TOKEN_TTL", default_value = "3600",
+          value_parser = clap::value_parser!(i64).range(60..=86_400))]
+    pub access_token_ttl: i64,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database_url: String,
-    pub bus_url: Option<String>,
+    /// May carry a password (`postgres://user:pass@…`).
+    pub database_url: SecretString,
+    /// May carry a password (`nats://user:pass@…`).
+    pub bus_url: Option<SecretString>,
     /// The public origin with no trailing slash, e.g. `https://chat.example.com`.
     pub public_url: String,
     pub rate_limits: bool,
     pub data_dir: PathBuf,
     pub allow_http_jwks: bool,
     pub access_token_ttl: i64,
-    pub admin_token: Option<Secret>,
+    pub admin_token: Option<SecretString>,
     /// Secure cookies (the public URL is https).
     pub secure_cookies: bool,
 }
@@ -89,7 +98,7 @@ impl Config {
             }
         };
         let bus_url = match a.bus_url.as_deref() {
-            None | Some("") | Some("in-process") => None,
+            None | Some("" | "in-process") => None,
             Some(u) if u.starts_with("nats://") && Url::parse(u).is_ok() => Some(u.to_owned()),
             Some(u) => {
                 return Err(format!(
@@ -99,71 +108,48 @@ impl Config {
             }
         };
         let public_url = match &a.public_url {
-            Some(u) => {
-                let url = Url::parse(u).map_err(|_| format!("--public-url {u:?} is not a URL"))?;
-                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(format!(
-                        "--public-url {u:?} must be an http:// or https:// origin"
-                    ));
-                }
-                if url.path() != "/" || url.query().is_some() {
-                    return Err(format!(
-                        "--public-url {u:?} must be an origin without a path"
-                    ));
-                }
-                url.origin().ascii_serialization()
-            }
+            Some(u) => public_origin(u)?,
             None => format!("http://{listen}"),
         };
-        let rate_limits = match a.rate_limits.as_str() {
-            "on" => true,
-            "off" => false,
-            other => return Err(format!("--rate-limits must be on or off (got {other:?})")),
-        };
-        let allow_http_jwks = match a.allow_http_jwks.as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" | "" => false,
-            other => {
-                return Err(format!(
-                    "CONFIDANT_ALLOW_HTTP_JWKS must be true or false (got {other:?})"
-                ));
-            }
-        };
-        let access_token_ttl = a
-            .access_token_ttl
-            .parse::<i64>()
-            .ok()
-            .filter(|t| (60..=86_400).contains(t))
-            .ok_or_else(|| {
-                format!(
-                    "--access-token-ttl must be 60 to 86400 seconds (got {:?})",
-                    a.access_token_ttl
-                )
-            })?;
         let admin_token = match std::env::var("CONFIDANT_ADMIN_TOKEN") {
-            Ok(t) if t.len() >= 16 => Some(Secret(t)),
+            Ok(t) if t.len() >= 16 => Some(SecretString::from(t)),
             Ok(t) if t.is_empty() => None,
             Ok(_) => return Err("CONFIDANT_ADMIN_TOKEN must be at least 16 characters".into()),
             Err(_) => None,
         };
         Ok(Config {
             listen,
-            database_url,
-            bus_url,
+            database_url: database_url.into(),
+            bus_url: bus_url.map(SecretString::from),
             secure_cookies: public_url.starts_with("https://"),
             public_url,
-            rate_limits,
+            rate_limits: a.rate_limits.is_on(),
             data_dir: a.data_dir.clone(),
-            allow_http_jwks,
-            access_token_ttl,
+            allow_http_jwks: a.allow_http_jwks,
+            access_token_ttl: a.access_token_ttl,
             admin_token,
         })
     }
 
-    /// The host part of the public URL, for messages and the demo.
-    pub fn public_origin(&self) -> &str {
-        &self.public_url
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
     }
+}
+
+/// `--public-url` as an origin: http(s), a host, no path or query.
+fn public_origin(u: &str) -> Result<String, String> {
+    let url = Url::parse(u).map_err(|_| format!("--public-url {u:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "--public-url {u:?} must be an http:// or https:// origin"
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(format!(
+            "--public-url {u:?} must be an origin without a path"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// Only the scheme of a URL, so that an error never echoes a password in it.
@@ -174,4 +160,50 @@ fn scheme_of(u: &str) -> String {
         .chars()
         .take(20)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn debug_never_prints_a_password_or_token() {
+        let cli = Cli::parse_from([
+            "confidant",
+            "--database-url",
+            "postgres://app:hunter2-password@db.internal/confidant",
+            "--bus-url",
+            "nats://bus:nats-password@127.0.0.1:4222",
+        ]);
+        let mut config = Config::from_args(&cli.serve).expect("valid settings");
+        config.admin_token = Some(SecretString::from("operator-token-0123456789"));
+        let printed = format!("{config:?}");
+        for secret in [
+            "hunter2-password",
+            "nats-password",
+            "operator-token-0123456789",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert_eq!(
+            config.database_url(),
+            "postgres://app:hunter2-password@db.internal/confidant"
+        );
+    }
+
+    #[test]
+    fn switches_and_ranges_are_parsed_by_clap() {
+        assert!(Cli::try_parse_from(["confidant", "--rate-limits", "maybe"]).is_err());
+        assert!(Cli::try_parse_from(["confidant", "--access-token-ttl", "59"]).is_err());
+        let cli = Cli::parse_from(["confidant", "--rate-limits", "off"]);
+        assert!(!Config::from_args(&cli.serve).expect("valid").rate_limits);
+    }
 }

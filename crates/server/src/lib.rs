@@ -1,17 +1,20 @@
 //! The Confidant server as a library, so integration tests start the real thing in-process.
+//!
+//! Layers (docs/ARCHITECTURE.md): `http` (the edge: extractors, handlers, WebSockets, router)
+//! → `service` (the use cases) → the store, the hub, identity and core. `api` holds the
+//! contract's JSON shapes, used by the edge and by the services that publish live events.
+//! `app` builds the services; `demo` is merged only by `confidant demo`.
 
+pub mod api;
 pub mod app;
-pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod error;
-pub mod extract;
+pub mod http;
 pub mod jwks_http;
 pub mod limits;
-pub mod openapi;
-pub mod router;
-pub mod routes;
-pub mod views;
-pub mod ws;
+pub mod service;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -72,19 +75,11 @@ pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
     }
     let (stop, stopped) = watch::channel(false);
     let app = App::build(config, metrics_handle(), stopped.clone()).await?;
-    {
-        let hook_app = Arc::downgrade(&app);
-        app.store.on_commit(Arc::new(move |out| {
-            if let Some(app) = hook_app.upgrade() {
-                routes::conversations::publish_message(&app, out);
-            }
-        }));
-    }
+    let mut routes = http::api_routes();
     if demo {
-        routes::demo::prepare(&app).await?;
+        routes = routes.merge(demo::routes(demo::prepare(&app).await?));
     }
-    app::spawn_key_rotation(&app);
-    let router = router::build(app.clone());
+    let router = http::router(app.clone(), routes);
     let mut stopped_rx = stopped;
     let task = tokio::spawn(async move {
         axum::serve(

@@ -647,9 +647,9 @@ mod tests {
         let admin = std::env::var("CONFIDANT_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         sqlx::any::install_default_drivers();
-        match sqlx::AnyConnection::connect(&admin).await {
+        match AnyConnection::connect(&admin).await {
             Ok(mut c) => {
-                let name = format!("confidant_b_{}", uuid::Uuid::new_v4().simple());
+                let name = format!("confidant_b_{}", Uuid::new_v4().simple());
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut c)
                     .await
@@ -699,7 +699,7 @@ mod tests {
     async fn finish(f: Fixture) {
         f.store.close().await;
         if let Some((admin, name)) = f.pg {
-            let mut c = sqlx::AnyConnection::connect(&admin).await.expect("connect");
+            let mut c = AnyConnection::connect(&admin).await.expect("connect");
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
             )))

@@ -22,7 +22,8 @@ impl Store {
             match r {
                 Ok(row) => return Ok(SiteRow::from_row(&row)?),
                 Err(e) => match conflict_or(e, "site") {
-                    StoreError::Conflict(_) => continue,
+                    // Another process took this id at the same moment: try the next one.
+                    StoreError::Conflict(_) => {}
                     other => return Err(other),
                 },
             }

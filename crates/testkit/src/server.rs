@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use confidant::Running;
-use confidant::config::{Config, Secret, ServeArgs};
+use confidant::config::{Config, ServeArgs, Switch};
 
 /// The settings a test may change; everything else is the test default.
 #[derive(Debug, Clone)]
@@ -45,13 +45,17 @@ pub fn server_config(
         database_url: Some(database_url.to_owned()),
         bus_url: settings.bus_url.clone(),
         public_url: settings.public_url.clone(),
-        rate_limits: if settings.rate_limits { "on" } else { "off" }.into(),
+        rate_limits: if settings.rate_limits {
+            Switch::On
+        } else {
+            Switch::Off
+        },
         data_dir,
-        allow_http_jwks: "false".into(),
-        access_token_ttl: "3600".into(),
+        allow_http_jwks: false,
+        access_token_ttl: 3600,
     };
     let mut config = Config::from_args(&args).expect("test config");
-    config.admin_token = Some(Secret(operator_token.into()));
+    config.admin_token = Some(operator_token.to_owned().into());
     config
 }
 
@@ -94,19 +98,15 @@ impl InProcess {
             .0
             .app
             .access
+            .tokens
             .sign(contact_id, site, messenger, false, issued_at);
         (token, claims.exp)
     }
 
     /// The lifetime of access tokens, in seconds.
     pub fn access_token_ttl(&self) -> i64 {
-        self.0.app.access.ttl_seconds()
+        self.0.app.access.tokens.ttl_seconds()
     }
-}
-
-/// Every (method, path) the router serves, methods in lower case, paths in OpenAPI form.
-pub fn routed() -> Vec<(&'static str, &'static str)> {
-    confidant::router::routes().list
 }
 
 /// The (table, column) pairs of a database's schema, through the store crate.

@@ -108,7 +108,7 @@ impl Socket {
     pub async fn next_json(&mut self) -> Value {
         match self.next_within(SOON).await {
             Got::Json(v) => v,
-            other => panic!("expected a frame, got {other:?}"),
+            other @ Got::Closed(_) => panic!("expected a frame, got {other:?}"),
         }
     }
 

@@ -325,21 +325,31 @@ async fn a_site_never_sees_another_sites_data() {
         .authorize(b, &m_b, &hs256(SECRET, &claims("bob@b.test")))
         .await;
     assert_eq!(still.status(), 200);
-    // Malformed ids never 500.
+    // Malformed ids are 400 with the JSON body (CONTRACT §3), before any lookup; never 500,
+    // never plain text.
     for path in [
         "/api/v1/sites/abc",
         "/api/v1/sites/-1/messengers",
         "/api/v1/sites/1e5",
+        "/api/v1/sites/+10000",
         &format!("/api/v1/sites/{a}/messengers/not-a-uuid"),
         "/api/v1/sites/99999999999999999999999",
+        "/api/v1/sites/%ff",
+        &format!("/api/v1/sites/{a}/conversations/%ff/messages"),
     ] {
-        let (s, c, _) = answer(app.get(path, Some(OPERATOR)).await).await;
-        assert_eq!(s, 404, "{path}");
-        assert!(
-            c == "not_found" || c == "messenger_not_found",
-            "{path}: {c}"
-        );
+        let (s, c, body) = answer(app.get(path, Some(OPERATOR)).await).await;
+        assert_eq!((s, c.as_str()), (400, "invalid_request"), "{path}: {body}");
     }
+    // A well-formed id that names nothing is 404.
+    let (s, c, _) = answer(
+        app.get(
+            &format!("/api/v1/sites/{a}/messengers/{}", uuid::Uuid::new_v4()),
+            Some(OPERATOR),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, c.as_str()), (404, "messenger_not_found"));
 }
 
 #[tokio::test]

@@ -476,7 +476,7 @@ async fn contacts_and_agents_see_only_their_own() {
     let r = other
         .fetch("/api/v1/messenger/conversations/not-a-uuid/messages")
         .await;
-    assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
+    assert_eq!(error_code(r).await, (400, "invalid_request".to_owned()));
     let r = other
         .post(
             "/api/v1/messenger/messages",

@@ -444,7 +444,7 @@ async fn health_liveness_and_metrics() {
     app.access_token(site, &m, "mark").await;
     let _ = app.authorize(site, &m, "garbage").await;
     // An invented method is counted as "other": clients cannot add series at will.
-    let odd = reqwest::Method::from_bytes(b"BREW").expect("method");
+    let odd = Method::from_bytes(b"BREW").expect("method");
     let r = app
         .client
         .request(odd, format!("{}/livez", app.base))

@@ -266,8 +266,8 @@ async fn both_schemas_have_the_same_tables_and_columns() {
     let pg = TestApp::spawn().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
-    let a = confidant_testkit::server::schema_columns(&sqlite).await;
-    let b = confidant_testkit::server::schema_columns(&pg.database_url).await;
+    let a = server::schema_columns(&sqlite).await;
+    let b = server::schema_columns(&pg.database_url).await;
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }

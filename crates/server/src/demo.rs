@@ -1,22 +1,40 @@
 //! The demo (CONTRACT §9): a business portal's backend, played by the server itself. It signs
-//! Contact JWTs for a few made-up customers with the demo messenger's shared token.
+//! Contact JWTs for a few made-up customers with the demo messenger's shared token. Its routes
+//! are merged into the router only by `confidant demo`.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::State;
+use axum::{Extension, Json};
+use confidant_core::time_fmt::now_millis;
+use confidant_core::{MessengerId, SiteId};
 use jsonwebtoken::{EncodingKey, Header};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::{AppState, now_secs};
+use crate::app::{App, AppState};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
-use crate::routes::authorize::exchange;
+use crate::http::extract::ApiJson;
+use crate::service::accounts::NewAgent;
+use crate::tokens::random_token;
 
-#[derive(Clone)]
+/// What the demo's backend knows: its site, messenger and the messenger's shared token.
 pub struct DemoState {
-    pub site_id: i64,
-    pub messenger_id: String,
+    pub site_id: SiteId,
+    pub messenger_id: MessengerId,
     pub secret: Vec<u8>,
+}
+
+/// The demo portal's backend calls, for `confidant demo` only.
+pub fn routes(demo: DemoState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(config))
+        .routes(routes!(contact_jwt))
+        .routes(routes!(access_token))
+        .layer(Extension(Arc::new(demo)))
 }
 
 pub struct Customer {
@@ -51,26 +69,42 @@ pub const CUSTOMERS: &[Customer] = &[
     },
 ];
 
-fn demo(app: &AppState) -> ApiResult<&DemoState> {
-    app.demo
-        .get()
-        .ok_or_else(|| ApiError::not_found("demo (run `confidant demo`)"))
+#[derive(Serialize, ToSchema)]
+pub struct DemoCustomer {
+    id: &'static str,
+    name: &'static str,
+    email: &'static str,
 }
 
-#[utoipa::path(get, path = "/demo/api/config", tag = "demo", responses((status = 200, description = "the demo's site, messenger and customers")))]
-pub async fn config(State(app): State<AppState>) -> ApiResult<Json<Value>> {
-    let d = demo(&app)?;
-    let customers: Vec<Value> = CUSTOMERS
-        .iter()
-        .map(|c| json!({"id": c.id, "name": c.name, "email": c.email}))
-        .collect();
-    Ok(Json(
-        json!({"siteId": d.site_id, "messengerId": d.messenger_id, "customers": customers}),
-    ))
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoConfig {
+    #[schema(value_type = i64)]
+    site_id: SiteId,
+    #[schema(value_type = String, format = Uuid)]
+    messenger_id: MessengerId,
+    customers: Vec<DemoCustomer>,
 }
 
-#[derive(Deserialize)]
+#[utoipa::path(get, path = "/demo/api/config", tag = "demo", responses((status = 200, body = DemoConfig)))]
+async fn config(Extension(d): Extension<Arc<DemoState>>) -> Json<DemoConfig> {
+    Json(DemoConfig {
+        site_id: d.site_id,
+        messenger_id: d.messenger_id,
+        customers: CUSTOMERS
+            .iter()
+            .map(|c| DemoCustomer {
+                id: c.id,
+                name: c.name,
+                email: c.email,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
 pub struct Pick {
+    /// `mark`, `ana` or `li`.
     customer: Option<String>,
 }
 
@@ -79,7 +113,7 @@ fn sign_for(d: &DemoState, customer: Option<&str>) -> ApiResult<String> {
         .iter()
         .find(|c| Some(c.id) == customer)
         .ok_or_else(|| ApiError::invalid("customer: unknown"))?;
-    let now = now_secs();
+    let now = now_millis() / 1000;
     let claims = json!({
         "sub": c.email, "iat": now, "exp": now + 600,
         "comm100.name": c.name, "comm100.email": c.email, "comm100.phone": c.phone, "comm100.city": c.city,
@@ -93,44 +127,46 @@ fn sign_for(d: &DemoState, customer: Option<&str>) -> ApiResult<String> {
 }
 
 /// The portal's backend signs a Contact JWT for the customer (10 minutes).
-#[utoipa::path(post, path = "/demo/api/contact-jwt", tag = "demo", responses((status = 200, description = "a Contact JWT")))]
-pub async fn contact_jwt(
-    State(app): State<AppState>,
+#[utoipa::path(post, path = "/demo/api/contact-jwt", tag = "demo", request_body = Pick,
+    responses((status = 200, body = Object, description = "{\"contactJwt\": \"…\"}")))]
+async fn contact_jwt(
+    Extension(d): Extension<Arc<DemoState>>,
     ApiJson(p): ApiJson<Pick>,
-) -> ApiResult<Json<Value>> {
-    let d = demo(&app)?;
+) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(
-        json!({"contactJwt": sign_for(d, p.customer.as_deref())?}),
+        json!({"contactJwt": sign_for(&d, p.customer.as_deref())?}),
     ))
 }
 
 /// The portal's backend trades the Contact JWT for an access token; the page sees only that.
-#[utoipa::path(post, path = "/demo/api/access-token", tag = "demo", responses((status = 200, description = "an access token")))]
-pub async fn access_token(
+#[utoipa::path(post, path = "/demo/api/access-token", tag = "demo", request_body = Pick,
+    responses((status = 200, body = Object, description = "{\"accessToken\", \"expiresIn\"}")))]
+async fn access_token(
     State(app): State<AppState>,
+    Extension(d): Extension<Arc<DemoState>>,
     ApiJson(p): ApiJson<Pick>,
-) -> ApiResult<Json<Value>> {
-    let d = demo(&app)?.clone();
+) -> ApiResult<Json<serde_json::Value>> {
     let jwt = sign_for(&d, p.customer.as_deref())?;
     let m = app
-        .messenger(confidant_core::SiteId(d.site_id), &d.messenger_id)
+        .messengers
+        .compiled(d.site_id, d.messenger_id)
         .await?
         .ok_or_else(ApiError::messenger_not_found)?;
-    let out = exchange(&app, &m, &jwt, false).await?;
+    let out = app.authorizer.exchange(&m, &jwt, false).await?;
     Ok(Json(
-        json!({"accessToken": out["accessToken"], "expiresIn": out["expiresIn"]}),
+        json!({"accessToken": out.access_token, "expiresIn": out.expires_in}),
     ))
 }
 
 /// On a fresh database: the demo site (10000), a messenger allowed on the server's own origin,
 /// and a demo agent. On later starts the same ones are found again. Prints how to use them.
-pub async fn prepare(app: &std::sync::Arc<crate::app::App>) -> anyhow::Result<()> {
+pub async fn prepare(app: &App) -> anyhow::Result<DemoState> {
     use anyhow::Context as _;
     use confidant_core::security::SecurityInput;
-    use confidant_core::{Security, SiteId, Validation};
+    use confidant_core::{Security, Validation};
 
     let store = &app.store;
-    let now = crate::app::now_millis();
+    let now = now_millis();
     let site = match store.get_site(SiteId::FIRST).await? {
         Some(s) => s,
         None => store.create_site("Healthify (demo)", now).await?,
@@ -151,7 +187,7 @@ pub async fn prepare(app: &std::sync::Arc<crate::app::App>) -> anyhow::Result<()
                     previous: None,
                     allow_http_jwks: false,
                 },
-                crate::auth::random_token,
+                random_token,
             )
             .map_err(|e| anyhow::anyhow!("demo security: {e}"))?;
             store
@@ -182,25 +218,24 @@ pub async fn prepare(app: &std::sync::Arc<crate::app::App>) -> anyhow::Result<()
             p.trim().to_owned()
         }
         _ => {
-            let p = crate::auth::random_token()[..16].to_owned();
+            let p = random_token()[..16].to_owned();
             if store
                 .find_agent_for_login(site.site_id, email)
                 .await?
                 .is_none()
             {
-                let hash = crate::routes::admin::hash_password(p.clone())
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message))?;
-                store
+                app.accounts
                     .create_agent(
                         site.site_id,
-                        email,
-                        "Dana (demo agent)",
-                        "admin",
-                        &hash,
-                        now,
+                        NewAgent {
+                            email: email.to_owned(),
+                            name: "Dana (demo agent)".to_owned(),
+                            password: p.clone(),
+                            role: "admin",
+                        },
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
             } else {
                 anyhow::bail!(
                     "the demo agent exists but its password file {} is gone; use a fresh data directory",
@@ -212,11 +247,6 @@ pub async fn prepare(app: &std::sync::Arc<crate::app::App>) -> anyhow::Result<()
             p
         }
     };
-    let _ = app.demo.set(DemoState {
-        site_id: site.site_id.0,
-        messenger_id: messenger.messenger_id.to_string(),
-        secret,
-    });
     let url = &app.config.public_url;
     println!("Confidant demo is ready.");
     println!("  portal (a business page with the messenger): {url}/demo/");
@@ -238,5 +268,9 @@ pub async fn prepare(app: &std::sync::Arc<crate::app::App>) -> anyhow::Result<()
     println!("email: {email}");
     println!("password: {password}");
     println!("(demo secrets are for this demo only)");
-    Ok(())
+    Ok(DemoState {
+        site_id: site.site_id,
+        messenger_id: messenger.messenger_id,
+        secret,
+    })
 }

@@ -1,16 +1,16 @@
 //! The browser parts (web/), embedded in the binary at build time, and the messenger frame
 //! page with its per-messenger `frame-ancestors` policy (CONTRACT §8).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use confidant_core::SiteId;
 use include_dir::{Dir, include_dir};
-use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::{ConfigQuery, ErrorBody};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::http::extract::ApiQuery;
 
 static WEB: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../web");
 
@@ -88,36 +88,26 @@ pub async fn static_file(State(app): State<AppState>, uri: Uri) -> Response {
     res
 }
 
-#[derive(Deserialize)]
-pub struct FrameQuery {
-    #[serde(rename = "siteId")]
-    site_id: Option<String>,
-    #[serde(rename = "messengerId")]
-    messenger_id: Option<String>,
-}
-
 /// `GET /messenger/v1/frame`: the messenger page, which only the messenger's allowed origins
 /// (and the server itself, for previews) may frame.
+#[utoipa::path(get, path = "/messenger/v1/frame", tag = "embedding", params(ConfigQuery),
+    responses((status = 200, content_type = "text/html", body = String, description = "the messenger page, with its frame-ancestors policy"),
+              (status = 404, body = ErrorBody, description = "messenger_not_found")))]
 pub async fn frame(
     State(app): State<AppState>,
-    Query(q): Query<FrameQuery>,
+    ApiQuery(q): ApiQuery<ConfigQuery>,
 ) -> Result<Response, ApiError> {
-    let site: SiteId = q
-        .site_id
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(ApiError::messenger_not_found)?;
     let m = app
-        .messenger(site, q.messenger_id.as_deref().unwrap_or_default())
-        .await?
-        .ok_or_else(ApiError::messenger_not_found)?;
+        .messengers
+        .named(q.site_id.as_deref(), q.messenger_id.as_deref())
+        .await?;
     let template = WEB
         .get_file("messenger/v1/frame.html")
         .and_then(|f| f.contents_utf8())
         .unwrap_or_default();
     let allowed_origins: Vec<String> = m.allowed.iter().map(|u| u.csp_source()).collect();
     let config = json!({
-        "siteId": site.0,
+        "siteId": m.row.site_id,
         "messengerId": m.row.messenger_id,
         "name": m.row.name,
         "serverOrigin": app.config.public_url,

@@ -1,0 +1,408 @@
+//! The contract's JSON shapes (CONTRACT §4–§8), as types: requests are deserialized into
+//! them (a wrong type is `400 invalid_request` before any lookup), answers are serialized
+//! from them, and the OpenAPI document takes its schemas from them. `frames` holds the
+//! WebSocket frames. This module imports nothing else of the crate: the HTTP edge and the
+//! services (which publish live events) both use it.
+
+pub mod frames;
+
+use std::collections::BTreeMap;
+
+use confidant_core::time_fmt::rfc3339_millis;
+use confidant_core::{AgentId, ContactId, ConversationId, MessageId, MessengerId, SiteId};
+use confidant_store::{AgentRow, ContactRow, ConversationRow, MessageRow, MessengerRow, SiteRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+// ---- answers ----
+
+/// `{"error": {"code", "message"}}`: every non-2xx answer (CONTRACT §3).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case word, e.g. `token_expired`.
+    pub code: &'static str,
+    /// For humans; never a secret or a whole token.
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Site {
+    #[schema(value_type = i64, example = 10000)]
+    pub site_id: SiteId,
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&SiteRow> for Site {
+    fn from(s: &SiteRow) -> Self {
+        Self {
+            site_id: s.site_id,
+            name: s.name.clone(),
+            created_at: rfc3339_millis(s.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    #[schema(value_type = String, format = Uuid)]
+    pub agent_id: AgentId,
+    #[schema(value_type = i64)]
+    pub site_id: SiteId,
+    pub email: String,
+    pub name: String,
+    /// `admin` or `agent`.
+    pub role: String,
+    pub created_at: String,
+}
+
+impl From<&AgentRow> for Agent {
+    fn from(a: &AgentRow) -> Self {
+        Self {
+            agent_id: a.agent_id,
+            site_id: a.site_id,
+            email: a.email.clone(),
+            name: a.name.clone(),
+            role: a.role.clone(),
+            created_at: rfc3339_millis(a.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentList {
+    pub agents: Vec<Agent>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    #[schema(value_type = String, format = Uuid)]
+    pub contact_id: ContactId,
+    #[schema(value_type = i64)]
+    pub site_id: SiteId,
+    /// The value of the messenger's identity claim.
+    pub identity: String,
+    /// Profile attributes from the `comm100.*` claims.
+    pub attributes: BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&ContactRow> for Contact {
+    fn from(c: &ContactRow) -> Self {
+        Self {
+            contact_id: c.contact_id,
+            site_id: c.site_id,
+            identity: c.identity.clone(),
+            attributes: c.attributes.0.clone(),
+            created_at: rfc3339_millis(c.created_at),
+            updated_at: rfc3339_millis(c.updated_at),
+        }
+    }
+}
+
+/// Who wrote a message.
+#[derive(Serialize, ToSchema)]
+pub struct Sender {
+    /// `contact`, `agent` or `system`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    #[schema(value_type = String, format = Uuid)]
+    pub message_id: MessageId,
+    #[schema(value_type = String, format = Uuid)]
+    pub conversation_id: ConversationId,
+    /// 1, 2, 3, … within the conversation, without gaps.
+    pub seq: i64,
+    pub sender: Sender,
+    pub body: String,
+    pub client_message_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&MessageRow> for Message {
+    fn from(m: &MessageRow) -> Self {
+        Self {
+            message_id: m.message_id,
+            conversation_id: m.conversation_id,
+            seq: m.seq,
+            sender: Sender {
+                kind: m.sender_type.as_str(),
+                id: m.sender_id.to_string(),
+                name: m.sender_name.clone(),
+            },
+            body: m.body.clone(),
+            client_message_id: m.client_message_id.clone(),
+            created_at: rfc3339_millis(m.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageList {
+    pub messages: Vec<Message>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    #[schema(value_type = String, format = Uuid)]
+    pub conversation_id: ConversationId,
+    #[schema(value_type = String, format = Uuid)]
+    pub messenger_id: MessengerId,
+    #[schema(value_type = i64)]
+    pub site_id: SiteId,
+    #[schema(value_type = String, format = Uuid)]
+    pub contact_id: ContactId,
+    /// `open` or `closed`.
+    pub status: &'static str,
+    pub preview: bool,
+    pub last_message: Option<Message>,
+    pub last_seq: i64,
+    pub contact_read_seq: i64,
+    pub agent_read_seq: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// In the agents' list: the contact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+}
+
+impl Conversation {
+    pub fn new(c: &ConversationRow, last: Option<&MessageRow>) -> Self {
+        Self {
+            conversation_id: c.conversation_id,
+            messenger_id: c.messenger_id,
+            site_id: c.site_id,
+            contact_id: c.contact_id,
+            status: if c.open { "open" } else { "closed" },
+            preview: c.preview,
+            last_message: last.map(Message::from),
+            last_seq: c.last_seq,
+            contact_read_seq: c.contact_read_seq,
+            agent_read_seq: c.agent_read_seq,
+            created_at: rfc3339_millis(c.created_at),
+            updated_at: rfc3339_millis(c.updated_at),
+            contact: None,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationList {
+    pub conversations: Vec<Conversation>,
+}
+
+/// The Security tab (CONTRACT §5), as reads show it: never a shared token.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecuritySchema {
+    /// `{"method": "sharedToken", "sharedToken": null, "sharedTokenSet": true, "encoding":
+    /// "text"|"base64url"}`, `{"method": "publicKey", "publicKey": "PEM"}` or
+    /// `{"method": "jwks", "jwksUrl": "https://…"}`.
+    validation: Value,
+    contact_identity_key: String,
+    allowed_urls: Vec<String>,
+    clock_skew_seconds: u32,
+    max_token_lifetime_seconds: Option<u64>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Messenger {
+    #[schema(value_type = String, format = Uuid)]
+    pub messenger_id: MessengerId,
+    #[schema(value_type = i64)]
+    pub site_id: SiteId,
+    pub name: String,
+    #[schema(value_type = SecuritySchema)]
+    pub security: Value,
+    pub created_at: String,
+}
+
+impl Messenger {
+    pub fn new(m: &MessengerRow, security: Value) -> Self {
+        Self {
+            messenger_id: m.messenger_id,
+            site_id: m.site_id,
+            name: m.name.clone(),
+            security,
+            created_at: rfc3339_millis(m.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessengerList {
+    pub messengers: Vec<Messenger>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InstallationCode {
+    pub html: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginAnswer {
+    /// The session token (also set as an HttpOnly cookie).
+    pub token: String,
+    pub agent: Agent,
+}
+
+/// Who is calling.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Me {
+    Operator {
+        operator: bool,
+    },
+    Agent {
+        agent: Agent,
+        /// The session token, for the console's WebSocket auth frame (the cookie is HttpOnly).
+        #[serde(rename = "wsToken")]
+        ws_token: Option<String>,
+    },
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizeAnswer {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds.
+    pub expires_in: i64,
+    pub contact: Contact,
+}
+
+/// What the loader needs on the business's page.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessengerConfig {
+    #[schema(value_type = i64)]
+    pub site_id: SiteId,
+    #[schema(value_type = String, format = Uuid)]
+    pub messenger_id: MessengerId,
+    pub name: String,
+    pub allowed_urls: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<&'static str>,
+    /// `in-process`, `connected` or `disconnected`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<&'static str>,
+}
+
+// ---- requests ----
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateSite {
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateAgent {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub name: Option<String>,
+    /// `admin` or `agent` (default).
+    pub role: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Login {
+    /// A site id, as a number or a string of digits.
+    #[schema(value_type = i64)]
+    pub site_id: Option<SiteId>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateMessenger {
+    pub name: Option<String>,
+    /// The Security object; every field has a default.
+    #[schema(value_type = Option<SecuritySchema>)]
+    pub security: Option<Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorize {
+    /// A site id, as a number or a string of digits.
+    #[schema(value_type = i64)]
+    pub site_id: Option<SiteId>,
+    pub messenger_id: Option<String>,
+    /// Also accepted under the name `"Contact JWT"`.
+    #[serde(alias = "Contact JWT")]
+    pub contact_jwt: Option<String>,
+    pub is_preview: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Send {
+    /// Makes the send idempotent: a repeat answers `200` with the stored message.
+    pub client_message_id: Option<String>,
+    pub body: Option<String>,
+    /// Contacts: the conversation to write in (default: the open one, or a new one).
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ReadMarker {
+    /// Read up to this seq (a marker never moves back).
+    pub seq: Option<i64>,
+}
+
+/// `after` and `limit` of message lists.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Messages after this seq (default 0).
+    pub after: Option<i64>,
+    /// At most this many (default 50, at most 200).
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    /// `open` (default), `closed` or `all`.
+    pub status: Option<String>,
+    /// `true`: test conversations from previews instead of real ones.
+    pub preview: Option<bool>,
+    /// At most this many (default and most 200).
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigQuery {
+    pub site_id: Option<String>,
+    pub messenger_id: Option<String>,
+}

@@ -1,0 +1,180 @@
+//! Sites, agents, login and logout (CONTRACT §5).
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use confidant_core::{AgentId, SiteId};
+
+use crate::api::{self, Agent, AgentList, ErrorBody, LoginAnswer, Me, Site};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{agent_token, check_own_origin, session_cookie};
+use crate::http::extract::{ApiJson, ApiPath, text_field};
+use crate::service::accounts::{NewAgent, Principal};
+
+#[utoipa::path(post, path = "/api/v1/sites", tag = "admin", request_body = api::CreateSite,
+    responses((status = 201, body = Site), (status = 403, body = ErrorBody, description = "not the operator")))]
+pub async fn create_site(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiJson(body): ApiJson<api::CreateSite>,
+) -> ApiResult<(StatusCode, Json<Site>)> {
+    p.require_operator()?;
+    let name = text_field(body.name, "name", 200)?;
+    let site = app.accounts.create_site(&name).await?;
+    Ok((StatusCode::CREATED, Json(Site::from(&site))))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{siteId}", tag = "admin",
+    params(("siteId" = i64, Path)),
+    responses((status = 200, body = Site), (status = 404, body = ErrorBody)))]
+pub async fn get_site(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(site): ApiPath<SiteId>,
+) -> ApiResult<Json<Site>> {
+    p.require_site(site)?;
+    Ok(Json(Site::from(&app.accounts.site(site).await?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{siteId}/agents", tag = "admin",
+    params(("siteId" = i64, Path)), request_body = api::CreateAgent,
+    responses((status = 201, body = Agent), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "the email is taken")))]
+pub async fn create_agent(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(site): ApiPath<SiteId>,
+    ApiJson(body): ApiJson<api::CreateAgent>,
+) -> ApiResult<(StatusCode, Json<Agent>)> {
+    p.require_admin(site)?;
+    let email = text_field(body.email, "email", 254)?;
+    if !email.contains('@')
+        || email.starts_with('@')
+        || email.ends_with('@')
+        || email.contains(char::is_whitespace)
+    {
+        return Err(ApiError::invalid("email: must be an email address"));
+    }
+    let name = text_field(body.name, "name", 200)?;
+    let password = body.password.unwrap_or_default();
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return Err(ApiError::invalid("password: must be 8 to 1024 characters"));
+    }
+    let role = match body.role.as_deref() {
+        None | Some("agent") => "agent",
+        Some("admin") => "admin",
+        Some(_) => return Err(ApiError::invalid("role: must be admin or agent")),
+    };
+    let agent = app
+        .accounts
+        .create_agent(
+            site,
+            NewAgent {
+                email,
+                name,
+                password,
+                role,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(Agent::from(&agent))))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{siteId}/agents", tag = "admin",
+    params(("siteId" = i64, Path)), responses((status = 200, body = AgentList)))]
+pub async fn list_agents(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(site): ApiPath<SiteId>,
+) -> ApiResult<Json<AgentList>> {
+    p.require_admin(site)?;
+    let agents = app.accounts.agents(site).await?;
+    Ok(Json(AgentList {
+        agents: agents.iter().map(Agent::from).collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sites/{siteId}/agents/{agentId}", tag = "admin",
+    params(("siteId" = i64, Path), ("agentId" = String, Path, format = Uuid)),
+    responses((status = 204, description = "deleted; the agent's sessions ended"), (status = 404, body = ErrorBody)))]
+pub async fn delete_agent(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, agent)): ApiPath<(SiteId, AgentId)>,
+) -> ApiResult<StatusCode> {
+    p.require_admin(site)?;
+    app.accounts.delete_agent(site, agent).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = api::Login,
+    responses((status = 200, body = LoginAnswer, description = "the session token, also set as a cookie"),
+              (status = 401, body = ErrorBody, description = "wrong credentials"),
+              (status = 429, body = ErrorBody, description = "locked out")))]
+pub async fn login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<api::Login>,
+) -> ApiResult<Response> {
+    // Like every agent call, login takes only the server's own origin (or none): a foreign page
+    // must not sign an agent in (login CSRF) nor use the browser to guess passwords.
+    check_own_origin(&app, &headers)?;
+    app.limits.login(peer.ip())?;
+    let site = body
+        .site_id
+        .ok_or_else(|| ApiError::invalid("siteId: must be a site id such as 10000"))?;
+    let email = body
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && e.len() <= 254)
+        .ok_or_else(|| ApiError::invalid("email: required"))?
+        .to_owned();
+    let password = body
+        .password
+        .filter(|p| !p.is_empty() && p.len() <= 1024)
+        .ok_or_else(|| ApiError::invalid("password: required"))?;
+    let account = format!("{}/{}", site.0, email.to_lowercase());
+    let (token, agent) = app
+        .limits
+        .one_login_at_a_time(&account, app.accounts.login(site, &email, password))
+        .await?;
+    let cookie = session_cookie(Some(&token), app.config.secure_cookies);
+    let mut res = Json(LoginAnswer {
+        token,
+        agent: Agent::from(&agent),
+    })
+    .into_response();
+    if let Some(v) = cookie {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "the session ended; its sockets close with 4401")))]
+pub async fn logout(State(app): State<AppState>, p: Principal) -> ApiResult<Response> {
+    app.accounts.logout(&p).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if let Some(v) = session_cookie(None, app.config.secure_cookies) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+/// Who am I. For an agent signed in by cookie, `wsToken` is the session token, which the
+/// console needs for the WebSocket's auth frame (the cookie itself is HttpOnly).
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = Me)))]
+pub async fn me(p: Principal, headers: HeaderMap) -> Json<Me> {
+    Json(match p {
+        Principal::Operator => Me::Operator { operator: true },
+        Principal::Agent { agent, .. } => Me::Agent {
+            agent: Agent::from(&agent),
+            ws_token: agent_token(&headers).map(str::to_owned),
+        },
+    })
+}

@@ -1,0 +1,279 @@
+//! Conversations (CONTRACT §7): the contact side (access token) and the agent side (session).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use confidant_core::{ContactId, ConversationId, SiteId};
+use confidant_store::ConversationFilter;
+
+use crate::api::frames::Party;
+use crate::api::{
+    self, ConfigQuery, ConversationList, ConversationQuery, ErrorBody, MessageList,
+    MessengerConfig, Paging,
+};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{ContactCaller, check_contact_origin};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::service::accounts::Principal;
+use crate::service::conversations::{DEFAULT_LIMIT, MAX_LIMIT, NewMessage, Sent, Viewer};
+
+/// `after` and `limit` of a message list.
+fn paging(p: &Paging) -> ApiResult<(i64, i64)> {
+    let after = p.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::invalid("after: must be a whole number ≥ 0"));
+    }
+    let limit = limit(p.limit, DEFAULT_LIMIT)?;
+    Ok((after, limit))
+}
+
+fn limit(asked: Option<i64>, default: i64) -> ApiResult<i64> {
+    match asked {
+        None => Ok(default),
+        Some(n) if n >= 1 => Ok(n.min(MAX_LIMIT)),
+        Some(_) => Err(ApiError::invalid("limit: must be a whole number ≥ 1")),
+    }
+}
+
+/// `201` with a new message, `200` with the stored one for a repeat.
+fn sent(s: Sent) -> (StatusCode, Json<api::Message>) {
+    let status = if s.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(api::Message::from(&s.message)))
+}
+
+/// A conversation id from a body: one that is not a UUID names no conversation.
+fn conversation_ref(id: Option<&str>) -> ApiResult<Option<ConversationId>> {
+    id.map(|s| s.parse().map_err(|_| ApiError::not_found("conversation")))
+        .transpose()
+}
+
+fn messages(rows: &[confidant_store::MessageRow]) -> Json<MessageList> {
+    Json(MessageList {
+        messages: rows.iter().map(api::Message::from).collect(),
+    })
+}
+
+fn read_seq(body: &api::ReadMarker) -> ApiResult<i64> {
+    body.seq
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| ApiError::invalid("seq: must be a whole number ≥ 0"))
+}
+
+// ---- contact side ----
+
+#[utoipa::path(get, path = "/api/v1/messenger/config", tag = "contact", params(ConfigQuery),
+    responses((status = 200, body = MessengerConfig), (status = 404, body = ErrorBody, description = "messenger_not_found")))]
+pub async fn messenger_config(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<ConfigQuery>,
+) -> ApiResult<Json<MessengerConfig>> {
+    let m = app
+        .messengers
+        .named(q.site_id.as_deref(), q.messenger_id.as_deref())
+        .await?;
+    check_contact_origin(&app, &headers, &m)?;
+    Ok(Json(MessengerConfig {
+        site_id: m.row.site_id,
+        messenger_id: m.row.messenger_id,
+        name: m.row.name.clone(),
+        allowed_urls: m.security.allowed_urls.clone(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/messenger/conversations", tag = "contact",
+    responses((status = 200, body = ConversationList, description = "the contact's conversations, newest first")))]
+pub async fn contact_conversations(
+    State(app): State<AppState>,
+    ContactCaller(c): ContactCaller,
+) -> ApiResult<Json<ConversationList>> {
+    let list = app.conversations.of_contact(&c.scope).await?;
+    Ok(Json(ConversationList {
+        conversations: list
+            .iter()
+            .map(|(conv, last)| api::Conversation::new(conv, last.as_ref()))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/messenger/messages", tag = "contact", request_body = api::Send,
+    responses((status = 201, body = api::Message, description = "stored"),
+              (status = 200, body = api::Message, description = "a repeat of an earlier send"),
+              (status = 404, body = ErrorBody, description = "the named conversation is not the contact's")))]
+pub async fn contact_send(
+    State(app): State<AppState>,
+    ContactCaller(c): ContactCaller,
+    ApiJson(b): ApiJson<api::Send>,
+) -> ApiResult<(StatusCode, Json<api::Message>)> {
+    app.limits.send(&c.scope.contact.to_string())?;
+    let conversation = conversation_ref(b.conversation_id.as_deref())?;
+    let m = NewMessage::parse(b.client_message_id, b.body)?;
+    let out = app
+        .conversations
+        .contact_send(&c.scope, conversation, m)
+        .await?;
+    Ok(sent(out))
+}
+
+#[utoipa::path(get, path = "/api/v1/messenger/conversations/{conversationId}/messages", tag = "contact",
+    params(("conversationId" = String, Path, format = Uuid), Paging),
+    responses((status = 200, body = MessageList, description = "messages in seq order"), (status = 404, body = ErrorBody)))]
+pub async fn contact_messages(
+    State(app): State<AppState>,
+    ContactCaller(c): ContactCaller,
+    ApiPath(id): ApiPath<ConversationId>,
+    ApiQuery(q): ApiQuery<Paging>,
+) -> ApiResult<Json<MessageList>> {
+    let (after, limit) = paging(&q)?;
+    let rows = app
+        .conversations
+        .messages(&Viewer::Contact(c.scope), id, after, limit)
+        .await?;
+    Ok(messages(&rows))
+}
+
+#[utoipa::path(post, path = "/api/v1/messenger/conversations/{conversationId}/read", tag = "contact",
+    params(("conversationId" = String, Path, format = Uuid)), request_body = api::ReadMarker,
+    responses((status = 204, description = "read marker stored")))]
+pub async fn contact_read(
+    State(app): State<AppState>,
+    ContactCaller(c): ContactCaller,
+    ApiPath(id): ApiPath<ConversationId>,
+    ApiJson(b): ApiJson<api::ReadMarker>,
+) -> ApiResult<StatusCode> {
+    let seq = read_seq(&b)?;
+    let reader = Party {
+        kind: "contact",
+        id: c.scope.contact.to_string(),
+        name: None,
+    };
+    app.conversations
+        .mark_read(&Viewer::Contact(c.scope), reader, id, seq)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- agent side ----
+
+#[utoipa::path(get, path = "/api/v1/sites/{siteId}/conversations", tag = "agent",
+    params(("siteId" = i64, Path), ConversationQuery),
+    responses((status = 200, body = ConversationList, description = "the site's conversations, newest first, each with its contact")))]
+pub async fn site_conversations(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(site): ApiPath<SiteId>,
+    ApiQuery(q): ApiQuery<ConversationQuery>,
+) -> ApiResult<Json<ConversationList>> {
+    p.require_site(site)?;
+    let filter = match q.status.as_deref() {
+        None | Some("open") => ConversationFilter::Open,
+        Some("closed") => ConversationFilter::Closed,
+        Some("all") => ConversationFilter::All,
+        Some(_) => return Err(ApiError::invalid("status: must be open, closed or all")),
+    };
+    let limit = limit(q.limit, MAX_LIMIT)?;
+    let rows = app
+        .conversations
+        .of_site(site, filter, q.preview.unwrap_or(false), limit)
+        .await?;
+    Ok(Json(ConversationList {
+        conversations: rows
+            .iter()
+            .map(|(conv, contact, last)| api::Conversation {
+                contact: Some(api::Contact::from(contact)),
+                ..api::Conversation::new(conv, last.as_ref())
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/messages", tag = "agent",
+    params(("siteId" = i64, Path), ("conversationId" = String, Path, format = Uuid), Paging),
+    responses((status = 200, body = MessageList, description = "messages in seq order"), (status = 404, body = ErrorBody)))]
+pub async fn agent_messages(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, ConversationId)>,
+    ApiQuery(q): ApiQuery<Paging>,
+) -> ApiResult<Json<MessageList>> {
+    let (after, limit) = paging(&q)?;
+    p.require_site(site)?;
+    let rows = app
+        .conversations
+        .messages(&Viewer::Agents(site), id, after, limit)
+        .await?;
+    Ok(messages(&rows))
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/messages", tag = "agent",
+    params(("siteId" = i64, Path), ("conversationId" = String, Path, format = Uuid)), request_body = api::Send,
+    responses((status = 201, body = api::Message, description = "stored"),
+              (status = 200, body = api::Message, description = "a repeat of an earlier send"),
+              (status = 409, body = ErrorBody, description = "the conversation is closed")))]
+pub async fn agent_send(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, ConversationId)>,
+    ApiJson(b): ApiJson<api::Send>,
+) -> ApiResult<(StatusCode, Json<api::Message>)> {
+    p.require_site(site)?;
+    let m = NewMessage::parse(b.client_message_id, b.body)?;
+    let out = app
+        .conversations
+        .agent_send(site, id, p.sender(), m)
+        .await?;
+    Ok(sent(out))
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/close", tag = "agent",
+    params(("siteId" = i64, Path), ("conversationId" = String, Path, format = Uuid)),
+    responses((status = 200, body = api::Conversation, description = "the closed conversation")))]
+pub async fn close(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, ConversationId)>,
+) -> ApiResult<Json<api::Conversation>> {
+    p.require_site(site)?;
+    let (conv, last) = app.conversations.close(site, id, p.sender()).await?;
+    Ok(Json(api::Conversation::new(&conv, Some(&last))))
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/read", tag = "agent",
+    params(("siteId" = i64, Path), ("conversationId" = String, Path, format = Uuid)), request_body = api::ReadMarker,
+    responses((status = 204, description = "read marker stored")))]
+pub async fn agent_read(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, ConversationId)>,
+    ApiJson(b): ApiJson<api::ReadMarker>,
+) -> ApiResult<StatusCode> {
+    let seq = read_seq(&b)?;
+    p.require_site(site)?;
+    let (reader, _) = p.sender();
+    let reader = Party {
+        kind: "agent",
+        id: reader.to_string(),
+        name: None,
+    };
+    app.conversations
+        .mark_read(&Viewer::Agents(site), reader, id, seq)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{siteId}/contacts/{contactId}", tag = "agent",
+    params(("siteId" = i64, Path), ("contactId" = String, Path, format = Uuid)),
+    responses((status = 200, body = api::Contact), (status = 404, body = ErrorBody)))]
+pub async fn get_contact(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, ContactId)>,
+) -> ApiResult<Json<api::Contact>> {
+    p.require_site(site)?;
+    Ok(Json(api::Contact::from(&app.contacts.get(site, id).await?)))
+}

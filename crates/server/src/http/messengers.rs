@@ -1,0 +1,107 @@
+//! Messengers, their Security tab and installation code (CONTRACT §5, §8).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use confidant_core::{MessengerId, SiteId};
+use serde_json::{Value, json};
+
+use crate::api::{self, ErrorBody, InstallationCode, Messenger, MessengerList, SecuritySchema};
+use crate::app::AppState;
+use crate::error::ApiResult;
+use crate::http::extract::{ApiJson, ApiPath, text_field};
+use crate::service::accounts::Principal;
+
+#[utoipa::path(post, path = "/api/v1/sites/{siteId}/messengers", tag = "messengers",
+    params(("siteId" = i64, Path)), request_body = api::CreateMessenger,
+    responses((status = 201, body = Messenger, description = "the messenger; a generated shared token is shown this once"),
+              (status = 400, body = ErrorBody)))]
+pub async fn create_messenger(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(site): ApiPath<SiteId>,
+    ApiJson(body): ApiJson<api::CreateMessenger>,
+) -> ApiResult<(StatusCode, Json<Messenger>)> {
+    p.require_admin(site)?;
+    app.accounts.site(site).await?;
+    let name = text_field(body.name, "name", 200)?;
+    let security = body.security.unwrap_or_else(|| json!({}));
+    let (row, parsed) = app.messengers.create(site, &name, &security).await?;
+    let shown = parsed
+        .security
+        .public_json(parsed.generated_secret.as_deref());
+    Ok((StatusCode::CREATED, Json(Messenger::new(&row, shown))))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{siteId}/messengers", tag = "messengers",
+    params(("siteId" = i64, Path)), responses((status = 200, body = MessengerList)))]
+pub async fn list_messengers(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath(site): ApiPath<SiteId>,
+) -> ApiResult<Json<MessengerList>> {
+    p.require_site(site)?;
+    app.accounts.site(site).await?;
+    let messengers = app.messengers.list(site).await?;
+    Ok(Json(MessengerList {
+        messengers: messengers
+            .iter()
+            .map(|(row, security)| Messenger::new(row, security.public_json(None)))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{siteId}/messengers/{messengerId}", tag = "messengers",
+    params(("siteId" = i64, Path), ("messengerId" = String, Path, format = Uuid)),
+    responses((status = 200, body = Messenger), (status = 404, body = ErrorBody, description = "messenger_not_found")))]
+pub async fn get_messenger(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, MessengerId)>,
+) -> ApiResult<Json<Messenger>> {
+    p.require_site(site)?;
+    let (row, security) = app.messengers.get(site, id).await?;
+    Ok(Json(Messenger::new(&row, security.public_json(None))))
+}
+
+#[utoipa::path(put, path = "/api/v1/sites/{siteId}/messengers/{messengerId}/security", tag = "messengers",
+    params(("siteId" = i64, Path), ("messengerId" = String, Path, format = Uuid)),
+    request_body = SecuritySchema,
+    responses((status = 200, body = SecuritySchema), (status = 400, body = ErrorBody)))]
+pub async fn put_security(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, MessengerId)>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    p.require_site(site)?;
+    app.messengers.get(site, id).await?;
+    p.require_admin(site)?;
+    let parsed = app.messengers.put_security(site, id, &body).await?;
+    Ok(Json(
+        parsed
+            .security
+            .public_json(parsed.generated_secret.as_deref()),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{siteId}/messengers/{messengerId}/installation-code", tag = "messengers",
+    params(("siteId" = i64, Path), ("messengerId" = String, Path, format = Uuid)),
+    responses((status = 200, body = InstallationCode)))]
+pub async fn installation_code(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, MessengerId)>,
+) -> ApiResult<Json<InstallationCode>> {
+    p.require_site(site)?;
+    let (row, _) = app.messengers.get(site, id).await?;
+    let public_url = &app.config.public_url;
+    let messenger_id = row.messenger_id;
+    Ok(Json(InstallationCode {
+        html: format!(
+            "<div id=\"confidant-messenger\" data-site-id=\"{site}\" data-messenger-id=\"{messenger_id}\"\n     \
+             data-contact-jwt=\"\" data-access-token=\"\"></div>\n\
+             <script async src=\"{public_url}/messenger/v1/loader.js\"></script>"
+        ),
+    }))
+}

@@ -1,0 +1,122 @@
+//! The HTTP and WebSocket edge: extractors, the route handlers (one module per area), the
+//! layers, and the router with its OpenAPI document. Handlers translate requests into service
+//! calls and answers back; route modules never import each other.
+
+pub mod accounts;
+pub mod assets;
+pub mod auth;
+pub mod authorize;
+pub mod conversations;
+pub mod extract;
+pub mod health;
+pub mod layers;
+pub mod messengers;
+pub mod ws;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::{Extension, Json, Router};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::{App, AppState};
+use crate::error::ApiError;
+
+/// Request bodies are limited to 256 KiB (CONTRACT §3).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(info(
+    title = "Confidant",
+    description = "Secure messaging for verified customers. docs/CONTRACT.md is the contract; \
+                   every non-2xx answer is {\"error\": {\"code\", \"message\"}}."
+))]
+struct ApiDoc;
+
+/// Every route of the API, with its OpenAPI operation.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::livez))
+        .routes(routes!(health::metrics))
+        .routes(routes!(health::jwks))
+        .routes(routes!(openapi))
+        .routes(routes!(accounts::create_site))
+        .routes(routes!(accounts::get_site))
+        .routes(routes!(accounts::list_agents, accounts::create_agent))
+        .routes(routes!(accounts::delete_agent))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me))
+        .routes(routes!(
+            messengers::list_messengers,
+            messengers::create_messenger
+        ))
+        .routes(routes!(messengers::get_messenger))
+        .routes(routes!(messengers::put_security))
+        .routes(routes!(messengers::installation_code))
+        .routes(routes!(authorize::authorize))
+        .routes(routes!(authorize::authorize_v1))
+        .routes(routes!(conversations::messenger_config))
+        .routes(routes!(conversations::contact_conversations))
+        .routes(routes!(conversations::contact_send))
+        .routes(routes!(conversations::contact_messages))
+        .routes(routes!(conversations::contact_read))
+        .routes(routes!(conversations::site_conversations))
+        .routes(routes!(
+            conversations::agent_messages,
+            conversations::agent_send
+        ))
+        .routes(routes!(conversations::close))
+        .routes(routes!(conversations::agent_read))
+        .routes(routes!(conversations::get_contact))
+        .routes(routes!(ws::contact_ws))
+        .routes(routes!(ws::agent_ws))
+        .routes(routes!(assets::frame))
+}
+
+/// The OpenAPI document of this server's routes.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
+    responses((status = 200, body = Object, description = "this document")))]
+async fn openapi(Extension(doc): Extension<Arc<OpenApi>>) -> Json<OpenApi> {
+    Json(doc.as_ref().clone())
+}
+
+/// The router: `routes` (the API, plus the demo's when `confidant demo` runs) with the
+/// static pages as fallback and every layer.
+pub fn router(app: Arc<App>, routes: OpenApiRouter<AppState>) -> Router {
+    let (routes, doc) = routes.split_for_parts();
+    routes
+        .layer(Extension(Arc::new(doc)))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(assets::static_file)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(layers::contact_cors))
+        .layer(middleware::from_fn(layers::record_metrics))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(layers::RequestIds::default()))
+        .with_state(AppState(app))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "method not allowed on this path",
+    )
+}

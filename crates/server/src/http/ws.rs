@@ -1,0 +1,592 @@
+//! Live events over WebSockets (CONTRACT §7).
+//!
+//! One task per socket: it authenticates the first frame, then selects over the client's
+//! frames, its hub subscription, a ping interval, the token's expiry and shutdown. The hub
+//! never waits for this task; if it falls behind it is told to resync.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use confidant_core::time_fmt::now_millis;
+use confidant_core::{ContactScope, ConversationId, SiteId};
+use confidant_realtime::{Control, Recv, Topic};
+use serde::Deserialize;
+
+use crate::api::frames::{ClientFrame, Party, Seq, ServerFrame};
+use crate::api::{self, ErrorBody};
+use crate::app::{App, AppState};
+use crate::error::ApiError;
+use crate::http::auth::origin;
+use crate::http::extract::ApiQuery;
+use crate::service::accounts::Principal;
+use crate::service::conversations::Viewer;
+
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// A peer silent for this long (no frame, no pong) is closed.
+const DEAD_AFTER: Duration = Duration::from_secs(60);
+const CLOSE_AUTH: u16 = 4401;
+const CLOSE_ORIGIN: u16 = 4403;
+/// How many conversations' positions one socket remembers (agents see a whole site).
+const MAX_TRACKED: usize = 10_000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Contact,
+    Agent,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Contact => "contact",
+            Side::Agent => "agent",
+        }
+    }
+}
+
+/// Who the socket speaks for, fixed by its first auth frame.
+#[derive(Clone, PartialEq, Eq)]
+enum Who {
+    Contact(ContactScope),
+    Agent {
+        site: SiteId,
+        id: String,
+        name: String,
+        token_hash: String,
+    },
+}
+
+impl Who {
+    fn viewer(&self) -> Viewer {
+        match self {
+            Who::Contact(scope) => Viewer::Contact(*scope),
+            Who::Agent { site, .. } => Viewer::Agents(*site),
+        }
+    }
+
+    /// A refreshed token must name the same contact (in the same messenger) or agent.
+    fn same_subject(&self, other: &Who) -> bool {
+        match (self, other) {
+            (Who::Contact(a), Who::Contact(b)) => a == b,
+            (Who::Agent { id: a, .. }, Who::Agent { id: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
+    fn party(&self, name: Option<String>) -> Party {
+        match self {
+            Who::Contact(scope) => Party {
+                kind: "contact",
+                id: scope.contact.to_string(),
+                name,
+            },
+            Who::Agent { id, .. } => Party {
+                kind: "agent",
+                id: id.clone(),
+                name,
+            },
+        }
+    }
+}
+
+struct Authed {
+    who: Who,
+    /// Unix seconds after which the socket must have a fresh token.
+    expires_at: i64,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct SocketQuery {
+    /// With `messengerId`: check the page's origin before the upgrade.
+    site_id: Option<String>,
+    messenger_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/messenger/ws", tag = "contact", params(SocketQuery),
+    responses((status = 101, description = "WebSocket; the first frame is {\"type\":\"auth\",\"token\":\"<access token>\"}"),
+              (status = 403, body = ErrorBody, description = "origin_not_allowed")))]
+pub async fn contact_ws(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<SocketQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let origin = match origin(&headers) {
+        Ok(o) => o.map(str::to_owned),
+        Err(e) => return e.into_response(),
+    };
+    // A socket that names its messenger in the URL is checked before the upgrade; otherwise
+    // after its auth frame (the messenger is in the token).
+    if let Some(o) = &origin
+        && q.site_id.is_some()
+        && q.messenger_id.is_some()
+    {
+        match app
+            .messengers
+            .named(q.site_id.as_deref(), q.messenger_id.as_deref())
+            .await
+        {
+            Ok(m) if *o == app.config.public_url || m.allows_origin(o) => {}
+            Ok(_) => return ApiError::origin_not_allowed().into_response(),
+            Err(e) => return e.into_response(),
+        }
+    }
+    sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin))
+}
+
+#[utoipa::path(get, path = "/api/v1/agent/ws", tag = "agent",
+    responses((status = 101, description = "WebSocket; the first frame is {\"type\":\"auth\",\"token\":\"<session token>\"}"),
+              (status = 403, body = ErrorBody, description = "origin_not_allowed")))]
+pub async fn agent_ws(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let origin = match origin(&headers) {
+        Ok(Some(o)) if o != app.config.public_url => {
+            return ApiError::origin_not_allowed().into_response();
+        }
+        Ok(o) => o.map(str::to_owned),
+        Err(e) => return e.into_response(),
+    };
+    sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin))
+}
+
+/// Frame limits and buffers. tungstenite's default 128 KiB read buffer per socket would make
+/// idle sockets cost >100 KB each; frames here are small JSON, so 4 KiB buffers suffice
+/// (larger frames still work, the buffer grows).
+fn sized(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason.to_owned()),
+        })))
+        .await;
+}
+
+async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame<'_>) -> bool {
+    socket
+        .send(Message::Text(Utf8Bytes::from(frame.to_json())))
+        .await
+        .is_ok()
+}
+
+async fn send_error(socket: &mut WebSocket, code: &'static str, message: &str) -> bool {
+    send_frame(socket, &ServerFrame::Error { code, message }).await
+}
+
+async fn authenticate(
+    app: &App,
+    side: Side,
+    origin: Option<&str>,
+    token: &str,
+) -> Result<Authed, (u16, &'static str)> {
+    match side {
+        Side::Contact => {
+            let session = app
+                .access
+                .contact(&app.messengers, token)
+                .await
+                .map_err(|_| (CLOSE_AUTH, "invalid or expired token"))?;
+            if let Some(o) = origin
+                && o != app.config.public_url
+                && !session.messenger.allows_origin(o)
+            {
+                return Err((CLOSE_ORIGIN, "origin not allowed"));
+            }
+            Ok(Authed {
+                expires_at: session.expires_at,
+                who: Who::Contact(session.scope),
+            })
+        }
+        Side::Agent => match app.accounts.authenticate(token).await {
+            Ok(Principal::Agent {
+                agent,
+                token_hash,
+                expires_at,
+            }) => Ok(Authed {
+                expires_at: expires_at / 1000,
+                who: Who::Agent {
+                    site: agent.site_id,
+                    id: agent.agent_id.to_string(),
+                    name: agent.name,
+                    token_hash,
+                },
+            }),
+            // The operator watches no site in particular: it logs in as an agent instead.
+            Ok(Principal::Operator) => Err((
+                CLOSE_AUTH,
+                "the operator token cannot open an agent socket; log in as an agent",
+            )),
+            Err(_) => Err((CLOSE_AUTH, "invalid or ended session")),
+        },
+    }
+}
+
+async fn run(app: Arc<App>, mut socket: WebSocket, side: Side, origin: Option<String>) {
+    // 1. The first frame authenticates, within 10 seconds (control frames do not count).
+    let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+    let token = loop {
+        match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str(&t) {
+                Ok(ClientFrame::Auth { token }) => break Some(token),
+                _ => break None,
+            },
+            Ok(_) => break None,
+            Err(_) => {
+                return close(&mut socket, CLOSE_AUTH, "no auth frame within 10 seconds").await;
+            }
+        }
+    };
+    let Some(token) = token else {
+        return close(&mut socket, CLOSE_AUTH, "the first frame must be auth").await;
+    };
+    let mut authed = match authenticate(&app, side, origin.as_deref(), &token).await {
+        Ok(a) => a,
+        Err((code, why)) => return close(&mut socket, code, why).await,
+    };
+    let topic = match &authed.who {
+        Who::Contact(scope) => Topic::Contact(scope.contact.to_string()),
+        Who::Agent { site, .. } => Topic::Site(site.0),
+    };
+    let mut sub = app.hub.subscribe(topic);
+    let mut control = app.hub.subscribe_control();
+    let mut shutdown = app.shutdown.clone();
+    let ready = ServerFrame::Ready {
+        expires_at: Some(authed.expires_at),
+    };
+    if !send_frame(&mut socket, &ready).await {
+        return;
+    }
+    metrics::gauge!("confidant_ws_connections", "side" => side.label()).increment(1.0);
+    let mut conn = Conn {
+        app: app.clone(),
+        sent: HashMap::new(),
+    };
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut last_heard = tokio::time::Instant::now();
+
+    let reason = loop {
+        let expiry = expiry_instant(authed.expires_at);
+        tokio::select! {
+            frame = socket.recv() => {
+                last_heard = tokio::time::Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Err((code, why)) = conn.client_frame(&mut socket, side, origin.as_deref(), &mut authed, &t).await {
+                            break Some((code, why));
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        if !send_error(&mut socket, "invalid_request", "frames are JSON text").await { break None; }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
+                }
+            }
+            ev = sub.recv() => {
+                if !conn.hub_event(&mut socket, &authed.who, ev).await { break None; }
+            }
+            c = control.recv() => {
+                if let (Ok(Control::SessionEnded { token_hash }), Who::Agent { token_hash: mine, .. }) = (&c, &authed.who)
+                    && token_hash == mine
+                {
+                    break Some((CLOSE_AUTH, "logged out"));
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > DEAD_AFTER { break None; }
+                if socket.send(Message::Ping(Default::default())).await.is_err() { break None; }
+            }
+            _ = tokio::time::sleep_until(expiry) => break Some((CLOSE_AUTH, "the token expired")),
+            _ = shutdown.changed() => break Some((1001, "the server is restarting")),
+        }
+    };
+    if let Some((code, why)) = reason {
+        close(&mut socket, code, why).await;
+    }
+    metrics::gauge!("confidant_ws_connections", "side" => side.label()).decrement(1.0);
+}
+
+fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
+    let left = (expires_at - now_millis() / 1000).max(0).unsigned_abs();
+    tokio::time::Instant::now() + Duration::from_secs(left)
+}
+
+struct Conn {
+    app: Arc<App>,
+    /// Per conversation, the run of seqs `first..=last` this socket has sent: later events in
+    /// it are repeats (after a resume), a jump past `last` is a gap to fill from the store, and
+    /// a resume from before `first` sends only what lies before it.
+    sent: HashMap<ConversationId, Run>,
+}
+
+#[derive(Clone, Copy)]
+struct Run {
+    first: i64,
+    last: i64,
+}
+
+impl Conn {
+    async fn client_frame(
+        &mut self,
+        socket: &mut WebSocket,
+        side: Side,
+        origin: Option<&str>,
+        authed: &mut Authed,
+        text: &str,
+    ) -> Result<(), (u16, &'static str)> {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(f) => f,
+            Err(e) => {
+                let why = if e.is_data() {
+                    "unknown frame type, or a field of the wrong type"
+                } else {
+                    "frames are JSON objects"
+                };
+                send_error(socket, "invalid_request", why).await;
+                return Ok(());
+            }
+        };
+        let viewer = authed.who.viewer();
+        let conversation = |id: &str| id.parse::<ConversationId>().ok();
+        match frame {
+            ClientFrame::Auth { token } => {
+                let fresh = authenticate(&self.app, side, origin, &token).await?;
+                if !fresh.who.same_subject(&authed.who) {
+                    return Err((CLOSE_AUTH, "the new token names someone else"));
+                }
+                *authed = fresh;
+                let ready = ServerFrame::Ready {
+                    expires_at: Some(authed.expires_at),
+                };
+                send_frame(socket, &ready).await;
+            }
+            ClientFrame::Resume {
+                conversation_id,
+                after_seq: Seq(after),
+            } => {
+                let visible = match conversation(&conversation_id) {
+                    Some(id) => self.app.conversations.visible(&viewer, id).await.ok(),
+                    None => None,
+                };
+                match visible {
+                    Some(conv) => {
+                        self.resume(socket, &viewer, conv.conversation_id, after)
+                            .await
+                    }
+                    None => {
+                        send_error(socket, "not_found", "conversation not found").await;
+                    }
+                }
+            }
+            ClientFrame::Typing { conversation_id } => {
+                let Some(id) = conversation(&conversation_id) else {
+                    return Ok(());
+                };
+                let name = match &authed.who {
+                    Who::Contact(scope) => self
+                        .app
+                        .contacts
+                        .name(scope.site, scope.contact)
+                        .await
+                        .ok()
+                        .map(|n| n.to_string()),
+                    Who::Agent { name, .. } => Some(name.clone()),
+                };
+                let _ = self
+                    .app
+                    .conversations
+                    .typing(&viewer, authed.who.party(name), id)
+                    .await;
+            }
+            ClientFrame::Read {
+                conversation_id,
+                seq: Seq(seq),
+            } => {
+                if let Some(id) = conversation(&conversation_id) {
+                    let _ = self
+                        .app
+                        .conversations
+                        .mark_read(&viewer, authed.who.party(None), id, seq)
+                        .await;
+                }
+            }
+            ClientFrame::Ping => {
+                send_frame(socket, &ServerFrame::Pong).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Send what the client missed after `after`, then go on live.
+    async fn resume(
+        &mut self,
+        socket: &mut WebSocket,
+        viewer: &Viewer,
+        id: ConversationId,
+        after: i64,
+    ) {
+        let run = match self.sent.get(&id).copied() {
+            // What lies before the run was never sent on this socket.
+            Some(r) if after + 1 < r.first => {
+                match self
+                    .send_stored(socket, viewer, id, after, r.first - 1)
+                    .await
+                {
+                    Some(_) => Run {
+                        first: after + 1,
+                        last: r.last,
+                    },
+                    None => return,
+                }
+            }
+            // The client claims more than this socket sent (e.g. read over REST).
+            Some(r) => Run {
+                first: r.first.min(after + 1),
+                last: r.last.max(after),
+            },
+            None => Run {
+                first: after + 1,
+                last: after,
+            },
+        };
+        self.track(id, run);
+        self.fill(socket, viewer, id, i64::MAX).await;
+    }
+
+    fn track(&mut self, conv: ConversationId, run: Run) {
+        if self.sent.len() >= MAX_TRACKED && !self.sent.contains_key(&conv) {
+            self.sent.clear();
+        }
+        self.sent.insert(conv, run);
+    }
+
+    /// Send the stored messages of `conv` with `after < seq <= upto`, in order. Returns the
+    /// last seq sent (`after` when none), or `None` if the socket failed.
+    async fn send_stored(
+        &mut self,
+        socket: &mut WebSocket,
+        viewer: &Viewer,
+        conv: ConversationId,
+        mut after: i64,
+        upto: i64,
+    ) -> Option<i64> {
+        while after < upto {
+            let Ok(page) = self
+                .app
+                .conversations
+                .messages_unchecked(viewer.site(), conv, after, 200)
+                .await
+            else {
+                return Some(after);
+            };
+            if page.is_empty() {
+                break;
+            }
+            for m in page.iter().take_while(|m| m.seq <= upto) {
+                let message = api::Message::from(m);
+                if !send_frame(socket, &ServerFrame::Message { message: &message }).await {
+                    return None;
+                }
+                after = m.seq;
+            }
+            if page.last().is_some_and(|m| m.seq > upto) {
+                break;
+            }
+        }
+        Some(after)
+    }
+
+    /// Send the stored messages of `conv` after the run this socket has sent, up to `upto`.
+    async fn fill(
+        &mut self,
+        socket: &mut WebSocket,
+        viewer: &Viewer,
+        conv: ConversationId,
+        upto: i64,
+    ) -> bool {
+        let Some(run) = self.sent.get(&conv).copied() else {
+            return true;
+        };
+        match self.send_stored(socket, viewer, conv, run.last, upto).await {
+            Some(last) => {
+                self.track(conv, Run { last, ..run });
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn hub_event(&mut self, socket: &mut WebSocket, who: &Who, ev: Recv) -> bool {
+        match ev {
+            Recv::Event(e) => {
+                // A contact sees only the conversations of its token's messenger and kind.
+                if let Who::Contact(scope) = who
+                    && !e
+                        .messenger_id
+                        .parse()
+                        .is_ok_and(|m| scope.hears(m, e.preview))
+                {
+                    return true;
+                }
+                if e.seq > 0 {
+                    let Ok(conv) = e.conversation_id.parse::<ConversationId>() else {
+                        return true;
+                    };
+                    match self.sent.get(&conv).copied() {
+                        Some(r) if e.seq <= r.last => return true,
+                        Some(r) if e.seq > r.last + 1 => {
+                            // A gap (a lagged queue, a lost or late bus message): fill it from the store.
+                            return self.fill(socket, &who.viewer(), conv, e.seq).await;
+                        }
+                        Some(r) => self.track(conv, Run { last: e.seq, ..r }),
+                        None => self.track(
+                            conv,
+                            Run {
+                                first: e.seq,
+                                last: e.seq,
+                            },
+                        ),
+                    }
+                    metrics::histogram!("confidant_push_latency_seconds")
+                        .record((now_millis() - e.sent_at_ms).max(0) as f64 / 1000.0);
+                }
+                socket
+                    .send(Message::Text(Utf8Bytes::from(e.frame.to_string())))
+                    .await
+                    .is_ok()
+            }
+            Recv::Lagged(_) => {
+                // Events were dropped: messages of conversations with later events are filled
+                // from the store (the runs stay, so nothing is sent twice), but others, and
+                // typing/read/conversation events, are lost: the client resumes what it shows.
+                send_frame(
+                    socket,
+                    &ServerFrame::Resync {
+                        conversation_id: None,
+                    },
+                )
+                .await
+            }
+            Recv::Closed => false,
+        }
+    }
+}

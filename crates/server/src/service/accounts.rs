@@ -1,0 +1,241 @@
+//! Sites, agents and sessions (CONTRACT §5): who may do what, login with its lockout, logout.
+
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use confidant_core::time_fmt::now_millis;
+use confidant_core::{AgentId, SiteId};
+use confidant_realtime::{Control, Hub};
+use confidant_store::{AgentRow, SiteRow, Store, StoreError};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::error::{ApiError, ApiResult};
+use crate::tokens::{constant_time_eq, random_token, token_hash};
+
+/// Agent sessions last 12 hours.
+pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+/// Failed logins in a row before the lockout, and how long it lasts (CONTRACT §5).
+const LOCKOUT_AFTER: i64 = 6;
+const LOCKOUT_MS: i64 = 15 * 60 * 1000;
+/// The operator, when it speaks as an agent (sends, closes, reads): the nil UUID.
+pub const OPERATOR_ID: uuid::Uuid = uuid::Uuid::nil();
+
+/// An authenticated operator or agent.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Operator,
+    Agent {
+        agent: AgentRow,
+        token_hash: String,
+        /// When the session ends (Unix ms).
+        expires_at: i64,
+    },
+}
+
+impl Principal {
+    /// May read and work the site (agents of the site, its admins, the operator).
+    /// Another site's data answers 404, as if it did not exist.
+    pub fn require_site(&self, site_id: SiteId) -> ApiResult<()> {
+        match self {
+            Principal::Operator => Ok(()),
+            Principal::Agent { agent, .. } if agent.site_id == site_id => Ok(()),
+            Principal::Agent { .. } => Err(ApiError::not_found("site")),
+        }
+    }
+
+    /// May manage the site: its admins and the operator.
+    pub fn require_admin(&self, site_id: SiteId) -> ApiResult<()> {
+        self.require_site(site_id)?;
+        match self {
+            Principal::Agent { agent, .. } if agent.role != "admin" => {
+                Err(ApiError::forbidden("this needs the admin role"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn require_operator(&self) -> ApiResult<()> {
+        match self {
+            Principal::Operator => Ok(()),
+            Principal::Agent { .. } => Err(ApiError::forbidden("this needs the operator token")),
+        }
+    }
+
+    /// The id and name its messages carry.
+    pub fn sender(&self) -> (uuid::Uuid, String) {
+        match self {
+            Principal::Operator => (OPERATOR_ID, "Operator".to_owned()),
+            Principal::Agent { agent, .. } => (agent.agent_id.0, agent.name.clone()),
+        }
+    }
+}
+
+/// A new agent, as the admin asked for it (checked here).
+pub struct NewAgent {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    pub role: &'static str,
+}
+
+pub struct Accounts {
+    store: Store,
+    hub: Arc<dyn Hub>,
+    operator_token: SecretString,
+}
+
+impl Accounts {
+    pub fn new(store: Store, hub: Arc<dyn Hub>, operator_token: SecretString) -> Self {
+        Self {
+            store,
+            hub,
+            operator_token,
+        }
+    }
+
+    /// A bearer token (or session cookie) as the operator or an agent session.
+    pub async fn authenticate(&self, token: &str) -> ApiResult<Principal> {
+        if constant_time_eq(token, self.operator_token.expose_secret()) {
+            return Ok(Principal::Operator);
+        }
+        if token.len() > 256 {
+            return Err(ApiError::unauthorized("invalid token"));
+        }
+        let hash = token_hash(token);
+        match self.store.get_session(&hash, now_millis()).await? {
+            Some(s) => Ok(Principal::Agent {
+                agent: s.agent,
+                token_hash: hash,
+                expires_at: s.expires_at,
+            }),
+            None => Err(ApiError::unauthorized(
+                "the session is invalid or has ended",
+            )),
+        }
+    }
+
+    pub async fn create_site(&self, name: &str) -> ApiResult<SiteRow> {
+        Ok(self.store.create_site(name, now_millis()).await?)
+    }
+
+    /// The site, or `404 not_found`.
+    pub async fn site(&self, site: SiteId) -> ApiResult<SiteRow> {
+        self.store
+            .get_site(site)
+            .await?
+            .ok_or_else(|| ApiError::not_found("site"))
+    }
+
+    pub async fn create_agent(&self, site: SiteId, new: NewAgent) -> ApiResult<AgentRow> {
+        self.site(site).await?;
+        let hash = hash_password(new.password).await?;
+        Ok(self
+            .store
+            .create_agent(site, &new.email, &new.name, new.role, &hash, now_millis())
+            .await?)
+    }
+
+    pub async fn agents(&self, site: SiteId) -> ApiResult<Vec<AgentRow>> {
+        self.site(site).await?;
+        Ok(self.store.list_agents(site).await?)
+    }
+
+    /// Delete an agent; its sessions end at once, on every process.
+    pub async fn delete_agent(&self, site: SiteId, agent: AgentId) -> ApiResult<()> {
+        let ended = self
+            .store
+            .delete_agent(site, agent)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ApiError::not_found("agent"),
+                other => other.into(),
+            })?;
+        for token_hash in ended {
+            self.hub
+                .publish_control(Control::SessionEnded { token_hash });
+        }
+        Ok(())
+    }
+
+    /// Check a login; on success a new session `(token, agent)`. Run one attempt per account
+    /// at a time (`RateLimiter::one_login_at_a_time`), so that the lockout cannot be outrun.
+    pub async fn login(
+        &self,
+        site: SiteId,
+        email: &str,
+        password: String,
+    ) -> ApiResult<(String, AgentRow)> {
+        let now = now_millis();
+        let state = self.store.login_failures(site, email).await?;
+        if state.locked_until > now {
+            return Err(ApiError::rate_limited(
+                ((state.locked_until - now) / 1000) as u64 + 1,
+            ));
+        }
+        let (agent, hash) = match self.store.find_agent_for_login(site, email).await? {
+            Some((a, h)) => (Some(a), Some(h)),
+            None => (None, None),
+        };
+        let wrong = || ApiError::unauthorized("wrong site, email or password");
+        if !verify_password(password, hash).await {
+            self.store
+                .record_login_failure(site, email, now, LOCKOUT_AFTER, LOCKOUT_MS)
+                .await?;
+            return Err(wrong());
+        }
+        let agent = agent.ok_or_else(wrong)?;
+        self.store.reset_login_failures(site, email).await?;
+        let token = format!("cfs_{}", random_token());
+        self.store
+            .create_session(&token_hash(&token), &agent, now, now + SESSION_TTL_MS)
+            .await?;
+        Ok((token, agent))
+    }
+
+    /// End the caller's session, on every process (its sockets close with 4401).
+    pub async fn logout(&self, p: &Principal) -> ApiResult<()> {
+        if let Principal::Agent { token_hash, .. } = p {
+            self.store.delete_session(token_hash).await?;
+            self.hub.publish_control(Control::SessionEnded {
+                token_hash: token_hash.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut salt).map_err(|_| "no randomness".to_owned())?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+    .map_err(|e| ApiError::internal(&e))
+}
+
+/// Check a password against a stored hash; with no hash, spend the same time and fail, so the
+/// answer's timing does not tell whether the agent exists.
+async fn verify_password(password: String, hash: Option<String>) -> bool {
+    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Yh2nbqEHdS8Mn5BsXdHnJ4t0Xl5YTcyWwHZbV8N4qGc";
+    tokio::task::spawn_blocking(move || {
+        let exists = hash.is_some();
+        let h = hash.unwrap_or_else(|| DUMMY.to_owned());
+        let ok = PasswordHash::new(&h)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        ok && exists
+    })
+    .await
+    .unwrap_or(false)
+}

@@ -1,0 +1,230 @@
+//! Messengers and their Security settings (CONTRACT §5): create, read, change; and the
+//! compiled form every authorize and contact call uses, cached per process.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confidant_core::security::{Parsed, SecurityInput};
+use confidant_core::time_fmt::now_millis;
+use confidant_core::{AllowedUrl, MessengerId, Security, SiteId, Validation};
+use confidant_identity::{CompiledMethod, Policy, PublicKey};
+use confidant_realtime::{Control, Hub};
+use confidant_store::{MessengerRow, Store};
+use moka::sync::Cache;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::tokens::random_token;
+
+/// A messenger with its settings parsed and its verification key compiled.
+pub struct CachedMessenger {
+    pub row: MessengerRow,
+    pub security: Security,
+    pub allowed: Vec<AllowedUrl>,
+    pub method: CompiledMethod,
+    pub policy: Policy,
+}
+
+impl CachedMessenger {
+    /// Whether browsers on `origin` may use this messenger.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed.iter().any(|u| u.allows_origin(origin))
+    }
+}
+
+/// How long a cached messenger is trusted before its version is checked again. Changes on this
+/// process drop the entry at once; other processes hear of them over the bus, and this bounds
+/// the delay when the bus is down (CONTRACT §5: within 2 seconds).
+const RECHECK: Duration = Duration::from_millis(1000);
+const MAX_CACHED: u64 = 10_000;
+
+pub struct Messengers {
+    store: Store,
+    hub: Arc<dyn Hub>,
+    allow_http_jwks: bool,
+    /// By id, with when its version was last checked.
+    cache: Cache<MessengerId, (Arc<CachedMessenger>, Instant)>,
+}
+
+impl Messengers {
+    pub fn new(store: Store, hub: Arc<dyn Hub>, allow_http_jwks: bool) -> Self {
+        Self {
+            store,
+            hub,
+            allow_http_jwks,
+            cache: Cache::builder()
+                .max_capacity(MAX_CACHED)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    /// The messenger of a site, compiled, from the cache when it is fresh. `None` when it does
+    /// not exist or belongs to another site.
+    pub async fn compiled(
+        &self,
+        site: SiteId,
+        id: MessengerId,
+    ) -> ApiResult<Option<Arc<CachedMessenger>>> {
+        if let Some((hit, checked_at)) = self.cache.get(&id) {
+            if hit.row.site_id != site {
+                return Ok(None);
+            }
+            if checked_at.elapsed() < RECHECK {
+                return Ok(Some(hit));
+            }
+            // Stale: a cheap version check decides whether to rebuild.
+            match self.store.messenger_version(site, id).await? {
+                Some(v) if v == hit.row.version => {
+                    self.cache.insert(id, (hit.clone(), Instant::now()));
+                    return Ok(Some(hit));
+                }
+                Some(_) => {}
+                None => {
+                    self.cache.invalidate(&id);
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(row) = self.store.get_messenger(site, id).await? else {
+            return Ok(None);
+        };
+        let compiled = Arc::new(compile(row)?);
+        self.cache.insert(id, (compiled.clone(), Instant::now()));
+        Ok(Some(compiled))
+    }
+
+    /// Like `compiled`, for a messenger id as a client sent it: one that is not a UUID names
+    /// no messenger.
+    pub async fn compiled_by_text(
+        &self,
+        site: SiteId,
+        id: &str,
+    ) -> ApiResult<Option<Arc<CachedMessenger>>> {
+        match id.parse() {
+            Ok(id) => self.compiled(site, id).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The messenger that a page or client names by `siteId` and `messengerId`, as text;
+    /// anything that does not name one is `404 messenger_not_found`.
+    pub async fn named(
+        &self,
+        site: Option<&str>,
+        id: Option<&str>,
+    ) -> ApiResult<Arc<CachedMessenger>> {
+        let site: SiteId = site
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(ApiError::messenger_not_found)?;
+        self.compiled_by_text(site, id.unwrap_or_default())
+            .await?
+            .ok_or_else(ApiError::messenger_not_found)
+    }
+
+    /// Another process changed this messenger (or the bus lagged: `None` forgets them all).
+    pub fn forget(&self, id: Option<MessengerId>) {
+        match id {
+            Some(id) => self.cache.invalidate(&id),
+            None => self.cache.invalidate_all(),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        site: SiteId,
+        name: &str,
+        security: &Value,
+    ) -> ApiResult<(MessengerRow, Parsed)> {
+        let parsed = self.parse_security(security, None)?;
+        let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
+        let row = self
+            .store
+            .create_messenger(site, name, &stored, now_millis())
+            .await?;
+        Ok((row, parsed))
+    }
+
+    /// The site's messengers with their settings.
+    pub async fn list(&self, site: SiteId) -> ApiResult<Vec<(MessengerRow, Security)>> {
+        let rows = self.store.list_messengers(site).await?;
+        rows.into_iter()
+            .map(|m| {
+                let s = stored_security(&m)?;
+                Ok((m, s))
+            })
+            .collect()
+    }
+
+    /// One messenger of the site with its settings, or `404 messenger_not_found`.
+    pub async fn get(&self, site: SiteId, id: MessengerId) -> ApiResult<(MessengerRow, Security)> {
+        let row = self
+            .store
+            .get_messenger(site, id)
+            .await?
+            .ok_or_else(ApiError::messenger_not_found)?;
+        let security = stored_security(&row)?;
+        Ok((row, security))
+    }
+
+    /// Replace the Security settings; every process uses them within 2 seconds.
+    pub async fn put_security(
+        &self,
+        site: SiteId,
+        id: MessengerId,
+        input: &Value,
+    ) -> ApiResult<Parsed> {
+        let (row, previous) = self.get(site, id).await?;
+        let parsed = self.parse_security(input, Some(&previous))?;
+        let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
+        self.store
+            .update_security(site, row.messenger_id, &stored, now_millis())
+            .await?;
+        self.cache.invalidate(&row.messenger_id);
+        self.hub.publish_control(Control::MessengerChanged {
+            messenger_id: row.messenger_id.to_string(),
+        });
+        Ok(parsed)
+    }
+
+    /// Parse and check a Security object, including its key material.
+    fn parse_security(&self, value: &Value, previous: Option<&Security>) -> ApiResult<Parsed> {
+        let ctx = SecurityInput {
+            previous,
+            allow_http_jwks: self.allow_http_jwks,
+        };
+        let parsed = Security::parse(value, &ctx, random_token)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        if let Validation::PublicKey { public_key } = &parsed.security.validation {
+            PublicKey::from_pem(public_key)
+                .map_err(|e| ApiError::invalid(format!("validation.publicKey: {e}")))?;
+        }
+        Ok(parsed)
+    }
+}
+
+fn stored_security(m: &MessengerRow) -> ApiResult<Security> {
+    serde_json::from_str(&m.security).map_err(|e| {
+        ApiError::internal(&format!(
+            "stored security of messenger {}: {e}",
+            m.messenger_id
+        ))
+    })
+}
+
+fn compile(row: MessengerRow) -> ApiResult<CachedMessenger> {
+    let security = stored_security(&row)?;
+    let method = CompiledMethod::compile(&security.validation).map_err(|e| {
+        ApiError::internal(&format!(
+            "stored key of messenger {}: {e}",
+            row.messenger_id
+        ))
+    })?;
+    Ok(CachedMessenger {
+        allowed: security.allowed(),
+        policy: Policy::from_security(&security),
+        method,
+        security,
+        row,
+    })
+}

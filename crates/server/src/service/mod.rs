@@ -1,0 +1,11 @@
+//! The use cases. Each service owns what it needs (store, hub, caches) and answers in the
+//! contract's terms (`ApiError`); the HTTP and WebSocket edge only translates to and from them.
+//! Services import the store, the hub, identity and core — never the edge (`crate::http`).
+
+pub mod access;
+pub mod accounts;
+pub mod authorize;
+pub mod contacts;
+pub mod conversations;
+pub mod keys;
+pub mod messengers;
