@@ -104,7 +104,9 @@ test('getToken renews a 60-second access token and the conversation keeps going'
     await frame.waitForSelector(`li[data-sender-type="agent"] >> text=${JSON.stringify(reply2)}`, { timeout: 15000 });
 
     // The renewals re-authenticated the live socket in place (auth frame, ready), no reconnect.
+    // The last renewal's auth frame may still be on its way back: wait for its ready.
     assert.equal(sockets.length, 1, `one live socket, got ${JSON.stringify(sockets)}`);
+    await waitFor(() => sockets[0].readies >= sockets[0].auths, { timeout: 5000, what: 'a ready for every auth frame' });
     assert.ok(sockets[0].auths >= 3 && sockets[0].readies >= 3, JSON.stringify(sockets));
     const shown = (await frameMessages(frame)).map((m) => m.body);
     assert.deepEqual(shown, [first, reply, second, reply2]);

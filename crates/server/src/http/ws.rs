@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -117,8 +118,12 @@ pub async fn contact_ws(
     State(app): State<AppState>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<SocketQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match upgrade(ws) {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
     let origin = match origin(&headers) {
         Ok(o) => o.map(str::to_owned),
         Err(e) => return e.into_response(),
@@ -148,8 +153,12 @@ pub async fn contact_ws(
 pub async fn agent_ws(
     State(app): State<AppState>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match upgrade(ws) {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
     let origin = match origin(&headers) {
         Ok(Some(o)) if o != app.config.public_url => {
             return ApiError::origin_not_allowed().into_response();
@@ -158,6 +167,14 @@ pub async fn agent_ws(
         Err(e) => return e.into_response(),
     };
     sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin))
+}
+
+/// A request that is not a WebSocket upgrade (no upgrade headers, a bad `Sec-WebSocket-Key` or
+/// version) is `400 invalid_request` with the JSON body, like every other bad request.
+fn upgrade(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, ApiError> {
+    ws.map_err(|e| ApiError::invalid(format!("not a WebSocket upgrade: {}", e.body_text())))
 }
 
 /// Frame limits and buffers. tungstenite's default 128 KiB read buffer per socket would make

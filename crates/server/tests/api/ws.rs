@@ -520,3 +520,48 @@ async fn typing_and_read_markers_reach_the_other_side() {
         (Some(2), Some(1))
     );
 }
+
+#[tokio::test]
+async fn bad_frames_and_bad_upgrades_get_the_contract_errors() {
+    let s = Desk::open().await;
+    // A plain GET (no upgrade headers) is a 400 with the JSON body, not plain text.
+    for path in ["/api/v1/messenger/ws", "/api/v1/agent/ws"] {
+        let r = s.app.get(path, None).await;
+        assert_eq!(r.status(), 400, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_request", "{path}");
+    }
+    let sent = s.mark.send("c-1", "one").await;
+    let conv = conversation_of(&sent);
+    for (mut ws, who) in [
+        (s.mark.socket().await.0, "contact"),
+        (s.agent.socket().await.0, "agent"),
+    ] {
+        // afterSeq out of range, not a whole number, or of the wrong type: an error frame,
+        // never a replay from seq 1 — on both sides; so is an unknown frame type.
+        for after in [
+            "18446744073709551616",
+            "1e40",
+            "1e308",
+            "\"3\"",
+            "-1",
+            "null",
+        ] {
+            let frame =
+                format!(r#"{{"type":"resume","conversationId":"{conv}","afterSeq":{after}}}"#);
+            ws.send_raw(Message::text(frame)).await;
+            let v = ws.next_json().await;
+            assert_eq!(
+                (v["type"].as_str(), v["code"].as_str()),
+                (Some("error"), Some("invalid_request")),
+                "{who}: afterSeq {after}: {v}"
+            );
+        }
+        ws.send(json!({"type": "dance"})).await;
+        let v = ws.next_json().await;
+        assert_eq!(v["type"], "error", "{who}: unknown type: {v}");
+        // The socket is still usable: a good resume replays the message.
+        ws.resume(&conv, 0).await;
+        assert_eq!(ws.next_message().await, sent, "{who}");
+    }
+}
