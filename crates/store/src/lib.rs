@@ -14,8 +14,11 @@ mod conversations;
 mod keys;
 mod messages;
 mod messengers;
+mod plan;
 mod rows;
 mod send;
+#[cfg(test)]
+mod send_paths;
 mod sites;
 mod writer;
 
@@ -54,10 +57,6 @@ pub enum StoreError {
     Db(#[source] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// Internal to the writer: the send was already stored (by another process, found under
-    /// the row lock); answered as an idempotent repeat.
-    #[error("duplicate send")]
-    Duplicate(Box<(MessageRow, ConversationRow)>),
     #[error("the store is shutting down")]
     ShuttingDown,
 }
@@ -175,7 +174,11 @@ impl Store {
                 .context("cannot open read connections")?,
             Backend::Postgres => write.clone(),
         };
-        let sends = writer::SendWriter::start(write.clone(), backend == Backend::Sqlite);
+        let strategy = match backend {
+            Backend::Sqlite => writer::WriteStrategy::SingleWriter,
+            Backend::Postgres => writer::WriteStrategy::RowLocks,
+        };
+        let sends = writer::SendWriter::start(write.clone(), strategy);
         let checkpointer = (backend == Backend::Sqlite)
             .then(|| std::sync::Arc::new(tokio::spawn(checkpoints(read.clone()))));
         Ok(Store {
