@@ -556,3 +556,88 @@ async fn write(
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use confidant_core::{ConversationId, SiteId};
+
+    use super::*;
+    use crate::SenderType;
+    use crate::batch::tests::{finish, stores};
+
+    fn send(site: SiteId, f: &crate::batch::tests::Fixture, cmid: &str) -> SendRequest {
+        SendRequest {
+            site_id: site,
+            target: SendTarget::Contact {
+                messenger_id: f.messenger,
+                contact_id: f.contacts[0],
+                preview: false,
+                conversation_id: None,
+            },
+            sender_type: SenderType::Contact,
+            sender_id: f.contacts[0].0,
+            sender_name: "contact 0".into(),
+            body: cmid.into(),
+            client_message_id: Some(cmid.into()),
+            now: 1_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_planned_on_a_stale_read_stores_nothing_and_the_send_is_planned_again() {
+        for (backend, f) in stores().await {
+            let first = f.store.send(send(f.site, &f, "a0")).await.expect("a0");
+            let c = first.conversation.clone();
+            let mut conn = f.store.write.acquire().await.expect("conn");
+            // Planned as if the conversation were still empty (another writer stored a0 since).
+            let stale = SendOutcome {
+                message: MessageRow {
+                    message_id: confidant_core::MessageId::new(),
+                    seq: 1,
+                    ..first.message.clone()
+                },
+                conversation: c.clone(),
+                created: true,
+                opened: false,
+            };
+            let raced = write(&mut conn, &stale, Some(0)).await;
+            assert!(matches!(raced, Err(Interrupted::Raced)), "{backend}");
+            // Planned as a first send while the contact has an open conversation.
+            let opening = SendOutcome {
+                conversation: ConversationRow {
+                    conversation_id: ConversationId::new(),
+                    last_seq: 1,
+                    ..c.clone()
+                },
+                ..stale.clone()
+            };
+            let raced = write(&mut conn, &opening, None).await;
+            assert!(matches!(raced, Err(Interrupted::Raced)), "{backend}");
+            drop(conn);
+            let stored = f.store.messages(f.site, c.conversation_id, 0, 10).await;
+            assert_eq!(
+                stored.expect("messages").len(),
+                1,
+                "{backend}: nothing written"
+            );
+            // Read and planned again, the send lands after a0, and a repeat of a0 is answered.
+            let reqs = [send(f.site, &f, "a1"), send(f.site, &f, "a0")];
+            let refs: Vec<&SendRequest> = reqs.iter().collect();
+            let out = with_savepoints(
+                &f.store.write,
+                &refs,
+                crate::batch::tests::strategy(&f.store),
+            )
+            .await;
+            let a1 = out[0].as_ref().expect("a1");
+            assert_eq!((a1.message.seq, a1.created), (2, true), "{backend}");
+            let a0 = out[1].as_ref().expect("a0 again");
+            assert_eq!(
+                (a0.message.message_id, a0.created),
+                (first.message.message_id, false),
+                "{backend}"
+            );
+            finish(f).await;
+        }
+    }
+}
