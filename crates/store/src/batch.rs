@@ -8,36 +8,36 @@
 //! id and the open ones by (messenger, contact, preview), insert every message, move every
 //! conversation's `last_seq`.
 //!
-//! - PostgreSQL: `BEGIN`, one lookup that locks every row it finds in id order, one statement
-//!   that inserts and moves `last_seq` (a data-modifying CTE), `COMMIT`: four round trips
-//!   whatever the batch's size.
+//! - PostgreSQL: one lookup (the named conversations and the open ones by key), then one
+//!   statement that inserts the messages and moves each conversation's `last_seq` from the
+//!   value read to the new one (a data-modifying CTE, guarded: it fails whole if another
+//!   process moved or closed a conversation in between). No `BEGIN`/`COMMIT`: two round trips
+//!   whatever the batch's size. A batch refused that way is tried once more in a transaction
+//!   whose lookup locks the rows in id order (`store_locked`, four round trips).
 //! - SQLite: a trigger moves `last_seq` with the insert, so the insert is the batch's one write
 //!   and needs no explicit transaction: two lookups (one when no job names a conversation) and
 //!   one insert (measured under load: each statement is a 100–600 µs hop to SQLite's worker
 //!   thread, the commit's fsync 0.1–1 ms).
 //!
-//! The rules are the one-by-one path's (`writer::store_one`), applied in job order in memory:
-//! a send to an unknown conversation fails alone, a repeated `clientMessageId` answers the
-//! stored message (also when the first one is earlier in the same batch), `seq` stays gapless.
-//! A repeat of a send stored earlier is found by the idempotency index, which refuses the whole
-//! insert (only repeats into closed conversations are looked up first, see step 2). Closes are
-//! not handled here, nor sends that would open a conversation (the batch names them back, and
-//! the writer stores them one by one and the others together). In all of these cases, and
-//! anything else this path did not expect (a database error, a conversation another process
-//! closed under the batch), it returns `Err`, nothing of the batch is committed, and the caller
-//! stores the batch (or those sends) one by one.
+//! The rules are the planner's (plan.rs), which the one-by-one path uses too: a send to an
+//! unknown conversation fails alone, a repeated `clientMessageId` answers the stored message
+//! (also when the first one is earlier in the same batch), `seq` stays gapless. A repeat of a
+//! send stored earlier is found by the idempotency index, which refuses the whole insert (only
+//! repeats into closed conversations are looked up first, see step 2). Closes are not handled
+//! here, nor sends into a conversation the plan opens (the batch names them back, and the
+//! writer stores them one by one and the others together). In all of these cases, and anything
+//! else this path did not expect (a database error, a conversation another process closed
+//! under the batch), it returns `Err`, nothing of the batch is committed, and the caller stores
+//! the batch (or those sends) one by one.
 
 use std::collections::HashMap;
 
-use confidant_core::{ContactId, ConversationId, MessageId, MessengerId};
+use confidant_core::ConversationId;
 use serde_json::json;
-use sqlx::{AnyConnection, AnyPool, Connection as _};
-use uuid::Uuid;
+use sqlx::{AnyConnection, AnyPool, Connection as _, FromRow as _};
 
-use crate::{
-    ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
-};
-use sqlx::FromRow as _;
+use crate::plan::{self, Known, OpenKey, Step, owns};
+use crate::{ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget};
 
 /// The statements of a batch for one backend; `$1` is always a JSON array of objects.
 pub(crate) struct BatchSql {
@@ -179,8 +179,9 @@ pub(crate) enum Fallback {
     Unsupported,
     /// A conversation changed under the batch (another process closed it).
     Changed,
-    /// These jobs (indexes into the batch) would open a conversation: a contact's first
-    /// send, or one to a closed conversation when there is no open one.
+    /// These jobs (indexes into the batch) go to a conversation the plan opens: a contact's
+    /// first send (or one to a closed conversation when there is no open one), and any send
+    /// of the batch into that new conversation.
     Opens(Vec<usize>),
     /// A unique index refused the insert: a job repeats a stored send (or another process
     /// stored into the conversation first). Nothing of the batch was written.
@@ -193,26 +194,6 @@ impl From<sqlx::Error> for Fallback {
         Self::Db(e)
     }
 }
-
-impl From<StoreError> for Fallback {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Db(e) => Self::Db(e),
-            other => Self::Db(sqlx::Error::Protocol(other.to_string())),
-        }
-    }
-}
-
-/// Where one job's message goes once the conversations are known.
-enum Plan {
-    Failed(StoreError),
-    /// Answered by an earlier message with the same `clientMessageId` in this conversation.
-    Stored(MessageRow, ConversationId),
-    /// Append to this conversation.
-    Append(ConversationId),
-}
-
-type OpenKey = (MessengerId, ContactId, bool);
 
 /// Store the batch with a fixed number of statements; one result per job, in order.
 pub(crate) async fn store(
@@ -252,30 +233,18 @@ async fn plan_and_write(
     tx: &mut AnyConnection,
     sql: &BatchSql,
     batch: &[&SendRequest],
-    locked: bool,
+    lock_rows: bool,
 ) -> std::result::Result<Vec<Result<SendOutcome>>, Fallback> {
     // 1. The conversations the jobs name by id, and the open conversation of every send that
-    //    goes to "the contact's open one". A send that would open one (a first send) is stored
-    //    the one-by-one way: deciding whether to open needs the idempotency answer first (a
-    //    repeat into a closed conversation opens nothing), and the conversation and its first
-    //    message must be stored together.
-    let (mut by_id, open, open_keys) = match sql.lookup {
+    //    may go to "the contact's open one".
+    let mut known = match sql.lookup {
         Lookup::Separate { by_id, open_by_key } => {
             lookup_separately(tx, by_id, open_by_key, batch).await?
         }
         Lookup::Combined { plain, locking } => {
-            lookup_combined(tx, if locked { locking } else { plain }, batch).await?
+            lookup_combined(tx, if lock_rows { locking } else { plain }, batch).await?
         }
     };
-    let opening: Vec<usize> = open_keys
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| k.as_ref().is_some_and(|k| !open.contains_key(k)))
-        .map(|(i, _)| i)
-        .collect();
-    if !opening.is_empty() {
-        return Err(Fallback::Opens(opening));
-    }
 
     // 2. Earlier sends with the same clientMessageId in the *closed* conversations that jobs
     //    name: a repeat there is answered, not refused (agents) or redirected (contacts). A
@@ -286,137 +255,73 @@ async fn plan_and_write(
     let mut triples: Vec<serde_json::Value> = Vec::new();
     for req in batch {
         if let (Some(cmid), Some(c)) = (&req.client_message_id, named_conversation(req))
-            && by_id.get(&c).is_some_and(|c| !c.open)
+            && known.conversations.get(&c).is_some_and(|c| !c.open)
         {
             triples.push(json!({ "c": c, "s": req.sender_id, "k": cmid }));
         }
     }
-    let mut earlier: HashMap<(ConversationId, Uuid, String), MessageRow> = HashMap::new();
     if !triples.is_empty() {
         for row in sqlx::query(sql.earlier)
             .bind(serde_json::Value::from(triples).to_string())
             .fetch_all(&mut *tx)
             .await?
         {
-            let m = MessageRow::from_row(&row)?;
-            if let Some(k) = &m.client_message_id {
-                earlier.insert((m.conversation_id, m.sender_id, k.clone()), m.clone());
-            }
+            known.add_earlier(MessageRow::from_row(&row)?);
         }
     }
 
-    // 3. Each job in order, in memory: validation, idempotency (also against a send earlier
-    //    in this batch), the next seq.
-    let mut rows: Vec<serde_json::Value> = Vec::new();
-    let mut results = Vec::with_capacity(batch.len());
-    for (req, key) in batch.iter().zip(&open_keys) {
-        let site = req.site_id;
-        let earlier_in = |conv: ConversationId| {
-            let cmid = req.client_message_id.as_ref()?;
-            earlier.get(&(conv, req.sender_id, cmid.clone())).cloned()
-        };
-        let plan = match &req.target {
-            SendTarget::Agent {
-                conversation_id, ..
-            } => match by_id.get(conversation_id).filter(|c| c.site_id == site) {
-                None => Plan::Failed(StoreError::NotFound),
-                Some(c) => match earlier_in(*conversation_id) {
-                    Some(m) => Plan::Stored(m, c.conversation_id),
-                    None if !c.open => Plan::Failed(StoreError::Closed),
-                    None => Plan::Append(c.conversation_id),
-                },
-            },
-            SendTarget::Contact {
-                conversation_id, ..
-            } => {
-                let named = conversation_id
-                    .as_ref()
-                    .map(|cid| by_id.get(cid).filter(|c| owns(c, req)));
-                match named {
-                    Some(None) => Plan::Failed(StoreError::NotFound),
-                    Some(Some(c)) => match earlier_in(c.conversation_id) {
-                        Some(m) => Plan::Stored(m, c.conversation_id),
-                        None if c.open => Plan::Append(c.conversation_id),
-                        None => to_open(&open, key.as_ref(), earlier_in)?,
-                    },
-                    None => to_open(&open, key.as_ref(), earlier_in)?,
-                }
-            }
-            SendTarget::Close { .. } => return Err(Fallback::Unsupported),
-        };
-        match plan {
-            Plan::Failed(e) => results.push(Err(e)),
-            Plan::Stored(message, c) => results.push(Ok(SendOutcome {
-                message,
-                conversation: by_id.get(&c).ok_or(Fallback::Changed)?.clone(),
-                created: false,
-                opened: false,
-            })),
-            Plan::Append(c) => {
-                let conv = by_id.get_mut(&c).ok_or(Fallback::Changed)?;
-                conv.last_seq += 1;
-                conv.updated_at = req.now;
-                let m = MessageRow {
-                    message_id: MessageId::new(),
-                    conversation_id: c,
-                    seq: conv.last_seq,
-                    sender_type: req.sender_type,
-                    sender_id: req.sender_id,
-                    sender_name: req.sender_name.clone(),
-                    body: req.body.clone(),
-                    client_message_id: req.client_message_id.clone(),
-                    created_at: req.now,
-                };
-                rows.push(json!({
-                    "i": m.message_id, "c": m.conversation_id, "q": m.seq,
-                    "t": m.sender_type.as_str(), "s": m.sender_id, "n": m.sender_name,
-                    "b": m.body, "k": m.client_message_id, "a": m.created_at,
-                }));
-                if let Some(k) = &m.client_message_id {
-                    earlier.insert((c, m.sender_id, k.clone()), m.clone());
-                }
-                results.push(Ok(SendOutcome {
-                    message: m,
-                    conversation: conv.clone(),
-                    created: true,
-                    opened: false,
-                }));
-            }
-        }
+    // 3. The plan (plan.rs). A send into a conversation the plan opens (a contact's first
+    //    send, or a repeat of it) is stored the one-by-one way, which inserts the conversation
+    //    before its first message: the batch names them back.
+    let plan = plan::plan(&known, batch);
+    let opening: Vec<usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.conversation().is_some_and(|c| plan.opened.contains(&c)))
+        .map(|(i, _)| i)
+        .collect();
+    if !opening.is_empty() {
+        return Err(Fallback::Opens(opening));
     }
 
     // 4. Every message and every conversation's new `last_seq` in one statement (on SQLite
     //    the trigger moves `last_seq`). A unique index refusing it is a repeat of a stored send.
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    // The state after the batch of every conversation it stores into.
+    let mut moved: HashMap<ConversationId, &ConversationRow> = HashMap::new();
+    for step in &plan.steps {
+        if let Step::Store(o) = step {
+            let m = &o.message;
+            rows.push(json!({
+                "i": m.message_id, "c": m.conversation_id, "q": m.seq,
+                "t": m.sender_type.as_str(), "s": m.sender_id, "n": m.sender_name,
+                "b": m.body, "k": m.client_message_id, "a": m.created_at,
+            }));
+            moved.insert(m.conversation_id, &o.conversation);
+        }
+    }
     if !rows.is_empty() {
         let rows = serde_json::Value::from(rows).to_string();
         let written = match sql.write {
             Write::Insert(insert) => sqlx::query(insert).bind(rows).execute(&mut *tx).await,
             Write::Guarded(write) => {
-                // The last outcome per conversation holds its final state; the `last_seq` read
-                // is that minus the messages appended to it here.
-                let mut last: HashMap<ConversationId, (&ConversationRow, i64)> = HashMap::new();
-                for o in results.iter().flatten().filter(|o| o.created) {
-                    let appended = last
-                        .get(&o.conversation.conversation_id)
-                        .map_or(0, |(_, n)| *n);
-                    last.insert(
-                        o.conversation.conversation_id,
-                        (&o.conversation, appended + 1),
-                    );
-                }
-                let moves: Vec<_> = last
+                let moves: Vec<_> = moved
                     .values()
-                    .map(|(c, appended)| {
+                    .map(|c| {
+                        let read = known
+                            .conversations
+                            .get(&c.conversation_id)
+                            .map_or(0, |r| r.last_seq);
                         json!({
-                            "c": c.conversation_id, "o": c.last_seq - appended, "q": c.last_seq,
-                            "a": c.updated_at,
+                            "c": c.conversation_id, "o": read, "q": c.last_seq, "a": c.updated_at,
                         })
                     })
                     .collect();
                 sqlx::query(write)
                     .bind(rows)
                     .bind(serde_json::Value::from(moves).to_string())
-                    .bind(last.len() as i64)
+                    .bind(moved.len() as i64)
                     .execute(&mut *tx)
                     .await
             }
@@ -434,23 +339,17 @@ async fn plan_and_write(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(results)
+    Ok(plan.steps.into_iter().map(Step::into_result).collect())
 }
 
-type Lookups = (
-    HashMap<ConversationId, ConversationRow>,
-    HashMap<OpenKey, ConversationId>,
-    Vec<Option<OpenKey>>,
-);
-
-/// The conversations by id, the open ones by key, and each job's open key, in two statements.
+/// The conversations by id, then the open ones by key, in two statements (SQLite).
 async fn lookup_separately(
     tx: &mut AnyConnection,
     by_id_sql: &'static str,
     open_sql: &'static str,
     batch: &[&SendRequest],
-) -> std::result::Result<Lookups, Fallback> {
-    let mut by_id: HashMap<ConversationId, ConversationRow> = HashMap::new();
+) -> std::result::Result<Known, Fallback> {
+    let mut known = Known::default();
     let named: Vec<_> = batch
         .iter()
         .filter_map(|r| named_conversation(r))
@@ -462,18 +361,15 @@ async fn lookup_separately(
             .fetch_all(&mut *tx)
             .await?
         {
-            let c = ConversationRow::from_row(&row)?;
-            by_id.insert(c.conversation_id, c);
+            known.add_conversation(ConversationRow::from_row(&row)?);
         }
     }
-    let open_keys: Vec<Option<OpenKey>> = batch.iter().map(|r| open_key(r, &by_id)).collect();
-    let mut keys: Vec<&OpenKey> = Vec::new();
-    for key in open_keys.iter().flatten() {
+    let mut keys: Vec<OpenKey> = Vec::new();
+    for key in batch.iter().filter_map(|r| open_key(r, &known)) {
         if !keys.contains(&key) {
             keys.push(key);
         }
     }
-    let mut open: HashMap<OpenKey, ConversationId> = HashMap::new();
     if !keys.is_empty() {
         let rows: Vec<_> = keys
             .iter()
@@ -484,12 +380,10 @@ async fn lookup_separately(
             .fetch_all(&mut *tx)
             .await?
         {
-            let c = ConversationRow::from_row(&row)?;
-            open.insert((c.messenger_id, c.contact_id, c.preview), c.conversation_id);
-            by_id.insert(c.conversation_id, c);
+            known.add_conversation(ConversationRow::from_row(&row)?);
         }
     }
-    Ok((by_id, open, open_keys))
+    Ok(known)
 }
 
 /// The same in one statement (PostgreSQL). It looks up the open conversation of every
@@ -499,18 +393,12 @@ async fn lookup_combined(
     tx: &mut AnyConnection,
     lookup_sql: &'static str,
     batch: &[&SendRequest],
-) -> std::result::Result<Lookups, Fallback> {
-    let mut by_id: HashMap<ConversationId, ConversationRow> = HashMap::new();
-    let mut open: HashMap<OpenKey, ConversationId> = HashMap::new();
+) -> std::result::Result<Known, Fallback> {
+    let mut known = Known::default();
     for row in conversations_of(tx, lookup_sql, batch).await? {
-        let c = ConversationRow::from_row(&row)?;
-        if c.open {
-            open.insert((c.messenger_id, c.contact_id, c.preview), c.conversation_id);
-        }
-        by_id.insert(c.conversation_id, c);
+        known.add_conversation(ConversationRow::from_row(&row)?);
     }
-    let open_keys = batch.iter().map(|r| open_key(r, &by_id)).collect();
-    Ok((by_id, open, open_keys))
+    Ok(known)
 }
 
 /// Every existing conversation the jobs may write to, with `postgres_lookup!` (`POSTGRES_LOCK`
@@ -546,19 +434,6 @@ pub(crate) async fn conversations_of(
         .await
 }
 
-/// A contact's send to "the open conversation", which the batch has found by now.
-fn to_open(
-    open: &HashMap<OpenKey, ConversationId>,
-    key: Option<&OpenKey>,
-    earlier_in: impl Fn(ConversationId) -> Option<MessageRow>,
-) -> std::result::Result<Plan, Fallback> {
-    let c = *key.and_then(|k| open.get(k)).ok_or(Fallback::Changed)?;
-    Ok(match earlier_in(c) {
-        Some(m) => Plan::Stored(m, c),
-        None => Plan::Append(c),
-    })
-}
-
 /// The conversation a job names by id, if any.
 fn named_conversation(req: &SendRequest) -> Option<ConversationId> {
     match &req.target {
@@ -574,30 +449,9 @@ fn named_conversation(req: &SendRequest) -> Option<ConversationId> {
     }
 }
 
-/// Whether a contact's send may name this conversation.
-pub(crate) fn owns(c: &ConversationRow, req: &SendRequest) -> bool {
-    match &req.target {
-        SendTarget::Contact {
-            messenger_id,
-            contact_id,
-            preview,
-            ..
-        } => {
-            c.site_id == req.site_id
-                && c.contact_id == *contact_id
-                && c.messenger_id == *messenger_id
-                && c.preview == *preview
-        }
-        _ => false,
-    }
-}
-
 /// The (messenger, contact, preview) whose open conversation a contact's send goes to: when it
 /// names none, or names one of its own that is closed.
-fn open_key(
-    req: &SendRequest,
-    by_id: &HashMap<ConversationId, ConversationRow>,
-) -> Option<OpenKey> {
+fn open_key(req: &SendRequest, known: &Known) -> Option<OpenKey> {
     let SendTarget::Contact {
         messenger_id,
         contact_id,
@@ -608,7 +462,7 @@ fn open_key(
         return None;
     };
     if let Some(cid) = conversation_id {
-        let named = by_id.get(cid).filter(|c| owns(c, req))?;
+        let named = known.conversations.get(cid).filter(|c| owns(c, req))?;
         if named.open {
             return None;
         }
@@ -617,7 +471,7 @@ fn open_key(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The set-based path against a real database, with batches built by hand so that each
     //! rule meets the others in one batch: SQLite always, PostgreSQL when it answers (and
     //! always under `CI=true`).
@@ -626,21 +480,22 @@ mod tests {
 
     use confidant_core::{ContactAttributes, SiteId};
     use confidant_core::{ContactId, ConversationId, MessengerId};
+    use uuid::Uuid;
 
     use super::*;
-    use crate::{SenderType, Store};
+    use crate::{SenderType, Store, StoreError};
 
-    struct Fixture {
-        store: Store,
+    pub(crate) struct Fixture {
+        pub(crate) store: Store,
         /// The PostgreSQL database to drop at the end.
         pg: Option<(String, String)>,
-        site: SiteId,
-        messenger: MessengerId,
-        contacts: Vec<ContactId>,
+        pub(crate) site: SiteId,
+        pub(crate) messenger: MessengerId,
+        pub(crate) contacts: Vec<ContactId>,
         _dir: tempfile::TempDir,
     }
 
-    async fn stores() -> Vec<(&'static str, Fixture)> {
+    pub(crate) async fn stores() -> Vec<(&'static str, Fixture)> {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let mut out = vec![("sqlite", fixture(&url, dir).await)];
@@ -668,7 +523,7 @@ mod tests {
         out
     }
 
-    async fn fixture(url: &str, dir: tempfile::TempDir) -> Fixture {
+    pub(crate) async fn fixture(url: &str, dir: tempfile::TempDir) -> Fixture {
         let store = Store::connect(url, Duration::from_secs(5))
             .await
             .expect("open the store");
@@ -696,7 +551,7 @@ mod tests {
         }
     }
 
-    async fn finish(f: Fixture) {
+    pub(crate) async fn finish(f: Fixture) {
         f.store.close().await;
         if let Some((admin, name)) = f.pg {
             let mut c = AnyConnection::connect(&admin).await.expect("connect");
@@ -706,6 +561,13 @@ mod tests {
             .execute(&mut c)
             .await
             .expect("drop the test database");
+        }
+    }
+
+    pub(crate) fn strategy(store: &Store) -> crate::writer::WriteStrategy {
+        match store.backend() {
+            crate::Backend::Sqlite => crate::writer::WriteStrategy::SingleWriter,
+            crate::Backend::Postgres => crate::writer::WriteStrategy::RowLocks,
         }
     }
 
@@ -883,12 +745,7 @@ mod tests {
                 panic!("{backend}: the batch did not name its opening sends");
             };
             assert_eq!(opening, [1, 3], "{backend}");
-            let queued: Vec<_> = jobs
-                .iter()
-                .map(|j| (j.clone(), tokio::sync::oneshot::channel().0))
-                .collect();
-            let single = f.store.backend() == crate::Backend::Sqlite;
-            let out = crate::writer::store_batch(&f.store.write, &queued, single).await;
+            let out = crate::writer::store_batch(&f.store.write, &refs, strategy(&f.store)).await;
             let ok = |i: usize| out[i].as_ref().expect("stored");
             assert_eq!(
                 [0, 2, 4].map(|i| (ok(i).message.seq, ok(i).created)),

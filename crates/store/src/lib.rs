@@ -3,7 +3,15 @@
 //! Both backends run the same SQL through sqlx's `Any` driver with runtime queries: the schema
 //! uses only types both share (BIGINT, TEXT), `$n` placeholders (which SQLite accepts too),
 //! `ON CONFLICT` and `RETURNING`. The two migration folders are kept column-for-column equal,
-//! and a test checks it. Every method that reads tenant data takes the `SiteId`.
+//! and a test checks it. Every method that reads tenant data takes the `SiteId`. Ids are core's
+//! types (`MessengerId`, `ContactId`, …) in the API and lowercase hyphenated UUID text in the
+//! tables; rows decode through `sqlx::FromRow` (rows.rs).
+//!
+//! One file per aggregate: sites.rs, agents.rs (with sessions and the login lockout),
+//! messengers.rs, keys.rs (access-token signing keys), contacts.rs, conversations.rs (reads,
+//! read markers), messages.rs (message pages). Sends: send.rs (what a send is) → writer.rs
+//! (the batching queue, the backend's `WriteStrategy`, the one-by-one path) → plan.rs (the
+//! rules, pure) and batch.rs (a whole batch in a fixed number of statements).
 
 #[macro_use]
 mod cols;
@@ -14,8 +22,11 @@ mod conversations;
 mod keys;
 mod messages;
 mod messengers;
+mod plan;
 mod rows;
 mod send;
+#[cfg(test)]
+mod send_paths;
 mod sites;
 mod writer;
 
@@ -54,10 +65,6 @@ pub enum StoreError {
     Db(#[source] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// Internal to the writer: the send was already stored (by another process, found under
-    /// the row lock); answered as an idempotent repeat.
-    #[error("duplicate send")]
-    Duplicate(Box<(MessageRow, ConversationRow)>),
     #[error("the store is shutting down")]
     ShuttingDown,
 }
@@ -175,7 +182,11 @@ impl Store {
                 .context("cannot open read connections")?,
             Backend::Postgres => write.clone(),
         };
-        let sends = writer::SendWriter::start(write.clone(), backend == Backend::Sqlite);
+        let strategy = match backend {
+            Backend::Sqlite => writer::WriteStrategy::SingleWriter,
+            Backend::Postgres => writer::WriteStrategy::RowLocks,
+        };
+        let sends = writer::SendWriter::start(write.clone(), strategy);
         let checkpointer = (backend == Backend::Sqlite)
             .then(|| std::sync::Arc::new(tokio::spawn(checkpoints(read.clone()))));
         Ok(Store {

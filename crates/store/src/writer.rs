@@ -1,4 +1,4 @@
-//! The batching writer for sends.
+//! The batching writer for sends, and the one-by-one path.
 //!
 //! Durability costs one fsync per commit, so sends that arrive together share one: the writer
 //! takes every send waiting in its queue, stores them as one batch and answers them all after
@@ -6,30 +6,61 @@
 //! load batches grow instead of commits multiplying. (On PostgreSQL, several batches in flight
 //! or several writers per process were measured slower: smaller batches cost more round trips
 //! and commits per send, and batches sharing a conversation wait on each other's row locks.)
-//! Other processes write beside this one; row locks keep `seq` gapless across them.
+//!
+//! A batch goes the set-based way (batch.rs) when it can; sends that open a conversation, a
+//! batch with a close, a repeat caught by the idempotency index, or a database error go the
+//! one-by-one way: each send reads what it needs, is planned on its own by the same planner
+//! (plan.rs), and is written with a guarded UPDATE (the `last_seq` it read, still open) or an
+//! INSERT of the conversation it opens. A write that finds another process got there first
+//! stores nothing, and the send is read and planned again. How much locking that needs is the
+//! backend's `WriteStrategy`.
 
 use std::sync::Arc;
 
-use confidant_core::{ContactId, ConversationId, MessageId, MessengerId};
-use sqlx::{AnyConnection, AnyPool, Connection as _};
+use confidant_core::ConversationId;
+use sqlx::{AnyConnection, AnyPool, Connection as _, FromRow as _};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::batch::{self, Fallback};
-use sqlx::FromRow as _;
-
-use crate::conversations::fetch_conversation;
+use crate::batch::{self, BatchSql, Fallback};
+use crate::plan::{self, Known, Step};
 use crate::{
     ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
 };
 
 const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
+/// How often one send is read and planned again after other processes' writes got in first.
+const ATTEMPTS: usize = 3;
 
 pub(crate) type Job = (SendRequest, oneshot::Sender<Result<SendOutcome>>);
 
 /// Called with every stored send, in commit order, before the sender hears back.
 pub type CommitHook = Arc<dyn Fn(&SendOutcome) + Send + Sync>;
+
+/// How sends are kept gapless and idempotent against other writers; chosen once per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteStrategy {
+    /// SQLite: this process's one connection is the only writer, so nothing changes between
+    /// a read and the write after it. A batch needs no locks, and the one-by-one path stores
+    /// the whole batch in one transaction without savepoints (if a send fails after writing,
+    /// the batch is stored again send by send, each in a savepoint).
+    SingleWriter,
+    /// PostgreSQL: other processes write at once. The set-based write is guarded (and retried
+    /// once under row locks); the one-by-one path locks every conversation the batch may write
+    /// to, in id order, before its first send (so two processes never wait on each other in a
+    /// cycle), and gives each send a savepoint.
+    RowLocks,
+}
+
+impl WriteStrategy {
+    fn sql(self) -> &'static BatchSql {
+        match self {
+            WriteStrategy::SingleWriter => &batch::SQLITE,
+            WriteStrategy::RowLocks => &batch::POSTGRES,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub(crate) struct SendWriter {
@@ -39,19 +70,16 @@ pub(crate) struct SendWriter {
 }
 
 impl SendWriter {
-    /// `single_writer`: the database has one writer (SQLite), so batches need no locks and no
-    /// savepoints.
-    pub(crate) fn start(pool: AnyPool, single_writer: bool) -> Self {
+    pub(crate) fn start(pool: AnyPool, strategy: WriteStrategy) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let hook = Arc::new(std::sync::OnceLock::new());
-        let task = tokio::spawn(run(pool, rx, hook.clone(), single_writer));
+        let task = tokio::spawn(run(pool, rx, hook.clone(), strategy));
         Self {
             queue,
             task: Arc::new(Mutex::new(Some(task))),
             hook,
         }
     }
-
     /// Set the commit hook (once; later calls are ignored).
     pub(crate) fn set_hook(&self, hook: CommitHook) {
         let _ = self.hook.set(hook);
@@ -80,7 +108,7 @@ async fn run(
     pool: AnyPool,
     mut rx: mpsc::Receiver<Job>,
     hook: Arc<std::sync::OnceLock<CommitHook>>,
-    single_writer: bool,
+    strategy: WriteStrategy,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -92,7 +120,8 @@ async fn run(
             }
         }
         metrics::histogram!("confidant_send_batch_size").record(batch.len() as f64);
-        let results = store_batch(&pool, &batch, single_writer).await;
+        let reqs: Vec<&SendRequest> = batch.iter().map(|(r, _)| r).collect();
+        let results = store_batch(&pool, &reqs, strategy).await;
         for ((_, reply), result) in batch.drain(..).zip(results) {
             if let (Ok(out), Some(hook)) = (&result, hook.get())
                 && out.created
@@ -104,34 +133,27 @@ async fn run(
     }
 }
 
-/// Store every job of the batch in one transaction; one result per job, in order.
+/// Store every send of the batch; one result per send, in order.
 pub(crate) async fn store_batch(
     pool: &AnyPool,
-    batch: &[Job],
-    single_writer: bool,
+    reqs: &[&SendRequest],
+    strategy: WriteStrategy,
 ) -> Vec<Result<SendOutcome>> {
-    let sql = if single_writer {
-        &batch::SQLITE
-    } else {
-        &batch::POSTGRES
-    };
-    let reqs: Vec<&SendRequest> = batch.iter().map(|(r, _)| r).collect();
-    let opening = match set_based(pool, sql, &reqs, single_writer).await {
+    let opening = match set_based(pool, reqs, strategy).await {
         Ok(results) => return results,
         Err(Fallback::Opens(opening)) => opening,
         Err(other) => {
             explain(&other, reqs.len());
-            return one_by_one(pool, &reqs, single_writer).await;
+            return one_by_one(pool, reqs, strategy).await;
         }
     };
-    // Some sends open a conversation (a contact's first send): those go one by one, and the
-    // others still go together. The two groups write to different conversations (a send is in
-    // the first group exactly when its contact has no open conversation to go to), so neither
-    // group's order depends on the other's.
+    // Some sends go to a conversation the batch would open (a contact's first send): those go
+    // one by one, and the others still go together. The two groups write to different
+    // conversations, so neither group's order depends on the other's.
     let rest: Vec<usize> = (0..reqs.len()).filter(|i| !opening.contains(i)).collect();
     let pick = |idx: &[usize]| idx.iter().map(|&i| reqs[i]).collect::<Vec<_>>();
-    let rest_results = together(pool, sql, &pick(&rest), single_writer).await;
-    let open_results = one_by_one(pool, &pick(&opening), single_writer).await;
+    let rest_results = together(pool, &pick(&rest), strategy).await;
+    let open_results = one_by_one(pool, &pick(&opening), strategy).await;
     let mut results: Vec<Option<Result<SendOutcome>>> = (0..reqs.len()).map(|_| None).collect();
     for (&i, r) in rest
         .iter()
@@ -149,36 +171,35 @@ pub(crate) async fn store_batch(
 /// Sends that open no conversation: together, else one by one.
 async fn together(
     pool: &AnyPool,
-    sql: &batch::BatchSql,
     reqs: &[&SendRequest],
-    single_writer: bool,
+    strategy: WriteStrategy,
 ) -> Vec<Result<SendOutcome>> {
     if reqs.is_empty() {
         return Vec::new();
     }
-    match set_based(pool, sql, reqs, single_writer).await {
+    match set_based(pool, reqs, strategy).await {
         Ok(results) => results,
         Err(e) => {
             explain(&e, reqs.len());
-            one_by_one(pool, reqs, single_writer).await
+            one_by_one(pool, reqs, strategy).await
         }
     }
 }
 
-/// The set-based path; on PostgreSQL, a batch that met another process's write is tried
+/// The set-based path; with row locks, a batch that met another process's write is tried
 /// once more with its conversations locked.
 async fn set_based(
     pool: &AnyPool,
-    sql: &batch::BatchSql,
     reqs: &[&SendRequest],
-    single_writer: bool,
+    strategy: WriteStrategy,
 ) -> std::result::Result<Vec<Result<SendOutcome>>, Fallback> {
-    match batch::store(pool, sql, reqs).await {
-        Err(Fallback::Changed) if !single_writer => {
+    let sql = strategy.sql();
+    match (batch::store(pool, sql, reqs).await, strategy) {
+        (Err(Fallback::Changed), WriteStrategy::RowLocks) => {
             metrics::counter!("confidant_send_batch_conflicts_total").increment(1);
             batch::store_locked(pool, sql, reqs).await
         }
-        other => other,
+        (other, _) => other,
     }
 }
 
@@ -204,15 +225,15 @@ fn explain(fallback: &Fallback, jobs: usize) {
 }
 
 /// The one-by-one path: every send in turn, in one transaction.
-async fn one_by_one(
+pub(crate) async fn one_by_one(
     pool: &AnyPool,
     reqs: &[&SendRequest],
-    single_writer: bool,
+    strategy: WriteStrategy,
 ) -> Vec<Result<SendOutcome>> {
-    if !single_writer {
-        return store_batch_savepoints(pool, reqs, true).await;
+    if strategy == WriteStrategy::RowLocks {
+        return with_savepoints(pool, reqs, strategy).await;
     }
-    match store_batch_plain(pool, reqs).await {
+    match in_one_transaction(pool, reqs).await {
         Ok(results) => results,
         Err(e) => {
             // Something failed after a write: nothing of the batch was committed. Store the
@@ -220,70 +241,61 @@ async fn one_by_one(
             tracing::warn!(error = %e, jobs = reqs.len(), "send batch failed; retrying its sends one by one");
             let mut results = Vec::with_capacity(reqs.len());
             for req in reqs {
-                results
-                    .extend(store_batch_savepoints(pool, std::slice::from_ref(req), false).await);
+                results.extend(with_savepoints(pool, std::slice::from_ref(req), strategy).await);
             }
             results
         }
     }
 }
 
-/// One writer (SQLite): the whole batch in one transaction without savepoints. A send refused
-/// before it wrote anything (not found, closed) fails alone; a database error fails the batch.
-async fn store_batch_plain(
+/// One writer: the whole batch in one transaction without savepoints. A send refused (not
+/// found, closed) or answered (a repeat) wrote nothing; any failure fails the batch.
+async fn in_one_transaction(
     pool: &AnyPool,
-    batch: &[&SendRequest],
-) -> Result<Vec<Result<SendOutcome>>, sqlx::Error> {
+    reqs: &[&SendRequest],
+) -> std::result::Result<Vec<Result<SendOutcome>>, Interrupted> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for req in batch {
-        match store_one(&mut tx, req, false).await {
-            Err(StoreError::Db(e)) => return Err(e),
-            other => results.push(other),
-        }
+    let mut results = Vec::with_capacity(reqs.len());
+    for req in reqs {
+        results.push(store_one(&mut tx, req).await?);
     }
     tx.commit().await?;
     Ok(results)
 }
 
-/// A savepoint per send, so one failure fails alone. `lock_first` (PostgreSQL): lock every
-/// conversation the batch may write to in id order before the first send, as the set-based
-/// path does, so that two processes' batches never wait on each other in a cycle.
-async fn store_batch_savepoints(
+/// A savepoint per send, so one failure fails alone. With row locks, every conversation the
+/// batch may write to is locked first, in id order, as the set-based path does.
+async fn with_savepoints(
     pool: &AnyPool,
-    batch: &[&SendRequest],
-    lock_first: bool,
+    reqs: &[&SendRequest],
+    strategy: WriteStrategy,
 ) -> Vec<Result<SendOutcome>> {
     let attempt = async {
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        if lock_first {
-            batch::conversations_of(&mut tx, batch::POSTGRES_LOCK, batch).await?;
+        if strategy == WriteStrategy::RowLocks {
+            batch::conversations_of(&mut tx, batch::POSTGRES_LOCK, reqs).await?;
         }
-        let mut results = Vec::with_capacity(batch.len());
-        for req in batch {
-            let mut sp = tx.begin().await?;
-            match store_one(&mut sp, req, true).await {
-                Ok(out) => {
-                    sp.commit().await?;
-                    results.push(Ok(out));
+        let mut results = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            let mut tries = 0;
+            let result = loop {
+                tries += 1;
+                let mut sp = tx.begin().await?;
+                match store_one(&mut sp, req).await {
+                    Ok(result) => {
+                        sp.commit().await?;
+                        break result;
+                    }
+                    Err(Interrupted::Raced) if tries < ATTEMPTS => sp.rollback().await?,
+                    Err(e) => {
+                        sp.rollback().await?;
+                        break Err(e.into());
+                    }
                 }
-                Err(StoreError::Duplicate(found)) => {
-                    sp.rollback().await?;
-                    let (message, conversation) = *found;
-                    results.push(Ok(SendOutcome {
-                        message,
-                        conversation,
-                        created: false,
-                        opened: false,
-                    }));
-                }
-                Err(e) => {
-                    sp.rollback().await?;
-                    results.push(Err(e));
-                }
-            }
+            };
+            results.push(result);
         }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(results)
@@ -291,12 +303,11 @@ async fn store_batch_savepoints(
     match attempt.await {
         Ok(results) => results,
         Err(e) => {
-            tracing::error!(error = %e, jobs = batch.len(), "send batch failed");
+            tracing::error!(error = %e, jobs = reqs.len(), "send batch failed");
             // Every send of the batch fails with the one error (which is not `Clone`).
             let text = format!("batch failed: {e}");
             let unavailable = crate::is_unavailable(&e).then(|| Arc::new(e));
-            batch
-                .iter()
+            reqs.iter()
                 .map(|_| {
                     Err(match &unavailable {
                         Some(e) => StoreError::Unavailable(e.clone()),
@@ -308,84 +319,136 @@ async fn store_batch_savepoints(
     }
 }
 
-/// `locked` is true when other writers may race (PostgreSQL): idempotency is then checked
-/// again after the conversation row is locked. With one writer (SQLite) the check before the
-/// write is enough, and a batch needs no savepoints.
+/// Why one send's write stopped; nothing of it may be kept.
+#[derive(Debug)]
+enum Interrupted {
+    /// Another process wrote to the conversation since it was read: read and plan again.
+    Raced,
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Interrupted {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<Interrupted> for StoreError {
+    fn from(e: Interrupted) -> Self {
+        match e {
+            Interrupted::Raced => StoreError::Db(sqlx::Error::Protocol(
+                "conversation kept changing under the send".to_owned(),
+            )),
+            Interrupted::Db(e) => e.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interrupted::Raced => f.write_str("a conversation changed under the send"),
+            Interrupted::Db(e) => e.fmt(f),
+        }
+    }
+}
+
+/// One send: read what the planner needs for it, plan it, write its step. The outer error
+/// means the write stopped part-way (the caller rolls back); the inner one is the send's answer.
 async fn store_one(
     conn: &mut AnyConnection,
     req: &SendRequest,
-    locked: bool,
-) -> Result<SendOutcome> {
+) -> std::result::Result<Result<SendOutcome>, Interrupted> {
+    let known = read_for(conn, req).await?;
+    let Some(step) = plan::plan(&known, &[req]).steps.pop() else {
+        return Ok(Err(StoreError::NotFound));
+    };
+    if let Step::Store(out) = &step {
+        let read = known
+            .conversations
+            .get(&out.conversation.conversation_id)
+            .map(|c| c.last_seq);
+        write(conn, out, read).await?;
+    }
+    Ok(step.into_result())
+}
+
+/// What planning one send needs: the conversation it names, the contact's open conversation
+/// when the send may go there, the earlier sends with its `clientMessageId` in those, and the
+/// last message of a closed conversation a close names.
+async fn read_for(
+    conn: &mut AnyConnection,
+    req: &SendRequest,
+) -> std::result::Result<Known, Interrupted> {
     let site = req.site_id.0;
+    let mut known = Known::default();
+    let named = match &req.target {
+        SendTarget::Agent { conversation_id } | SendTarget::Close { conversation_id } => {
+            Some(*conversation_id)
+        }
+        SendTarget::Contact {
+            conversation_id, ..
+        } => *conversation_id,
+    };
+    let named = match named {
+        Some(c) => Some(
+            sqlx::query(concat!(
+                "SELECT ",
+                conv_cols!(),
+                " FROM conversations WHERE conversation_id = $1 AND site_id = $2"
+            ))
+            .bind(c.to_string())
+            .bind(site)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| ConversationRow::from_row(&r))
+            .transpose()?,
+        ),
+        None => None,
+    };
+    let mut candidates: Vec<ConversationId> = Vec::new();
+    if let Some(Some(c)) = &named {
+        candidates.push(c.conversation_id);
+        known.add_conversation(c.clone());
+    }
     match &req.target {
         SendTarget::Contact {
             messenger_id,
             contact_id,
             preview,
-            conversation_id,
+            ..
         } => {
-            if let Some(cid) = conversation_id {
-                let named = fetch_conversation(&mut *conn, site, *cid)
-                    .await?
-                    .filter(|c| batch::owns(c, req))
-                    .ok_or(StoreError::NotFound)?;
-                if let Some(m) = find_idempotent(conn, *cid, req).await? {
-                    return Ok(SendOutcome {
-                        message: m,
-                        conversation: named,
-                        created: false,
-                        opened: false,
-                    });
+            // The open conversation matters unless the send names one of its own that is open
+            // (or one that is not its own: refused).
+            let needs_open = match &named {
+                None => true,
+                Some(None) => false,
+                Some(Some(c)) => plan::owns(c, req) && !c.open,
+            };
+            if needs_open {
+                let open = sqlx::query(concat!(
+                    "SELECT ",
+                    conv_cols!(),
+                    " FROM conversations WHERE messenger_id = $1 AND contact_id = $2 \
+                     AND preview = $3 AND status = 'open' AND site_id = $4"
+                ))
+                .bind(messenger_id.to_string())
+                .bind(contact_id.to_string())
+                .bind(i64::from(*preview))
+                .bind(site)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some(r) = open {
+                    let c = ConversationRow::from_row(&r)?;
+                    candidates.push(c.conversation_id);
+                    known.add_conversation(c);
                 }
-                if named.open {
-                    return append(conn, req, named, false, locked).await;
-                }
-                // A closed conversation: the send goes to the contact's open one, or a new one.
             }
-            let (conv, opened) =
-                open_conversation(conn, req, *messenger_id, *contact_id, *preview).await?;
-            // The other paths checked idempotency already; here, with one writer, this check
-            // is the only one (with several, `append` checks under the row lock). A conversation
-            // opened just now has no messages.
-            if !locked
-                && !opened
-                && let Some(m) = find_idempotent(conn, conv.conversation_id, req).await?
+        }
+        SendTarget::Close { conversation_id } => {
+            if let Some(Some(c)) = &named
+                && !c.open
             {
-                return Ok(SendOutcome {
-                    message: m,
-                    conversation: conv,
-                    created: false,
-                    opened: false,
-                });
-            }
-            append(conn, req, conv, opened, locked).await
-        }
-        SendTarget::Agent {
-            conversation_id, ..
-        } => {
-            let conv = fetch_conversation(&mut *conn, site, *conversation_id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if let Some(m) = find_idempotent(conn, *conversation_id, req).await? {
-                return Ok(SendOutcome {
-                    message: m,
-                    conversation: conv,
-                    created: false,
-                    opened: false,
-                });
-            }
-            if !conv.open {
-                return Err(StoreError::Closed);
-            }
-            append(conn, req, conv, false, locked).await
-        }
-        SendTarget::Close {
-            conversation_id, ..
-        } => {
-            let conv = fetch_conversation(&mut *conn, site, *conversation_id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if !conv.open {
                 let last = sqlx::query(concat!(
                     "SELECT ",
                     msg_cols!(),
@@ -393,138 +456,188 @@ async fn store_one(
                 ))
                 .bind(conversation_id.to_string())
                 .fetch_optional(&mut *conn)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-                return Ok(SendOutcome {
-                    message: MessageRow::from_row(&last)?,
-                    conversation: conv,
-                    created: false,
-                    opened: false,
-                });
+                .await?;
+                if let Some(r) = last {
+                    known
+                        .last
+                        .insert(*conversation_id, MessageRow::from_row(&r)?);
+                }
             }
-            let out = append(conn, req, conv, false, locked).await?;
-            let row = sqlx::query(concat!("UPDATE conversations SET status = 'closed' WHERE conversation_id = $1 AND site_id = $2 RETURNING ", conv_cols!()))
-            .bind(conversation_id.to_string())
-            .bind(site)
-            .fetch_one(&mut *conn)
-            .await?;
-            Ok(SendOutcome {
-                conversation: ConversationRow::from_row(&row)?,
-                ..out
-            })
+            candidates.clear();
+        }
+        SendTarget::Agent { .. } => {}
+    }
+    if let (Some(cmid), Some(&first)) = (&req.client_message_id, candidates.first()) {
+        let second = candidates.get(1).copied().unwrap_or(first);
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            msg_cols!(),
+            " FROM messages WHERE conversation_id IN ($1, $2) AND sender_id = $3 \
+             AND client_message_id = $4"
+        ))
+        .bind(first.to_string())
+        .bind(second.to_string())
+        .bind(req.sender_id.to_string())
+        .bind(cmid)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in &rows {
+            known.add_earlier(MessageRow::from_row(r)?);
         }
     }
+    Ok(known)
 }
 
-async fn find_idempotent(
+/// Write one planned message: the conversation it opens, or the move of the one it goes to
+/// (guarded: still at the `last_seq` read, still open), then the message.
+async fn write(
     conn: &mut AnyConnection,
-    conversation_id: ConversationId,
-    req: &SendRequest,
-) -> Result<Option<MessageRow>> {
-    let Some(cmid) = &req.client_message_id else {
-        return Ok(None);
+    out: &SendOutcome,
+    read_last_seq: Option<i64>,
+) -> std::result::Result<(), Interrupted> {
+    let c = &out.conversation;
+    let status = if c.open { "open" } else { "closed" };
+    let written = match read_last_seq {
+        // The partial unique index makes a racing second insert (another process) do nothing.
+        None => sqlx::query(
+            "INSERT INTO conversations (conversation_id, site_id, messenger_id, contact_id, status, \
+             preview, last_seq, contact_read_seq, agent_read_seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9) \
+             ON CONFLICT (messenger_id, contact_id, preview) WHERE status = 'open' DO NOTHING",
+        )
+        .bind(c.conversation_id.to_string())
+        .bind(c.site_id.0)
+        .bind(c.messenger_id.to_string())
+        .bind(c.contact_id.to_string())
+        .bind(status)
+        .bind(i64::from(c.preview))
+        .bind(c.last_seq)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&mut *conn)
+        .await?,
+        // On PostgreSQL the UPDATE locks the row until commit (waiting for another writer's
+        // commit first, then checking the row as that writer left it).
+        Some(read) => sqlx::query(
+            "UPDATE conversations SET last_seq = $2, updated_at = $3, status = $4 \
+             WHERE conversation_id = $1 AND last_seq = $5 AND status = 'open'",
+        )
+        .bind(c.conversation_id.to_string())
+        .bind(c.last_seq)
+        .bind(c.updated_at)
+        .bind(status)
+        .bind(read)
+        .execute(&mut *conn)
+        .await?,
     };
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        msg_cols!(),
-        " FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3"
-    ))
-    .bind(conversation_id.to_string())
-    .bind(req.sender_id.to_string())
-    .bind(cmid)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.as_ref().map(MessageRow::from_row).transpose()?)
+    if written.rows_affected() != 1 {
+        return Err(Interrupted::Raced);
+    }
+    let m = &out.message;
+    let inserted = sqlx::query(
+        "INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, \
+         sender_name, body, client_message_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(m.message_id.to_string())
+    .bind(m.conversation_id.to_string())
+    .bind(m.seq)
+    .bind(m.sender_type.as_str())
+    .bind(m.sender_id.to_string())
+    .bind(&m.sender_name)
+    .bind(&m.body)
+    .bind(m.client_message_id.clone())
+    .bind(m.created_at)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Interrupted::Raced),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// The contact's open conversation in the messenger, opening one if there is none.
-async fn open_conversation(
-    conn: &mut AnyConnection,
-    req: &SendRequest,
-    messenger_id: MessengerId,
-    contact_id: ContactId,
-    preview: bool,
-) -> Result<(ConversationRow, bool)> {
-    let (messenger_id, contact_id) = (messenger_id.to_string(), contact_id.to_string());
-    const FIND: &str = concat!(
-        "SELECT ",
-        conv_cols!(),
-        " FROM conversations WHERE messenger_id = $1 AND contact_id = $2 AND preview = $3 AND status = 'open' AND site_id = $4"
-    );
-    let existing = sqlx::query(FIND)
-        .bind(&messenger_id)
-        .bind(&contact_id)
-        .bind(i64::from(preview))
-        .bind(req.site_id.0)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(row) = existing {
-        return Ok((ConversationRow::from_row(&row)?, false));
-    }
-    // The partial unique index makes a racing second insert (another process) do nothing.
-    let inserted = sqlx::query(concat!("INSERT INTO conversations (conversation_id, site_id, messenger_id, contact_id, status, preview, last_seq, \
-         contact_read_seq, agent_read_seq, created_at, updated_at) VALUES ($1, $2, $3, $4, 'open', $5, 0, 0, 0, $6, $6) \
-         ON CONFLICT (messenger_id, contact_id, preview) WHERE status = 'open' DO NOTHING RETURNING ", conv_cols!()))
-    .bind(ConversationId::new().to_string())
-    .bind(req.site_id.0)
-    .bind(&messenger_id)
-    .bind(&contact_id)
-    .bind(i64::from(preview))
-    .bind(req.now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = inserted {
-        return Ok((ConversationRow::from_row(&row)?, true));
-    }
-    let row = sqlx::query(FIND)
-        .bind(&messenger_id)
-        .bind(&contact_id)
-        .bind(i64::from(preview))
-        .bind(req.site_id.0)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok((ConversationRow::from_row(&row)?, false))
-}
+#[cfg(test)]
+mod tests {
+    use confidant_core::{ConversationId, SiteId};
 
-/// Take the next seq (the UPDATE locks the conversation row until commit), check idempotency
-/// again under that lock, and store the message.
-async fn append(
-    conn: &mut AnyConnection,
-    req: &SendRequest,
-    conv: ConversationRow,
-    opened: bool,
-    locked: bool,
-) -> Result<SendOutcome> {
-    let row = sqlx::query(concat!("UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE conversation_id = $1 RETURNING ", conv_cols!()))
-    .bind(conv.conversation_id.to_string())
-    .bind(req.now)
-    .fetch_one(&mut *conn)
-    .await?;
-    let next = ConversationRow::from_row(&row)?;
-    if locked && let Some(m) = find_idempotent(conn, conv.conversation_id, req).await? {
-        // Another process stored it while we waited for the lock; our seq is rolled back
-        // with the savepoint.
-        return Err(StoreError::Duplicate(Box::new((m, conv))));
+    use super::*;
+    use crate::SenderType;
+    use crate::batch::tests::{finish, stores};
+
+    fn send(site: SiteId, f: &crate::batch::tests::Fixture, cmid: &str) -> SendRequest {
+        SendRequest {
+            site_id: site,
+            target: SendTarget::Contact {
+                messenger_id: f.messenger,
+                contact_id: f.contacts[0],
+                preview: false,
+                conversation_id: None,
+            },
+            sender_type: SenderType::Contact,
+            sender_id: f.contacts[0].0,
+            sender_name: "contact 0".into(),
+            body: cmid.into(),
+            client_message_id: Some(cmid.into()),
+            now: 1_000,
+        }
     }
-    let conv = next;
-    let id = MessageId::new().to_string();
-    let row = sqlx::query(concat!("INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", msg_cols!()))
-    .bind(&id)
-    .bind(conv.conversation_id.to_string())
-    .bind(conv.last_seq)
-    .bind(req.sender_type.as_str())
-    .bind(req.sender_id.to_string())
-    .bind(&req.sender_name)
-    .bind(&req.body)
-    .bind(req.client_message_id.clone())
-    .bind(req.now)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(SendOutcome {
-        message: MessageRow::from_row(&row)?,
-        conversation: conv,
-        created: true,
-        opened,
-    })
+
+    #[tokio::test]
+    async fn a_write_planned_on_a_stale_read_stores_nothing_and_the_send_is_planned_again() {
+        for (backend, f) in stores().await {
+            let first = f.store.send(send(f.site, &f, "a0")).await.expect("a0");
+            let c = first.conversation.clone();
+            let mut conn = f.store.write.acquire().await.expect("conn");
+            // Planned as if the conversation were still empty (another writer stored a0 since).
+            let stale = SendOutcome {
+                message: MessageRow {
+                    message_id: confidant_core::MessageId::new(),
+                    seq: 1,
+                    ..first.message.clone()
+                },
+                conversation: c.clone(),
+                created: true,
+                opened: false,
+            };
+            let raced = write(&mut conn, &stale, Some(0)).await;
+            assert!(matches!(raced, Err(Interrupted::Raced)), "{backend}");
+            // Planned as a first send while the contact has an open conversation.
+            let opening = SendOutcome {
+                conversation: ConversationRow {
+                    conversation_id: ConversationId::new(),
+                    last_seq: 1,
+                    ..c.clone()
+                },
+                ..stale.clone()
+            };
+            let raced = write(&mut conn, &opening, None).await;
+            assert!(matches!(raced, Err(Interrupted::Raced)), "{backend}");
+            drop(conn);
+            let stored = f.store.messages(f.site, c.conversation_id, 0, 10).await;
+            assert_eq!(
+                stored.expect("messages").len(),
+                1,
+                "{backend}: nothing written"
+            );
+            // Read and planned again, the send lands after a0, and a repeat of a0 is answered.
+            let reqs = [send(f.site, &f, "a1"), send(f.site, &f, "a0")];
+            let refs: Vec<&SendRequest> = reqs.iter().collect();
+            let out = with_savepoints(
+                &f.store.write,
+                &refs,
+                crate::batch::tests::strategy(&f.store),
+            )
+            .await;
+            let a1 = out[0].as_ref().expect("a1");
+            assert_eq!((a1.message.seq, a1.created), (2, true), "{backend}");
+            let a0 = out[1].as_ref().expect("a0 again");
+            assert_eq!(
+                (a0.message.message_id, a0.created),
+                (first.message.message_id, false),
+                "{backend}"
+            );
+            finish(f).await;
+        }
+    }
 }
