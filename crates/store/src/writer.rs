@@ -565,7 +565,7 @@ mod tests {
     use crate::SenderType;
     use crate::batch::tests::{finish, stores};
 
-    fn send(site: SiteId, f: &crate::batch::tests::Fixture, cmid: &str) -> SendRequest {
+    fn send(site: SiteId, f: &batch::tests::Fixture, cmid: &str) -> SendRequest {
         SendRequest {
             site_id: site,
             target: SendTarget::Contact {
@@ -623,12 +623,8 @@ mod tests {
             // Read and planned again, the send lands after a0, and a repeat of a0 is answered.
             let reqs = [send(f.site, &f, "a1"), send(f.site, &f, "a0")];
             let refs: Vec<&SendRequest> = reqs.iter().collect();
-            let out = with_savepoints(
-                &f.store.write,
-                &refs,
-                crate::batch::tests::strategy(&f.store),
-            )
-            .await;
+            let out =
+                with_savepoints(&f.store.write, &refs, batch::tests::strategy(&f.store)).await;
             let a1 = out[0].as_ref().expect("a1");
             assert_eq!((a1.message.seq, a1.created), (2, true), "{backend}");
             let a0 = out[1].as_ref().expect("a0 again");
