@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use confidant_core::{ContactId, ConversationId, MessageId, MessengerId};
+use confidant_core::{ContactId, ContactScope, ConversationId, MessageId, MessengerId};
 use uuid::Uuid;
 
 use crate::{ConversationRow, MessageRow, SendOutcome, SendRequest, SendTarget, StoreError};
@@ -279,7 +279,7 @@ impl State {
     }
 }
 
-/// Whether a contact's send may name this conversation.
+/// Whether a contact's send may name this conversation: the one rule of `ContactScope`.
 pub(crate) fn owns(c: &ConversationRow, req: &SendRequest) -> bool {
     match &req.target {
         SendTarget::Contact {
@@ -287,12 +287,13 @@ pub(crate) fn owns(c: &ConversationRow, req: &SendRequest) -> bool {
             contact_id,
             preview,
             ..
-        } => {
-            c.site_id == req.site_id
-                && c.contact_id == *contact_id
-                && c.messenger_id == *messenger_id
-                && c.preview == *preview
+        } => ContactScope {
+            site: req.site_id,
+            contact: *contact_id,
+            messenger: *messenger_id,
+            preview: *preview,
         }
+        .owns(c.site_id, c.contact_id, c.messenger_id, c.preview),
         _ => false,
     }
 }
