@@ -215,7 +215,6 @@ async fn one_url_never_vouches_for_another() {
 async fn max_age_is_honoured() {
     let h = Harness::new(NOW);
     let k = TestKey::p256();
-    let m = jwks_method(JWKS_URL);
     let ok = |at: i64| token(&k, Some("k1"), at);
 
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], Some(60));
