@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startServer, stopServer, removeDir, createMessenger, createAgent, signContactJwt, startBusinessServer,
-  sendHtml, businessPage, launchBrowser, newPage, openMessenger, frameSend, frameMessages, consoleLogin,
+  sendHtml, embedRoute, launchBrowser, newPage, openMessenger, frameSend, frameMessages, consoleLogin,
   pageErrors, cspViolations, waitFor, FRAME,
 } from './lib/harness.mjs';
 
@@ -20,31 +20,18 @@ before(async () => {
   stranger = await startBusinessServer({});
   messenger = await createMessenger(server, { name: 'Portal support', allowedUrls: [`${business.origin}/portal/`] });
 
-  const page = (title) => (req, res, url) => {
+  const claims = (url) => {
     const who = url.searchParams.get('who') || 'alice';
-    const contactJwt = signContactJwt(messenger.sharedToken, {
-      sub: `${who}@customer.test`,
-      'comm100.name': `${who[0].toUpperCase()}${who.slice(1)} Customer`,
-    });
-    sendHtml(res, businessPage({ serverUrl: server.url, siteId: messenger.siteId, messengerId: messenger.messengerId, contactJwt, title }));
+    return { sub: `${who}@customer.test`, 'comm100.name': `${who[0].toUpperCase()}${who.slice(1)} Customer` };
   };
+  const page = (title) => embedRoute(server, messenger, { claims, title });
   business.routes = {
     '/portal/': page('Portal — my account'),
     '/portal/inbox': page('Portal — inbox'),
     '/public/': page('Public page outside the allowed prefix'),
   };
   stranger.routes = {
-      '/': (req, res) =>
-        sendHtml(
-          res,
-          businessPage({
-            serverUrl: server.url,
-            siteId: messenger.siteId,
-            messengerId: messenger.messengerId,
-            contactJwt: signContactJwt(messenger.sharedToken, { sub: 'mallory@customer.test' }),
-            title: 'Not an allowed origin',
-          }),
-        ),
+      '/': embedRoute(server, messenger, { claims: { sub: 'mallory@customer.test' }, title: 'Not an allowed origin' }),
       '/frame-it': (req, res) =>
         sendHtml(
           res,
@@ -65,6 +52,18 @@ after(async () => {
   await stopServer(server);
   if (server) removeDir(server.dataDir);
 });
+
+// The loader on `url` reports origin_not_allowed and draws neither the frame nor the launcher.
+async function expectRefused(page, url) {
+  await page.goto(url);
+  const err = await waitFor(
+    () => page.evaluate(() => window.__confidant.events.find((e) => e.name === 'error')),
+    { what: 'an error event from the loader' },
+  );
+  assert.equal(err.payload.code, 'origin_not_allowed');
+  assert.equal(await page.locator(FRAME).count(), 0);
+  assert.equal(await page.locator('[data-testid="confidant-launcher"]').count(), 0);
+}
 
 test('an allowed page shows the messenger; customer and agent talk both ways', async () => {
   const agent = await createAgent(server, { name: 'Dana Agent' });
@@ -123,14 +122,7 @@ test('another origin can neither frame the messenger nor call its API', async ()
   const { context, page } = await newPage(browser);
   try {
     // 1. The installation code on a foreign origin: the config call is refused, no iframe.
-    await page.goto(`${stranger.origin}/`);
-    const err = await waitFor(
-      () => page.evaluate(() => window.__confidant.events.find((e) => e.name === 'error')),
-      { what: 'an error event from the loader' },
-    );
-    assert.equal(err.payload.code, 'origin_not_allowed');
-    assert.equal(await page.locator(FRAME).count(), 0);
-    assert.equal(await page.locator('[data-testid="confidant-launcher"]').count(), 0);
+    await expectRefused(page, `${stranger.origin}/`);
 
     // 2. The page's own call to authorize: 403 origin_not_allowed, readable by the page (ACAO).
     const answer = await page.evaluate(
@@ -181,14 +173,7 @@ test('another origin can neither frame the messenger nor call its API', async ()
 test('a page of the allowed origin outside the allowed path prefix shows no messenger', async () => {
   const { context, page } = await newPage(browser);
   try {
-    await page.goto(`${business.origin}/public/?who=bob`);
-    const err = await waitFor(
-      () => page.evaluate(() => window.__confidant.events.find((e) => e.name === 'error')),
-      { what: 'an error event from the loader' },
-    );
-    assert.equal(err.payload.code, 'origin_not_allowed');
-    assert.equal(await page.locator(FRAME).count(), 0);
-    assert.equal(await page.locator('[data-testid="confidant-launcher"]').count(), 0);
+    await expectRefused(page, `${business.origin}/public/?who=bob`);
     // Confidant.init gives the same answer when called by the page itself.
     const ok = await page.evaluate(
       ({ siteId, messengerId }) => window.Confidant.init({ siteId, messengerId, getToken: () => Promise.reject(new Error('never')) }),

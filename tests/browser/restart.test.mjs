@@ -3,9 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopServer, removeDir, createMessenger, signContactJwt, startBusinessServer, sendHtml,
-  businessPage, launchBrowser, newPage, openMessenger, frameSend, frameMessages, findConversation, agentSend,
-  waitFor, freshDataDir, freePort, consoleLogin,
+  startServer, stopServer, removeDir, createMessenger, startBusinessServer, embedRoute, launchBrowser, newPage,
+  openMessenger, frameSend, frameMessages, findConversation, agentSend, waitFor, freshDataDir, freePort, consoleLogin,
 } from './lib/harness.mjs';
 
 let server;
@@ -22,17 +21,7 @@ before(async () => {
   business = await startBusinessServer();
   messenger = await createMessenger(server, { name: 'Always there', allowedUrls: [business.origin] });
   business.routes = {
-    '/': (req, res) =>
-      sendHtml(
-        res,
-        businessPage({
-          serverUrl: server.url,
-          siteId: messenger.siteId,
-          messengerId: messenger.messengerId,
-          contactJwt: signContactJwt(messenger.sharedToken, { sub: 'rita@customer.test', 'comm100.name': 'Rita Restart' }),
-          title: 'Restart test',
-        }),
-      ),
+    '/': embedRoute(server, messenger, { claims: { sub: 'rita@customer.test', 'comm100.name': 'Rita Restart' }, title: 'Restart test' }),
   };
   browser = await launchBrowser();
 });

@@ -455,33 +455,33 @@ mod tests {
         assert!(parse(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "!!!!".repeat(20)}})).is_err());
     }
 
-    #[test]
-    fn null_secret_keeps_previous() {
-        let first =
-            parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}}))
-                .unwrap()
-                .security;
+    /// A change to `first`, which must not generate a secret.
+    fn change(first: &Security, v: Value) -> Parsed {
         let ctx = SecurityInput {
-            previous: Some(&first),
+            previous: Some(first),
             allow_http_jwks: false,
         };
-        let again = Security::parse(&first.public_json(None), &ctx, || unreachable!()).unwrap();
+        Security::parse(&v, &ctx, || unreachable!()).unwrap()
+    }
+
+    fn shared_token_security() -> Security {
+        parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}}))
+            .unwrap()
+            .security
+    }
+
+    #[test]
+    fn null_secret_keeps_previous() {
+        let first = shared_token_security();
+        let again = change(&first, first.public_json(None));
         assert_eq!(again.security, first);
         assert!(again.generated_secret.is_none());
     }
 
     #[test]
     fn a_change_without_validation_keeps_the_method() {
-        let first =
-            parse(json!({"validation": {"method": "sharedToken", "sharedToken": "s".repeat(40)}}))
-                .unwrap()
-                .security;
-        let ctx = SecurityInput {
-            previous: Some(&first),
-            allow_http_jwks: false,
-        };
-        let next =
-            Security::parse(&json!({"clockSkewSeconds": 10}), &ctx, || unreachable!()).unwrap();
+        let first = shared_token_security();
+        let next = change(&first, json!({"clockSkewSeconds": 10}));
         assert_eq!(next.security.validation, first.validation);
         assert_eq!(next.security.clock_skew_seconds, 10);
         assert!(next.generated_secret.is_none());

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use confidant_core::security::MIN_SECRET_BYTES;
+use confidant_core::security::{DEFAULT_CLOCK_SKEW, MIN_SECRET_BYTES};
 use confidant_core::time_fmt::rfc3339_seconds;
 use confidant_core::{Security, Validation};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -87,6 +87,20 @@ impl Policy {
             max_lifetime: s.max_token_lifetime_seconds,
             issuer: s.issuer.clone(),
             audience: s.audience.clone(),
+        }
+    }
+}
+
+/// The checks of Security settings that leave every claim at its default: the customer is
+/// `sub`, the usual clock skew, no lifetime cap, no issuer or audience.
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            identity_key: "sub".into(),
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            max_lifetime: None,
+            issuer: None,
+            audience: None,
         }
     }
 }
@@ -389,16 +403,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn policy() -> Policy {
-        Policy {
-            identity_key: "sub".into(),
-            clock_skew: 60,
-            max_lifetime: None,
-            issuer: None,
-            audience: None,
-        }
-    }
-
     fn claims(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
     }
@@ -423,7 +427,7 @@ mod tests {
 
     #[test]
     fn expiry_boundaries() {
-        let p = policy(); // skew 60
+        let p = Policy::default(); // skew 60
         let now = 1_000_000;
         assert_eq!(
             check(json!({"sub": "a"}), &p, now).unwrap_err(),
@@ -446,7 +450,7 @@ mod tests {
         );
         let zero_skew = Policy {
             clock_skew: 0,
-            ..policy()
+            ..Policy::default()
         };
         assert!(check(json!({"sub": "a", "exp": now}), &zero_skew, now).is_err());
         assert!(check(json!({"sub": "a", "exp": now + 1}), &zero_skew, now).is_ok());
@@ -454,7 +458,7 @@ mod tests {
 
     #[test]
     fn not_before_boundaries() {
-        let p = policy();
+        let p = Policy::default();
         let now = 1_000_000;
         let exp = now + 600;
         assert!(check(json!({"sub": "a", "exp": exp, "nbf": now + 60}), &p, now).is_ok());
@@ -482,7 +486,7 @@ mod tests {
     fn lifetime_cap() {
         let p = Policy {
             max_lifetime: Some(300),
-            ..policy()
+            ..Policy::default()
         };
         let now = 1_000_000;
         // exp - iat exactly at the cap passes; one more second fails.
@@ -525,7 +529,7 @@ mod tests {
         assert!(
             check(
                 json!({"sub": "a", "iat": "x", "exp": now + 10_000}),
-                &policy(),
+                &Policy::default(),
                 now
             )
             .is_ok()
@@ -538,7 +542,7 @@ mod tests {
         let exp = now + 100;
         let p = Policy {
             issuer: Some("https://idp".into()),
-            ..policy()
+            ..Policy::default()
         };
         assert!(
             check(
@@ -565,7 +569,7 @@ mod tests {
         );
         let p = Policy {
             audience: Some("confidant".into()),
-            ..policy()
+            ..Policy::default()
         };
         for aud in [
             json!("confidant"),
@@ -590,7 +594,7 @@ mod tests {
         let both = Policy {
             issuer: Some("i".into()),
             audience: Some("a".into()),
-            ..policy()
+            ..Policy::default()
         };
         assert_eq!(
             check(json!({"sub": "a", "exp": exp}), &both, now).unwrap_err(),
@@ -604,7 +608,7 @@ mod tests {
         let exp = now + 100;
         let p = Policy {
             identity_key: "comm100.email".into(),
-            ..policy()
+            ..Policy::default()
         };
         let ok =
             |v: Value| check(json!({"exp": exp, "comm100.email": v}), &p, now).map(|v| v.identity);

@@ -311,6 +311,22 @@ ${body}
 </html>`;
 }
 
+// A business-server route that serves a page embedding `messenger` for the contact `claims`
+// (an object, or a function of the request's URL giving one).
+export function embedRoute(server, messenger, { claims, title }) {
+  return (req, res, url) =>
+    sendHtml(
+      res,
+      businessPage({
+        serverUrl: server.url,
+        siteId: messenger.siteId,
+        messengerId: messenger.messengerId,
+        contactJwt: signContactJwt(messenger.sharedToken, typeof claims === 'function' ? claims(url) : claims),
+        title,
+      }),
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Browser
 

@@ -387,8 +387,7 @@
     panel.appendChild(iframe);
 
     launcher.addEventListener('click', function () {
-      if (s.open) closePanel(s);
-      else openPanel(s);
+      setPanelOpen(s, !s.open);
     });
     iframe.addEventListener('load', function () {
       // The frame also says hello; posting on load covers a missed hello.
@@ -419,31 +418,26 @@
     document.body.appendChild(launcher);
   }
 
-  function openPanel(s) {
+  // Shows or hides the panel and tells the frame. Focus follows: into the frame on opening, back
+  // to the launcher on closing when it was inside the panel.
+  function setPanelOpen(s, open) {
     if (!s.panel) return;
-    s.open = true;
-    s.panel.style.display = 'block';
-    s.launcher.setAttribute('aria-expanded', 'true');
-    s.launcher.setAttribute('aria-label', 'Close secure messages');
+    var hadFocus = s.panel.contains(document.activeElement);
+    s.open = open;
+    s.panel.style.display = open ? 'block' : 'none';
+    s.launcher.setAttribute('aria-expanded', open ? 'true' : 'false');
+    s.launcher.setAttribute('aria-label', open ? 'Close secure messages' : 'Open secure messages');
     s.layout();
-    postToFrame(s, { type: 'confidant:visibility', visible: true });
+    postToFrame(s, { type: 'confidant:visibility', visible: open });
+    if (!open) {
+      if (hadFocus) s.launcher.focus();
+      return;
+    }
     try {
       s.iframe.focus();
     } catch (e) {
       /* ignore */
     }
-  }
-
-  function closePanel(s) {
-    if (!s.panel) return;
-    var hadFocus = s.panel.contains(document.activeElement);
-    s.open = false;
-    s.panel.style.display = 'none';
-    s.launcher.setAttribute('aria-expanded', 'false');
-    s.launcher.setAttribute('aria-label', 'Open secure messages');
-    s.layout();
-    postToFrame(s, { type: 'confidant:visibility', visible: false });
-    if (hadFocus) s.launcher.focus();
   }
 
   function setUnread(s, count) {
@@ -495,7 +489,7 @@
         refresh(s);
         break;
       case 'confidant:close':
-        closePanel(s);
+        setPanelOpen(s, false);
         break;
       default:
         break;
@@ -593,7 +587,7 @@
           if (!current(gen)) return false;
           buildUi(s);
           useToken(s, result);
-          if (s.wantOpen) openPanel(s);
+          if (s.wantOpen) setPanelOpen(s, true);
           return true;
         });
       })
@@ -652,12 +646,12 @@
     open: function () {
       if (!session) return;
       session.wantOpen = true; // honoured once the messenger is built
-      openPanel(session);
+      setPanelOpen(session, true);
     },
     close: function () {
       if (!session) return;
       session.wantOpen = false;
-      closePanel(session);
+      setPanelOpen(session, false);
     },
     on: on,
     off: offFn,

@@ -344,6 +344,7 @@ async fn the_jwks_document_verifies_the_tokens() {
     h.fetcher
         .serve_raw(JWKS_URL, jwks.to_string().into_bytes(), None);
     let verified = h
+        .verifier
         .verify(&token, &jwks_method(JWKS_URL), &policy())
         .await
         .unwrap();

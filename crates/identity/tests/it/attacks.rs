@@ -43,7 +43,11 @@ async fn a_good_token_of_each_hmac_size_verifies() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         let header = json!({"alg": format!("{alg:?}")});
         let token = hs(alg, SECRET.as_bytes(), &header, &claims(NOW));
-        let verified = h.verify(&token, &shared_method(), &policy()).await.unwrap();
+        let verified = h
+            .verifier
+            .verify(&token, &shared_method(), &policy())
+            .await
+            .unwrap();
         assert_eq!(verified.identity, "mark@example.test");
         assert_eq!(verified.claims["iat"], NOW);
     }
@@ -215,7 +219,11 @@ async fn hmac_signed_with_the_public_key_is_refused() {
             for secret in [pem_text.as_bytes(), pem_text.trim().as_bytes(), &der[..]] {
                 let header = json!({"alg": format!("{alg:?}"), "kid": "rsa"});
                 let token = hs(alg, secret, &header, &claims(NOW));
-                let err = h.verify(&token, &method, &policy()).await.unwrap_err();
+                let err = h
+                    .verifier
+                    .verify(&token, &method, &policy())
+                    .await
+                    .unwrap_err();
                 assert_eq!(err.code(), "algorithm_not_allowed", "{alg:?}");
             }
         }
@@ -447,6 +455,7 @@ async fn crit_and_b64_are_malformed() {
         // Correctly signed: only the header's demands are wrong.
         let token = hs256(&header, &claims(NOW));
         let err = h
+            .verifier
             .verify(&token, &shared_method(), &policy())
             .await
             .unwrap_err();
@@ -554,6 +563,7 @@ async fn time_checks_at_their_boundaries() {
         "ok"
     );
     let err = h
+        .verifier
         .verify(&t(json!({"sub": "a", "exp": NOW - 1000})), &m, &p)
         .await
         .unwrap_err();
@@ -773,25 +783,32 @@ async fn the_identity_claim() {
     let with = |v: Value| hs256(&header, &merged(&claims(NOW), json!({"comm100.email": v})));
 
     let verified = h
+        .verifier
         .verify(&with(json!("mark@healthify.test")), &m, &p)
         .await
         .unwrap();
     assert_eq!(verified.identity, "mark@healthify.test");
     assert_eq!(
-        h.verify(&with(json!(123456789)), &m, &p)
+        h.verifier
+            .verify(&with(json!(123456789)), &m, &p)
             .await
             .unwrap()
             .identity,
         "123456789"
     );
     assert_eq!(
-        h.verify(&with(json!(-7)), &m, &p).await.unwrap().identity,
+        h.verifier
+            .verify(&with(json!(-7)), &m, &p)
+            .await
+            .unwrap()
+            .identity,
         "-7"
     );
     // 256 characters (multi-byte, so bytes ≠ characters) is fine; 257 is not.
     let at_limit = "é".repeat(256);
     assert_eq!(
-        h.verify(&with(json!(at_limit)), &m, &p)
+        h.verifier
+            .verify(&with(json!(at_limit)), &m, &p)
             .await
             .unwrap()
             .identity,
@@ -811,7 +828,11 @@ async fn the_identity_claim() {
         json!(["x"]),
         json!(null),
     ] {
-        let err = h.verify(&with(bad.clone()), &m, &p).await.unwrap_err();
+        let err = h
+            .verifier
+            .verify(&with(bad.clone()), &m, &p)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "identity_missing", "{bad}");
         assert!(err.to_string().contains("comm100.email"), "{err}");
     }
@@ -823,7 +844,11 @@ async fn the_identity_claim() {
     assert_eq!(h.code(&nested, &m, &p).await, "identity_missing");
     // The default key `sub`, present in claims(NOW).
     assert_eq!(
-        h.verify(&good(), &m, &policy()).await.unwrap().identity,
+        h.verifier
+            .verify(&good(), &m, &policy())
+            .await
+            .unwrap()
+            .identity,
         "mark@example.test"
     );
 }
@@ -902,6 +927,7 @@ async fn messages_never_echo_the_token_or_the_secret() {
     ];
     for token in tokens {
         let err = h
+            .verifier
             .verify(&token, &shared_method(), &policy())
             .await
             .unwrap_err();

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use confidant_identity::{
     CompiledMethod, ContactVerifier, FetchedJwks, JwksCache, JwksFetcher, ManualClock, Policy,
-    Verified, VerifyError,
 };
 pub use confidant_testkit::jwt::{
     RSA_ALGS, TestKey, b64, b64_decode, fixture, hs, merged, sign_raw, signing_input,
@@ -29,13 +28,7 @@ pub fn claims(now: i64) -> Value {
 }
 
 pub fn policy() -> Policy {
-    Policy {
-        identity_key: "sub".into(),
-        clock_skew: 60,
-        max_lifetime: None,
-        issuer: None,
-        audience: None,
-    }
+    Policy::default()
 }
 
 pub fn shared_method() -> CompiledMethod {
@@ -143,15 +136,6 @@ impl Harness {
         }
     }
 
-    pub async fn verify(
-        &self,
-        token: &str,
-        method: &CompiledMethod,
-        policy: &Policy,
-    ) -> Result<Verified, VerifyError> {
-        self.verifier.verify(token, method, policy).await
-    }
-
     /// The error code a token gets, or "ok".
     pub async fn code(
         &self,
@@ -159,7 +143,7 @@ impl Harness {
         method: &CompiledMethod,
         policy: &Policy,
     ) -> &'static str {
-        match self.verify(token, method, policy).await {
+        match self.verifier.verify(token, method, policy).await {
             Ok(_) => "ok",
             Err(e) => e.code(),
         }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use confidant_identity::VerifyError;
+use confidant_identity::{Verified, VerifyError};
 use serde_json::{Value, json};
 
 const DAY: i64 = 24 * 3600;
@@ -23,36 +23,28 @@ fn jwk(key: &TestKey, kid: &str) -> Value {
     key.jwk_with(json!({"kid": kid}))
 }
 
+/// The code `t` gets under the JWKS method on `JWKS_URL` and the default policy.
+async fn code(h: &Harness, t: &str) -> &'static str {
+    h.code(t, &jwks_method(JWKS_URL), &policy()).await
+}
+
 #[tokio::test]
 async fn a_new_kid_is_found_by_refreshing() {
     let h = Harness::new(NOW);
     let (k1, k2) = (TestKey::p256(), TestKey::p256());
-    let m = jwks_method(JWKS_URL);
     h.fetcher.serve(JWKS_URL, vec![jwk(&k1, "k1")], None);
-    assert_eq!(
-        h.code(&token(&k1, Some("k1"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k1, Some("k1"), NOW)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 1);
 
     // The issuer rotates; a token with the new kid arrives long before the cache time is up.
     h.clock.advance(5);
     h.fetcher
         .serve(JWKS_URL, vec![jwk(&k1, "k1"), jwk(&k2, "k2")], None);
-    assert_eq!(
-        h.code(&token(&k2, Some("k2"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k2, Some("k2"), NOW)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 2);
     // Both keys now come from the cache.
-    assert_eq!(
-        h.code(&token(&k1, Some("k1"), NOW), &m, &policy()).await,
-        "ok"
-    );
-    assert_eq!(
-        h.code(&token(&k2, Some("k2"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k1, Some("k1"), NOW)).await, "ok");
+    assert_eq!(code(&h, &token(&k2, Some("k2"), NOW)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 2);
 }
 
@@ -60,18 +52,17 @@ async fn a_new_kid_is_found_by_refreshing() {
 async fn unknown_kids_refresh_at_most_every_30_seconds() {
     let h = Harness::new(NOW);
     let k = TestKey::p256();
-    let m = jwks_method(JWKS_URL);
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
     // Cold cache with an unknown kid: one fetch, and no second one right after it.
     assert_eq!(
-        h.code(&token(&k, Some("nope-1"), NOW), &m, &policy()).await,
+        code(&h, &token(&k, Some("nope-1"), NOW)).await,
         "key_not_found"
     );
     assert_eq!(h.fetcher.calls(JWKS_URL), 1);
     // The first unknown kid on a warm set refreshes …
     h.clock.advance(1);
     assert_eq!(
-        h.code(&token(&k, Some("nope-2"), NOW), &m, &policy()).await,
+        code(&h, &token(&k, Some("nope-2"), NOW)).await,
         "key_not_found"
     );
     assert_eq!(h.fetcher.calls(JWKS_URL), 2);
@@ -79,24 +70,18 @@ async fn unknown_kids_refresh_at_most_every_30_seconds() {
     for (i, step) in [1, 10, 18].into_iter().enumerate() {
         h.clock.advance(step);
         let kid = format!("nope-{}", i + 3);
-        assert_eq!(
-            h.code(&token(&k, Some(&kid), NOW), &m, &policy()).await,
-            "key_not_found"
-        );
+        assert_eq!(code(&h, &token(&k, Some(&kid), NOW)).await, "key_not_found");
         assert_eq!(h.fetcher.calls(JWKS_URL), 2, "{kid}");
     }
     // 30 s after the last refresh, another one is allowed.
     h.clock.advance(1);
     assert_eq!(
-        h.code(&token(&k, Some("nope-9"), NOW), &m, &policy()).await,
+        code(&h, &token(&k, Some("nope-9"), NOW)).await,
         "key_not_found"
     );
     assert_eq!(h.fetcher.calls(JWKS_URL), 3);
     // A known kid never refreshes.
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 3);
 }
 
@@ -107,40 +92,29 @@ async fn the_last_good_set_serves_for_24_hours_of_outage() {
     let m = jwks_method(JWKS_URL);
     let p = policy();
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
-    assert_eq!(h.code(&token(&k, Some("k1"), NOW), &m, &p).await, "ok");
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW)).await, "ok");
     h.fetcher.fail(JWKS_URL);
 
     // Stale after 5 minutes: a refetch is tried, fails, and the old set answers.
     h.clock.set(NOW + 300);
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), NOW + 300), &m, &p).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW + 300)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 2);
     // While it fails, retries are spaced 30 s apart so requests do not all wait on it.
     h.clock.set(NOW + 329);
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), NOW + 329), &m, &p).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW + 329)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 2);
     h.clock.set(NOW + 330);
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), NOW + 330), &m, &p).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW + 330)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 3);
 
     // Up to 24 hours after the good fetch …
     let last_second = NOW + DAY - 1;
     h.clock.set(last_second);
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), last_second), &m, &p).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), last_second)).await, "ok");
     // … and not after.
     h.clock.set(NOW + DAY);
     let err = h
+        .verifier
         .verify(&token(&k, Some("k1"), NOW + DAY), &m, &p)
         .await
         .unwrap_err();
@@ -150,10 +124,7 @@ async fn the_last_good_set_serves_for_24_hours_of_outage() {
     // The URL comes back: the next request fetches and verifies.
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
     h.clock.set(NOW + DAY + 30);
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), NOW + DAY + 30), &m, &p).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW + DAY + 30)).await, "ok");
 }
 
 #[tokio::test]
@@ -163,6 +134,7 @@ async fn a_cold_outage_is_jwks_unavailable_until_the_url_answers() {
     let m = jwks_method(JWKS_URL);
     h.fetcher.fail(JWKS_URL);
     let err = h
+        .verifier
         .verify(&token(&k, Some("k1"), NOW), &m, &policy())
         .await
         .unwrap_err();
@@ -173,37 +145,26 @@ async fn a_cold_outage_is_jwks_unavailable_until_the_url_answers() {
     );
     // No backoff without a usable copy: as soon as the URL answers, tokens verify.
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW)).await, "ok");
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_a_jwk_set_is_a_failed_fetch() {
     let h = Harness::new(NOW);
     let k = TestKey::p256();
-    let m = jwks_method(JWKS_URL);
     for body in [&b"<html>oops</html>"[..], b"{\"keys\": {}}", b"[]", b""] {
         h.fetcher.serve_raw(JWKS_URL, body.to_vec(), None);
         assert_eq!(
-            h.code(&token(&k, Some("k1"), NOW), &m, &policy()).await,
+            code(&h, &token(&k, Some("k1"), NOW)).await,
             "jwks_unavailable"
         );
     }
     // With a good set cached, a broken body later keeps the good set.
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW)).await, "ok");
     h.fetcher.serve_raw(JWKS_URL, b"not json".to_vec(), None);
     h.clock.advance(301);
-    assert_eq!(
-        h.code(&token(&k, Some("k1"), NOW + 301), &m, &policy())
-            .await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("k1"), NOW + 301)).await, "ok");
 }
 
 #[tokio::test]
@@ -254,48 +215,60 @@ async fn one_url_never_vouches_for_another() {
 async fn max_age_is_honoured() {
     let h = Harness::new(NOW);
     let k = TestKey::p256();
-    let m = jwks_method(JWKS_URL);
     let ok = |at: i64| token(&k, Some("k1"), at);
 
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], Some(60));
-    assert_eq!(h.code(&ok(NOW), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(NOW)).await, "ok");
     h.clock.set(NOW + 59);
-    assert_eq!(h.code(&ok(NOW), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(NOW)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 1);
     h.clock.set(NOW + 60);
-    assert_eq!(h.code(&ok(NOW), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(NOW)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 2);
 
     // Without Cache-Control: 5 minutes.
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
     h.clock.set(NOW + 120);
-    assert_eq!(h.code(&ok(NOW), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(NOW)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 3);
     h.clock.set(NOW + 120 + 299);
-    assert_eq!(h.code(&ok(NOW + 120), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(NOW + 120)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 3);
     h.clock.set(NOW + 120 + 300);
-    assert_eq!(h.code(&ok(NOW + 120), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(NOW + 120)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 4);
 
     // max-age 0 (no-store / no-cache): every token refetches, and a withdrawn key stops at once.
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], Some(0));
     h.clock.advance(300);
     let now = NOW + 720;
-    assert_eq!(h.code(&ok(now), &m, &policy()).await, "ok");
-    assert_eq!(h.code(&ok(now), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(now)).await, "ok");
+    assert_eq!(code(&h, &ok(now)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 6);
     h.fetcher.serve(JWKS_URL, vec![], Some(0));
-    assert_eq!(h.code(&ok(now), &m, &policy()).await, "key_not_found");
+    assert_eq!(code(&h, &ok(now)).await, "key_not_found");
 
     // A very long max-age is cut to a day.
     let h = Harness::new(NOW);
     h.fetcher
         .serve(JWKS_URL, vec![jwk(&k, "k1")], Some(365 * DAY as u64));
-    assert_eq!(h.code(&ok(NOW), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(NOW)).await, "ok");
     h.clock.set(NOW + DAY);
-    assert_eq!(h.code(&ok(NOW + DAY), &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &ok(NOW + DAY)).await, "ok");
     assert_eq!(h.fetcher.calls(JWKS_URL), 2);
+}
+
+/// 32 verifications of `t` on their own tasks at once, against a fetcher slowed to 100 ms so
+/// that they all arrive while the first fetch is under way.
+async fn verify_at_once(h: &Harness, t: &str) -> Vec<Result<Verified, VerifyError>> {
+    h.fetcher.slow_down(Duration::from_millis(100));
+    let m = jwks_method(JWKS_URL);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (verifier, m, t) = (h.verifier.clone(), m.clone(), t.to_owned());
+        tasks.spawn(async move { verifier.verify(&t, &m, &policy()).await });
+    }
+    tasks.join_all().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -303,21 +276,8 @@ async fn concurrent_requests_share_one_fetch() {
     let h = Harness::new(NOW);
     let k = TestKey::p256();
     h.fetcher.serve(JWKS_URL, vec![jwk(&k, "k1")], None);
-    h.fetcher.slow_down(Duration::from_millis(100));
-    let m = jwks_method(JWKS_URL);
-    let token = token(&k, Some("k1"), NOW);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..32 {
-        let (verifier, m, token) = (h.verifier.clone(), m.clone(), token.clone());
-        tasks.spawn(async move {
-            verifier
-                .verify(&token, &m, &policy())
-                .await
-                .map(|v| v.identity)
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        assert_eq!(result.unwrap().unwrap(), "mark@example.test");
+    for result in verify_at_once(&h, &token(&k, Some("k1"), NOW)).await {
+        assert_eq!(result.unwrap().identity, "mark@example.test");
     }
     assert_eq!(h.fetcher.calls(JWKS_URL), 1);
 }
@@ -327,21 +287,8 @@ async fn concurrent_requests_share_one_failure() {
     let h = Harness::new(NOW);
     let k = TestKey::p256();
     h.fetcher.fail(JWKS_URL);
-    h.fetcher.slow_down(Duration::from_millis(100));
-    let m = jwks_method(JWKS_URL);
-    let token = token(&k, Some("k1"), NOW);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..32 {
-        let (verifier, m, token) = (h.verifier.clone(), m.clone(), token.clone());
-        tasks.spawn(async move {
-            verifier
-                .verify(&token, &m, &policy())
-                .await
-                .map_err(|e| e.code())
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        assert_eq!(result.unwrap().unwrap_err(), "jwks_unavailable");
+    for result in verify_at_once(&h, &token(&k, Some("k1"), NOW)).await {
+        assert_eq!(result.unwrap_err().code(), "jwks_unavailable");
     }
     // The ones that queued behind the first fetch took its outcome. (A task scheduled only
     // after that fetch finished may try once more; with 100 ms per fetch, none should.)
@@ -360,7 +307,7 @@ async fn kidless_tokens_take_the_only_fitting_key() {
     );
     for key in [&ec, &rsa, &ed] {
         assert_eq!(
-            h.code(&token(key, None, NOW), &m, &policy()).await,
+            code(&h, &token(key, None, NOW)).await,
             "ok",
             "{:?}",
             key.alg
@@ -372,20 +319,17 @@ async fn kidless_tokens_take_the_only_fitting_key() {
         .serve(JWKS_URL, vec![jwk(&ec, "ec"), jwk(&ec2, "ec2")], None);
     h.clock.advance(300);
     let err = h
+        .verifier
         .verify(&token(&ec, None, NOW), &m, &policy())
         .await
         .unwrap_err();
     assert_eq!(err.code(), "key_not_found");
     assert!(err.to_string().contains("several"), "{err}");
-    assert_eq!(
-        h.code(&token(&ec2, Some("ec2"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&ec2, Some("ec2"), NOW)).await, "ok");
     // No key fits: the set is refreshed once, then key_not_found.
     let calls = h.fetcher.calls(JWKS_URL);
     assert_eq!(
-        h.code(&token(&TestKey::p384(), None, NOW), &m, &policy())
-            .await,
+        code(&h, &token(&TestKey::p384(), None, NOW)).await,
         "key_not_found"
     );
     assert_eq!(h.fetcher.calls(JWKS_URL), calls + 1);
@@ -394,7 +338,6 @@ async fn kidless_tokens_take_the_only_fitting_key() {
 #[tokio::test]
 async fn keys_that_may_not_verify_are_never_used() {
     let h = Harness::new(NOW);
-    let m = jwks_method(JWKS_URL);
     let (k, rsa) = (TestKey::p256(), TestKey::rsa_fixture());
     h.fetcher.serve(
         JWKS_URL,
@@ -411,11 +354,11 @@ async fn keys_that_may_not_verify_are_never_used() {
     );
     for kid in ["enc", "ops", "odd", "oct", "p384-claim"] {
         let t = token(&k, Some(kid), NOW);
-        assert_eq!(h.code(&t, &m, &policy()).await, "key_not_found", "{kid}");
+        assert_eq!(code(&h, &t).await, "key_not_found", "{kid}");
     }
     // The key's own alg narrows it: an RS256 token cannot use an RS512 key …
     let rs256 = token(&rsa, Some("rs512"), NOW);
-    assert_eq!(h.code(&rs256, &m, &policy()).await, "algorithm_not_allowed");
+    assert_eq!(code(&h, &rs256).await, "algorithm_not_allowed");
     // … but an RS512 one can.
     let rs512 = sign_raw(
         &json!({"alg": "RS512", "kid": "rs512"}),
@@ -423,12 +366,9 @@ async fn keys_that_may_not_verify_are_never_used() {
         &rsa.encoding,
         jsonwebtoken::Algorithm::RS512,
     );
-    assert_eq!(h.code(&rs512, &m, &policy()).await, "ok");
+    assert_eq!(code(&h, &rs512).await, "ok");
     // The usable key of the same set still verifies.
-    assert_eq!(
-        h.code(&token(&k, Some("good"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&k, Some("good"), NOW)).await, "ok");
     // An HS256 token signed with a published "oct" key is refused by alg, before any fetch.
     let hs = hs(
         jsonwebtoken::Algorithm::HS256,
@@ -436,19 +376,18 @@ async fn keys_that_may_not_verify_are_never_used() {
         &json!({"alg": "HS256", "kid": "oct"}),
         &claims(NOW),
     );
-    assert_eq!(h.code(&hs, &m, &policy()).await, "algorithm_not_allowed");
+    assert_eq!(code(&h, &hs).await, "algorithm_not_allowed");
 }
 
 #[tokio::test]
 async fn a_kid_naming_a_key_of_another_type_is_algorithm_not_allowed() {
     let h = Harness::new(NOW);
-    let m = jwks_method(JWKS_URL);
     let (ec, rsa) = (TestKey::p256(), TestKey::rsa_fixture());
     h.fetcher
         .serve(JWKS_URL, vec![jwk(&rsa, "rsa"), jwk(&ec, "ec")], None);
     // ES256 signed by the EC key, but naming the RSA key's kid.
     let t = token(&ec, Some("rsa"), NOW);
-    assert_eq!(h.code(&t, &m, &policy()).await, "algorithm_not_allowed");
+    assert_eq!(code(&h, &t).await, "algorithm_not_allowed");
     assert_eq!(
         h.fetcher.calls(JWKS_URL),
         1,
@@ -456,23 +395,16 @@ async fn a_kid_naming_a_key_of_another_type_is_algorithm_not_allowed() {
     );
     // A non-string kid is not a key name.
     let t = ec.sign(&json!({"alg": "ES256", "kid": 5}), &claims(NOW));
-    assert_eq!(h.code(&t, &m, &policy()).await, "key_not_found");
+    assert_eq!(code(&h, &t).await, "key_not_found");
 }
 
 #[tokio::test]
 async fn keys_sharing_a_kid_across_types() {
     // RFC 7517 allows one kid for keys of different types; the token's alg picks among them.
     let h = Harness::new(NOW);
-    let m = jwks_method(JWKS_URL);
     let (ec, ed) = (TestKey::p256(), TestKey::ed25519());
     h.fetcher
         .serve(JWKS_URL, vec![jwk(&ec, "same"), jwk(&ed, "same")], None);
-    assert_eq!(
-        h.code(&token(&ec, Some("same"), NOW), &m, &policy()).await,
-        "ok"
-    );
-    assert_eq!(
-        h.code(&token(&ed, Some("same"), NOW), &m, &policy()).await,
-        "ok"
-    );
+    assert_eq!(code(&h, &token(&ec, Some("same"), NOW)).await, "ok");
+    assert_eq!(code(&h, &token(&ed, Some("same"), NOW)).await, "ok");
 }

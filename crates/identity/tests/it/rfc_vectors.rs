@@ -71,13 +71,15 @@ async fn rfc7515_a2_rs256_with_its_published_key() {
         None,
     );
     assert_joe(
-        h.verify(A2_TOKEN, &jwks_method(JWKS_URL), &joe_policy())
+        h.verifier
+            .verify(A2_TOKEN, &jwks_method(JWKS_URL), &joe_policy())
             .await
             .unwrap(),
     );
     // … as an SPKI PEM, and as a PKCS#1 "RSA PUBLIC KEY" PEM.
     assert_joe(
-        h.verify(A2_TOKEN, &pem_method(&a2_spki_pem()), &joe_policy())
+        h.verifier
+            .verify(A2_TOKEN, &pem_method(&a2_spki_pem()), &joe_policy())
             .await
             .unwrap(),
     );
@@ -86,7 +88,8 @@ async fn rfc7515_a2_rs256_with_its_published_key() {
         pkcs1_der(&b64_decode(A2_N), &b64_decode(A2_E)),
     );
     assert_joe(
-        h.verify(A2_TOKEN, &pem_method(&pkcs1), &joe_policy())
+        h.verifier
+            .verify(A2_TOKEN, &pem_method(&pkcs1), &joe_policy())
             .await
             .unwrap(),
     );
@@ -101,12 +104,14 @@ async fn rfc7515_a3_es256_with_its_published_key() {
         None,
     );
     assert_joe(
-        h.verify(A3_TOKEN, &jwks_method(JWKS_URL), &joe_policy())
+        h.verifier
+            .verify(A3_TOKEN, &jwks_method(JWKS_URL), &joe_policy())
             .await
             .unwrap(),
     );
     assert_joe(
-        h.verify(A3_TOKEN, &pem_method(&a3_spki_pem()), &joe_policy())
+        h.verifier
+            .verify(A3_TOKEN, &pem_method(&a3_spki_pem()), &joe_policy())
             .await
             .unwrap(),
     );
@@ -117,13 +122,15 @@ async fn rfc7515_examples_expire_at_their_exp() {
     let h = Harness::new(RFC7515_EXP);
     let expired = VerifyError::Expired { exp: RFC7515_EXP };
     assert_eq!(
-        h.verify(A2_TOKEN, &pem_method(&a2_spki_pem()), &joe_policy())
+        h.verifier
+            .verify(A2_TOKEN, &pem_method(&a2_spki_pem()), &joe_policy())
             .await
             .unwrap_err(),
         expired
     );
     assert_eq!(
-        h.verify(A3_TOKEN, &pem_method(&a3_spki_pem()), &joe_policy())
+        h.verifier
+            .verify(A3_TOKEN, &pem_method(&a3_spki_pem()), &joe_policy())
             .await
             .unwrap_err(),
         expired
@@ -186,7 +193,7 @@ async fn rfc8037_a4_ed25519() {
     );
     for method in [&pem_key, &jwks_method(JWKS_URL)] {
         assert!(matches!(
-            h.verify(ED_TOKEN, method, &policy()).await,
+            h.verifier.verify(ED_TOKEN, method, &policy()).await,
             Err(VerifyError::Malformed(_))
         ));
     }
@@ -199,13 +206,17 @@ async fn rfc8037_a4_ed25519() {
     };
     let no_exp = pkcs8_sign(&json!({"alg": "EdDSA"}), &json!({"sub": "ed"}));
     assert_eq!(
-        h.verify(&no_exp, &pem_key, &policy()).await.unwrap_err(),
+        h.verifier
+            .verify(&no_exp, &pem_key, &policy())
+            .await
+            .unwrap_err(),
         VerifyError::ExpiryMissing
     );
     for alg in ["EdDSA", "Ed25519"] {
         let token = pkcs8_sign(&json!({"alg": alg}), &claims(NOW));
         assert_eq!(
-            h.verify(&token, &pem_key, &policy())
+            h.verifier
+                .verify(&token, &pem_key, &policy())
                 .await
                 .unwrap()
                 .identity,

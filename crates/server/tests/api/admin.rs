@@ -21,6 +21,40 @@ fn security_path(site: i64, m: &str) -> String {
     format!("/api/v1/sites/{site}/messengers/{m}/security")
 }
 
+/// PUT a messenger's Security settings as the operator: (status, error code, body).
+async fn put_security(app: &TestApp, site: i64, m: &str, security: &Value) -> (u16, String, Value) {
+    answer(
+        app.put(&security_path(site, m), Some(OPERATOR), security)
+            .await,
+    )
+    .await
+}
+
+/// GET a messenger as the operator: its body.
+async fn get_messenger(app: &TestApp, site: i64, m: &str) -> Value {
+    answer(
+        app.get(
+            &format!("/api/v1/sites/{site}/messengers/{m}"),
+            Some(OPERATOR),
+        )
+        .await,
+    )
+    .await
+    .2
+}
+
+/// GET a site with `token`: (status, error code).
+async fn read_site(app: &TestApp, site: i64, token: &str) -> (u16, String) {
+    error_code(app.get(&format!("/api/v1/sites/{site}"), Some(token)).await).await
+}
+
+async fn login_status(app: &TestApp, site: i64, email: &str, password: &str) -> u16 {
+    login(app, json!(site), email, password)
+        .await
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn sites_count_from_10000_and_only_the_operator_creates_them() {
     let app = TestApp::spawn().await;
@@ -411,20 +445,13 @@ async fn login_logout_and_the_session_cookie() {
             .header(header::COOKIE, pair.clone())
             .send()
     };
-    assert_eq!(
-        by_cookie(&format!("/api/v1/sites/{site}"))
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
-    assert_eq!(
-        by_cookie(&format!("/api/v1/sites/{site}/messengers"))
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
+    for path in [
+        format!("/api/v1/sites/{site}"),
+        format!("/api/v1/sites/{site}/messengers"),
+    ] {
+        let r = by_cookie(&path).await.expect("send");
+        assert_eq!(r.status(), 200, "{path}");
+    }
     assert_eq!(
         app.get(&format!("/api/v1/sites/{site}"), Some(&token))
             .await
@@ -442,14 +469,9 @@ async fn login_logout_and_the_session_cookie() {
         .post("/api/v1/auth/logout", Some(&token), &json!({}))
         .await;
     assert_eq!(r.status(), 204);
-    let (s, c, _) = answer(
-        app.get(&format!("/api/v1/sites/{site}"), Some(&token))
-            .await,
-    )
-    .await;
     assert_eq!(
-        (s, c.as_str()),
-        (401, "unauthorized"),
+        read_site(&app, site, &token).await,
+        (401, "unauthorized".to_owned()),
         "the token works after logout"
     );
     let r = by_cookie(&format!("/api/v1/sites/{site}"))
@@ -538,9 +560,7 @@ async fn lockout_scenario(app: &TestApp) {
     assert_eq!(body["error"]["code"], "rate_limited");
     // Another agent of the site is not locked.
     assert_eq!(
-        login(app, json!(site), "kim@acme.test", PASSWORD)
-            .await
-            .status(),
+        login_status(app, site, "kim@acme.test", PASSWORD).await,
         200
     );
 
@@ -558,34 +578,14 @@ async fn lockout_scenario(app: &TestApp) {
     assert!(r.headers().get(header::RETRY_AFTER).is_some());
 
     // A success resets the count: 5 failures, a success, 5 failures is still not locked.
-    for _ in 0..5 {
-        assert_eq!(
-            login(app, json!(site), "kim@acme.test", "wrong password!")
-                .await
-                .status(),
-            401
-        );
+    for round in ["first", "second"] {
+        for _ in 0..5 {
+            let status = login_status(app, site, "kim@acme.test", "wrong password!").await;
+            assert_eq!(status, 401, "{round} failures");
+        }
+        let status = login_status(app, site, "kim@acme.test", PASSWORD).await;
+        assert_eq!(status, 200, "{round} success");
     }
-    assert_eq!(
-        login(app, json!(site), "kim@acme.test", PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    for _ in 0..5 {
-        assert_eq!(
-            login(app, json!(site), "kim@acme.test", "wrong password!")
-                .await
-                .status(),
-            401
-        );
-    }
-    assert_eq!(
-        login(app, json!(site), "kim@acme.test", PASSWORD)
-            .await
-            .status(),
-        200
-    );
 }
 
 #[tokio::test]
@@ -618,30 +618,29 @@ async fn shared_token_rules() {
             .await
         }
     };
-    let (s, c, b) =
-        create(json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(31)}}))
-            .await;
-    assert_eq!((s, c.as_str()), (400, "invalid_request"));
-    assert!(
-        b["error"]["message"]
+    // Too short, and not base64url: refused by field, and the refused secret is never echoed.
+    for security in [
+        json!({"validation": {"method": "sharedToken", "sharedToken": "x".repeat(31)}}),
+        json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "!!not*base64url!!".repeat(4)}}),
+    ] {
+        let secret = security["validation"]["sharedToken"]
             .as_str()
-            .expect("msg")
-            .contains("validation.sharedToken"),
-        "{b}"
-    );
-    assert!(
-        !b.to_string().contains(&"x".repeat(31)),
-        "the refused secret is echoed: {b}"
-    );
-    let (s, c, b) = create(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "!!not*base64url!!".repeat(4)}})).await;
-    assert_eq!((s, c.as_str()), (400, "invalid_request"));
-    assert!(
-        b["error"]["message"]
-            .as_str()
-            .expect("msg")
-            .contains("validation.sharedToken"),
-        "{b}"
-    );
+            .expect("secret")
+            .to_owned();
+        let (s, c, b) = create(security).await;
+        assert_eq!((s, c.as_str()), (400, "invalid_request"));
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .expect("msg")
+                .contains("validation.sharedToken"),
+            "{b}"
+        );
+        assert!(
+            !b.to_string().contains(&secret),
+            "the refused secret is echoed: {b}"
+        );
+    }
     // 42 base64url characters decode to 31 bytes: too short, though the text is long.
     let (s, _, _) = create(json!({"validation": {"method": "sharedToken", "encoding": "base64url", "sharedToken": "A".repeat(42)}})).await;
     assert_eq!(s, 400);
@@ -679,14 +678,11 @@ async fn shared_token_rules() {
         .to_owned();
     assert!(generated.len() >= 32);
     let id = m["messengerId"].as_str().expect("id").to_owned();
-    let (_, _, got) = answer(
-        app.get(
-            &format!("/api/v1/sites/{site}/messengers/{id}"),
-            Some(OPERATOR),
-        )
-        .await,
-    )
-    .await;
+    let put = |security: Value| {
+        let (app, id) = (&app, &id);
+        async move { put_security(app, site, id, &security).await }
+    };
+    let got = get_messenger(&app, site, &id).await;
     assert_eq!(got["security"]["validation"]["sharedToken"], Value::Null);
     assert_eq!(got["security"]["validation"]["sharedTokenSet"], true);
     let list = app
@@ -718,7 +714,7 @@ async fn shared_token_rules() {
     );
 
     // "sharedToken": null keeps the secret while other settings change.
-    let (s, _, sec) = answer(app.put(&security_path(site, &id), Some(OPERATOR), &json!({"validation": {"method": "sharedToken", "sharedToken": null}, "clockSkewSeconds": 5})).await).await;
+    let (s, _, sec) = put(json!({"validation": {"method": "sharedToken", "sharedToken": null}, "clockSkewSeconds": 5})).await;
     assert_eq!(s, 200, "{sec}");
     assert_eq!(sec["clockSkewSeconds"], 5);
     assert_eq!(sec["validation"]["sharedToken"], Value::Null);
@@ -728,33 +724,15 @@ async fn shared_token_rules() {
         "the kept secret no longer verifies"
     );
     // The GET shape round-trips through PUT.
-    let (_, _, got) = answer(
-        app.get(
-            &format!("/api/v1/sites/{site}/messengers/{id}"),
-            Some(OPERATOR),
-        )
-        .await,
-    )
-    .await;
-    let (s, _, _) = answer(
-        app.put(&security_path(site, &id), Some(OPERATOR), &got["security"])
-            .await,
-    )
-    .await;
+    let got = get_messenger(&app, site, &id).await;
+    let (s, _, _) = put(got["security"].clone()).await;
     assert_eq!(s, 200);
     assert_eq!(app.authorize(site, &id, &old).await.status(), 200);
 
     // A new secret governs the very next authorize.
     let fresh = "a-brand-new-secret-that-is-long-enough-0123";
-    let (s, _, _) = answer(
-        app.put(
-            &security_path(site, &id),
-            Some(OPERATOR),
-            &json!({"validation": {"method": "sharedToken", "sharedToken": fresh}}),
-        )
-        .await,
-    )
-    .await;
+    let (s, _, _) =
+        put(json!({"validation": {"method": "sharedToken", "sharedToken": fresh}})).await;
     assert_eq!(s, 200);
     assert_eq!(
         error_code(app.authorize(site, &id, &old).await).await,
@@ -767,15 +745,9 @@ async fn shared_token_rules() {
         200
     );
     // And a switch to a public key refuses HMAC at once.
-    let (s, _, _) = answer(
-        app.put(
-            &security_path(site, &id),
-            Some(OPERATOR),
-            &json!({"validation": {"method": "publicKey", "publicKey": fixture("p256.pub.pem")}}),
-        )
-        .await,
-    )
-    .await;
+    let (s, _, _) =
+        put(json!({"validation": {"method": "publicKey", "publicKey": fixture("p256.pub.pem")}}))
+            .await;
     assert_eq!(s, 200);
     assert_eq!(
         error_code(app.authorize(site, &id, &hs256(fresh, &claims("a"))).await).await,
@@ -789,15 +761,8 @@ async fn shared_token_rules() {
     );
     assert_eq!(app.authorize(site, &id, &es).await.status(), 200);
     // Back to a shared token: null has nothing to keep now.
-    let (s, c, _) = answer(
-        app.put(
-            &security_path(site, &id),
-            Some(OPERATOR),
-            &json!({"validation": {"method": "sharedToken", "sharedToken": null}}),
-        )
-        .await,
-    )
-    .await;
+    let (s, c, _) =
+        put(json!({"validation": {"method": "sharedToken", "sharedToken": null}})).await;
     assert_eq!((s, c.as_str()), (400, "invalid_request"));
     // A refused PUT changed nothing.
     assert_eq!(app.authorize(site, &id, &es).await.status(), 200);
@@ -858,11 +823,7 @@ async fn public_keys_are_checked_when_saved() {
         "ed25519.pub.pem",
     ] {
         let sec = json!({"validation": {"method": "publicKey", "publicKey": fixture(ok)}});
-        let (s, _, b) = answer(
-            app.put(&security_path(site, &m), Some(OPERATOR), &sec)
-                .await,
-        )
-        .await;
+        let (s, _, b) = put_security(&app, site, &m, &sec).await;
         assert_eq!(s, 200, "{ok}: {b}");
         assert_eq!(b["validation"]["method"], "publicKey");
     }
@@ -895,26 +856,14 @@ async fn other_security_fields_are_validated() {
             "validation.method",
         ),
     ] {
-        let (s, c, b) = answer(
-            app.put(
-                &security_path(site, &m),
-                Some(OPERATOR),
-                &base(extra.clone()),
-            )
-            .await,
-        )
-        .await;
+        let (s, c, b) = put_security(&app, site, &m, &base(extra.clone())).await;
         assert_eq!((s, c.as_str()), (400, "invalid_request"), "{extra}");
         assert!(
             b["error"]["message"].as_str().expect("msg").contains(field),
             "{extra}: {b}"
         );
     }
-    let (s, _, b) = answer(
-        app.put(&security_path(site, &m), Some(OPERATOR), &base(json!({"allowedUrls": ["https://portal.example.com", "https://*.example.org", "https://www.example.com/secure/"], "clockSkewSeconds": 0, "maxTokenLifetimeSeconds": 600, "issuer": "i", "audience": "a", "contactIdentityKey": "email"})))
-            .await,
-    )
-    .await;
+    let (s, _, b) = put_security(&app, site, &m, &base(json!({"allowedUrls": ["https://portal.example.com", "https://*.example.org", "https://www.example.com/secure/"], "clockSkewSeconds": 0, "maxTokenLifetimeSeconds": 600, "issuer": "i", "audience": "a", "contactIdentityKey": "email"}))).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["contactIdentityKey"], "email");
     assert_eq!(b["clockSkewSeconds"], 0);
@@ -922,14 +871,7 @@ async fn other_security_fields_are_validated() {
     assert_eq!(b["issuer"], "i");
     assert_eq!(b["audience"], "a");
     assert_eq!(b["allowedUrls"].as_array().map(Vec::len), Some(3));
-    let (_, _, got) = answer(
-        app.get(
-            &format!("/api/v1/sites/{site}/messengers/{m}"),
-            Some(OPERATOR),
-        )
-        .await,
-    )
-    .await;
+    let got = get_messenger(&app, site, &m).await;
     assert_eq!(got["security"], b);
     let random = uuid::Uuid::new_v4();
     let (s, c, _) = answer(
@@ -1002,9 +944,7 @@ async fn concurrent_guesses_cannot_outrun_the_lockout() {
         "{wrong} passwords were tried in parallel before the lockout: {statuses:?}"
     );
     assert_eq!(
-        login(&app, json!(site), "jo@acme.test", PASSWORD)
-            .await
-            .status(),
+        login_status(&app, site, "jo@acme.test", PASSWORD).await,
         429
     );
 }
@@ -1024,18 +964,13 @@ async fn emails_are_one_account_whatever_their_case_and_deleted_agents_lose_thei
     )
     .await;
     assert_eq!((s, c.as_str()), (409, "conflict"));
-    assert_eq!(
-        login(&app, json!(site), "jo@acme.test", PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        login(&app, json!(site), " JO@ACME.TEST ", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    for email in ["jo@acme.test", " JO@ACME.TEST "] {
+        assert_eq!(
+            login_status(&app, site, email, PASSWORD).await,
+            200,
+            "{email}"
+        );
+    }
 
     let list: Value = app
         .get(&format!("/api/v1/sites/{site}/agents"), Some(OPERATOR))
@@ -1051,52 +986,27 @@ async fn emails_are_one_account_whatever_their_case_and_deleted_agents_lose_thei
         let b = app.create_site("B").await;
         app.agent_token(b, "admin@b.test", "admin").await
     };
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}")))
-        .bearer_auth(&admin_b)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 404, "another site's admin deleted an agent");
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 403, "an agent deleted an agent");
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}")))
-        .bearer_auth(OPERATOR)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 204);
-    let (s, c, _) = answer(
-        app.get(&format!("/api/v1/sites/{site}"), Some(&token))
-            .await,
-    )
-    .await;
+    let agent = app.url(&format!("/api/v1/sites/{site}/agents/{id}"));
+    let delete = |token: &str| app.client.delete(&agent).bearer_auth(token).send();
+    for (by, status, what) in [
+        (
+            admin_b.as_str(),
+            404,
+            "another site's admin deleted an agent",
+        ),
+        (token.as_str(), 403, "an agent deleted an agent"),
+        (OPERATOR, 204, "the operator deletes"),
+    ] {
+        assert_eq!(delete(by).await.expect("send").status(), status, "{what}");
+    }
     assert_eq!(
-        (s, c.as_str()),
-        (401, "unauthorized"),
+        read_site(&app, site, &token).await,
+        (401, "unauthorized".to_owned()),
         "a deleted agent's session still works"
     );
     assert_eq!(
-        login(&app, json!(site), "jo@acme.test", PASSWORD)
-            .await
-            .status(),
+        login_status(&app, site, "jo@acme.test", PASSWORD).await,
         401
     );
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v1/sites/{site}/agents/{id}")))
-        .bearer_auth(OPERATOR)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 404);
+    assert_eq!(delete(OPERATOR).await.expect("send").status(), 404);
 }

@@ -7,32 +7,25 @@ use confidant_testkit::*;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
-async fn expect_code(
-    app: &TestApp,
-    site: i64,
-    messenger: &str,
-    jwt: &str,
-    status: u16,
-    code: &str,
-    what: &str,
-) -> Value {
-    let (s, c, body) = answer(app.authorize(site, messenger, jwt).await).await;
+/// Authorize `jwt` at `to` and check the status and error code ("" for none); the body.
+async fn expect_code(to: &Messenger, jwt: &str, status: u16, code: &str, what: &str) -> Value {
+    let (s, c, body) = answer(to.authorize(jwt).await).await;
     assert_eq!((s, c.as_str()), (status, code), "{what}: {body}");
     body
 }
 
-async fn ok(app: &TestApp, site: i64, messenger: &str, jwt: &str, what: &str) -> Value {
-    expect_code(app, site, messenger, jwt, 200, "", what).await
+async fn ok(to: &Messenger, jwt: &str, what: &str) -> Value {
+    expect_code(to, jwt, 200, "", what).await
 }
 
-async fn pk_messenger(app: &TestApp, site: i64, pem: &str) -> String {
+async fn pk_messenger(app: &TestApp, site: i64, pem: &str) -> Messenger {
     let m = app
         .create_messenger(
             site,
             json!({"validation": {"method": "publicKey", "publicKey": pem}}),
         )
         .await;
-    m["messengerId"].as_str().expect("id").to_owned()
+    app.messenger_of(site, m["messengerId"].as_str().expect("id"))
 }
 
 /// Verify an access token with the key the server publishes for its `kid`; returns its claims.
@@ -58,17 +51,16 @@ async fn verified_access_claims(app: &TestApp, token: &str, messenger: &str) -> 
 async fn shared_token_attacks_get_their_exact_codes() {
     let app = TestApp::spawn().await;
     let (site, m) = app.site_with_messenger().await;
+    let to = app.messenger_of(site, &m);
     let c = claims("mark@example.test");
 
-    ok(&app, site, &m, &hs256(SECRET, &c), "the right secret").await;
+    ok(&to, &hs256(SECRET, &c), "the right secret").await;
     for alg in [Algorithm::HS384, Algorithm::HS512] {
         let t = sign(alg, None, &EncodingKey::from_secret(SECRET.as_bytes()), &c);
-        ok(&app, site, &m, &t, &format!("{alg:?}")).await;
+        ok(&to, &t, &format!("{alg:?}")).await;
     }
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256("another-secret-of-enough-length-0123456789", &c),
         401,
         "signature_invalid",
@@ -83,16 +75,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
     let first = good.as_bytes()[dot];
     let mut forged = good.clone();
     forged.replace_range(dot..dot + 1, if first == b'A' { "B" } else { "A" });
-    expect_code(
-        &app,
-        site,
-        &m,
-        &forged,
-        401,
-        "signature_invalid",
-        "tampered signature",
-    )
-    .await;
+    expect_code(&to, &forged, 401, "signature_invalid", "tampered signature").await;
     // Claims swapped under a valid signature.
     let other = hs256(SECRET, &claims("victim@example.test"));
     let parts: Vec<&str> = good.split('.').collect();
@@ -102,16 +85,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
         other.split('.').nth(1).expect("claims"),
         parts[2]
     );
-    expect_code(
-        &app,
-        site,
-        &m,
-        &spliced,
-        401,
-        "signature_invalid",
-        "spliced claims",
-    )
-    .await;
+    expect_code(&to, &spliced, 401, "signature_invalid", "spliced claims").await;
 
     for header in [
         json!({"alg": "none"}),
@@ -121,9 +95,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
         for sig in [&b""[..], b"anything"] {
             let t = with_signature(&header, &c, sig);
             expect_code(
-                &app,
-                site,
-                &m,
+                &to,
                 &t,
                 401,
                 "algorithm_not_allowed",
@@ -133,9 +105,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
         }
     }
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &with_signature(&json!({"typ": "JWT"}), &c, b"x"),
         401,
         "algorithm_not_allowed",
@@ -144,9 +114,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
     .await;
     let rs = sign(Algorithm::RS256, None, &private_key("rsa2048"), &c);
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &rs,
         401,
         "algorithm_not_allowed",
@@ -155,9 +123,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
     .await;
     let ed = sign(Algorithm::EdDSA, None, &private_key("ed25519"), &c);
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &ed,
         401,
         "algorithm_not_allowed",
@@ -172,14 +138,12 @@ async fn shared_token_attacks_get_their_exact_codes() {
         &json!({"alg": "HS256", "crit": ["exp"], "exp": 1}),
         &c,
     );
-    expect_code(&app, site, &m, &crit, 401, "token_malformed", "crit").await;
+    expect_code(&to, &crit, 401, "token_malformed", "crit").await;
     // A correctly signed token over 8 KiB.
     let mut big = c.clone();
     big["pad"] = json!("x".repeat(8 * 1024));
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &big),
         401,
         "token_malformed",
@@ -198,7 +162,7 @@ async fn shared_token_attacks_get_their_exact_codes() {
         "e30.W10.",
         "eyJhbGciOiJIUzI1NiJ9.e30.$$$",
     ] {
-        expect_code(&app, site, &m, garbage, 401, "token_malformed", garbage).await;
+        expect_code(&to, garbage, 401, "token_malformed", garbage).await;
     }
 }
 
@@ -215,28 +179,22 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
 
     for alg in RSA_ALGS {
         let t = sign(alg, None, &private_key("rsa2048"), &c);
-        ok(&app, site, &rsa, &t, &format!("{alg:?}")).await;
-        ok(&app, site, &rsa1, &t, &format!("{alg:?} PKCS#1 PEM")).await;
+        ok(&rsa, &t, &format!("{alg:?}")).await;
+        ok(&rsa1, &t, &format!("{alg:?} PKCS#1 PEM")).await;
     }
     ok(
-        &app,
-        site,
         &p256,
         &sign(Algorithm::ES256, None, &private_key("p256"), &c),
         "ES256",
     )
     .await;
     ok(
-        &app,
-        site,
         &p384,
         &sign(Algorithm::ES384, None, &private_key("p384"), &c),
         "ES384",
     )
     .await;
     ok(
-        &app,
-        site,
         &ed,
         &sign(Algorithm::EdDSA, None, &private_key("ed25519"), &c),
         "EdDSA",
@@ -247,14 +205,12 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
     let mine = TestKey::ed25519();
     let ed2 = pk_messenger(&app, site, &mine.pub_pem()).await;
     ok(
-        &app,
-        site,
         &ed2,
         &mine.sign(&json!({"alg": "Ed25519"}), &c),
         "alg Ed25519",
     )
     .await;
-    ok(&app, site, &ed2, &mine.token(None, &c), "alg EdDSA").await;
+    ok(&ed2, &mine.token(None, &c), "alg EdDSA").await;
 
     // HS256 keyed with the public key's PEM text: the classic confusion.
     for (m, pem) in [
@@ -269,8 +225,6 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
             &c,
         );
         expect_code(
-            &app,
-            site,
             m,
             &t,
             401,
@@ -285,8 +239,6 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
             &c,
         );
         expect_code(
-            &app,
-            site,
             m,
             &trimmed,
             401,
@@ -303,33 +255,15 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
         (&ed, Algorithm::RS256, "rsa2048", "RS256 on Ed25519"),
     ] {
         let t = sign(alg, None, &private_key(key), &c);
-        expect_code(&app, site, m, &t, 401, "algorithm_not_allowed", what).await;
+        expect_code(m, &t, 401, "algorithm_not_allowed", what).await;
     }
     let none = with_signature(&json!({"alg": "none"}), &c, b"");
-    expect_code(
-        &app,
-        site,
-        &rsa,
-        &none,
-        401,
-        "algorithm_not_allowed",
-        "none on RSA",
-    )
-    .await;
+    expect_code(&rsa, &none, 401, "algorithm_not_allowed", "none on RSA").await;
 
     // CVE-2022-21449 ("psychic signatures"): r = s = 0 must never verify.
     for (m, alg, len) in [(&p256, "ES256", 64), (&p384, "ES384", 96)] {
         let t = with_signature(&json!({"alg": alg}), &c, &vec![0u8; len]);
-        expect_code(
-            &app,
-            site,
-            m,
-            &t,
-            401,
-            "signature_invalid",
-            &format!("all-zero {alg}"),
-        )
-        .await;
+        expect_code(m, &t, 401, "signature_invalid", &format!("all-zero {alg}")).await;
     }
     // A signature of the right key for other claims.
     let other = sign(
@@ -344,16 +278,7 @@ async fn every_key_type_verifies_and_confusions_are_refused() {
         good.rsplit_once('.').expect("dot").0,
         other.rsplit_once('.').expect("dot").1
     );
-    expect_code(
-        &app,
-        site,
-        &p256,
-        &spliced,
-        401,
-        "signature_invalid",
-        "ES256 spliced",
-    )
-    .await;
+    expect_code(&p256, &spliced, 401, "signature_invalid", "ES256 spliced").await;
 }
 
 #[tokio::test]
@@ -371,16 +296,7 @@ async fn key_headers_in_the_token_are_never_used() {
         json!({"alg": "EdDSA", "x5c": ["MIIBszCCAVmgAwIBAgIUXYZ"]}),
     ] {
         let t = attacker.sign(&header, &c);
-        expect_code(
-            &app,
-            site,
-            &m,
-            &t,
-            401,
-            "signature_invalid",
-            &header.to_string(),
-        )
-        .await;
+        expect_code(&m, &t, 401, "signature_invalid", &header.to_string()).await;
     }
     assert_eq!(jwks.hits(), 0, "a jku/x5u header made the server fetch");
     // The real key still works with the same junk headers present.
@@ -388,7 +304,7 @@ async fn key_headers_in_the_token_are_never_used() {
     let mut h = jsonwebtoken::Header::new(Algorithm::EdDSA);
     h.jku = Some(jwks.url.clone());
     let t = jsonwebtoken::encode(&h, &c, &real).expect("sign");
-    ok(&app, site, &m, &t, "jku on a genuine token").await;
+    ok(&m, &t, "jku on a genuine token").await;
     assert_eq!(jwks.hits(), 0);
 }
 
@@ -396,11 +312,12 @@ async fn key_headers_in_the_token_are_never_used() {
 async fn time_and_lifetime_claims() {
     let app = TestApp::spawn().await;
     let (site, m) = app.site_with_messenger().await;
+    let to = app.messenger_of(site, &m);
     let now = now();
 
     let exp = now - 3600;
     let expired = hs256(SECRET, &json!({"sub": "a", "exp": exp}));
-    let body = expect_code(&app, site, &m, &expired, 401, "token_expired", "expired").await;
+    let body = expect_code(&to, &expired, 401, "token_expired", "expired").await;
     let message = body["error"]["message"].as_str().expect("message");
     let when = time::OffsetDateTime::from_unix_timestamp(exp)
         .expect("time")
@@ -413,18 +330,14 @@ async fn time_and_lifetime_claims() {
     );
     // Within the default 60 s of skew it still counts as valid.
     ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": "a", "exp": now - 20})),
         "expired within skew",
     )
     .await;
 
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": "a"})),
         401,
         "expiry_missing",
@@ -432,9 +345,7 @@ async fn time_and_lifetime_claims() {
     )
     .await;
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": "a", "exp": "soon"})),
         401,
         "expiry_missing",
@@ -442,9 +353,7 @@ async fn time_and_lifetime_claims() {
     )
     .await;
     let body = expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(
             SECRET,
             &json!({"sub": "a", "exp": now + 600, "nbf": now + 3600}),
@@ -461,9 +370,7 @@ async fn time_and_lifetime_claims() {
             .contains("eyJ")
     );
     ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(
             SECRET,
             &json!({"sub": "a", "exp": now + 600, "nbf": now + 30}),
@@ -473,9 +380,7 @@ async fn time_and_lifetime_claims() {
     .await;
     // The order: an expired token that is also not yet valid is reported as expired.
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": "a", "exp": exp, "nbf": now + 3600})),
         401,
         "token_expired",
@@ -489,9 +394,7 @@ async fn time_and_lifetime_claims() {
         .await;
     assert_eq!(r.status(), 200);
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": "a", "exp": now + 3600})),
         401,
         "token_lifetime_too_long",
@@ -499,9 +402,7 @@ async fn time_and_lifetime_claims() {
     )
     .await;
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(
             SECRET,
             &json!({"sub": "a", "iat": now - 1000, "exp": now + 100}),
@@ -512,9 +413,7 @@ async fn time_and_lifetime_claims() {
     )
     .await;
     ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": "a", "iat": now, "exp": now + 290})),
         "within the cap",
     )
@@ -525,12 +424,11 @@ async fn time_and_lifetime_claims() {
 async fn issuer_and_audience_when_configured() {
     let app = TestApp::spawn().await;
     let (site, m) = app.site_with_messenger().await;
+    let to = app.messenger_of(site, &m);
     let now = now();
     // Not configured: anything goes.
     ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(
             SECRET,
             &json!({"sub": "a", "exp": now + 60, "iss": "whoever", "aud": "x"}),
@@ -581,7 +479,7 @@ async fn issuer_and_audience_when_configured() {
             "aud array",
         ),
     ] {
-        expect_code(&app, site, &m, &t(extra), 401, code, what).await;
+        expect_code(&to, &t(extra), 401, code, what).await;
     }
     for (extra, what) in [
         (
@@ -593,13 +491,11 @@ async fn issuer_and_audience_when_configured() {
             "aud array",
         ),
     ] {
-        ok(&app, site, &m, &t(extra), what).await;
+        ok(&to, &t(extra), what).await;
     }
     // Identity is checked last: a token with the right iss/aud but no identity.
     expect_code(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(
             SECRET,
             &json!({"exp": now + 60, "iss": "https://idp.example.com", "aud": "confidant"}),
@@ -615,6 +511,7 @@ async fn issuer_and_audience_when_configured() {
 async fn identity_claim_rules() {
     let app = TestApp::spawn().await;
     let (site, m) = app.site_with_messenger().await;
+    let to = app.messenger_of(site, &m);
     let exp = now() + 600;
     for (what, c) in [
         ("missing", json!({"exp": exp})),
@@ -629,31 +526,18 @@ async fn identity_claim_rules() {
         ("float", json!({"sub": 1.5, "exp": exp})),
         ("object", json!({"sub": {"id": 1}, "exp": exp})),
     ] {
-        expect_code(
-            &app,
-            site,
-            &m,
-            &hs256(SECRET, &c),
-            401,
-            "identity_missing",
-            what,
-        )
-        .await;
+        expect_code(&to, &hs256(SECRET, &c), 401, "identity_missing", what).await;
     }
     let long = "é".repeat(256);
     let body = ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": long, "exp": exp})),
         "256 chars",
     )
     .await;
     assert_eq!(body["contact"]["identity"], long);
     let body = ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": 12345, "exp": exp})),
         "integer",
     )
@@ -661,9 +545,7 @@ async fn identity_claim_rules() {
     assert_eq!(body["contact"]["identity"], "12345");
     // The integer and its text are the same contact.
     let again = ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": "12345", "exp": exp})),
         "text",
     )
@@ -675,10 +557,9 @@ async fn identity_claim_rules() {
         .create_messenger(site, json!({"contactIdentityKey": "comm100.email"}))
         .await;
     let m2 = m2["messengerId"].as_str().expect("id");
+    let to2 = app.messenger_of(site, m2);
     let body = ok(
-        &app,
-        site,
-        m2,
+        &to2,
         &hs256(
             SECRET,
             &json!({"sub": "ignored", "comm100.email": "mark@healthify.test", "exp": exp}),
@@ -692,9 +573,7 @@ async fn identity_claim_rules() {
         "mark@healthify.test"
     );
     expect_code(
-        &app,
-        site,
-        m2,
+        &to2,
         &hs256(
             SECRET,
             &json!({"sub": "x", "comm100": {"email": "nested@example.test"}, "exp": exp}),
@@ -765,12 +644,11 @@ async fn both_paths_both_field_names_and_preview() {
 async fn access_token_claims_and_jwks() {
     let app = TestApp::spawn().await;
     let (site, m) = app.site_with_messenger().await;
+    let to = app.messenger_of(site, &m);
     assert!(!app.server().public_url().ends_with('/'));
     let before = now();
     let body = ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &claims("mark@example.test")),
         "authorize",
     )
@@ -799,14 +677,7 @@ async fn access_token_claims_and_jwks() {
         );
     }
     // A second token has its own jti; the published keys carry no private part.
-    let body2 = ok(
-        &app,
-        site,
-        &m,
-        &hs256(SECRET, &claims("mark@example.test")),
-        "again",
-    )
-    .await;
+    let body2 = ok(&to, &hs256(SECRET, &claims("mark@example.test")), "again").await;
     let c2 = verified_access_claims(&app, body2["accessToken"].as_str().expect("token"), &m).await;
     assert_ne!(c["jti"], c2["jti"]);
     let jwks: Value = app
@@ -842,6 +713,7 @@ async fn access_token_claims_and_jwks() {
 async fn attributes_follow_the_claims() {
     let app = TestApp::spawn().await;
     let (site, m) = app.site_with_messenger().await;
+    let to = app.messenger_of(site, &m);
     let exp = now() + 600;
     let first = json!({
         "sub": "mark@healthify.test", "exp": exp,
@@ -850,7 +722,7 @@ async fn attributes_follow_the_claims() {
         "comm100.title": "Dr", "comm100.company": "Healthify", "comm100.fax": "1", "comm100.phone": "2",
         "comm100.state": "BC", "comm100.country": "CA", "comm100.sms": "3", "comm100.unknown": "nope", "name": "not an attribute",
     });
-    let b1 = ok(&app, site, &m, &hs256(SECRET, &first), "first").await;
+    let b1 = ok(&to, &hs256(SECRET, &first), "first").await;
     let a = &b1["contact"]["attributes"];
     for (k, v) in [
         ("name", "mark tylor"),
@@ -877,7 +749,7 @@ async fn attributes_follow_the_claims() {
         "comm100.name": "Mark Tylor", "comm100.phone": 5551234, "comm100.city": "x".repeat(1025),
         "comm100.country": "y".repeat(1024), "comm100.email": null, "comm100.title": ["Dr"],
     });
-    let b2 = ok(&app, site, &m, &hs256(SECRET, &second), "second").await;
+    let b2 = ok(&to, &hs256(SECRET, &second), "second").await;
     assert_eq!(b2["contact"]["contactId"], b1["contact"]["contactId"]);
     let a = &b2["contact"]["attributes"];
     assert_eq!(a["name"], "Mark Tylor");
@@ -890,9 +762,7 @@ async fn attributes_follow_the_claims() {
 
     // A third visit with no attribute claims changes nothing.
     let b3 = ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &json!({"sub": "mark@healthify.test", "exp": exp})),
         "third",
     )
@@ -901,10 +771,9 @@ async fn attributes_follow_the_claims() {
     assert_eq!(b3["contact"]["contactId"], b1["contact"]["contactId"]);
     // The same identity on another site is another contact.
     let (site2, m2) = app.site_with_messenger().await;
+    let to2 = app.messenger_of(site2, &m2);
     let b4 = ok(
-        &app,
-        site2,
-        &m2,
+        &to2,
         &hs256(SECRET, &json!({"sub": "mark@healthify.test", "exp": exp})),
         "other site",
     )
@@ -926,13 +795,18 @@ async fn unknown_and_malformed_messengers() {
         (site_b, m_a.as_str(), "messenger of another site"),
         (site_a, m_b.as_str(), "messenger of another site (2)"),
     ] {
-        expect_code(&app, site, m, &jwt, 404, "messenger_not_found", what).await;
+        expect_code(
+            &app.messenger_of(site, m),
+            &jwt,
+            404,
+            "messenger_not_found",
+            what,
+        )
+        .await;
     }
     // A bad token for an unknown messenger still answers messenger_not_found (nothing to verify with).
     expect_code(
-        &app,
-        99_999,
-        &m_a,
+        &app.messenger_of(99_999, &m_a),
         "garbage",
         404,
         "messenger_not_found",
@@ -1020,10 +894,9 @@ async fn the_issuer_is_the_configured_public_url() {
         TestApp::spawn_with(|s| s.public_url = Some("https://chat.example.com/".into())).await;
     assert_eq!(app.server().public_url(), "https://chat.example.com");
     let (site, m) = app.site_with_messenger().await;
+    let to = app.messenger_of(site, &m);
     let body = ok(
-        &app,
-        site,
-        &m,
+        &to,
         &hs256(SECRET, &claims("mark@example.test")),
         "authorize",
     )
