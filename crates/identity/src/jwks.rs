@@ -18,7 +18,7 @@ use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use crate::clock::Clock;
-use crate::contact::{VerifyError, quote_short};
+use crate::error::{VerifyError, quote_short};
 use crate::keys::{Curve, PublicKey};
 
 const DEFAULT_MAX_AGE: i64 = 5 * 60;

@@ -6,12 +6,14 @@
 pub mod access;
 pub mod clock;
 pub mod contact;
+mod error;
 pub mod jwks;
 mod jws;
 pub mod keys;
 
 pub use access::{AccessClaims, AccessError, AccessTokens, StoredSigningKey};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use contact::{CompiledMethod, ContactVerifier, Policy, Verified, VerifyError};
+pub use contact::{CompiledMethod, ContactVerifier, Policy, Verified};
+pub use error::VerifyError;
 pub use jwks::{FetchedJwks, JwksCache, JwksFetcher, parse_max_age};
 pub use keys::{KeyError, PublicKey};

@@ -564,21 +564,14 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn strategy(store: &Store) -> crate::writer::WriteStrategy {
-        match store.backend() {
-            crate::Backend::Sqlite => crate::writer::WriteStrategy::SingleWriter,
-            crate::Backend::Postgres => crate::writer::WriteStrategy::RowLocks,
-        }
-    }
-
-    fn sql(store: &Store) -> &'static BatchSql {
+    pub(crate) fn sql(store: &Store) -> &'static BatchSql {
         match store.backend() {
             crate::Backend::Sqlite => &SQLITE,
             crate::Backend::Postgres => &POSTGRES,
         }
     }
 
-    fn contact_send(
+    pub(crate) fn contact_send(
         f: &Fixture,
         who: usize,
         cmid: &str,
@@ -604,7 +597,7 @@ pub(crate) mod tests {
     /// The agent every agent send comes from.
     const AGENT: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
 
-    fn agent_send(site: SiteId, conv: &ConversationId, cmid: &str) -> SendRequest {
+    pub(crate) fn agent_send(site: SiteId, conv: &ConversationId, cmid: &str) -> SendRequest {
         SendRequest {
             site_id: site,
             target: SendTarget::Agent {
@@ -619,7 +612,7 @@ pub(crate) mod tests {
         }
     }
 
-    async fn seqs(f: &Fixture, conv: &ConversationId) -> Vec<(i64, String)> {
+    pub(crate) async fn seqs(f: &Fixture, conv: &ConversationId) -> Vec<(i64, String)> {
         f.store
             .messages(f.site, *conv, 0, 100)
             .await
@@ -718,51 +711,6 @@ pub(crate) mod tests {
                 .await
                 .expect("a3");
             assert_eq!(next.message.seq, 5, "{backend}");
-            finish(f).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn first_sends_go_one_by_one_and_the_rest_of_their_batch_together() {
-        for (backend, f) in stores().await {
-            let a = f
-                .store
-                .send(contact_send(&f, 0, "a0", None))
-                .await
-                .expect("a0");
-            let ca = a.conversation.conversation_id;
-            // Contact 2 has no conversation yet: its send and the repeat of it open one.
-            let jobs = [
-                contact_send(&f, 0, "a1", None),
-                contact_send(&f, 2, "c0", None),
-                agent_send(f.site, &ca, "r1"),
-                contact_send(&f, 2, "c0", None),
-                contact_send(&f, 0, "a2", Some(&ca)),
-            ];
-            let refs: Vec<&SendRequest> = jobs.iter().collect();
-            let Err(Fallback::Opens(opening)) = store(&f.store.write, sql(&f.store), &refs).await
-            else {
-                panic!("{backend}: the batch did not name its opening sends");
-            };
-            assert_eq!(opening, [1, 3], "{backend}");
-            let out = crate::writer::store_batch(&f.store.write, &refs, strategy(&f.store)).await;
-            let ok = |i: usize| out[i].as_ref().expect("stored");
-            assert_eq!(
-                [0, 2, 4].map(|i| (ok(i).message.seq, ok(i).created)),
-                [(2, true), (3, true), (4, true)],
-                "{backend}"
-            );
-            assert!(ok(1).opened && ok(1).created, "{backend}");
-            assert_eq!(ok(1).message.seq, 1, "{backend}");
-            assert_eq!(
-                ok(3).message.message_id,
-                ok(1).message.message_id,
-                "{backend}"
-            );
-            assert!(!ok(3).created, "{backend}");
-            assert_eq!(seqs(&f, &ca).await.len(), 4, "{backend}");
-            let cc = &ok(1).conversation.conversation_id;
-            assert_eq!(seqs(&f, cc).await, [(1, "c0".to_owned())], "{backend}");
             finish(f).await;
         }
     }

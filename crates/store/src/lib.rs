@@ -182,10 +182,7 @@ impl Store {
                 .context("cannot open read connections")?,
             Backend::Postgres => write.clone(),
         };
-        let strategy = match backend {
-            Backend::Sqlite => writer::WriteStrategy::SingleWriter,
-            Backend::Postgres => writer::WriteStrategy::RowLocks,
-        };
+        let strategy = writer::WriteStrategy::of(backend);
         let sends = writer::SendWriter::start(write.clone(), strategy);
         let checkpointer = (backend == Backend::Sqlite)
             .then(|| std::sync::Arc::new(tokio::spawn(checkpoints(read.clone()))));

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use uuid::Uuid;
 
-use crate::batch::tests::{Fixture, finish, stores, strategy};
+use crate::batch::tests::{Fixture, finish, stores};
 use crate::writer::{WriteStrategy, one_by_one, store_batch};
 use confidant_core::ContactAttributes;
 
@@ -243,7 +243,7 @@ fn the_batch_path_and_the_one_by_one_path_store_the_same() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let fixtures: Vec<(&'static str, Fixture)> = rt.block_on(stores());
     for (backend, f) in &fixtures {
-        let strategy = strategy(&f.store);
+        let strategy = WriteStrategy::of(f.store.backend());
         let mut runner = TestRunner::new(Config {
             cases,
             failure_persistence: None,

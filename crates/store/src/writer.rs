@@ -54,6 +54,14 @@ pub(crate) enum WriteStrategy {
 }
 
 impl WriteStrategy {
+    /// The strategy a backend needs.
+    pub(crate) fn of(backend: crate::Backend) -> Self {
+        match backend {
+            crate::Backend::Sqlite => WriteStrategy::SingleWriter,
+            crate::Backend::Postgres => WriteStrategy::RowLocks,
+        }
+    }
+
     fn sql(self) -> &'static BatchSql {
         match self {
             WriteStrategy::SingleWriter => &batch::SQLITE,
@@ -624,13 +632,64 @@ mod tests {
             let reqs = [send(f.site, &f, "a1"), send(f.site, &f, "a0")];
             let refs: Vec<&SendRequest> = reqs.iter().collect();
             let out =
-                with_savepoints(&f.store.write, &refs, batch::tests::strategy(&f.store)).await;
+                with_savepoints(&f.store.write, &refs, WriteStrategy::of(f.store.backend())).await;
             let a1 = out[0].as_ref().expect("a1");
             assert_eq!((a1.message.seq, a1.created), (2, true), "{backend}");
             let a0 = out[1].as_ref().expect("a0 again");
             assert_eq!(
                 (a0.message.message_id, a0.created),
                 (first.message.message_id, false),
+                "{backend}"
+            );
+            finish(f).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn first_sends_go_one_by_one_and_the_rest_of_their_batch_together() {
+        for (backend, f) in stores().await {
+            let a = f
+                .store
+                .send(batch::tests::contact_send(&f, 0, "a0", None))
+                .await
+                .expect("a0");
+            let ca = a.conversation.conversation_id;
+            // Contact 2 has no conversation yet: its send and the repeat of it open one.
+            let jobs = [
+                batch::tests::contact_send(&f, 0, "a1", None),
+                batch::tests::contact_send(&f, 2, "c0", None),
+                batch::tests::agent_send(f.site, &ca, "r1"),
+                batch::tests::contact_send(&f, 2, "c0", None),
+                batch::tests::contact_send(&f, 0, "a2", Some(&ca)),
+            ];
+            let refs: Vec<&SendRequest> = jobs.iter().collect();
+            let Err(Fallback::Opens(opening)) =
+                batch::store(&f.store.write, batch::tests::sql(&f.store), &refs).await
+            else {
+                panic!("{backend}: the batch did not name its opening sends");
+            };
+            assert_eq!(opening, [1, 3], "{backend}");
+            let out =
+                store_batch(&f.store.write, &refs, WriteStrategy::of(f.store.backend())).await;
+            let ok = |i: usize| out[i].as_ref().expect("stored");
+            assert_eq!(
+                [0, 2, 4].map(|i| (ok(i).message.seq, ok(i).created)),
+                [(2, true), (3, true), (4, true)],
+                "{backend}"
+            );
+            assert!(ok(1).opened && ok(1).created, "{backend}");
+            assert_eq!(ok(1).message.seq, 1, "{backend}");
+            assert_eq!(
+                ok(3).message.message_id,
+                ok(1).message.message_id,
+                "{backend}"
+            );
+            assert!(!ok(3).created, "{backend}");
+            assert_eq!(batch::tests::seqs(&f, &ca).await.len(), 4, "{backend}");
+            let cc = &ok(1).conversation.conversation_id;
+            assert_eq!(
+                batch::tests::seqs(&f, cc).await,
+                [(1, "c0".to_owned())],
                 "{backend}"
             );
             finish(f).await;

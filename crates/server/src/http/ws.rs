@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use confidant_core::time_fmt::now_millis;
 use confidant_core::{ContactScope, ConversationId, SiteId};
 use confidant_realtime::{Control, Recv, Topic};
@@ -21,8 +21,8 @@ use serde::Deserialize;
 use crate::api::frames::{ClientFrame, Party, Seq, ServerFrame};
 use crate::api::{self, ErrorBody};
 use crate::app::{App, AppState};
-use crate::error::ApiError;
-use crate::http::auth::origin;
+use crate::error::{ApiError, ApiResult};
+use crate::http::auth::{check_own_origin, origin};
 use crate::http::extract::ApiQuery;
 use crate::service::accounts::Principal;
 use crate::service::conversations::Viewer;
@@ -119,32 +119,24 @@ pub async fn contact_ws(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<SocketQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let ws = match upgrade(ws) {
-        Ok(ws) => ws,
-        Err(e) => return e.into_response(),
-    };
-    let origin = match origin(&headers) {
-        Ok(o) => o.map(str::to_owned),
-        Err(e) => return e.into_response(),
-    };
+) -> ApiResult<Response> {
+    let ws = upgrade(ws)?;
+    let origin = origin(&headers)?.map(str::to_owned);
     // A socket that names its messenger in the URL is checked before the upgrade; otherwise
     // after its auth frame (the messenger is in the token).
     if let Some(o) = &origin
         && q.site_id.is_some()
         && q.messenger_id.is_some()
     {
-        match app
+        let m = app
             .messengers
             .named(q.site_id.as_deref(), q.messenger_id.as_deref())
-            .await
-        {
-            Ok(m) if *o == app.config.public_url || m.allows_origin(o) => {}
-            Ok(_) => return ApiError::origin_not_allowed().into_response(),
-            Err(e) => return e.into_response(),
+            .await?;
+        if *o != app.config.public_url && !m.allows_origin(o) {
+            return Err(ApiError::origin_not_allowed());
         }
     }
-    sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin))
+    Ok(sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin)))
 }
 
 #[utoipa::path(get, path = "/api/v1/agent/ws", tag = "agent",
@@ -154,19 +146,11 @@ pub async fn agent_ws(
     State(app): State<AppState>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let ws = match upgrade(ws) {
-        Ok(ws) => ws,
-        Err(e) => return e.into_response(),
-    };
-    let origin = match origin(&headers) {
-        Ok(Some(o)) if o != app.config.public_url => {
-            return ApiError::origin_not_allowed().into_response();
-        }
-        Ok(o) => o.map(str::to_owned),
-        Err(e) => return e.into_response(),
-    };
-    sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin))
+) -> ApiResult<Response> {
+    let ws = upgrade(ws)?;
+    check_own_origin(&app, &headers)?;
+    let origin = origin(&headers)?.map(str::to_owned);
+    Ok(sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin)))
 }
 
 /// A request that is not a WebSocket upgrade (no upgrade headers, a bad `Sec-WebSocket-Key` or
