@@ -40,6 +40,8 @@ pub struct App {
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
+    /// The OpenAPI document of the router serving this app (set when the router is built).
+    pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
 }
 
 #[derive(Clone)]
@@ -122,6 +124,7 @@ impl App {
             contacts,
             access,
             conversations,
+            openapi: std::sync::OnceLock::new(),
         });
         spawn_cache_invalidation(&app);
         Ok(app)

@@ -15,10 +15,10 @@ pub mod ws;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
@@ -85,16 +85,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of this server's routes.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
     responses((status = 200, body = Object, description = "this document")))]
-async fn openapi(Extension(doc): Extension<Arc<OpenApi>>) -> Json<OpenApi> {
-    Json(doc.as_ref().clone())
+async fn openapi(State(app): State<AppState>) -> Json<Option<OpenApi>> {
+    Json(app.openapi.get().cloned())
 }
 
 /// The router: `routes` (the API, plus the demo's when `confidant demo` runs) with the
 /// static pages as fallback and every layer.
 pub fn router(app: Arc<App>, routes: OpenApiRouter<AppState>) -> Router {
     let (routes, doc) = routes.split_for_parts();
+    // Kept in the state rather than as a request extension: no work on other requests.
+    let _ = app.openapi.set(doc);
     routes
-        .layer(Extension(Arc::new(doc)))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(assets::static_file)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
