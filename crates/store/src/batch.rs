@@ -523,11 +523,9 @@ pub(crate) mod tests {
         out
     }
 
-    pub(crate) async fn fixture(url: &str, dir: tempfile::TempDir) -> Fixture {
-        let store = Store::connect(url, Duration::from_secs(5))
-            .await
-            .expect("open the store");
-        let site = store.create_site("s", 1).await.expect("site").site_id;
+    /// A site named `name` with one messenger and three contacts ("a", "b", "c").
+    pub(crate) async fn seed(store: &Store, name: &str) -> (SiteId, MessengerId, Vec<ContactId>) {
+        let site = store.create_site(name, 1).await.expect("site").site_id;
         let messenger = store
             .create_messenger(site, "m", "{}", 1)
             .await
@@ -541,6 +539,14 @@ pub(crate) mod tests {
                 .expect("contact");
             contacts.push(c.contact_id);
         }
+        (site, messenger, contacts)
+    }
+
+    pub(crate) async fn fixture(url: &str, dir: tempfile::TempDir) -> Fixture {
+        let store = Store::connect(url, Duration::from_secs(5))
+            .await
+            .expect("open the store");
+        let (site, messenger, contacts) = seed(&store, "s").await;
         Fixture {
             store,
             pg: None,

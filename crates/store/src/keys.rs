@@ -43,12 +43,7 @@ impl Store {
             .bind(drop_before)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO signing_keys (kid, pkcs8, created_at, retired_at) VALUES ($1, $2, $3, NULL)")
-            .bind(&key.kid)
-            .bind(base64::engine::general_purpose::STANDARD.encode(&key.pkcs8))
-            .bind(key.created_at)
-            .execute(&mut *tx)
-            .await?;
+        insert_active(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -60,14 +55,22 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         if existing.is_none() {
-            sqlx::query("INSERT INTO signing_keys (kid, pkcs8, created_at, retired_at) VALUES ($1, $2, $3, NULL)")
-                .bind(&key.kid)
-                .bind(base64::engine::general_purpose::STANDARD.encode(&key.pkcs8))
-                .bind(key.created_at)
-                .execute(&mut *tx)
-                .await?;
+            insert_active(&mut tx, key).await?;
         }
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Store `key` as the active signing key (its PKCS#8 as base64 text).
+async fn insert_active(tx: &mut sqlx::AnyConnection, key: &SigningKeyRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, pkcs8, created_at, retired_at) VALUES ($1, $2, $3, NULL)",
+    )
+    .bind(&key.kid)
+    .bind(base64::engine::general_purpose::STANDARD.encode(&key.pkcs8))
+    .bind(key.created_at)
+    .execute(tx)
+    .await?;
+    Ok(())
 }

@@ -10,9 +10,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use uuid::Uuid;
 
-use crate::batch::tests::{Fixture, finish, stores};
+use crate::batch::tests::{Fixture, finish, seed, stores};
 use crate::writer::{WriteStrategy, one_by_one, store_batch};
-use confidant_core::ContactAttributes;
 
 use crate::{SendOutcome, SendRequest, SendTarget, SenderType, Store};
 
@@ -75,20 +74,7 @@ struct Side {
 
 impl Side {
     async fn new(store: &Store, name: &str) -> Side {
-        let site = store.create_site(name, 1).await.expect("site").site_id;
-        let messenger = store
-            .create_messenger(site, "m", "{}", 1)
-            .await
-            .expect("messenger")
-            .messenger_id;
-        let mut contacts = Vec::new();
-        for who in ["a", "b", "c"] {
-            let c = store
-                .upsert_contact(site, who, &ContactAttributes::default(), None, 1)
-                .await
-                .expect("contact");
-            contacts.push(c.contact_id);
-        }
+        let (site, messenger, contacts) = seed(store, name).await;
         Side {
             site,
             messenger,

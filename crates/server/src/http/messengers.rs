@@ -75,9 +75,10 @@ pub async fn put_security(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     p.require_site(site)?;
-    app.messengers.get(site, id).await?;
+    // An unknown messenger is 404 before a missing role is 403.
+    let (row, previous) = app.messengers.get(site, id).await?;
     p.require_admin(site)?;
-    let parsed = app.messengers.put_security(site, id, &body).await?;
+    let parsed = app.messengers.put_security(&row, &previous, &body).await?;
     Ok(Json(
         parsed
             .security

@@ -167,18 +167,18 @@ impl Messengers {
         Ok((row, security))
     }
 
-    /// Replace the Security settings; every process uses them within 2 seconds.
+    /// Replace the Security settings of a messenger read with `get` (`previous` are its
+    /// current ones); every process uses them within 2 seconds.
     pub async fn put_security(
         &self,
-        site: SiteId,
-        id: MessengerId,
+        row: &MessengerRow,
+        previous: &Security,
         input: &Value,
     ) -> ApiResult<Parsed> {
-        let (row, previous) = self.get(site, id).await?;
-        let parsed = self.parse_security(input, Some(&previous))?;
+        let parsed = self.parse_security(input, Some(previous))?;
         let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
         self.store
-            .update_security(site, row.messenger_id, &stored, now_millis())
+            .update_security(row.site_id, row.messenger_id, &stored, now_millis())
             .await?;
         self.cache.invalidate(&row.messenger_id);
         self.hub.publish_control(Control::MessengerChanged {
