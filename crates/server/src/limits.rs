@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use confidant_core::ContactId;
 use dashmap::DashMap;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -46,7 +47,7 @@ pub struct RateLimiter {
     enabled: bool,
     authorize: Buckets<IpAddr>,
     login: Buckets<IpAddr>,
-    send: Buckets<String>,
+    send: Buckets<ContactId>,
     /// One lock per account being logged into, held only while an attempt runs.
     login_gates: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
@@ -81,11 +82,12 @@ impl RateLimiter {
     }
 
     /// Sends by one contact.
-    pub fn send(&self, contact: &str) -> ApiResult<()> {
-        if !self.enabled {
-            return Ok(());
+    pub fn send(&self, contact: ContactId) -> ApiResult<()> {
+        if self.enabled {
+            self.send.check(&contact)
+        } else {
+            Ok(())
         }
-        self.send.check(&contact.to_owned())
     }
 
     /// Run one login attempt for `account` at a time in this process, so that parallel guesses

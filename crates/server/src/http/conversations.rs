@@ -110,7 +110,7 @@ pub async fn contact_send(
     ContactCaller(c): ContactCaller,
     ApiJson(b): ApiJson<api::Send>,
 ) -> ApiResult<(StatusCode, Json<api::Message>)> {
-    app.limits.send(&c.scope.contact.to_string())?;
+    app.limits.send(c.scope.contact)?;
     let conversation = conversation_ref(b.conversation_id.as_deref())?;
     let m = NewMessage::parse(b.client_message_id, b.body)?;
     let out = app
