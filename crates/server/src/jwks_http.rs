@@ -136,7 +136,8 @@ mod tests {
     impl Resolve for ToLoopback {
         fn resolve(&self, _: Name) -> Resolving {
             let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-            Box::pin(async move { Ok(Box::new(std::iter::once(addr)) as Addrs) })
+            let addrs: Addrs = Box::new(std::iter::once(addr));
+            Box::pin(async move { Ok(addrs) })
         }
     }
 
@@ -238,7 +239,7 @@ mod tests {
             format!("http://localhost:{target_port}/jwks.json"),
             format!("http://[::ffff:127.0.0.1]:{target_port}/jwks.json"),
             format!("http://169.254.169.254:{target_port}/jwks.json"),
-            format!("http://2130706433:{target_port}/jwks.json"),
+            format!("http://0x7f.2:{target_port}/jwks.json"),
         ] {
             let (port, hits) = http_server(location.clone()).await;
             let fetcher = HttpJwksFetcher::new(PRIVATE_TOO);

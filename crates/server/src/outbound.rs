@@ -89,7 +89,8 @@ impl Resolve for CheckedResolver {
             if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
                 return Err("the host resolves to a non-public address".into());
             }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
+            let checked: Addrs = Box::new(addrs.into_iter());
+            Ok(checked)
         })
     }
 }
@@ -103,7 +104,8 @@ impl Resolve for SystemResolver {
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            Ok(Box::new(addrs.into_iter()) as Addrs)
+            let found: Addrs = Box::new(addrs.into_iter());
+            Ok(found)
         })
     }
 }
