@@ -72,7 +72,8 @@ class Server:
         self.url = url
         env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir, RUST_LOG="warn")
         extra = (["--bus-url", bus] if bus else []) + (["--public-url", peer_of.base] if peer_of else [])
-        self.p = subprocess.Popen([BIN[0], "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off", *extra],
+        # The JWKS cases serve their set on loopback: a private URL.
+        self.p = subprocess.Popen([BIN[0], "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off", "--allow-private-urls", "on", *extra],
                                   env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
         wait_port(self.port)
         self.base = f"http://127.0.0.1:{self.port}"

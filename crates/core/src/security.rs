@@ -96,8 +96,8 @@ pub struct Security {
 pub struct SecurityInput<'a> {
     /// The settings being replaced, if any: `"sharedToken": null` keeps their secret.
     pub previous: Option<&'a Security>,
-    /// Whether the operator allows `http://` JWKS URLs on non-loopback hosts.
-    pub allow_http_jwks: bool,
+    /// `--allow-private-urls on`: the URL rule (`crate::outbound`) keeps only its shape checks.
+    pub allow_private_urls: bool,
 }
 
 /// The outcome of a parse: the settings, and the secret the server generated, if it did
@@ -372,22 +372,8 @@ fn parse_validation(
                 .ok_or_else(|| bad("validation.jwksUrl", "must be an https:// URL"))?;
             let url = Url::parse(raw.trim())
                 .map_err(|e| bad("validation.jwksUrl", format!("not a URL ({e})")))?;
-            match url.scheme() {
-                "https" => {}
-                "http" if ctx.allow_http_jwks || is_loopback_host(&url) => {}
-                _ => {
-                    return Err(bad(
-                        "validation.jwksUrl",
-                        "must use https:// (plain http only for loopback hosts)",
-                    ));
-                }
-            }
-            if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
-                return Err(bad(
-                    "validation.jwksUrl",
-                    "must name a host and no credentials",
-                ));
-            }
+            crate::outbound::check(&url, ctx.allow_private_urls)
+                .map_err(|e| bad("validation.jwksUrl", e.to_string()))?;
             Ok((
                 Validation::Jwks {
                     jwks_url: url.to_string(),
@@ -402,18 +388,6 @@ fn parse_validation(
     }
 }
 
-/// `localhost`, `*.localhost`, 127.0.0.0/8 or `[::1]`.
-pub fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,7 +397,7 @@ mod tests {
             &v,
             &SecurityInput {
                 previous: None,
-                allow_http_jwks: false,
+                allow_private_urls: false,
             },
             || "g".repeat(43),
         )
@@ -459,7 +433,7 @@ mod tests {
     fn change(first: &Security, v: Value) -> Parsed {
         let ctx = SecurityInput {
             previous: Some(first),
-            allow_http_jwks: false,
+            allow_private_urls: false,
         };
         Security::parse(&v, &ctx, || unreachable!()).unwrap()
     }
@@ -519,9 +493,14 @@ mod tests {
                 "{v}"
             );
         }
-        assert!(
-            parse(json!({"validation": {"method": "jwks", "jwksUrl": "http://127.0.0.1:9/jwks"}}))
-                .is_ok()
-        );
+        // Loopback is private: refused without --allow-private-urls on, allowed with it.
+        let loopback =
+            json!({"validation": {"method": "jwks", "jwksUrl": "http://127.0.0.1:9/jwks"}});
+        assert!(parse(loopback.clone()).is_err());
+        let private = SecurityInput {
+            previous: None,
+            allow_private_urls: true,
+        };
+        assert!(Security::parse(&loopback, &private, String::new).is_ok());
     }
 }

@@ -99,7 +99,7 @@ fn bench(c: &mut Criterion) {
             &json!({"validation": validation}),
             &SecurityInput {
                 previous: None,
-                allow_http_jwks: false,
+                allow_private_urls: false,
             },
             String::new,
         )

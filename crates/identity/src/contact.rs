@@ -118,11 +118,16 @@ pub struct Verified {
 pub struct ContactVerifier {
     jwks: Arc<JwksCache>,
     clock: Arc<dyn Clock>,
+    pool: VerifyPool,
 }
 
 impl ContactVerifier {
     pub fn new(jwks: Arc<JwksCache>, clock: Arc<dyn Clock>) -> Self {
-        Self { jwks, clock }
+        Self {
+            jwks,
+            clock,
+            pool: VerifyPool::sized_to_cores(),
+        }
     }
 
     pub async fn verify(
@@ -149,7 +154,9 @@ impl ContactVerifier {
                         &format!("the messenger's {}", key.describe()),
                     ));
                 }
-                key.verify(alg, token.signing_input, token.signature)
+                self.pool
+                    .verify(vec![Arc::new(key.clone())], alg, &token)
+                    .await
             }
             CompiledMethod::Jwks { url } => {
                 jwks_algorithm(alg)?;
@@ -159,8 +166,7 @@ impl ContactVerifier {
                     Some(_) => return Err(VerifyError::KeyNotFound("kid is not a string".into())),
                 };
                 let keys = self.jwks.keys_for(url, kid, alg).await?;
-                keys.iter()
-                    .any(|key| key.verify(alg, token.signing_input, token.signature))
+                self.pool.verify(keys, alg, &token).await
             }
         };
         if !signature_ok {
@@ -168,6 +174,46 @@ impl ContactVerifier {
         }
         // 5–10. The claims, now that they are known to be the signer's.
         check_claims(token.claims, policy, self.clock.now())
+    }
+}
+
+/// Public-key signature checks run here, off the async workers: an RSA or ECDSA check costs
+/// 30–200 µs of CPU, which a worker thread must not spend while other requests wait on it.
+/// At most one check per core runs at once; more wait their turn without holding a thread.
+/// (HMAC checks cost about a microsecond and stay inline.)
+struct VerifyPool {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl VerifyPool {
+    fn sized_to_cores() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+        }
+    }
+
+    /// Whether one of `keys` verifies the token's signature for `alg`.
+    async fn verify(&self, keys: Vec<Arc<PublicKey>>, alg: &str, token: &jws::Compact<'_>) -> bool {
+        // The permit moves into the task: a request that gives up waiting (its client went
+        // away) does not free a core that is still busy with its check.
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return false; // never closed
+        };
+        let (alg, input, signature) = (
+            alg.to_owned(),
+            token.signing_input.to_owned(),
+            token.signature.to_owned(),
+        );
+        let checked = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            keys.iter().any(|key| key.verify(&alg, &input, &signature))
+        })
+        .await;
+        checked.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a signature check failed to run");
+            false
+        })
     }
 }
 

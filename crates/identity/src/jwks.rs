@@ -7,6 +7,14 @@
 //!   up to 24 hours after it was fetched.
 //! - A token naming a key the set lacks triggers one refetch, at most once per 30 s per URL.
 //! - One fetch per URL at a time: concurrent requests wait for it and share its outcome.
+//! - Bounded work per token (review finding 3): at most 100 keys are read from a set and at
+//!   most 2 are tried for one token, so a hostile set cannot make one anonymous authorize
+//!   cost hundreds of signature checks.
+//! - Bounded memory (review finding 4): the cache holds at most `MAX_CACHED_KEYS` keys in all
+//!   (least used URLs go first), and a URL unused for 24 hours is dropped. A URL that no
+//!   messenger names any more is never read again, so it goes within a day; it is not dropped
+//!   at once when a messenger moves away from it, because another site's messenger may still
+//!   name it and would lose its last good copy (the one that serves it through an outage).
 //!
 //! No HTTP here: the server provides a `JwksFetcher`.
 
@@ -14,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use crate::clock::Clock;
@@ -32,6 +39,17 @@ const UNKNOWN_KID_REFRESH_EVERY: i64 = 30;
 const RETRY_STALE_AFTER: i64 = 30;
 /// A backstop in case a fetcher ignores its own timeout.
 const FETCH_DEADLINE: Duration = Duration::from_secs(10);
+/// The keys read from one set (CONTRACT §6); the rest of the set is ignored.
+pub const MAX_KEYS_READ: usize = 100;
+/// The keys tried for one token (CONTRACT §6): the first ones of the set that have its `kid`
+/// and fit its algorithm.
+pub const MAX_KEYS_TRIED: usize = 2;
+/// The cache's bound, in keys (an entry weighs 1 + its keys): about 25 MB of parsed keys
+/// at most, or 500 full sets of 100 keys.
+pub const MAX_CACHED_KEYS: u64 = 50_000;
+/// An entry unused this long is dropped: by then its set could not serve even as the last
+/// good copy (`LAST_GOOD_FOR`).
+const IDLE_FOR: Duration = Duration::from_secs(LAST_GOOD_FOR as u64);
 
 /// A fetched JWKS document.
 #[derive(Debug, Clone)]
@@ -127,6 +145,12 @@ impl Entry {
     fn store(&self, set: Arc<KeySet>) {
         *self.set.lock().unwrap_or_else(PoisonError::into_inner) = Some(set);
     }
+
+    /// The cache's measure of an entry: 1 + its keys.
+    fn weight(&self) -> u32 {
+        let keys = self.snapshot().map_or(0, |set| set.keys.len());
+        u32::try_from(keys).unwrap_or(u32::MAX).saturating_add(1)
+    }
 }
 
 /// What a set offers for a token.
@@ -150,11 +174,12 @@ fn select(set: &KeySet, kid: Option<&str>, alg: &str) -> Selection {
             if named.is_empty() {
                 return Selection::Missing;
             }
-            // Several keys may share a kid (RFC 7517 §4.5, e.g. of different types): any
-            // that fits may verify.
+            // Several keys may share a kid (RFC 7517 §4.5, e.g. of different types): the
+            // first ones that fit may verify, and no more than that, whatever the set holds.
             let fitting: Vec<_> = named
                 .into_iter()
                 .filter(|k| k.fits(alg))
+                .take(MAX_KEYS_TRIED)
                 .map(|k| k.key.clone())
                 .collect();
             if fitting.is_empty() {
@@ -178,17 +203,36 @@ fn select(set: &KeySet, kid: Option<&str>, alg: &str) -> Selection {
 pub struct JwksCache {
     fetcher: Arc<dyn JwksFetcher>,
     clock: Arc<dyn Clock>,
-    // Entries live as long as the process: one per JWKS URL an admin configured.
-    entries: DashMap<String, Arc<Entry>>,
+    /// By URL, weighed by keys (see the module's notes on the bounds).
+    entries: moka::sync::Cache<String, Arc<Entry>>,
 }
 
 impl JwksCache {
     pub fn new(fetcher: Arc<dyn JwksFetcher>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_capacity(fetcher, clock, MAX_CACHED_KEYS)
+    }
+
+    /// A cache that holds at most `max_keys` keys (and entries) in all.
+    pub fn with_capacity(
+        fetcher: Arc<dyn JwksFetcher>,
+        clock: Arc<dyn Clock>,
+        max_keys: u64,
+    ) -> Self {
         Self {
             fetcher,
             clock,
-            entries: DashMap::new(),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(max_keys)
+                .weigher(|_, entry: &Arc<Entry>| entry.weight())
+                .time_to_idle(IDLE_FOR)
+                .build(),
         }
+    }
+
+    /// How many URLs the cache holds now (after its pending evictions).
+    pub fn entry_count(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
     }
 
     /// The keys of `url`'s set that may verify a token with this `kid` and `alg` (an alg
@@ -199,7 +243,7 @@ impl JwksCache {
         kid: Option<&str>,
         alg: &str,
     ) -> Result<Vec<Arc<PublicKey>>, VerifyError> {
-        let entry = self.entries.entry(url.to_owned()).or_default().clone();
+        let entry = self.entries.get_with_by_ref(url, Arc::default);
         let (set, fetched_now) = self.current(&entry, url).await?;
         let mut selection = select(&set, kid, alg);
         // A key the set lacks may be a new one: look again, unless the set is brand new.
@@ -237,7 +281,11 @@ impl JwksCache {
 
     /// A usable set for `url`, fetching when there is none or it is stale. The flag says
     /// whether this call fetched it.
-    async fn current(&self, entry: &Entry, url: &str) -> Result<(Arc<KeySet>, bool), VerifyError> {
+    async fn current(
+        &self,
+        entry: &Arc<Entry>,
+        url: &str,
+    ) -> Result<(Arc<KeySet>, bool), VerifyError> {
         if let Some(set) = entry.snapshot()
             && self.clock.now() < set.fresh_until
         {
@@ -279,7 +327,7 @@ impl JwksCache {
     }
 
     /// Refetch because a token names a key the set lacks; `None` when rate-limited or failed.
-    async fn refresh_for_missing_key(&self, entry: &Entry, url: &str) -> Option<Arc<KeySet>> {
+    async fn refresh_for_missing_key(&self, entry: &Arc<Entry>, url: &str) -> Option<Arc<KeySet>> {
         let seen = entry.fetches.load(Ordering::SeqCst);
         let mut state = entry.fetch.lock().await;
         if entry.fetches.load(Ordering::SeqCst) != seen {
@@ -300,7 +348,7 @@ impl JwksCache {
     /// Fetch and parse; on success the new set replaces the old. The caller holds the lock.
     async fn fetch_locked(
         &self,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         state: &mut FetchState,
         url: &str,
     ) -> Option<Arc<KeySet>> {
@@ -326,6 +374,8 @@ impl JwksCache {
                     fresh_until: now + max_age,
                 });
                 entry.store(set.clone());
+                // Again, so that the cache weighs the entry with its new keys.
+                self.entries.insert(url.to_owned(), entry.clone());
                 state.failed_at = None;
                 Some(set)
             }
@@ -349,8 +399,15 @@ fn parse_set(body: &[u8]) -> Result<Vec<SetKey>, String> {
         .get("keys")
         .and_then(Value::as_array)
         .ok_or("the body is not a JWK Set (no \"keys\" array)")?;
-    let mut usable = Vec::with_capacity(keys.len());
-    for (index, jwk) in keys.iter().enumerate() {
+    if keys.len() > MAX_KEYS_READ {
+        tracing::warn!(
+            keys = keys.len(),
+            read = MAX_KEYS_READ,
+            "the JWKS has more keys than are read; the rest are ignored"
+        );
+    }
+    let mut usable = Vec::with_capacity(keys.len().min(MAX_KEYS_READ));
+    for (index, jwk) in keys.iter().take(MAX_KEYS_READ).enumerate() {
         match parse_jwk(jwk) {
             Ok(key) => usable.push(key),
             Err(reason) => {

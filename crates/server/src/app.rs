@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::jwks_http::HttpJwksFetcher;
 use crate::limits::RateLimiter;
+use crate::outbound::UrlRule;
 use crate::service::access::Access;
 use crate::service::accounts::Accounts;
 use crate::service::authorize::Authorizer;
@@ -85,13 +86,15 @@ impl App {
         );
         let clock = Arc::new(SystemClock);
         let jwks = Arc::new(JwksCache::new(
-            Arc::new(HttpJwksFetcher::new(config.allow_http_jwks)),
+            Arc::new(HttpJwksFetcher::new(UrlRule {
+                allow_private: config.allow_private_urls,
+            })),
             clock.clone(),
         ));
         let messengers = Arc::new(Messengers::new(
             store.clone(),
             hub.clone(),
-            config.allow_http_jwks,
+            config.allow_private_urls,
         ));
         let contacts = Arc::new(Contacts::new(store.clone(), hub.clone()));
         let conversations = Arc::new(Conversations::new(

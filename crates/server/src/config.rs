@@ -42,10 +42,15 @@ pub struct ServeArgs {
     /// Where the SQLite file and the generated operator token live.
     #[arg(long, env = "CONFIDANT_DATA_DIR", default_value = "./confidant-data")]
     pub data_dir: PathBuf,
-    /// Allow plain-http JWKS URLs on non-loopback hosts (not recommended).
-    #[arg(long, env = "CONFIDANT_ALLOW_HTTP_JWKS", default_value = "false",
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub allow_http_jwks: bool,
+    /// Let the URLs the server fetches (JWKS) use plain http and reach loopback, private and
+    /// other non-public addresses (development only).
+    #[arg(
+        long,
+        env = "CONFIDANT_ALLOW_PRIVATE_URLS",
+        value_enum,
+        default_value = "off"
+    )]
+    pub allow_private_urls: Switch,
     /// Lifetime of access tokens, in seconds (60 to 86400).
     #[arg(long, env = "CONFIDANT_ACCESS_TOKEN_TTL", default_value = "3600",
           value_parser = clap::value_parser!(i64).range(60..=86_400))]
@@ -63,7 +68,8 @@ pub struct Config {
     pub public_url: String,
     pub rate_limits: bool,
     pub data_dir: PathBuf,
-    pub allow_http_jwks: bool,
+    /// `--allow-private-urls on`: the URL rule (CONTRACT §5) keeps only its shape checks.
+    pub allow_private_urls: bool,
     pub access_token_ttl: i64,
     pub admin_token: Option<SecretString>,
     /// Secure cookies (the public URL is https).
@@ -125,7 +131,7 @@ impl Config {
             public_url,
             rate_limits: a.rate_limits.is_on(),
             data_dir: a.data_dir.clone(),
-            allow_http_jwks: a.allow_http_jwks,
+            allow_private_urls: a.allow_private_urls.is_on(),
             access_token_ttl: a.access_token_ttl,
             admin_token,
         })
@@ -205,5 +211,18 @@ mod tests {
         assert!(Cli::try_parse_from(["confidant", "--access-token-ttl", "59"]).is_err());
         let cli = Cli::parse_from(["confidant", "--rate-limits", "off"]);
         assert!(!Config::from_args(&cli.serve).expect("valid").rate_limits);
+        assert!(Cli::try_parse_from(["confidant", "--allow-private-urls", "true"]).is_err());
+        let default = Cli::parse_from(["confidant"]);
+        assert!(
+            !Config::from_args(&default.serve)
+                .expect("valid")
+                .allow_private_urls
+        );
+        let on = Cli::parse_from(["confidant", "--allow-private-urls", "on"]);
+        assert!(
+            Config::from_args(&on.serve)
+                .expect("valid")
+                .allow_private_urls
+        );
     }
 }

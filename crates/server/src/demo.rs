@@ -185,7 +185,7 @@ pub async fn prepare(app: &App) -> anyhow::Result<DemoState> {
                 &input,
                 &SecurityInput {
                     previous: None,
-                    allow_http_jwks: false,
+                    allow_private_urls: false,
                 },
                 random_token,
             )

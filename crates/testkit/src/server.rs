@@ -20,6 +20,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `--bus-url` (NATS).
     pub bus_url: Option<String>,
+    /// `--allow-private-urls on|off`: on for a test that serves a JWKS on loopback.
+    pub allow_private_urls: bool,
 }
 
 impl Default for Settings {
@@ -29,6 +31,7 @@ impl Default for Settings {
             rate_limits: true,
             public_url: None,
             bus_url: None,
+            allow_private_urls: false,
         }
     }
 }
@@ -51,7 +54,11 @@ pub fn server_config(
             Switch::Off
         },
         data_dir,
-        allow_http_jwks: false,
+        allow_private_urls: if settings.allow_private_urls {
+            Switch::On
+        } else {
+            Switch::Off
+        },
         access_token_ttl: 3600,
     };
     let mut config = Config::from_args(&args).expect("test config");

@@ -120,6 +120,7 @@ impl JwksFetcher for FakeFetcher {
 pub struct Harness {
     pub clock: Arc<ManualClock>,
     pub fetcher: Arc<FakeFetcher>,
+    pub cache: Arc<JwksCache>,
     pub verifier: Arc<ContactVerifier>,
 }
 
@@ -128,10 +129,11 @@ impl Harness {
         let clock = Arc::new(ManualClock::new(now));
         let fetcher = Arc::new(FakeFetcher::default());
         let cache = Arc::new(JwksCache::new(fetcher.clone(), clock.clone()));
-        let verifier = Arc::new(ContactVerifier::new(cache, clock.clone()));
+        let verifier = Arc::new(ContactVerifier::new(cache.clone(), clock.clone()));
         Self {
             clock,
             fetcher,
+            cache,
             verifier,
         }
     }

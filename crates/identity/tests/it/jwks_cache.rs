@@ -408,3 +408,91 @@ async fn keys_sharing_a_kid_across_types() {
     assert_eq!(code(&h, &token(&ec, Some("same"), NOW)).await, "ok");
     assert_eq!(code(&h, &token(&ed, Some("same"), NOW)).await, "ok");
 }
+
+/// Review finding 3: a set of 1,821 P-256 keys that share one kid made every key be tried for
+/// one anonymous token. Only the first 2 keys with the token's kid that fit its algorithm
+/// are tried now, so a valid token signed by key #500 of such a set is refused
+/// `signature_invalid` (the set has its kid; no key that was tried verifies it).
+#[tokio::test]
+async fn a_set_of_1821_keys_sharing_a_kid_is_tried_on_its_first_two_keys_only() {
+    let h = Harness::new(NOW);
+    let keys: Vec<TestKey> = (0..1821).map(|_| TestKey::p256()).collect();
+    h.fetcher.serve(
+        JWKS_URL,
+        keys.iter().map(|k| jwk(k, "k")).collect(),
+        Some(3600),
+    );
+    assert_eq!(
+        code(&h, &token(&keys[499], Some("k"), NOW)).await,
+        "signature_invalid",
+        "key #500 of the set verified: every key sharing the kid was tried"
+    );
+    assert_eq!(
+        code(&h, &token(&keys[2], Some("k"), NOW)).await,
+        "signature_invalid"
+    );
+    assert_eq!(code(&h, &token(&keys[0], Some("k"), NOW)).await, "ok");
+    assert_eq!(code(&h, &token(&keys[1], Some("k"), NOW)).await, "ok");
+    // A key that does not fit the token's algorithm does not use up one of the two tries.
+    let p384 = TestKey::p384();
+    let es256 = TestKey::p256();
+    h.fetcher.serve(
+        "https://idp.example.test/mixed",
+        vec![jwk(&p384, "k"), jwk(&keys[0], "k"), jwk(&es256, "k")],
+        None,
+    );
+    let mixed = jwks_method("https://idp.example.test/mixed");
+    let t = token(&es256, Some("k"), NOW);
+    assert_eq!(h.code(&t, &mixed, &policy()).await, "ok");
+}
+
+/// At most 100 keys are read from a set: key #101 is not found, whatever its kid.
+#[tokio::test]
+async fn only_the_first_100_keys_of_a_set_are_read() {
+    let h = Harness::new(NOW);
+    let keys: Vec<TestKey> = (0..150).map(|_| TestKey::ed25519()).collect();
+    h.fetcher.serve(
+        JWKS_URL,
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| jwk(k, &format!("k{i}")))
+            .collect(),
+        Some(3600),
+    );
+    assert_eq!(code(&h, &token(&keys[99], Some("k99"), NOW)).await, "ok");
+    assert_eq!(
+        code(&h, &token(&keys[100], Some("k100"), NOW)).await,
+        "key_not_found"
+    );
+    assert_eq!(
+        code(&h, &token(&keys[149], Some("k149"), NOW)).await,
+        "key_not_found"
+    );
+}
+
+/// Review finding 4: a site admin who keeps changing a messenger's JWKS URL (and makes one
+/// authorize per URL) filled the cache without end. 1,000 URLs, each serving a set of 100
+/// keys: the cache keeps what its bound allows (`MAX_CACHED_KEYS` keys in all), not 1,000 sets.
+#[tokio::test]
+async fn the_cache_stays_bounded_however_many_urls_are_used() {
+    use confidant_identity::jwks::{MAX_CACHED_KEYS, MAX_KEYS_READ};
+    let h = Harness::new(NOW);
+    let keys: Vec<Value> = (0..MAX_KEYS_READ)
+        .map(|i| jwk(&TestKey::ed25519(), &format!("k{i}")))
+        .collect();
+    let signer = TestKey::ed25519();
+    let t = token(&signer, Some("k0"), NOW);
+    for i in 0..1000 {
+        let url = format!("https://idp.example.test/{i}/jwks.json");
+        h.fetcher.serve(&url, keys.clone(), Some(3600));
+        assert_eq!(
+            h.code(&t, &jwks_method(&url), &policy()).await,
+            "signature_invalid"
+        );
+    }
+    assert_eq!(h.fetcher.all_calls(), 1000);
+    let most = MAX_CACHED_KEYS / (MAX_KEYS_READ as u64 + 1) + 1;
+    let held = h.cache.entry_count();
+    assert!(held <= most, "{held} sets cached, at most {most} expected");
+    assert!(held > 0);
+}

@@ -41,17 +41,17 @@ const MAX_CACHED: u64 = 10_000;
 pub struct Messengers {
     store: Store,
     hub: Arc<dyn Hub>,
-    allow_http_jwks: bool,
+    allow_private_urls: bool,
     /// By id, with when its version was last checked.
     cache: Cache<MessengerId, (Arc<CachedMessenger>, Instant)>,
 }
 
 impl Messengers {
-    pub fn new(store: Store, hub: Arc<dyn Hub>, allow_http_jwks: bool) -> Self {
+    pub fn new(store: Store, hub: Arc<dyn Hub>, allow_private_urls: bool) -> Self {
         Self {
             store,
             hub,
-            allow_http_jwks,
+            allow_private_urls,
             cache: Cache::builder()
                 .max_capacity(MAX_CACHED)
                 .time_to_idle(Duration::from_secs(600))
@@ -191,7 +191,7 @@ impl Messengers {
     fn parse_security(&self, value: &Value, previous: Option<&Security>) -> ApiResult<Parsed> {
         let ctx = SecurityInput {
             previous,
-            allow_http_jwks: self.allow_http_jwks,
+            allow_private_urls: self.allow_private_urls,
         };
         let parsed = Security::parse(value, &ctx, random_token)
             .map_err(|e| ApiError::invalid(e.to_string()))?;

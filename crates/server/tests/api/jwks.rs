@@ -1,10 +1,17 @@
 //! JWKS messengers (CONTRACT §6) against a JWKS server on loopback that the test controls:
-//! rotation, the unknown-kid refresh limit, outages, and per-URL isolation.
+//! rotation, the unknown-kid refresh limit, outages, per-URL isolation, the caps on keys read
+//! and tried, and the URL rule (§5) from the attacker's side. A JWKS on loopback is a private
+//! URL: the servers that fetch one run with `--allow-private-urls on` (`private_urls_app`).
 
 use axum::http::StatusCode;
 use confidant_testkit::jwt::*;
 use confidant_testkit::*;
 use serde_json::json;
+
+/// A server that may fetch loopback URLs, as a developer's would.
+async fn private_urls_app() -> TestApp {
+    TestApp::spawn_with(|s| s.allow_private_urls = true).await
+}
 
 async fn jwks_messenger(app: &TestApp, site: i64, url: &str) -> String {
     let m = app
@@ -31,7 +38,7 @@ fn ok() -> (u16, String) {
 
 #[tokio::test]
 async fn rotation_and_the_unknown_kid_refresh_limit() {
-    let app = TestApp::spawn().await;
+    let app = private_urls_app().await;
     let site = app.create_site("Jwks").await;
     let k1 = TestKey::ed25519();
     let k2 = TestKey::ed25519();
@@ -109,7 +116,7 @@ async fn rotation_and_the_unknown_kid_refresh_limit() {
 
 #[tokio::test]
 async fn key_alg_and_use_narrow_what_a_key_verifies() {
-    let app = TestApp::spawn().await;
+    let app = private_urls_app().await;
     let site = app.create_site("Jwks").await;
     let k1 = TestKey::ed25519();
     let mut enc = k1.jwk("enc");
@@ -133,7 +140,7 @@ async fn key_alg_and_use_narrow_what_a_key_verifies() {
 
 #[tokio::test]
 async fn outage_is_served_from_the_cache() {
-    let app = TestApp::spawn().await;
+    let app = private_urls_app().await;
     let site = app.create_site("Jwks").await;
     let k1 = TestKey::ed25519();
     let server = JwksServer::start(vec![k1.jwk("k1")]).await;
@@ -175,7 +182,7 @@ async fn outage_is_served_from_the_cache() {
 
 #[tokio::test]
 async fn cold_outage_is_jwks_unavailable() {
-    let app = TestApp::spawn().await;
+    let app = private_urls_app().await;
     let site = app.create_site("Jwks").await;
     let k1 = TestKey::ed25519();
     let server = JwksServer::start(vec![k1.jwk("k1")]).await;
@@ -222,7 +229,7 @@ async fn cold_outage_is_jwks_unavailable() {
 
 #[tokio::test]
 async fn the_same_kid_under_two_urls_does_not_cross_verify() {
-    let app = TestApp::spawn().await;
+    let app = private_urls_app().await;
     let site = app.create_site("Jwks").await;
     let good = TestKey::ed25519();
     let evil = TestKey::ed25519();
@@ -292,31 +299,139 @@ async fn the_same_kid_under_two_urls_does_not_cross_verify() {
     );
 }
 
+/// The URLs an attacker (a site admin) saved to make the server request internal targets
+/// (review finding 5), each refused when saved, on create and on a Security change.
+const PRIVATE_SPELLINGS: &[&str] = &[
+    "https://169.254.169.254/latest/meta-data/",
+    "https://10.0.0.1/jwks.json",
+    "https://[fd00::1]/jwks.json",
+    "https://127.0.0.1/jwks.json",
+    "https://127.1/jwks.json",
+    "https://2130706433/jwks.json",
+    "https://0x7f.1/jwks.json",
+    "https://0/jwks.json",
+    "https://[::1]/jwks.json",
+    "https://[::ffff:127.0.0.1]/jwks.json",
+    "https://localhost/jwks.json",
+    "https://localhost./jwks.json",
+    "https://foo.localhost/jwks.json",
+    "http://127.0.0.1:9/internal/admin?action=purge",
+    "http://localhost:9/jwks.json",
+    "http://[::1]:9/jwks.json",
+    "http://keys.example.com/jwks.json",
+];
+
 #[tokio::test]
-async fn jwks_urls_must_be_https_or_loopback() {
+async fn jwks_urls_that_break_the_url_rule_are_refused_when_saved() {
     let app = TestApp::spawn().await;
     let site = app.create_site("Jwks").await;
-    for url in [
-        "http://keys.example.com/jwks.json",
-        "ftp://127.0.0.1/jwks",
+    let existing = app.create_messenger(site, json!({})).await;
+    let existing = existing["messengerId"].as_str().expect("id");
+    for url in PRIVATE_SPELLINGS.iter().chain(&[
+        "ftp://keys.example.com/jwks",
         "not a url",
         "https://user:pw@keys.example.com/jwks",
-    ] {
+    ]) {
+        let security = json!({"validation": {"method": "jwks", "jwksUrl": url}});
         let r = app
-            .post(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR), &json!({"name": "x", "security": {"validation": {"method": "jwks", "jwksUrl": url}}}))
+            .post(
+                &format!("/api/v1/sites/{site}/messengers"),
+                Some(OPERATOR),
+                &json!({"name": "x", "security": security}),
+            )
             .await;
-        let (s, c) = error_code(r).await;
-        assert_eq!((s, c.as_str()), (400, "invalid_request"), "{url}");
-    }
-    for url in [
-        "http://127.0.0.1:9/jwks.json",
-        "http://localhost:9/jwks.json",
-        "http://[::1]:9/jwks.json",
-        "https://keys.example.com/jwks.json",
-    ] {
+        assert_eq!(
+            error_code(r).await,
+            e(400, "invalid_request"),
+            "create {url}"
+        );
         let r = app
-            .post(&format!("/api/v1/sites/{site}/messengers"), Some(OPERATOR), &json!({"name": "x", "security": {"validation": {"method": "jwks", "jwksUrl": url}}}))
+            .put(
+                &format!("/api/v1/sites/{site}/messengers/{existing}/security"),
+                Some(OPERATOR),
+                &security,
+            )
             .await;
-        assert_eq!(r.status(), 201, "{url}");
+        assert_eq!(error_code(r).await, e(400, "invalid_request"), "put {url}");
     }
+    let r = app
+        .post(
+            &format!("/api/v1/sites/{site}/messengers"),
+            Some(OPERATOR),
+            &json!({"name": "x", "security": {"validation": {"method": "jwks", "jwksUrl": "https://keys.example.com/jwks.json"}}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+
+    // The operator's development server allows them all (but never another scheme).
+    let dev = private_urls_app().await;
+    let site = dev.create_site("Dev").await;
+    for url in PRIVATE_SPELLINGS {
+        let m = dev
+            .create_messenger(
+                site,
+                json!({"validation": {"method": "jwks", "jwksUrl": url}}),
+            )
+            .await;
+        assert!(m["messengerId"].is_string(), "{url}: {m}");
+    }
+}
+
+/// The machine's own host name when it resolves to loopback only (as /etc/hosts makes it on
+/// most systems): a name that passes the save-time check and leads to the server itself.
+async fn a_name_for_loopback() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().to_owned();
+    let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), 0))
+        .await
+        .ok()?
+        .collect();
+    (!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())).then_some(name)
+}
+
+/// A name that resolves to 127.0.0.1 is accepted when saved (names are judged when used) and
+/// never connected to; the answer is the one an unreachable URL gets, word for word, so the
+/// answers are no oracle for what listens inside. (The fetcher's own tests do the same with a
+/// resolver they control, wherever the suite runs.)
+#[tokio::test]
+async fn a_jwks_name_that_resolves_to_loopback_is_never_requested() {
+    let Some(name) = a_name_for_loopback().await else {
+        eprintln!("skipped: this machine's host name does not resolve to loopback");
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let app = TestApp::spawn().await;
+    let site = app.create_site("Jwks").await;
+    let inside = jwks_messenger(
+        &app,
+        site,
+        &format!("https://{name}:{port}/internal/admin?action=purge"),
+    )
+    .await;
+    let nowhere = jwks_messenger(&app, site, "https://jwks.invalid/jwks.json").await;
+    let key = TestKey::ed25519();
+    let t = key.token(Some("k1"), &claims("a"));
+    let refused = app.authorize(site, &inside, &t).await;
+    assert_eq!(refused.status(), 503);
+    let refused: serde_json::Value = refused.json().await.expect("json");
+    let unreachable = app.authorize(site, &nowhere, &t).await;
+    assert_eq!(unreachable.status(), 503);
+    let unreachable: serde_json::Value = unreachable.json().await.expect("json");
+    assert_eq!(refused["error"]["code"], "jwks_unavailable");
+    assert_eq!(refused, unreachable, "the answers differ: an oracle");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the server connected to {name}:{port} (loopback)"
+    );
 }
