@@ -57,6 +57,17 @@ impl AllowedUrl {
             .host_str()
             .ok_or_else(|| err("has no host"))?
             .to_ascii_lowercase();
+        // The origin reaches the CSP header, where `;` `,` `'` and the like would end or
+        // split a directive: a name (after IDNA) is letters, digits, hyphens and dots only.
+        if matches!(url.host(), Some(url::Host::Domain(_)))
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(err(
+                "the host may contain only letters, digits, hyphens and dots",
+            ));
+        }
         if wildcard
             && (host.starts_with('[')
                 || host.parse::<std::net::Ipv4Addr>().is_ok()
@@ -154,6 +165,8 @@ mod tests {
         assert_eq!(u.to_string(), "http://127.0.0.1:8081");
         let u = AllowedUrl::parse("https://example.com:443").unwrap();
         assert_eq!(u.to_string(), "https://example.com");
+        let u = AllowedUrl::parse("https://пример.example.org").unwrap();
+        assert_eq!(u.to_string(), "https://xn--e1afmkfd.example.org");
         for bad in [
             "",
             "example.com",
@@ -163,6 +176,21 @@ mod tests {
             "https://x.com/?q=1",
             "https://u:p@x.com",
             "https://*.127.0.0.1",
+        ] {
+            assert!(AllowedUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Found by the property `allowed_url_from_url_like_text`: these hosts reached the CSP
+    /// header as they were.
+    #[test]
+    fn hosts_that_would_break_the_csp_header_are_refused() {
+        for bad in [
+            "https://a;b.example.com",
+            "https://a,b.example.com",
+            "https://a'b.example.com",
+            "https://*.a;script-src.example.com",
+            "https://a_b.example.com",
         ] {
             assert!(AllowedUrl::parse(bad).is_err(), "{bad}");
         }

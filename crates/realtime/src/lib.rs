@@ -15,7 +15,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-pub use nats::NatsHub;
+pub use nats::{BusSettings, NatsHub};
 
 /// Per-subscriber queue length. A socket this far behind is told to resync.
 pub const SUBSCRIBER_QUEUE: usize = 1024;

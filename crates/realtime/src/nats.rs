@@ -8,12 +8,14 @@
 //! loses a message. A bus that does not answer at start-up is a start-up error; later outages
 //! are ridden out (async-nats reconnects by itself) and `state()` reports the connection.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
@@ -43,11 +45,82 @@ pub struct NatsHub {
     connected: Arc<AtomicBool>,
 }
 
+/// How to reach and authenticate to the bus.
+#[derive(Clone, Copy)]
+pub struct BusSettings<'a> {
+    /// `nats://` or `tls://`, with `user:password@` or `token@` when the server asks for them.
+    pub url: &'a str,
+    /// A NATS credentials file (user JWT and NKey seed), for servers run in operator mode.
+    pub creds_file: Option<&'a Path>,
+    /// Refuse a connection that is not TLS (also implied by a `tls://` URL).
+    pub require_tls: bool,
+}
+
+/// What the bus URL itself authenticates with.
+#[derive(Debug, PartialEq, Eq)]
+enum UrlAuth {
+    None,
+    UserPassword(String, String),
+    /// `nats://token@host`: a lone user part is the server's authorization token.
+    Token(String),
+}
+
+/// async-nats reads no credentials from the URL, so they are taken out of it here; what is
+/// left is the address, which is safe to show. An error never quotes the URL.
+fn split_url(raw: &str) -> anyhow::Result<(UrlAuth, String)> {
+    let mut url =
+        url::Url::parse(raw).map_err(|e| anyhow::anyhow!("the bus URL does not parse ({e})"))?;
+    if !matches!(url.scheme(), "nats" | "tls") || url.host_str().is_none() {
+        anyhow::bail!("the bus URL must be nats://host:port or tls://host:port");
+    }
+    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let user = decode(url.username());
+    let password = url.password().map(decode);
+    let auth = match (user.is_empty(), password) {
+        (true, None) => UrlAuth::None,
+        (true, Some(_)) => anyhow::bail!("the bus URL has a password but no user name"),
+        (false, Some(password)) => UrlAuth::UserPassword(user, password),
+        (false, None) => UrlAuth::Token(user),
+    };
+    // Cannot fail: the URL has a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok((auth, url.to_string()))
+}
+
+async fn connect_options(
+    settings: BusSettings<'_>,
+) -> anyhow::Result<(async_nats::ConnectOptions, String)> {
+    let (auth, address) = split_url(settings.url)?;
+    let mut options = async_nats::ConnectOptions::new();
+    match auth {
+        UrlAuth::None => {}
+        _ if settings.creds_file.is_some() => anyhow::bail!(
+            "give the bus either credentials in its URL or a credentials file, not both"
+        ),
+        UrlAuth::UserPassword(user, password) => {
+            options = options.user_and_password(user, password);
+        }
+        UrlAuth::Token(token) => options = options.token(token),
+    }
+    if let Some(path) = settings.creds_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("cannot read the bus credentials file {}", path.display()))?;
+    }
+    if settings.require_tls || address.starts_with("tls://") {
+        options = options.require_tls(true);
+    }
+    Ok((options, address))
+}
+
 impl NatsHub {
-    pub async fn connect(url: &str) -> anyhow::Result<NatsHub> {
+    pub async fn connect(settings: BusSettings<'_>) -> anyhow::Result<NatsHub> {
+        let (options, address) = connect_options(settings).await?;
         let connected = Arc::new(AtomicBool::new(false));
         let flag = connected.clone();
-        let client = async_nats::ConnectOptions::new()
+        let client = options
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |e| {
                 let flag = flag.clone();
@@ -62,9 +135,9 @@ impl NatsHub {
                     }
                 }
             })
-            .connect(url)
+            .connect(address.as_str())
             .await
-            .with_context(|| format!("cannot reach the bus at {}", url.split('@').next_back().unwrap_or("?")))?;
+            .with_context(|| format!("cannot reach the bus at {address}"))?;
         connected.store(true, Ordering::Relaxed);
         let local = Arc::new(LocalHub::new());
         let node = uuid::Uuid::new_v4().to_string();
@@ -159,5 +232,59 @@ impl Hub for NatsHub {
         } else {
             "disconnected"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (auth, address) =
+            split_url("nats://confidant:p%40ss%3Aword@bus.internal:4222").unwrap();
+        assert_eq!(
+            auth,
+            UrlAuth::UserPassword("confidant".into(), "p@ss:word".into())
+        );
+        assert_eq!(address, "nats://bus.internal:4222");
+        let (auth, address) = split_url("tls://s3cr3t-token@bus.internal").unwrap();
+        assert_eq!(auth, UrlAuth::Token("s3cr3t-token".into()));
+        assert_eq!(address, "tls://bus.internal");
+        let (auth, _) = split_url("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(auth, UrlAuth::None);
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_quoting_them() {
+        for bad in [
+            "nats://:hunter2-secret@bus.internal",
+            "redis://user:hunter2-secret@bus.internal",
+            "nats://user:hunter2-secret@",
+            "hunter2-secret",
+        ] {
+            let e = format!("{:#}", split_url(bad).unwrap_err());
+            assert!(!e.contains("hunter2-secret"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_creds_file_excludes_url_credentials_and_must_exist() {
+        let both = BusSettings {
+            url: "nats://user:hunter2-secret@127.0.0.1:4222",
+            creds_file: Some(Path::new("/nonexistent/confidant.creds")),
+            require_tls: false,
+        };
+        let e = format!("{:#}", connect_options(both).await.err().unwrap());
+        assert!(
+            e.contains("not both") && !e.contains("hunter2-secret"),
+            "{e}"
+        );
+        let missing = BusSettings {
+            url: "nats://127.0.0.1:4222",
+            ..both
+        };
+        let e = format!("{:#}", connect_options(missing).await.err().unwrap());
+        assert!(e.contains("/nonexistent/confidant.creds"), "{e}");
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use axum::extract::FromRef;
 use confidant_core::SiteId;
 use confidant_identity::{ContactVerifier, JwksCache, SystemClock};
-use confidant_realtime::{Control, Hub, LocalHub, NatsHub};
+use confidant_realtime::{BusSettings, Control, Hub, LocalHub, NatsHub};
 use confidant_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -70,9 +70,13 @@ impl App {
         let store = Store::connect(config.database_url(), Duration::from_secs(30)).await?;
         let hub: Arc<dyn Hub> = match &config.bus_url {
             Some(url) => Arc::new(
-                NatsHub::connect(url.expose_secret())
-                    .await
-                    .context("cannot connect to the bus")?,
+                NatsHub::connect(BusSettings {
+                    url: url.expose_secret(),
+                    creds_file: config.bus_creds_file.as_deref(),
+                    require_tls: config.bus_tls,
+                })
+                .await
+                .context("cannot connect to the bus")?,
             ),
             None => Arc::new(LocalHub::new()),
         };

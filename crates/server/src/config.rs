@@ -31,8 +31,15 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFIDANT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// nats://host:port to share live events between server processes (default: in-process).
+    /// `nats://user:password@…` or `nats://token@…` authenticate; `tls://…` requires TLS.
     #[arg(long, env = "CONFIDANT_BUS_URL", hide_env_values = true)]
     pub bus_url: Option<String>,
+    /// A NATS credentials file (user JWT and NKey seed) to authenticate to the bus with.
+    #[arg(long, env = "CONFIDANT_BUS_CREDS_FILE")]
+    pub bus_creds_file: Option<PathBuf>,
+    /// Require TLS on the bus connection (as a `tls://` bus URL does).
+    #[arg(long, env = "CONFIDANT_BUS_TLS", value_enum, default_value = "off")]
+    pub bus_tls: Switch,
     /// The origin browsers reach the server at (default: http:// + the listen address).
     #[arg(long, env = "CONFIDANT_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -62,8 +69,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// May carry a password (`postgres://user:pass@…`).
     pub database_url: SecretString,
-    /// May carry a password (`nats://user:pass@…`).
+    /// May carry a password (`nats://user:pass@…`) or a token (`nats://token@…`).
     pub bus_url: Option<SecretString>,
+    pub bus_creds_file: Option<PathBuf>,
+    pub bus_tls: bool,
     /// The public origin with no trailing slash, e.g. `https://chat.example.com`.
     pub public_url: String,
     pub rate_limits: bool,
@@ -105,14 +114,22 @@ impl Config {
         };
         let bus_url = match a.bus_url.as_deref() {
             None | Some("" | "in-process") => None,
-            Some(u) if u.starts_with("nats://") && Url::parse(u).is_ok() => Some(u.to_owned()),
+            Some(u)
+                if (u.starts_with("nats://") || u.starts_with("tls://"))
+                    && Url::parse(u).is_ok_and(|url| url.has_host()) =>
+            {
+                Some(u.to_owned())
+            }
             Some(u) => {
                 return Err(format!(
-                    "--bus-url must be nats://host:port (got {:?})",
+                    "--bus-url must be nats://host:port or tls://host:port (got {:?})",
                     scheme_of(u)
                 ));
             }
         };
+        if bus_url.is_none() && (a.bus_creds_file.is_some() || a.bus_tls.is_on()) {
+            return Err("--bus-creds-file and --bus-tls need a --bus-url".into());
+        }
         let public_url = match &a.public_url {
             Some(u) => public_origin(u)?,
             None => format!("http://{listen}"),
@@ -127,6 +144,8 @@ impl Config {
             listen,
             database_url: database_url.into(),
             bus_url: bus_url.map(SecretString::from),
+            bus_creds_file: a.bus_creds_file.clone(),
+            bus_tls: a.bus_tls.is_on(),
             secure_cookies: public_url.starts_with("https://"),
             public_url,
             rate_limits: a.rate_limits.is_on(),

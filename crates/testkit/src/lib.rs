@@ -9,6 +9,7 @@
 //!   [`server`]: every use of the server's internals, in one place.
 
 pub mod jwt;
+pub mod props;
 
 #[cfg(feature = "server")]
 pub mod app;

@@ -195,12 +195,20 @@ pub struct Nats {
 
 impl Nats {
     pub fn start() -> Nats {
+        Self::start_with(&[])
+    }
+
+    /// With more options of `nats-server`, e.g. `--user u --pass p` or `--auth token`.
+    pub fn start_with(options: &[&str]) -> Nats {
         let port = free_port();
-        let process = Process::new(NATS_BIN)
+        let mut process = Process::new(NATS_BIN)
             .arg("-a")
             .arg("127.0.0.1")
             .arg("-p")
             .arg(port.to_string());
+        for option in options {
+            process = process.arg(option);
+        }
         let mut n = Nats { port, process };
         n.restart();
         n

@@ -47,6 +47,8 @@ pub fn server_config(
         listen: settings.listen.clone(),
         database_url: Some(database_url.to_owned()),
         bus_url: settings.bus_url.clone(),
+        bus_creds_file: None,
+        bus_tls: Switch::Off,
         public_url: settings.public_url.clone(),
         rate_limits: if settings.rate_limits {
             Switch::On

@@ -149,3 +149,123 @@ mod tests {
         assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
     }
 }
+
+/// Properties of the client frame parser, the one reader of what a socket's client sends:
+/// any text answers a frame or an error (never a panic), well-formed frames read back as
+/// themselves, and a `seq` is exactly a whole number from 0 to 2^53.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use confidant_testkit::props::{apply, config, edits, hostile_text, json_value};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const MAX_SEQ: u64 = 1 << 53;
+
+    /// A frame as a client would write it, with the values it should read as.
+    fn good_frame() -> impl Strategy<Value = (Value, Value)> {
+        let text = || "\\PC{0,64}";
+        let seq = || 0..=MAX_SEQ;
+        prop_oneof![
+            text().prop_map(|t| (json!({"type": "auth", "token": t}), json!(["auth", t]))),
+            (text(), seq()).prop_map(|(c, n)| (
+                json!({"type": "resume", "conversationId": c, "afterSeq": n}),
+                json!(["resume", c, n])
+            )),
+            text().prop_map(|c| (
+                json!({"type": "typing", "conversationId": c}),
+                json!(["typing", c])
+            )),
+            (text(), seq()).prop_map(|(c, n)| (
+                json!({"type": "read", "conversationId": c, "seq": n}),
+                json!(["read", c, n])
+            )),
+            Just((json!({"type": "ping"}), json!(["ping"]))),
+        ]
+    }
+
+    /// What a parsed frame holds, in the shape of `good_frame`'s second value.
+    fn summary(frame: &ClientFrame) -> Value {
+        match frame {
+            ClientFrame::Auth { token } => json!(["auth", token]),
+            ClientFrame::Resume {
+                conversation_id,
+                after_seq,
+            } => json!(["resume", conversation_id, after_seq.0]),
+            ClientFrame::Typing { conversation_id } => json!(["typing", conversation_id]),
+            ClientFrame::Read {
+                conversation_id,
+                seq,
+            } => json!(["read", conversation_id, seq.0]),
+            ClientFrame::Ping => json!(["ping"]),
+        }
+    }
+
+    fn check_any(text: &str) -> Result<(), TestCaseError> {
+        if let Ok(frame) = serde_json::from_str::<ClientFrame>(text) {
+            for seq in match &frame {
+                ClientFrame::Resume { after_seq, .. } => vec![after_seq.0],
+                ClientFrame::Read { seq, .. } => vec![seq.0],
+                _ => vec![],
+            } {
+                prop_assert!((0..=MAX_SEQ as i64).contains(&seq), "{text:?}");
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn client_frame_from_any_text(text in hostile_text(200)) {
+            check_any(&text)?;
+        }
+
+        #[test]
+        fn client_frame_from_any_json(value in json_value(), kind in proptest::sample::select(
+            vec!["auth", "resume", "typing", "read", "ping", "Ping", "dance"],
+        ), typed in any::<bool>()) {
+            let value = match (value, typed) {
+                (Value::Object(mut map), true) => {
+                    map.insert("type".into(), kind.into());
+                    Value::Object(map)
+                }
+                (value, _) => value,
+            };
+            check_any(&value.to_string())?;
+        }
+
+        #[test]
+        fn good_client_frames_read_back((frame, expected) in good_frame()) {
+            let parsed = serde_json::from_str::<ClientFrame>(&frame.to_string());
+            prop_assert!(parsed.is_ok(), "{frame}: {:?}", parsed.err());
+            prop_assert_eq!(summary(&parsed.unwrap()), expected);
+        }
+
+        #[test]
+        fn mutated_client_frames_never_panic((frame, _) in good_frame(), changes in edits()) {
+            check_any(&apply(&frame.to_string(), &changes))?;
+        }
+
+        #[test]
+        fn seq_is_a_whole_number_up_to_2_pow_53(n in prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (0..=MAX_SEQ + 2).prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            json_value(),
+        ]) {
+            let frame = json!({"type": "read", "conversationId": "c", "seq": n});
+            let parsed = serde_json::from_str::<ClientFrame>(&frame.to_string());
+            let whole = n.as_u64().filter(|n| *n <= MAX_SEQ);
+            match (parsed, whole) {
+                (Ok(ClientFrame::Read { seq, .. }), Some(expected)) => {
+                    prop_assert_eq!(seq.0 as u64, expected);
+                }
+                (Err(_), None) => {}
+                (other, expected) => prop_assert!(false, "{frame}: {other:?}, expected {expected:?}"),
+            }
+        }
+    }
+}

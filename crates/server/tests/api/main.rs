@@ -4,6 +4,7 @@
 
 mod admin;
 mod authorize;
+mod bus;
 mod cli;
 mod contract;
 mod conversations;
