@@ -20,6 +20,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `--bus-url` (NATS).
     pub bus_url: Option<String>,
+    /// `--trusted-proxies`.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Settings {
@@ -29,6 +31,7 @@ impl Default for Settings {
             rate_limits: true,
             public_url: None,
             bus_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -52,6 +55,7 @@ pub fn server_config(
         },
         data_dir,
         allow_http_jwks: false,
+        trusted_proxies: settings.trusted_proxies.clone(),
         access_token_ttl: 3600,
     };
     let mut config = Config::from_args(&args).expect("test config");

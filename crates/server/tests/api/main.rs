@@ -9,6 +9,7 @@ mod contract;
 mod conversations;
 mod crash;
 mod edge;
+mod hardening;
 mod jwks;
 mod openapi;
 mod scale;
