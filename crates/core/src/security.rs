@@ -119,9 +119,16 @@ impl Security {
             .as_object()
             .ok_or_else(|| bad("security", "must be an object"))?;
         let (validation, generated_secret) = match (obj.get("validation"), ctx.previous) {
-            // A change that leaves out the method keeps it (and its secret) as it was.
-            (None, Some(prev)) => (prev.validation.clone(), None),
-            (None | Some(Value::Null), _) => {
+            // A PUT replaces the whole object (docs/API-DESIGN.md): an absent field takes its
+            // default, so an absent method would have to be kept silently while the fields
+            // beside it reset. It is required instead; `"sharedToken": null` keeps a secret.
+            (None | Some(Value::Null), Some(_)) => {
+                return Err(bad(
+                    "validation",
+                    "is required: a PUT replaces every setting (send {\"method\": \"sharedToken\", \"sharedToken\": null} to keep the shared token)",
+                ));
+            }
+            (None | Some(Value::Null), None) => {
                 let s = generate();
                 (
                     Validation::SharedToken {
@@ -453,12 +460,26 @@ mod tests {
     }
 
     #[test]
-    fn a_change_without_validation_keeps_the_method() {
+    fn a_change_without_validation_is_refused_not_merged() {
         let first = shared_token_security();
-        let next = change(&first, json!({"clockSkewSeconds": 10}));
+        let ctx = SecurityInput {
+            previous: Some(&first),
+            allow_private_urls: false,
+        };
+        for v in [
+            json!({}),
+            json!({"clockSkewSeconds": 10}),
+            json!({"validation": null}),
+        ] {
+            let e = Security::parse(&v, &ctx, || unreachable!()).err();
+            assert_eq!(e.map(|e| e.field), Some("validation".to_owned()), "{v}");
+        }
+        let next = change(
+            &first,
+            json!({"validation": {"method": "sharedToken", "sharedToken": null}, "clockSkewSeconds": 10}),
+        );
         assert_eq!(next.security.validation, first.validation);
         assert_eq!(next.security.clock_skew_seconds, 10);
-        assert!(next.generated_secret.is_none());
     }
 
     #[test]

@@ -57,13 +57,10 @@ impl AllowedUrl {
             .host_str()
             .ok_or_else(|| err("has no host"))?
             .to_ascii_lowercase();
-        // The origin reaches the CSP header, where `;` `,` `'` and the like would end or
-        // split a directive: a name (after IDNA) is letters, digits, hyphens and dots only.
-        if matches!(url.host(), Some(url::Host::Domain(_)))
-            && !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
+        // The URL parser lets `;` `,` `'` and other punctuation through in a domain, and the
+        // host is written into the frame's CSP header: a `;` there would start a directive.
+        // Hosts are DNS names (after IDNA: letters, digits, hyphens, dots), or IP addresses.
+        if !host.starts_with('[') && !is_dns_name(&host) {
             return Err(err(
                 "the host may contain only letters, digits, hyphens and dots",
             ));
@@ -141,6 +138,17 @@ impl fmt::Display for AllowedUrl {
     }
 }
 
+/// Whether `host` (lower-case ASCII, after IDNA) is dot-separated labels of letters, digits and
+/// hyphens, none empty.
+fn is_dns_name(host: &str) -> bool {
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    })
+}
+
 /// Normalise an `Origin` header value; `None` for `null` or anything that is not an origin.
 pub fn normalize_origin(origin: &str) -> Option<String> {
     let url = Url::parse(origin).ok()?;
@@ -167,6 +175,9 @@ mod tests {
         assert_eq!(u.to_string(), "https://example.com");
         let u = AllowedUrl::parse("https://пример.example.org").unwrap();
         assert_eq!(u.to_string(), "https://xn--e1afmkfd.example.org");
+        let u = AllowedUrl::parse("https://*.Пример.example:8443").unwrap();
+        assert_eq!(u.csp_source(), "https://*.xn--e1afmkfd.example:8443");
+        assert!(AllowedUrl::parse("https://[::1]:8443").is_ok());
         for bad in [
             "",
             "example.com",
@@ -176,6 +187,12 @@ mod tests {
             "https://x.com/?q=1",
             "https://u:p@x.com",
             "https://*.127.0.0.1",
+            "https://a;b.example.com",
+            "https://a,b.example.com",
+            "https://a'b.example.com",
+            "https://*.x;script-src.example.com",
+            "https://a!b.example.com",
+            "https://a..b.example.com",
         ] {
             assert!(AllowedUrl::parse(bad).is_err(), "{bad}");
         }

@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 
 const GENERATED: &str = "generated-secret-0123456789-abcdefghijklmnop";
 
-fn input(previous: Option<&Security>, allow_http_jwks: bool) -> SecurityInput<'_> {
+fn input(previous: Option<&Security>, allow_private_urls: bool) -> SecurityInput<'_> {
     SecurityInput {
         previous,
-        allow_http_jwks,
+        allow_private_urls,
     }
 }
 

@@ -115,7 +115,7 @@ impl App {
             }));
         }
         let app = Arc::new(App {
-            limits: RateLimiter::new(config.rate_limits),
+            limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
             accounts: Accounts::new(store.clone(), hub.clone(), operator_token),
             authorizer: Authorizer::new(
                 ContactVerifier::new(jwks, clock),
@@ -134,6 +134,7 @@ impl App {
             openapi: std::sync::OnceLock::new(),
         });
         spawn_cache_invalidation(&app);
+        app.accounts.spawn_failure_purge();
         Ok(app)
     }
 }

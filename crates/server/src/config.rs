@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
@@ -58,6 +59,10 @@ pub struct ServeArgs {
         default_value = "off"
     )]
     pub allow_private_urls: Switch,
+    /// Proxies whose X-Forwarded-For is believed for rate limits: addresses or CIDRs, comma
+    /// separated (default: none; the peer's address counts).
+    #[arg(long, env = "CONFIDANT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Lifetime of access tokens, in seconds (60 to 86400).
     #[arg(long, env = "CONFIDANT_ACCESS_TOKEN_TTL", default_value = "3600",
           value_parser = clap::value_parser!(i64).range(60..=86_400))]
@@ -76,6 +81,8 @@ pub struct Config {
     /// The public origin with no trailing slash, e.g. `https://chat.example.com`.
     pub public_url: String,
     pub rate_limits: bool,
+    /// `--trusted-proxies`: peers whose `X-Forwarded-For` names the client (limits.rs).
+    pub trusted_proxies: Vec<IpNet>,
     pub data_dir: PathBuf,
     /// `--allow-private-urls on`: the URL rule (CONTRACT §5) keeps only its shape checks.
     pub allow_private_urls: bool,
@@ -134,6 +141,21 @@ impl Config {
             Some(u) => public_origin(u)?,
             None => format!("http://{listen}"),
         };
+        let trusted_proxies = a
+            .trusted_proxies
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "--trusted-proxies {p:?} is not an address or a CIDR like 10.0.0.0/8"
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let admin_token = match std::env::var("CONFIDANT_ADMIN_TOKEN") {
             Ok(t) if t.len() >= 16 => Some(SecretString::from(t)),
             Ok(t) if t.is_empty() => None,
@@ -149,6 +171,7 @@ impl Config {
             secure_cookies: public_url.starts_with("https://"),
             public_url,
             rate_limits: a.rate_limits.is_on(),
+            trusted_proxies,
             data_dir: a.data_dir.clone(),
             allow_private_urls: a.allow_private_urls.is_on(),
             access_token_ttl: a.access_token_ttl,
@@ -243,5 +266,19 @@ mod tests {
                 .expect("valid")
                 .allow_private_urls
         );
+        let cli = Cli::parse_from([
+            "confidant",
+            "--trusted-proxies",
+            "10.0.0.0/8, 127.0.0.1,::1",
+        ]);
+        assert_eq!(
+            Config::from_args(&cli.serve)
+                .expect("valid")
+                .trusted_proxies
+                .len(),
+            3
+        );
+        let cli = Cli::parse_from(["confidant", "--trusted-proxies", "10.0.0.0/8;"]);
+        assert!(Config::from_args(&cli.serve).is_err());
     }
 }

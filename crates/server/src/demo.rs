@@ -167,9 +167,19 @@ pub async fn prepare(app: &App) -> anyhow::Result<DemoState> {
 
     let store = &app.store;
     let now = now_millis();
+    // CONTRACT §9: never take over a real site (print its shared token, add an agent to it,
+    // mint tokens for it). The demo marks the site it makes; any other site ends the start
+    // here, before anything is written.
+    let foreign = store.count_sites_not_made_by_demo().await?;
+    if foreign > 0 {
+        anyhow::bail!(
+            "this database holds {foreign} site(s) that `confidant demo` did not make; \
+             run the demo on its own data directory or database (--data-dir, --database-url)"
+        );
+    }
     let site = match store.get_site(SiteId::FIRST).await? {
         Some(s) => s,
-        None => store.create_site("Healthify (demo)", now).await?,
+        None => store.create_demo_site("Healthify (demo)", now).await?,
     };
     let messenger = match store
         .list_messengers(site.site_id)

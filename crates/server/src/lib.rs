@@ -64,7 +64,10 @@ impl Running {
     }
 }
 
-/// Build the app and start serving on `config.listen` (port 0 picks a free port).
+/// Listen on `config.listen` (port 0 picks a free port) at once, build the app, and serve it.
+/// Until the store is open and migrated (a restart after a crash may replay the WAL, or
+/// PostgreSQL may not answer yet) the port answers `503 unavailable` with `Retry-After`, and
+/// `/healthz` says "starting" (§4), instead of leaving connections waiting; `/livez` is 200.
 pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -75,17 +78,15 @@ pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
         config.secure_cookies = false;
     }
     let (stop, stopped) = watch::channel(false);
-    let app = App::build(config, metrics_handle(), stopped.clone()).await?;
-    let mut routes = http::api_routes();
-    if demo {
-        routes = routes.merge(demo::routes(demo::prepare(&app).await?));
-    }
-    let router = http::router(app.clone(), routes);
-    let mut stopped_rx = stopped;
+    let ready: Arc<OnceLock<axum::Router>> = Arc::new(OnceLock::new());
+    let gate = axum::Router::new()
+        .fallback(starting_gate)
+        .with_state(ready.clone());
+    let mut stopped_rx = stopped.clone();
     let task = tokio::spawn(async move {
         axum::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            gate.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             let _ = stopped_rx.wait_for(|s| *s).await;
@@ -95,10 +96,48 @@ pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
         .await
         .context("server error")
     });
+    let built = async {
+        let app = App::build(config, metrics_handle(), stopped).await?;
+        let mut routes = http::api_routes();
+        if demo {
+            routes = routes.merge(demo::routes(demo::prepare(&app).await?));
+        }
+        anyhow::Ok((app.clone(), http::router(app, routes)))
+    }
+    .await;
+    let (app, router) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            task.abort();
+            return Err(e);
+        }
+    };
+    let _ = ready.set(router);
     Ok(Running {
         addr,
         app,
         stop,
         task,
     })
+}
+
+/// Every request passes here: to the app once it is ready, else the "starting" answers.
+async fn starting_gate(
+    axum::extract::State(ready): axum::extract::State<Arc<OnceLock<axum::Router>>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use tower::ServiceExt as _;
+    if let Some(router) = ready.get() {
+        return match router.clone().oneshot(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        };
+    }
+    if req.uri().path() == "/livez" {
+        return axum::Json(serde_json::json!({"status": "ok"})).into_response();
+    }
+    let mut e = error::ApiError::unavailable("starting…");
+    e.retry_after = Some(1);
+    e.into_response()
 }

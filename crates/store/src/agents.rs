@@ -159,12 +159,13 @@ impl Store {
         lock_ms: i64,
     ) -> Result<LoginFailures> {
         let mut state: LoginFailures = sqlx::query_as(
-            "INSERT INTO login_failures (site_id, email_key, failures, locked_until) VALUES ($1, $2, 1, 0) \
-             ON CONFLICT (site_id, email_key) DO UPDATE SET failures = login_failures.failures + 1 \
+            "INSERT INTO login_failures (site_id, email_key, failures, locked_until, updated_at) VALUES ($1, $2, 1, 0, $3) \
+             ON CONFLICT (site_id, email_key) DO UPDATE SET failures = login_failures.failures + 1, updated_at = $3 \
              RETURNING failures, locked_until",
         )
         .bind(site_id.0)
         .bind(email_key(email))
+        .bind(now)
         .fetch_one(&self.write)
         .await?;
         if state.failures >= limit && state.locked_until <= now {
@@ -181,6 +182,19 @@ impl Store {
         Ok(state)
     }
 
+    /// Forget failure counts last touched before `before` whose lock, if any, has run out by
+    /// `now`: a guesser of unknown emails otherwise leaves one row per email for ever.
+    /// Returns how many rows went.
+    pub async fn purge_login_failures(&self, before: i64, now: i64) -> Result<u64> {
+        let r =
+            sqlx::query("DELETE FROM login_failures WHERE updated_at < $1 AND locked_until <= $2")
+                .bind(before)
+                .bind(now)
+                .execute(&self.write)
+                .await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn reset_login_failures(&self, site_id: SiteId, email: &str) -> Result<()> {
         sqlx::query("DELETE FROM login_failures WHERE site_id = $1 AND email_key = $2")
             .bind(site_id.0)
@@ -194,4 +208,48 @@ impl Store {
 /// Emails are matched without regard to case or surrounding space.
 fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::batch::tests::{finish, stores};
+
+    #[tokio::test]
+    async fn old_unlocked_failure_rows_are_purged_and_the_rest_kept() {
+        for (backend, f) in stores().await {
+            let (store, site) = (&f.store, f.site);
+            let lock_ms = 1_000_000_000;
+            store
+                .record_login_failure(site, "old@x.test", 1_000, 6, lock_ms)
+                .await
+                .expect("failure");
+            for _ in 0..6 {
+                store
+                    .record_login_failure(site, "locked@x.test", 1_000, 6, lock_ms)
+                    .await
+                    .expect("failure");
+            }
+            store
+                .record_login_failure(site, "recent@x.test", 50_000, 6, lock_ms)
+                .await
+                .expect("failure");
+
+            let purged = store
+                .purge_login_failures(10_000, 100_000)
+                .await
+                .expect("purge");
+            assert_eq!(purged, 1, "{backend}");
+            let count = |email: &'static str| async move {
+                store
+                    .login_failures(site, email)
+                    .await
+                    .expect("read")
+                    .failures
+            };
+            assert_eq!(count("old@x.test").await, 0, "{backend}");
+            assert_eq!(count("locked@x.test").await, 6, "{backend}: still locked");
+            assert_eq!(count("recent@x.test").await, 1, "{backend}: too recent");
+            finish(f).await;
+        }
+    }
 }

@@ -28,6 +28,8 @@ mod send;
 #[cfg(test)]
 mod send_paths;
 mod sites;
+#[cfg(test)]
+mod wal;
 mod writer;
 
 use std::path::Path;
@@ -108,9 +110,41 @@ pub struct Store {
     checkpointer: Option<std::sync::Arc<tokio::task::JoinHandle<()>>>,
 }
 
+/// Tuning that tests lower; [`Store::connect`] takes the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// SQLite: the WAL size past which the checkpointer resets the WAL (see `checkpoints`).
+    pub wal_limit_bytes: u64,
+    /// SQLite: how often the checkpointer runs.
+    pub checkpoint_every: Duration,
+}
+
+/// 64 MiB: a few seconds of the heaviest send load measured, and what a restart after a crash
+/// replays at most (the issue saw 4.3 s of replay at 1 GB).
+pub const DEFAULT_WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            wal_limit_bytes: DEFAULT_WAL_LIMIT_BYTES,
+            checkpoint_every: Duration::from_secs(1),
+        }
+    }
+}
+
 impl Store {
     /// Connect, wait for the database (up to `wait`), and run the embedded migrations.
     pub async fn connect(url: &str, wait: Duration) -> anyhow::Result<Store> {
+        Self::connect_with(url, wait, StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with `options`.
+    pub async fn connect_with(
+        url: &str,
+        wait: Duration,
+        tuning: StoreOptions,
+    ) -> anyhow::Result<Store> {
+        let wal_limit = tuning.wal_limit_bytes;
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -144,6 +178,13 @@ impl Store {
                                  PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
                                  PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;",
                             )
+                            .await?;
+                            // After a checkpoint resets the WAL, SQLite truncates the file
+                            // to this size instead of leaving it at its largest.
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA journal_size_limit = {wal_limit};"
+                            )))
+                            .execute(&mut *conn)
                             .await?;
                             if writer {
                                 // The WAL is checkpointed by `checkpoints`, not by the commit
@@ -184,8 +225,13 @@ impl Store {
         };
         let strategy = writer::WriteStrategy::of(backend);
         let sends = writer::SendWriter::start(write.clone(), strategy);
-        let checkpointer = (backend == Backend::Sqlite)
-            .then(|| std::sync::Arc::new(tokio::spawn(checkpoints(read.clone()))));
+        let checkpointer = (backend == Backend::Sqlite).then(|| {
+            std::sync::Arc::new(tokio::spawn(checkpoints(
+                read.clone(),
+                wal_limit,
+                tuning.checkpoint_every,
+            )))
+        });
         Ok(Store {
             read,
             write,
@@ -244,20 +290,66 @@ impl Store {
 /// connection. By default SQLite checkpoints inside the commit that takes the WAL past 1,000
 /// pages, so every few hundred sends one of them waited for the checkpoint's writes and fsync.
 /// A passive checkpoint never blocks the writer or the readers (it stops at the oldest snapshot
-/// still read and catches up next time), so commits pay only their own fsync; the WAL holds
-/// about a second of writes. Once a second rather than more often: each checkpoint's fsync of
-/// the database file can slow the commits that meet it. On the last close SQLite checkpoints
-/// and removes the WAL itself; after a crash it replays the WAL on open.
-async fn checkpoints(read: AnyPool) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// still read and catches up next time), so commits pay only their own fsync. Once a second
+/// rather than more often: each checkpoint's fsync of the database file can slow the commits
+/// that meet it. On the last close SQLite checkpoints and removes the WAL itself; after a crash
+/// it replays the WAL on open.
+///
+/// A passive checkpoint alone does not bound the WAL: SQLite starts writing the WAL from its
+/// beginning again only when a write begins while no reader still uses an old snapshot, and
+/// under steady reads and writes that moment never came (the WAL reached 2.5 GB in 200 s, and a
+/// restart after a crash replayed it for seconds). So when the WAL holds more than `limit`
+/// bytes, a TRUNCATE checkpoint follows: it waits (busy_timeout, up to 10 s) for the writer's
+/// current transaction and for readers of older snapshots, copies the rest, and empties the
+/// file. New writes wait meanwhile: a pause of one checkpoint's copy and fsync once per
+/// `limit` bytes written, the price of a bounded WAL and a bounded replay after a crash.
+/// TRUNCATE rather than RESTART: the file itself shrinks, so its size on disk is the bound too
+/// (`journal_size_limit` trims it as well after a reset that a writer makes).
+async fn checkpoints(read: AnyPool, limit: u64, every: Duration) {
+    use sqlx::Row as _;
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut page_size: Option<u64> = None;
     loop {
         tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&read)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        let passive = async {
+            let page = match page_size {
+                Some(p) => p,
+                None => {
+                    let p: i64 = sqlx::query("PRAGMA page_size")
+                        .fetch_one(&read)
+                        .await?
+                        .try_get(0)?;
+                    *page_size.insert(p.max(512) as u64)
+                }
+            };
+            // (busy, frames in the WAL, frames checkpointed)
+            let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&read)
+                .await?;
+            let frames: i64 = row.try_get(1)?;
+            Ok::<u64, sqlx::Error>(frames.max(0) as u64 * (page + 24))
+        };
+        let wal_bytes = match passive.await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                continue;
+            }
+        };
+        if wal_bytes > limit {
+            let r = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&read)
+                .await
+                .and_then(|r| r.try_get::<i64, _>(0));
+            match r {
+                Ok(0) => tracing::debug!(wal_bytes, "WAL reset"),
+                Ok(_) => tracing::warn!(
+                    wal_bytes,
+                    "WAL could not be reset (readers or the writer held on); retrying"
+                ),
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Settings {
     pub bus_url: Option<String>,
     /// `--allow-private-urls on|off`: on for a test that serves a JWKS on loopback.
     pub allow_private_urls: bool,
+    /// `--trusted-proxies`.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             public_url: None,
             bus_url: None,
             allow_private_urls: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -61,6 +64,7 @@ pub fn server_config(
         } else {
             Switch::Off
         },
+        trusted_proxies: settings.trusted_proxies.clone(),
         access_token_ttl: 3600,
     };
     let mut config = Config::from_args(&args).expect("test config");

@@ -123,7 +123,7 @@ pub async fn login(
     // Like every agent call, login takes only the server's own origin (or none): a foreign page
     // must not sign an agent in (login CSRF) nor use the browser to guess passwords.
     check_own_origin(&app, &headers)?;
-    app.limits.login(peer.ip())?;
+    app.limits.login(peer.ip(), &headers)?;
     let site = body
         .site_id
         .ok_or_else(|| ApiError::invalid("siteId: must be a site id such as 10000"))?;
@@ -169,12 +169,12 @@ pub async fn logout(State(app): State<AppState>, p: Principal) -> ApiResult<Resp
 /// Who am I. For an agent signed in by cookie, `wsToken` is the session token, which the
 /// console needs for the WebSocket's auth frame (the cookie itself is HttpOnly).
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = Me)))]
-pub async fn me(p: Principal, headers: HeaderMap) -> Json<Me> {
+pub async fn me(State(app): State<AppState>, p: Principal, headers: HeaderMap) -> Json<Me> {
     Json(match p {
         Principal::Operator => Me::Operator { operator: true },
         Principal::Agent { agent, .. } => Me::Agent {
             agent: Agent::from(&agent),
-            ws_token: agent_token(&headers).map(str::to_owned),
+            ws_token: agent_token(&headers, app.config.secure_cookies).map(str::to_owned),
         },
     })
 }

@@ -13,7 +13,21 @@ use crate::service::access::ContactSession;
 use crate::service::accounts::{Principal, SESSION_TTL_MS};
 use crate::service::messengers::CachedMessenger;
 
+/// The session cookie's name on an http public URL.
 pub const SESSION_COOKIE: &str = "confidant_session";
+/// Its name on an https public URL: browsers keep a `__Host-` cookie only if it is Secure, has
+/// `Path=/` and no `Domain`, so a sibling subdomain or a plain-http page cannot plant one
+/// (session fixation by cookie tossing).
+pub const HOST_SESSION_COOKIE: &str = "__Host-confidant_session";
+
+/// The session cookie's name for the server's public URL (`secure`: it is https).
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        HOST_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -24,8 +38,9 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// An agent's token: the bearer token, else the session cookie.
-pub fn agent_token(headers: &HeaderMap) -> Option<&str> {
+/// An agent's token: the bearer token, else the session cookie. Under https only the
+/// `__Host-` cookie counts (a plain name could have been planted); under http, either name.
+pub fn agent_token(headers: &HeaderMap, secure: bool) -> Option<&str> {
     bearer(headers).or_else(|| {
         headers
             .get_all(header::COOKIE)
@@ -33,18 +48,22 @@ pub fn agent_token(headers: &HeaderMap) -> Option<&str> {
             .filter_map(|v| v.to_str().ok())
             .flat_map(Cookie::split_parse)
             .filter_map(Result::ok)
-            .find(|c| c.name() == SESSION_COOKIE && !c.value().is_empty())
+            .find(|c| {
+                (c.name() == HOST_SESSION_COOKIE || (!secure && c.name() == SESSION_COOKIE))
+                    && !c.value().is_empty()
+            })
             .map(|c| c.value_raw().unwrap_or_default())
     })
 }
 
 /// The session cookie that login sets (`None`: the one that logout sets, which clears it).
+/// Under https it is `__Host-` prefixed: Secure, `Path=/`, no `Domain`.
 pub fn session_cookie(token: Option<&str>, secure: bool) -> Option<HeaderValue> {
     let max_age = match token {
         Some(_) => Duration::milliseconds(SESSION_TTL_MS),
         None => Duration::ZERO,
     };
-    let c = Cookie::build((SESSION_COOKIE, token.unwrap_or_default()))
+    let c = Cookie::build((session_cookie_name(secure), token.unwrap_or_default()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -92,7 +111,7 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         check_own_origin(app, &parts.headers)?;
-        let token = agent_token(&parts.headers)
+        let token = agent_token(&parts.headers, app.config.secure_cookies)
             .ok_or_else(|| ApiError::unauthorized("missing bearer token or session"))?;
         app.accounts.authenticate(token).await
     }

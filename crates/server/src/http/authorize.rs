@@ -67,7 +67,7 @@ async fn run(
         .await?
         .ok_or_else(ApiError::messenger_not_found)?;
     check_contact_origin(app, headers, &messenger)?;
-    app.limits.authorize(peer.ip())?;
+    app.limits.authorize(peer.ip(), headers)?;
     let out = app
         .authorizer
         .exchange(&messenger, &token, body.is_preview.unwrap_or(false))

@@ -1,6 +1,7 @@
 //! Sites, agents and sessions (CONTRACT §5): who may do what, login with its lockout, logout.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -83,15 +84,43 @@ pub struct Accounts {
     store: Store,
     hub: Arc<dyn Hub>,
     operator_token: SecretString,
+    hashes: HashGate,
 }
+
+/// How long a login waits for a turn to hash before it answers `503 unavailable`.
+const HASH_WAIT: Duration = Duration::from_secs(5);
+/// Failure counts untouched this long (and not locked) are purged.
+const FAILURES_KEPT_MS: i64 = 24 * 3600 * 1000;
 
 impl Accounts {
     pub fn new(store: Store, hub: Arc<dyn Hub>, operator_token: SecretString) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
             hub,
             operator_token,
+            hashes: HashGate::new(cores * 2, HASH_WAIT),
         }
+    }
+
+    /// Purge old login failure rows every hour (each unknown email a guesser tries leaves one).
+    pub fn spawn_failure_purge(&self) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let now = now_millis();
+                match store
+                    .purge_login_failures(now - FAILURES_KEPT_MS, now)
+                    .await
+                {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "purged old login failures"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging login failures failed"),
+                }
+            }
+        });
     }
 
     /// A bearer token (or session cookie) as the operator or an agent session.
@@ -129,7 +158,7 @@ impl Accounts {
 
     pub async fn create_agent(&self, site: SiteId, new: NewAgent) -> ApiResult<AgentRow> {
         self.site(site).await?;
-        let hash = hash_password(new.password).await?;
+        let hash = self.hashes.run(|| hash_password(new.password)).await??;
         Ok(self
             .store
             .create_agent(site, &new.email, &new.name, new.role, &hash, now_millis())
@@ -178,7 +207,7 @@ impl Accounts {
             None => (None, None),
         };
         let wrong = || ApiError::unauthorized("wrong site, email or password");
-        if !verify_password(password, hash).await {
+        if !self.hashes.run(|| verify_password(password, hash)).await? {
             self.store
                 .record_login_failure(site, email, now, LOCKOUT_AFTER, LOCKOUT_MS)
                 .await?;
@@ -202,6 +231,62 @@ impl Accounts {
             });
         }
         Ok(())
+    }
+}
+
+/// Caps the password hashes (Argon2: 19 MiB and tens of ms of CPU each) that run at once, so a
+/// burst of logins for unknown emails cannot fill the blocking pool and memory. A call that
+/// finds no turn within `wait` answers `503 unavailable` (the server is busy, not the caller
+/// wrong; nothing is counted against the account).
+pub struct HashGate {
+    permits: tokio::sync::Semaphore,
+    wait: Duration,
+}
+
+impl HashGate {
+    pub fn new(max: usize, wait: Duration) -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(max.max(1)),
+            wait,
+        }
+    }
+
+    /// Run `hash` when a turn is free; the `confidant_password_hashes_running` gauge shows how
+    /// many run.
+    pub async fn run<F: Future>(&self, hash: impl FnOnce() -> F) -> ApiResult<F::Output> {
+        let _turn = tokio::time::timeout(self.wait, self.permits.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                let mut e = ApiError::unavailable("too many logins at once; try again");
+                e.retry_after = Some(1);
+                e
+            })?;
+        let _running = HashRunning::new();
+        Ok(hash().await)
+    }
+
+    /// Turns free now (for tests).
+    pub fn free(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
+/// One running hash on the gauge, also when the login is dropped half-way.
+struct HashRunning(metrics::Gauge);
+
+impl HashRunning {
+    fn new() -> Self {
+        let g = metrics::gauge!("confidant_password_hashes_running");
+        g.increment(1.0);
+        Self(g)
+    }
+}
+
+impl Drop for HashRunning {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 
@@ -238,4 +323,49 @@ async fn verify_password(password: String, hash: Option<String>) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_of_hashes_never_runs_more_than_the_cap() {
+        let gate = Arc::new(HashGate::new(3, Duration::from_secs(30)));
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let burst: Vec<_> = (0..40)
+            .map(|_| {
+                let (gate, now, peak) = (gate.clone(), now.clone(), peak.clone());
+                tokio::spawn(async move {
+                    gate.run(|| async {
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(n, Ordering::SeqCst);
+                        // A real verify of an unknown email: Argon2 on the blocking pool.
+                        let _ = verify_password("guess".into(), None).await;
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for b in burst {
+            assert!(b.await.expect("task").is_ok());
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+        assert_eq!(gate.free(), 3);
+    }
+
+    #[tokio::test]
+    async fn no_turn_within_the_wait_is_a_503_with_retry_after() {
+        let gate = HashGate::new(1, Duration::from_millis(50));
+        let held = gate.permits.acquire().await.expect("permit");
+        let e = gate.run(|| async {}).await.expect_err("busy");
+        assert_eq!((e.status.as_u16(), e.code), (503, "unavailable"));
+        assert_eq!(e.retry_after, Some(1));
+        drop(held);
+        assert!(gate.run(|| async {}).await.is_ok());
+    }
 }

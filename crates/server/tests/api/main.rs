@@ -10,6 +10,7 @@ mod contract;
 mod conversations;
 mod crash;
 mod edge;
+mod hardening;
 mod jwks;
 mod openapi;
 mod scale;
