@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Where the SQLite file and the generated operator token live.
     #[arg(long, env = "CONFIDANT_DATA_DIR", default_value = "./confidant-data")]
     pub data_dir: PathBuf,
+    /// The master key that wraps the data keys (default: <data dir>/master.key, generated on a
+    /// first start over a database with no encrypted data). Keep it apart from database backups.
+    #[arg(long, env = "CONFIDANT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Allow plain-http JWKS URLs on non-loopback hosts (not recommended).
     #[arg(long, env = "CONFIDANT_ALLOW_HTTP_JWKS", default_value = "false",
           value_parser = clap::builder::BoolishValueParser::new())]
@@ -63,6 +67,8 @@ pub struct Config {
     pub public_url: String,
     pub rate_limits: bool,
     pub data_dir: PathBuf,
+    /// The master key file (`--master-key-file`, default `<data dir>/master.key`).
+    pub master_key_file: PathBuf,
     pub allow_http_jwks: bool,
     pub access_token_ttl: i64,
     pub admin_token: Option<SecretString>,
@@ -125,6 +131,10 @@ impl Config {
             public_url,
             rate_limits: a.rate_limits.is_on(),
             data_dir: a.data_dir.clone(),
+            master_key_file: a
+                .master_key_file
+                .clone()
+                .unwrap_or_else(|| a.data_dir.join("master.key")),
             allow_http_jwks: a.allow_http_jwks,
             access_token_ttl: a.access_token_ttl,
             admin_token,
