@@ -791,7 +791,8 @@ pub(crate) mod tests {
                 agent_send(f.site, &ca, "r3"),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
-            let Ok(out) = store_locked(&f.store.write, &POSTGRES, &refs, &f.store.vault).await else {
+            let Ok(out) = store_locked(&f.store.write, &POSTGRES, &refs, &f.store.vault).await
+            else {
                 panic!("the locked batch fell back");
             };
             let stored: Vec<i64> = out.iter().flatten().map(|o| o.message.seq).collect();

@@ -117,7 +117,11 @@ impl Store {
     /// the vault with the master key in `master_key_file` (generated there only when the file
     /// does not exist and the database holds no encrypted data). A key that does not open the
     /// stored data is an error, as is a key file missing over encrypted data.
-    pub async fn connect(url: &str, wait: Duration, master_key_file: &Path) -> anyhow::Result<Store> {
+    pub async fn connect(
+        url: &str,
+        wait: Duration,
+        master_key_file: &Path,
+    ) -> anyhow::Result<Store> {
         let (read, write, backend) = Self::open_pools(url, wait).await?;
         let master = vault::master_key(master_key_file, &read).await?;
         let vault = std::sync::Arc::new(Vault::new(master, read.clone(), write.clone()));
@@ -166,7 +170,10 @@ impl Store {
             None => {
                 let (key, text) = MasterKey::generate();
                 write_new_private(new_key_file, &text).with_context(|| {
-                    format!("cannot write the master key file {}", new_key_file.display())
+                    format!(
+                        "cannot write the master key file {}",
+                        new_key_file.display()
+                    )
                 })?;
                 key
             }
@@ -174,7 +181,10 @@ impl Store {
         let (read, write, _) = Self::open_pools(url, wait).await?;
         let result = async {
             let old = MasterKey::read(old_key_file)?.with_context(|| {
-                format!("the master key file {} does not exist", old_key_file.display())
+                format!(
+                    "the master key file {} does not exist",
+                    old_key_file.display()
+                )
             })?;
             let vault = Vault::new(old, read.clone(), write.clone());
             vault.check().await?;
@@ -282,7 +292,10 @@ impl Store {
 
     /// Table and column names of a database's schema (migrated first), for the test that both
     /// backends agree. Needs no master key.
-    pub async fn schema_columns(url: &str, wait: Duration) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn schema_columns(
+        url: &str,
+        wait: Duration,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         use sqlx::Row;
         let (read, write, backend) = Self::open_pools(url, wait).await?;
         let sql = match backend {

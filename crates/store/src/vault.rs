@@ -82,7 +82,10 @@ impl MasterKey {
             &hmac::Key::new(hmac::HMAC_SHA256, bytes),
             b"confidant master key id",
         );
-        let id = tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let id = tag.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         MasterKey {
             key: new_key(bytes),
             id,
@@ -122,9 +125,8 @@ impl MasterKey {
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => {
-                Err(e).with_context(|| format!("cannot read the master key file {}", path.display()))
-            }
+            Err(e) => Err(e)
+                .with_context(|| format!("cannot read the master key file {}", path.display())),
         }
     }
 
@@ -145,18 +147,16 @@ impl MasterKey {
 
     fn unwrap(&self, site: i64, version: i64, text: &str) -> Result<[u8; 32], VaultError> {
         let aad = self.wrap_aad(site, version);
-        let body = text
-            .strip_prefix("v1.")
-            .ok_or(VaultError::NotSealed)?;
+        let body = text.strip_prefix("v1.").ok_or(VaultError::NotSealed)?;
         let bytes = open_raw(&self.key, aad.as_bytes(), body).ok_or_else(|| {
             VaultError::DoesNotOpen(format!(
                 "the data key of site {site} does not unwrap under master key {}",
                 self.id
             ))
         })?;
-        bytes
-            .try_into()
-            .map_err(|_| VaultError::DoesNotOpen(format!("the data key of site {site} is not 32 bytes")))
+        bytes.try_into().map_err(|_| {
+            VaultError::DoesNotOpen(format!("the data key of site {site} is not 32 bytes"))
+        })
     }
 }
 
@@ -234,7 +234,11 @@ impl Vault {
     }
 
     /// The data key `(site, version)` wrapped under this master key, unwrapped (cached).
-    async fn load(&self, site: i64, version: i64) -> Result<Option<Arc<RandomizedNonceKey>>, VaultError> {
+    async fn load(
+        &self,
+        site: i64,
+        version: i64,
+    ) -> Result<Option<Arc<RandomizedNonceKey>>, VaultError> {
         if let Some(k) = self.cached(site, version) {
             return Ok(Some(k));
         }
@@ -305,13 +309,23 @@ impl Vault {
     }
 
     /// Seal `bytes` for `site`, bound to `place` (see [`place`]).
-    pub async fn seal(&self, site: SiteId, place: &str, bytes: &[u8]) -> Result<String, VaultError> {
+    pub async fn seal(
+        &self,
+        site: SiteId,
+        place: &str,
+        bytes: &[u8],
+    ) -> Result<String, VaultError> {
         let key = self.sealing_key(site).await?;
         Ok(sealed(&key, site, place, bytes))
     }
 
     /// The same, with a key already in memory (`ensure`): for code that holds a connection.
-    pub fn seal_loaded(&self, site: SiteId, place: &str, bytes: &[u8]) -> Result<String, VaultError> {
+    pub fn seal_loaded(
+        &self,
+        site: SiteId,
+        place: &str,
+        bytes: &[u8],
+    ) -> Result<String, VaultError> {
         let key = self
             .cached(site.0, DATA_KEY_VERSION)
             .ok_or(VaultError::NoDataKey(site.0))?;
@@ -325,11 +339,17 @@ impl Vault {
             .load(site, version)
             .await?
             .ok_or(VaultError::NoDataKey(site))?;
-        open_raw(&key, place.as_bytes(), body)
-            .ok_or_else(|| VaultError::DoesNotOpen(place.split('|').next().unwrap_or("").to_owned()))
+        open_raw(&key, place.as_bytes(), body).ok_or_else(|| {
+            VaultError::DoesNotOpen(place.split('|').next().unwrap_or("").to_owned())
+        })
     }
 
-    pub async fn seal_text(&self, site: SiteId, place: &str, text: &str) -> Result<String, VaultError> {
+    pub async fn seal_text(
+        &self,
+        site: SiteId,
+        place: &str,
+        text: &str,
+    ) -> Result<String, VaultError> {
         self.seal(site, place, text.as_bytes()).await
     }
 
@@ -641,8 +661,16 @@ mod tests {
     #[tokio::test]
     async fn a_sealed_value_moved_to_another_row_does_not_open() {
         for (backend, f) in stores().await {
-            let a = f.store.send(contact_send(&f, 0, "a", None)).await.expect("a");
-            let b = f.store.send(contact_send(&f, 0, "b", None)).await.expect("b");
+            let a = f
+                .store
+                .send(contact_send(&f, 0, "a", None))
+                .await
+                .expect("a");
+            let b = f
+                .store
+                .send(contact_send(&f, 0, "b", None))
+                .await
+                .expect("b");
             let c = a.conversation.conversation_id;
             let stored = |id: confidant_core::MessageId| {
                 let store = f.store.clone();
@@ -701,6 +729,77 @@ mod tests {
                 "{backend}: {moved:?}"
             );
             finish(f).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn values_an_older_version_stored_in_clear_are_sealed_on_the_next_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let key = dir.path().join("master.key");
+        let wait = std::time::Duration::from_secs(5);
+        let store = crate::Store::connect(&url, wait, &key).await.expect("open");
+        let (site, messenger, contacts) = crate::batch::tests::seed(&store, "s").await;
+        let out = store
+            .send(crate::SendRequest {
+                site_id: site,
+                target: crate::SendTarget::Contact {
+                    messenger_id: messenger,
+                    contact_id: contacts[0],
+                    preview: false,
+                    conversation_id: None,
+                },
+                sender_type: crate::SenderType::Contact,
+                sender_id: contacts[0].0,
+                sender_name: "a".into(),
+                body: "sealed anyway".into(),
+                client_message_id: Some("c".into()),
+                now: 1,
+            })
+            .await
+            .expect("send");
+        // What an older version wrote: the same rows in clear, and migration 0003's mark.
+        let pkcs8 = b"not really a key, but bytes all the same";
+        for (sql, value) in [
+            ("UPDATE messages SET body = $1", "the clear body".to_owned()),
+            (
+                "UPDATE messengers SET security = $1",
+                r#"{"sharedToken":"clear-token"}"#.to_owned(),
+            ),
+            (
+                "INSERT INTO signing_keys (kid, pkcs8, created_at) VALUES ('old', $1, 1)",
+                base64::engine::general_purpose::STANDARD.encode(pkcs8),
+            ),
+            (
+                "INSERT INTO vault_state (name, value) VALUES ('clear_data', $1)",
+                "x".into(),
+            ),
+        ] {
+            sqlx::query(sql)
+                .bind(value)
+                .execute(&store.write)
+                .await
+                .expect(sql);
+        }
+        store.close().await;
+
+        let store = crate::Store::connect(&url, wait, &key)
+            .await
+            .expect("reopen");
+        let c = out.conversation.conversation_id;
+        let read = store.messages(site, c, 0, 10).await.expect("messages");
+        assert_eq!(read[0].body, "the clear body");
+        let m = store.get_messenger(site, messenger).await.expect("get");
+        assert_eq!(
+            m.expect("messenger").security,
+            r#"{"sharedToken":"clear-token"}"#
+        );
+        let keys = store.signing_keys().await.expect("keys");
+        assert_eq!(keys[0].pkcs8, pkcs8);
+        store.close().await;
+        let file = std::fs::read(dir.path().join("t.db")).expect("file");
+        for clear in [&b"the clear body"[..], b"clear-token", b"bm90IHJlYWxseS"] {
+            assert!(!file.windows(clear.len()).any(|w| w == clear), "{clear:?}");
         }
     }
 

@@ -141,7 +141,9 @@ async fn run(
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the data keys of a send batch");
                 let text = e.to_string();
-                reqs.iter().map(|_| Err(StoreError::Corrupt(text.clone()))).collect()
+                reqs.iter()
+                    .map(|_| Err(StoreError::Corrupt(text.clone())))
+                    .collect()
             }
         };
         for ((_, reply), result) in batch.drain(..).zip(results) {
@@ -267,7 +269,9 @@ pub(crate) async fn one_by_one(
             tracing::warn!(error = %e, jobs = reqs.len(), "send batch failed; retrying its sends one by one");
             let mut results = Vec::with_capacity(reqs.len());
             for req in reqs {
-                results.extend(with_savepoints(pool, std::slice::from_ref(req), strategy, vault).await);
+                results.extend(
+                    with_savepoints(pool, std::slice::from_ref(req), strategy, vault).await,
+                );
             }
             results
         }
@@ -667,14 +671,13 @@ mod tests {
             // Read and planned again, the send lands after a0, and a repeat of a0 is answered.
             let reqs = [send(f.site, &f, "a1"), send(f.site, &f, "a0")];
             let refs: Vec<&SendRequest> = reqs.iter().collect();
-            let out =
-                with_savepoints(
-                    &f.store.write,
-                    &refs,
-                    WriteStrategy::of(f.store.backend()),
-                    &f.store.vault,
-                )
-                .await;
+            let out = with_savepoints(
+                &f.store.write,
+                &refs,
+                WriteStrategy::of(f.store.backend()),
+                &f.store.vault,
+            )
+            .await;
             let a1 = out[0].as_ref().expect("a1");
             assert_eq!((a1.message.seq, a1.created), (2, true), "{backend}");
             let a0 = out[1].as_ref().expect("a0 again");
@@ -705,26 +708,24 @@ mod tests {
                 batch::tests::contact_send(&f, 0, "a2", Some(&ca)),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
-            let Err(Fallback::Opens(opening)) =
-                batch::store(
-                    &f.store.write,
-                    batch::tests::sql(&f.store),
-                    &refs,
-                    &f.store.vault,
-                )
-                .await
+            let Err(Fallback::Opens(opening)) = batch::store(
+                &f.store.write,
+                batch::tests::sql(&f.store),
+                &refs,
+                &f.store.vault,
+            )
+            .await
             else {
                 panic!("{backend}: the batch did not name its opening sends");
             };
             assert_eq!(opening, [1, 3], "{backend}");
-            let out =
-                store_batch(
-                    &f.store.write,
-                    &refs,
-                    WriteStrategy::of(f.store.backend()),
-                    &f.store.vault,
-                )
-                .await;
+            let out = store_batch(
+                &f.store.write,
+                &refs,
+                WriteStrategy::of(f.store.backend()),
+                &f.store.vault,
+            )
+            .await;
             let ok = |i: usize| out[i].as_ref().expect("stored");
             assert_eq!(
                 [0, 2, 4].map(|i| (ok(i).message.seq, ok(i).created)),
