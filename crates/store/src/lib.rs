@@ -11,7 +11,9 @@
 //! messengers.rs, keys.rs (access-token signing keys), contacts.rs, conversations.rs (reads,
 //! read markers), messages.rs (message pages). Sends: send.rs (what a send is) → writer.rs
 //! (the batching queue, the backend's `WriteStrategy`, the one-by-one path) → plan.rs (the
-//! rules, pure) and batch.rs (a whole batch in a fixed number of statements).
+//! rules, pure) and batch.rs (a whole batch in a fixed number of statements). vault.rs: the
+//! keys that seal message bodies and secrets at rest (every read of them opens them here, so
+//! the rows the store returns hold clear values and the tables sealed ones).
 
 #[macro_use]
 mod cols;
