@@ -249,6 +249,13 @@ impl AccessTokens {
         if claims.iss != self.issuer || claims.aud != audience(&claims.messenger_id) {
             return Err(AccessError::Invalid);
         }
+        // A token that lives longer than this server issues was not issued by it, whatever key
+        // signed it: one signed with a stolen key for a year is refused, not honoured until then.
+        if claims.exp.saturating_sub(claims.iat) > self.ttl_seconds.saturating_add(LIFETIME_SKEW)
+            || claims.iat > now.saturating_add(LIFETIME_SKEW)
+        {
+            return Err(AccessError::Invalid);
+        }
         if claims.exp <= now {
             return Err(AccessError::Expired);
         }
@@ -269,6 +276,9 @@ impl AccessTokens {
         json!({ "keys": keys })
     }
 }
+
+/// Seconds of leeway on a token's lifetime and issue time (clocks of several processes).
+const LIFETIME_SKEW: i64 = 60;
 
 fn audience(messenger_id: &str) -> String {
     format!("confidant:{messenger_id}")

@@ -67,7 +67,13 @@ impl App {
         metrics: PrometheusHandle,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<App>> {
-        let store = Store::connect(config.database_url(), Duration::from_secs(30)).await?;
+        prepare_data_dir(&config.data_dir)?;
+        let store = Store::connect(
+            config.database_url(),
+            Duration::from_secs(30),
+            &config.master_key_file,
+        )
+        .await?;
         let hub: Arc<dyn Hub> = match &config.bus_url {
             Some(url) => Arc::new(
                 NatsHub::connect(BusSettings {
@@ -185,12 +191,6 @@ fn operator_token(config: &Config) -> anyhow::Result<SecretString> {
             return Ok(SecretString::from(t));
         }
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
     let token = format!("cop_{}", random_token());
     write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
     println!(
@@ -200,7 +200,32 @@ fn operator_token(config: &Config) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(token))
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// Create the data directory (0700) if it is missing. One that exists is left as the operator
+/// made it, but a directory other users can read or write is reported in the log: it holds the
+/// database and the master key (CONTRACT §2 Files).
+pub fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    confidant_store::private_dir(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("cannot read the data directory {}", dir.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory is open to other users (group or others may read or enter it); \
+                 run `chmod 700` on it"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -217,8 +242,44 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 /// `confidant rotate-keys`: a new signing key now; the old one stays published until every
 /// token it signed has expired.
 pub async fn rotate_keys(config: &Config) -> anyhow::Result<String> {
-    let store = Store::connect(config.database_url(), Duration::from_secs(30)).await?;
+    let store = Store::connect(
+        config.database_url(),
+        Duration::from_secs(30),
+        &config.master_key_file,
+    )
+    .await?;
     let kid = keys::rotate_now(&store, config.access_token_ttl).await;
     store.close().await;
     kid
+}
+
+/// `confidant rotate-master-key`: wrap every data key under the key in `new_key_file` as well
+/// (generated there if missing); with `retire`, drop the wraps under any other key. Running
+/// servers keep their unwrapped data keys, so nothing stops. Returns a line for the operator.
+pub async fn rotate_master_key(
+    config: &Config,
+    new_key_file: &std::path::Path,
+    retire: bool,
+) -> anyhow::Result<String> {
+    let (id, rewrapped, dropped) = Store::rotate_master_key(
+        config.database_url(),
+        Duration::from_secs(30),
+        &config.master_key_file,
+        new_key_file,
+        retire,
+    )
+    .await?;
+    Ok(if retire {
+        format!(
+            "data keys wrapped under master key {id} ({rewrapped} new wraps); {dropped} wraps \
+             under other keys dropped: only {} opens the data now",
+            new_key_file.display()
+        )
+    } else {
+        format!(
+            "data keys wrapped under master key {id} too ({rewrapped} new wraps); restart every \
+             process with --master-key-file {}, then run this again with --retire-old",
+            new_key_file.display()
+        )
+    })
 }

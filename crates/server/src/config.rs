@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// separated (default: none; the peer's address counts).
     #[arg(long, env = "CONFIDANT_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// The master key that wraps the data keys (default: <data dir>/master.key, generated on a
+    /// first start over a database with no encrypted data). Keep it apart from database backups.
+    #[arg(long, env = "CONFIDANT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Lifetime of access tokens, in seconds (60 to 86400).
     #[arg(long, env = "CONFIDANT_ACCESS_TOKEN_TTL", default_value = "3600",
           value_parser = clap::value_parser!(i64).range(60..=86_400))]
@@ -86,6 +90,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `--allow-private-urls on`: the URL rule (CONTRACT §5) keeps only its shape checks.
     pub allow_private_urls: bool,
+    /// The master key file (`--master-key-file`, default `<data dir>/master.key`).
+    pub master_key_file: PathBuf,
     pub access_token_ttl: i64,
     pub admin_token: Option<SecretString>,
     /// Secure cookies (the public URL is https).
@@ -174,6 +180,10 @@ impl Config {
             trusted_proxies,
             data_dir: a.data_dir.clone(),
             allow_private_urls: a.allow_private_urls.is_on(),
+            master_key_file: a
+                .master_key_file
+                .clone()
+                .unwrap_or_else(|| a.data_dir.join("master.key")),
             access_token_ttl: a.access_token_ttl,
             admin_token,
         })

@@ -1,4 +1,4 @@
-//! `confidant`: serve, demo, rotate-keys.
+//! `confidant`: serve, demo, rotate-keys, rotate-master-key.
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +28,20 @@ enum Command {
     Demo(ServeArgs),
     /// Start signing access tokens with a new key (old keys stay published until their tokens expire).
     RotateKeys(ServeArgs),
+    /// Wrap the data keys under a new master key (see docs/OPERATING.md for the steps).
+    RotateMasterKey(RotateMasterKeyArgs),
+}
+
+#[derive(clap::Args)]
+struct RotateMasterKeyArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// The new master key file (generated if it does not exist).
+    #[arg(long)]
+    new_master_key_file: std::path::PathBuf,
+    /// Also drop the wraps under every other master key (once every process runs with the new one).
+    #[arg(long)]
+    retire_old: bool,
 }
 
 fn fail(msg: &str) -> ! {
@@ -36,6 +50,10 @@ fn fail(msg: &str) -> ! {
 }
 
 fn main() {
+    // Everything the server creates (the data directory, the database and SQLite's -wal and
+    // -shm files, key files) is for its own user only (CONTRACT §2 Files).
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e)
@@ -77,6 +95,22 @@ fn main() {
                     Ok(kid) => println!(
                         "new signing key {kid}; the old one stays published until its tokens expire"
                     ),
+                    Err(e) => fail(&format!("{e:#}")),
+                }
+            });
+            return;
+        }
+        Command::RotateMasterKey(a) => {
+            let config = Config::from_args(&a.serve).unwrap_or_else(|e| fail(&e));
+            runtime.block_on(async {
+                match confidant::app::rotate_master_key(
+                    &config,
+                    &a.new_master_key_file,
+                    a.retire_old,
+                )
+                .await
+                {
+                    Ok(line) => println!("{line}"),
                     Err(e) => fail(&format!("{e:#}")),
                 }
             });

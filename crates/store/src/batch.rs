@@ -37,6 +37,7 @@ use serde_json::json;
 use sqlx::{AnyConnection, AnyPool, Connection as _, FromRow as _};
 
 use crate::plan::{self, Known, OpenKey, Step, owns};
+use crate::vault::{Vault, message_place};
 use crate::{ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget};
 
 /// The statements of a batch for one backend; `$1` is always a JSON array of objects.
@@ -189,6 +190,12 @@ pub(crate) enum Fallback {
     Db(sqlx::Error),
 }
 
+impl From<crate::VaultError> for Fallback {
+    fn from(e: crate::VaultError) -> Self {
+        Self::Db(sqlx::Error::Protocol(e.to_string()))
+    }
+}
+
 impl From<sqlx::Error> for Fallback {
     fn from(e: sqlx::Error) -> Self {
         Self::Db(e)
@@ -200,6 +207,7 @@ pub(crate) async fn store(
     pool: &AnyPool,
     sql: &BatchSql,
     batch: &[&SendRequest],
+    vault: &Vault,
 ) -> std::result::Result<Vec<Result<SendOutcome>>, Fallback> {
     if batch
         .iter()
@@ -211,7 +219,7 @@ pub(crate) async fn store(
     // before the insert (this writer is the only one), and if they did, the unique indexes
     // would refuse it; on PostgreSQL the write checks that nothing moved (`POSTGRES_WRITE`).
     let mut conn = pool.acquire().await?;
-    plan_and_write(&mut conn, sql, batch, false).await
+    plan_and_write(&mut conn, sql, batch, false, vault).await
 }
 
 /// PostgreSQL, after `store` found a conversation moved by another process: the same in a
@@ -221,10 +229,11 @@ pub(crate) async fn store_locked(
     pool: &AnyPool,
     sql: &BatchSql,
     batch: &[&SendRequest],
+    vault: &Vault,
 ) -> std::result::Result<Vec<Result<SendOutcome>>, Fallback> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let results = plan_and_write(&mut tx, sql, batch, true).await?;
+    let results = plan_and_write(&mut tx, sql, batch, true, vault).await?;
     tx.commit().await?;
     Ok(results)
 }
@@ -234,6 +243,7 @@ async fn plan_and_write(
     sql: &BatchSql,
     batch: &[&SendRequest],
     lock_rows: bool,
+    vault: &Vault,
 ) -> std::result::Result<Vec<Result<SendOutcome>>, Fallback> {
     // 1. The conversations the jobs name by id, and the open conversation of every send that
     //    may go to "the contact's open one".
@@ -266,7 +276,9 @@ async fn plan_and_write(
             .fetch_all(&mut *tx)
             .await?
         {
-            known.add_earlier(MessageRow::from_row(&row)?);
+            let mut m = MessageRow::from_row(&row)?;
+            vault.open_message(&mut m).await?;
+            known.add_earlier(m);
         }
     }
 
@@ -293,10 +305,15 @@ async fn plan_and_write(
     for step in &plan.steps {
         if let Step::Store(o) = step {
             let m = &o.message;
+            let body = vault.seal_loaded(
+                o.conversation.site_id,
+                &message_place(m.message_id),
+                m.body.as_bytes(),
+            )?;
             rows.push(json!({
                 "i": m.message_id, "c": m.conversation_id, "q": m.seq,
                 "t": m.sender_type.as_str(), "s": m.sender_id, "n": m.sender_name,
-                "b": m.body, "k": m.client_message_id, "a": m.created_at,
+                "b": body, "k": m.client_message_id, "a": m.created_at,
             }));
             moved.insert(m.conversation_id, &o.conversation);
         }
@@ -543,7 +560,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) async fn fixture(url: &str, dir: tempfile::TempDir) -> Fixture {
-        let store = Store::connect(url, Duration::from_secs(5))
+        let store = Store::connect(url, Duration::from_secs(5), &dir.path().join("master.key"))
             .await
             .expect("open the store");
         let (site, messenger, contacts) = seed(&store, "s").await;
@@ -659,7 +676,7 @@ pub(crate) mod tests {
                 contact_send(&f, 0, "a2", Some(&ca)),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
-            let Ok(out) = store(&f.store.write, sql(&f.store), &refs).await else {
+            let Ok(out) = store(&f.store.write, sql(&f.store), &refs, &f.store.vault).await else {
                 panic!("{backend}: the batch fell back");
             };
             let ok = |i: usize| out[i].as_ref().expect("stored");
@@ -698,7 +715,7 @@ pub(crate) mod tests {
                 contact_send(&f, 0, "a0", Some(&ca)),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
-            let refused = store(&f.store.write, sql(&f.store), &refs).await;
+            let refused = store(&f.store.write, sql(&f.store), &refs, &f.store.vault).await;
             assert!(matches!(refused, Err(Fallback::Repeat)), "{backend}");
             assert_eq!(seqs(&f, &ca).await.len(), 4, "{backend}: nothing written");
             let c = f.store.get_conversation(f.site, ca).await.expect("get");
@@ -734,9 +751,15 @@ pub(crate) mod tests {
                 .expect("a0");
             let ca = a.conversation.conversation_id;
             let write = |read: i64| {
+                let id = confidant_core::MessageId::new();
+                let body = f
+                    .store
+                    .vault
+                    .seal_loaded(f.site, &message_place(id), b"late")
+                    .expect("seal");
                 let row = json!([{
-                    "i": Uuid::now_v7().to_string(), "c": ca, "q": 2, "t": "contact",
-                    "s": f.contacts[0], "n": "contact 0", "b": "late", "k": format!("w{read}"),
+                    "i": id, "c": ca, "q": 2, "t": "contact",
+                    "s": f.contacts[0], "n": "contact 0", "b": body, "k": format!("w{read}"),
                     "a": 5_000,
                 }]);
                 let moves = json!([{ "c": ca, "o": read, "q": 2, "a": 5_000 }]);
@@ -768,7 +791,8 @@ pub(crate) mod tests {
                 agent_send(f.site, &ca, "r3"),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
-            let Ok(out) = store_locked(&f.store.write, &POSTGRES, &refs).await else {
+            let Ok(out) = store_locked(&f.store.write, &POSTGRES, &refs, &f.store.vault).await
+            else {
                 panic!("the locked batch fell back");
             };
             let stored: Vec<i64> = out.iter().flatten().map(|o| o.message.seq).collect();
@@ -798,7 +822,7 @@ pub(crate) mod tests {
             f.store.send(close).await.expect("close");
             // A send that would open a conversation is named back, for the one-by-one way.
             let opening = contact_send(&f, 0, "a1", Some(&ca));
-            let fell_back = store(&f.store.write, sql(&f.store), &[&opening]).await;
+            let fell_back = store(&f.store.write, sql(&f.store), &[&opening], &f.store.vault).await;
             assert!(
                 matches!(&fell_back, Err(Fallback::Opens(jobs)) if jobs == &[0]),
                 "{backend}"
@@ -813,7 +837,7 @@ pub(crate) mod tests {
                 contact_send(&f, 1, "b1", None),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
-            let Ok(out) = store(&f.store.write, sql(&f.store), &refs).await else {
+            let Ok(out) = store(&f.store.write, sql(&f.store), &refs, &f.store.vault).await else {
                 panic!("{backend}: the batch fell back");
             };
             assert!(matches!(out[0], Err(StoreError::Closed)), "{backend}");

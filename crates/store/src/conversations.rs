@@ -70,14 +70,21 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
+        let mut out = rows
+            .iter()
             .map(|r| {
                 Ok((
                     ConversationRow::from_row(r)?,
                     MessageRow::from_prefixed(r, "m_")?,
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        for (_, m) in &mut out {
+            if let Some(m) = m {
+                self.vault.open_message(m).await?;
+            }
+        }
+        Ok(out)
     }
 
     /// A site's conversations for agents, newest first, with their contacts and last messages
@@ -118,7 +125,8 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.read)
             .await?;
-        rows.iter()
+        let mut out = rows
+            .iter()
             .map(|r| {
                 Ok((
                     ConversationRow::from_row(r)?,
@@ -126,7 +134,13 @@ impl Store {
                     MessageRow::from_prefixed(r, "m_")?,
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        for (_, _, m) in &mut out {
+            if let Some(m) = m {
+                self.vault.open_message(m).await?;
+            }
+        }
+        Ok(out)
     }
 
     /// Move a read marker forward (never back, never past the last message). Returns the

@@ -1,9 +1,9 @@
-//! The access-token signing keys (process-wide, not per site).
+//! The access-token signing keys (process-wide, not per site), their PKCS#8 sealed under the
+//! server's own data key (vault.rs).
 
-use base64::Engine as _;
 use sqlx::Row as _;
 
-use crate::{Result, SigningKeyRow, Store, StoreError};
+use crate::{Result, SigningKeyRow, Store};
 
 impl Store {
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>> {
@@ -12,19 +12,18 @@ impl Store {
         )
         .fetch_all(&self.write)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let b64: String = r.try_get("pkcs8")?;
-                Ok(SigningKeyRow {
-                    kid: r.try_get("kid")?,
-                    pkcs8: base64::engine::general_purpose::STANDARD
-                        .decode(b64)
-                        .map_err(|e| StoreError::Corrupt(format!("signing key: {e}")))?,
-                    created_at: r.try_get("created_at")?,
-                    retired_at: r.try_get("retired_at")?,
-                })
-            })
-            .collect()
+        let mut keys = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let sealed: String = r.try_get("pkcs8")?;
+            let kid: String = r.try_get("kid")?;
+            keys.push(SigningKeyRow {
+                pkcs8: self.vault.open(&pkcs8_place(&kid), &sealed).await?,
+                kid,
+                created_at: r.try_get("created_at")?,
+                retired_at: r.try_get("retired_at")?,
+            });
+        }
+        Ok(keys)
     }
 
     /// Add a signing key and retire the ones before it; drop keys retired before `drop_before`.
@@ -34,6 +33,7 @@ impl Store {
         now: i64,
         drop_before: i64,
     ) -> Result<()> {
+        let sealed = self.seal_pkcs8(key).await?;
         let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
@@ -43,32 +43,50 @@ impl Store {
             .bind(drop_before)
             .execute(&mut *tx)
             .await?;
-        insert_active(&mut tx, key).await?;
+        insert_active(&mut tx, key, sealed).await?;
         tx.commit().await?;
         Ok(())
     }
 
+    /// The key's PKCS#8, sealed under the server's own data key (before a transaction takes
+    /// the connection: on SQLite, making the data key needs the one writing connection).
+    async fn seal_pkcs8(&self, key: &SigningKeyRow) -> Result<String> {
+        Ok(self
+            .vault
+            .seal(crate::SYSTEM_SITE, &pkcs8_place(&key.kid), &key.pkcs8)
+            .await?)
+    }
+
     /// Insert the first key only if there is none yet (several processes may start at once).
     pub async fn ensure_signing_key(&self, key: &SigningKeyRow) -> Result<()> {
+        let sealed = self.seal_pkcs8(key).await?;
         let mut tx = self.write.begin().await?;
         let existing = sqlx::query("SELECT kid FROM signing_keys WHERE retired_at IS NULL")
             .fetch_optional(&mut *tx)
             .await?;
         if existing.is_none() {
-            insert_active(&mut tx, key).await?;
+            insert_active(&mut tx, key, sealed).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 }
 
-/// Store `key` as the active signing key (its PKCS#8 as base64 text).
-async fn insert_active(tx: &mut sqlx::AnyConnection, key: &SigningKeyRow) -> Result<()> {
+fn pkcs8_place(kid: &str) -> String {
+    crate::place("signing_keys.pkcs8", kid)
+}
+
+/// Store `key` as the active signing key (its PKCS#8 `sealed`).
+async fn insert_active(
+    tx: &mut sqlx::AnyConnection,
+    key: &SigningKeyRow,
+    sealed: String,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO signing_keys (kid, pkcs8, created_at, retired_at) VALUES ($1, $2, $3, NULL)",
     )
     .bind(&key.kid)
-    .bind(base64::engine::general_purpose::STANDARD.encode(&key.pkcs8))
+    .bind(sealed)
     .bind(key.created_at)
     .execute(tx)
     .await?;

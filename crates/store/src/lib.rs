@@ -11,7 +11,9 @@
 //! messengers.rs, keys.rs (access-token signing keys), contacts.rs, conversations.rs (reads,
 //! read markers), messages.rs (message pages). Sends: send.rs (what a send is) → writer.rs
 //! (the batching queue, the backend's `WriteStrategy`, the one-by-one path) → plan.rs (the
-//! rules, pure) and batch.rs (a whole batch in a fixed number of statements).
+//! rules, pure) and batch.rs (a whole batch in a fixed number of statements). vault.rs: the
+//! keys that seal message bodies and secrets at rest (every read of them opens them here, so
+//! the rows the store returns hold clear values and the tables sealed ones).
 
 #[macro_use]
 mod cols;
@@ -28,6 +30,7 @@ mod send;
 #[cfg(test)]
 mod send_paths;
 mod sites;
+mod vault;
 #[cfg(test)]
 mod wal;
 mod writer;
@@ -43,6 +46,7 @@ use sqlx::{AnyPool, Executor};
 pub use conversations::ConversationFilter;
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};
+pub use vault::{MasterKey, SYSTEM_SITE, Vault, VaultError, place, write_new_private};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -108,6 +112,8 @@ pub struct Store {
     sends: writer::SendWriter,
     /// SQLite: the task that checkpoints the WAL beside the writer (see `checkpoints`).
     checkpointer: Option<std::sync::Arc<tokio::task::JoinHandle<()>>>,
+    /// The keys that seal message bodies and secrets (vault.rs).
+    vault: std::sync::Arc<Vault>,
 }
 
 /// Tuning that tests lower; [`Store::connect`] takes the defaults.
@@ -133,18 +139,116 @@ impl Default for StoreOptions {
 }
 
 impl Store {
-    /// Connect, wait for the database (up to `wait`), and run the embedded migrations.
-    pub async fn connect(url: &str, wait: Duration) -> anyhow::Result<Store> {
-        Self::connect_with(url, wait, StoreOptions::default()).await
+    /// Connect, wait for the database (up to `wait`), run the embedded migrations, and open
+    /// the vault with the master key in `master_key_file` (generated there only when the file
+    /// does not exist and the database holds no encrypted data). A key that does not open the
+    /// stored data is an error, as is a key file missing over encrypted data.
+    pub async fn connect(
+        url: &str,
+        wait: Duration,
+        master_key_file: &Path,
+    ) -> anyhow::Result<Store> {
+        Self::connect_with(url, wait, master_key_file, StoreOptions::default()).await
     }
 
-    /// [`Store::connect`] with `options`.
+    /// [`Store::connect`] with `tuning`.
     pub async fn connect_with(
         url: &str,
         wait: Duration,
+        master_key_file: &Path,
         tuning: StoreOptions,
     ) -> anyhow::Result<Store> {
-        let wal_limit = tuning.wal_limit_bytes;
+        let (read, write, backend) = Self::open_pools(url, wait, tuning.wal_limit_bytes).await?;
+        let master = vault::master_key(master_key_file, &read).await?;
+        let vault = std::sync::Arc::new(Vault::new(master, read.clone(), write.clone()));
+        vault.check().await?;
+        let store = Self::with_vault(read, write, backend, vault, tuning);
+        if let Err(e) = store.seal_clear_data().await {
+            store.close().await;
+            return Err(e);
+        }
+        Ok(store)
+    }
+
+    fn with_vault(
+        read: AnyPool,
+        write: AnyPool,
+        backend: Backend,
+        vault: std::sync::Arc<Vault>,
+        tuning: StoreOptions,
+    ) -> Store {
+        let strategy = writer::WriteStrategy::of(backend);
+        let sends = writer::SendWriter::start(write.clone(), strategy, vault.clone());
+        let checkpointer = (backend == Backend::Sqlite).then(|| {
+            std::sync::Arc::new(tokio::spawn(checkpoints(
+                read.clone(),
+                tuning.wal_limit_bytes,
+                tuning.checkpoint_every,
+            )))
+        });
+        Store {
+            read,
+            write,
+            backend,
+            sends,
+            checkpointer,
+            vault,
+        }
+    }
+
+    /// `confidant rotate-master-key`: open the store with `old_key_file`, wrap every data key
+    /// under the key in `new_key_file` too (generated there if the file does not exist), and
+    /// with `retire`, drop every wrap not under the new key. Returns (new key id, data keys
+    /// rewrapped, wraps dropped).
+    pub async fn rotate_master_key(
+        url: &str,
+        wait: Duration,
+        old_key_file: &Path,
+        new_key_file: &Path,
+        retire: bool,
+    ) -> anyhow::Result<(String, usize, u64)> {
+        let new = match MasterKey::read(new_key_file)? {
+            Some(k) => k,
+            None => {
+                let (key, text) = MasterKey::generate();
+                write_new_private(new_key_file, &text).with_context(|| {
+                    format!(
+                        "cannot write the master key file {}",
+                        new_key_file.display()
+                    )
+                })?;
+                key
+            }
+        };
+        let (read, write, _) = Self::open_pools(url, wait, DEFAULT_WAL_LIMIT_BYTES).await?;
+        let result = async {
+            let old = MasterKey::read(old_key_file)?.with_context(|| {
+                format!(
+                    "the master key file {} does not exist",
+                    old_key_file.display()
+                )
+            })?;
+            let vault = Vault::new(old, read.clone(), write.clone());
+            vault.check().await?;
+            vault::rotate(&vault, &new, retire).await
+        }
+        .await;
+        write.close().await;
+        read.close().await;
+        let (rewrapped, dropped) = result?;
+        Ok((new.id().to_owned(), rewrapped, dropped))
+    }
+
+    /// The vault, for other secrets to seal (`vault.seal(site, place, bytes)`).
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    async fn open_pools(
+        url: &str,
+        wait: Duration,
+        wal_limit: u64,
+    ) -> anyhow::Result<(AnyPool, AnyPool, Backend)> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -153,11 +257,8 @@ impl Store {
         } else {
             anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
         };
-        if backend == Backend::Sqlite
-            && let Some(dir) = sqlite_parent_dir(url)
-        {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        if backend == Backend::Sqlite {
+            prepare_sqlite_file(url)?;
         }
         let options = AnyConnectOptions::from_str(url).context("invalid database URL")?;
         let (read_max, write_max) = match backend {
@@ -223,22 +324,7 @@ impl Store {
                 .context("cannot open read connections")?,
             Backend::Postgres => write.clone(),
         };
-        let strategy = writer::WriteStrategy::of(backend);
-        let sends = writer::SendWriter::start(write.clone(), strategy);
-        let checkpointer = (backend == Backend::Sqlite).then(|| {
-            std::sync::Arc::new(tokio::spawn(checkpoints(
-                read.clone(),
-                wal_limit,
-                tuning.checkpoint_every,
-            )))
-        });
-        Ok(Store {
-            read,
-            write,
-            backend,
-            sends,
-            checkpointer,
-        })
+        Ok((read, write, backend))
     }
 
     /// Run `hook` for every stored send, in commit order (used to publish live events in the
@@ -257,10 +343,15 @@ impl Store {
         Ok(())
     }
 
-    /// Table and column names of the live schema, for the test that both backends agree.
-    pub async fn schema_columns(&self) -> Result<Vec<(String, String)>> {
+    /// Table and column names of a database's schema (migrated first), for the test that both
+    /// backends agree. Needs no master key.
+    pub async fn schema_columns(
+        url: &str,
+        wait: Duration,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         use sqlx::Row;
-        let sql = match self.backend {
+        let (read, write, backend) = Self::open_pools(url, wait, DEFAULT_WAL_LIMIT_BYTES).await?;
+        let sql = match backend {
             Backend::Sqlite => {
                 "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
                  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' ORDER BY 1, 2"
@@ -270,10 +361,13 @@ impl Store {
                  WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' ORDER BY 1, 2"
             }
         };
-        let rows = sqlx::query(sql).fetch_all(&self.read).await?;
-        rows.iter()
+        let rows = sqlx::query(sql).fetch_all(&read).await;
+        write.close().await;
+        read.close().await;
+        Ok(rows?
+            .iter()
             .map(|r| Ok((r.try_get("t")?, r.try_get("c")?)))
-            .collect()
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     pub async fn close(&self) {
@@ -354,7 +448,8 @@ async fn checkpoints(read: AnyPool, limit: u64, every: Duration) {
     }
 }
 
-fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+/// The database file of a SQLite URL, if it names one.
+fn sqlite_file(url: &str) -> Option<&Path> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -362,10 +457,44 @@ fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
+    Some(Path::new(path))
+}
+
+/// Create the database's directory (0700) and file (0600) if they are missing. SQLite gives
+/// the `-wal` and `-shm` files it creates the mode of the database file, so they are 0600 too
+/// (the binary also sets the umask to 0o077, for anything else created beside it).
+fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let Some(file) = sqlite_file(url) else {
+        return Ok(());
+    };
+    if let Some(dir) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        private_dir(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    match opts.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", file.display())),
+    }
+}
+
+/// Create `dir` and its missing parents with mode 0700 (an existing directory is left as it is).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Map a unique-constraint failure to `Conflict`, anything else as `From<sqlx::Error>` does.

@@ -24,9 +24,13 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
+        let mut messages = rows
             .iter()
             .map(MessageRow::from_row)
-            .collect::<Result<_, _>>()?)
+            .collect::<Result<Vec<_>, _>>()?;
+        for m in &mut messages {
+            self.vault.open_message(m).await?;
+        }
+        Ok(messages)
     }
 }

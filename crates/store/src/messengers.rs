@@ -14,16 +14,22 @@ impl Store {
         now: i64,
     ) -> Result<MessengerRow> {
         let id = MessengerId(uuid::Uuid::new_v4()).to_string();
+        let sealed = self
+            .vault
+            .seal_text(site_id, &security_place(&id), security_json)
+            .await?;
         let row = sqlx::query(concat!("INSERT INTO messengers (messenger_id, site_id, name, security, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING ", messenger_cols!()))
         .bind(&id)
         .bind(site_id.0)
         .bind(name)
-        .bind(security_json)
+        .bind(sealed)
         .bind(now)
         .fetch_one(&self.write)
         .await?;
-        Ok(MessengerRow::from_row(&row)?)
+        let mut row = MessengerRow::from_row(&row)?;
+        row.security = security_json.to_owned();
+        Ok(row)
     }
 
     pub async fn get_messenger(
@@ -40,7 +46,10 @@ impl Store {
         .bind(site_id.0)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.as_ref().map(MessengerRow::from_row).transpose()?)
+        match row.as_ref().map(MessengerRow::from_row).transpose()? {
+            Some(m) => Ok(Some(self.open_security(m).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The current version of a messenger's settings (a cheap freshness check for caches).
@@ -67,10 +76,11 @@ impl Store {
         .bind(site_id.0)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .iter()
-            .map(MessengerRow::from_row)
-            .collect::<Result<_, _>>()?)
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.open_security(MessengerRow::from_row(r)?).await?);
+        }
+        Ok(out)
     }
 
     pub async fn update_security(
@@ -80,6 +90,10 @@ impl Store {
         security_json: &str,
         now: i64,
     ) -> Result<MessengerRow> {
+        let sealed = self
+            .vault
+            .seal_text(site_id, &security_place(&messenger_id), security_json)
+            .await?;
         let row = sqlx::query(concat!(
             "UPDATE messengers SET security = $3, version = version + 1, updated_at = $4 \
              WHERE messenger_id = $1 AND site_id = $2 RETURNING ",
@@ -87,13 +101,30 @@ impl Store {
         ))
         .bind(messenger_id.to_string())
         .bind(site_id.0)
-        .bind(security_json)
+        .bind(sealed)
         .bind(now)
         .fetch_optional(&self.write)
         .await?;
-        row.as_ref()
+        let mut row = row
+            .as_ref()
             .map(MessengerRow::from_row)
             .transpose()?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        row.security = security_json.to_owned();
+        Ok(row)
     }
+
+    /// A messenger row as read, with its Security JSON opened (it holds the shared secret, so
+    /// it is stored sealed as a whole).
+    async fn open_security(&self, mut m: MessengerRow) -> Result<MessengerRow> {
+        m.security = self
+            .vault
+            .open_text(&security_place(&m.messenger_id), &m.security)
+            .await?;
+        Ok(m)
+    }
+}
+
+fn security_place(messenger_id: &impl std::fmt::Display) -> String {
+    crate::place("messengers.security", messenger_id)
 }

@@ -210,8 +210,8 @@ async fn check(
             .unzip();
         let a_refs: Vec<&SendRequest> = a.iter().collect();
         let b_refs: Vec<&SendRequest> = b.iter().collect();
-        let a_out = store_batch(&store.write, &a_refs, strategy).await;
-        let b_out = one_by_one(&store.write, &b_refs, strategy).await;
+        let a_out = store_batch(&store.write, &a_refs, strategy, &store.vault).await;
+        let b_out = one_by_one(&store.write, &b_refs, strategy, &store.vault).await;
         let a_norm: Vec<String> = a_out.iter().map(|r| batched.normalize(r)).collect();
         let b_norm: Vec<String> = b_out.iter().map(|r| single.normalize(r)).collect();
         prop_assert_eq!(a_norm, b_norm, "answers of round {:?}", round);

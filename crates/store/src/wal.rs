@@ -22,6 +22,7 @@ async fn a_steady_send_load_keeps_the_wal_bounded() {
     let store = Store::connect_with(
         &url,
         Duration::from_secs(5),
+        &dir.path().join("master.key"),
         StoreOptions {
             wal_limit_bytes: LIMIT,
             checkpoint_every: Duration::from_millis(100),

@@ -17,13 +17,14 @@
 
 use std::sync::Arc;
 
-use confidant_core::ConversationId;
+use confidant_core::{ConversationId, SiteId};
 use sqlx::{AnyConnection, AnyPool, Connection as _, FromRow as _};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::batch::{self, BatchSql, Fallback};
 use crate::plan::{self, Known, Step};
+use crate::vault::{Vault, message_place};
 use crate::{
     ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendTarget, StoreError,
 };
@@ -78,10 +79,10 @@ pub(crate) struct SendWriter {
 }
 
 impl SendWriter {
-    pub(crate) fn start(pool: AnyPool, strategy: WriteStrategy) -> Self {
+    pub(crate) fn start(pool: AnyPool, strategy: WriteStrategy, vault: Arc<Vault>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let hook = Arc::new(std::sync::OnceLock::new());
-        let task = tokio::spawn(run(pool, rx, hook.clone(), strategy));
+        let task = tokio::spawn(run(pool, rx, hook.clone(), strategy, vault));
         Self {
             queue,
             task: Arc::new(Mutex::new(Some(task))),
@@ -117,6 +118,7 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
     hook: Arc<std::sync::OnceLock<CommitHook>>,
     strategy: WriteStrategy,
+    vault: Arc<Vault>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -129,7 +131,21 @@ async fn run(
         }
         metrics::histogram!("confidant_send_batch_size").record(batch.len() as f64);
         let reqs: Vec<&SendRequest> = batch.iter().map(|(r, _)| r).collect();
-        let results = store_batch(&pool, &reqs, strategy).await;
+        // The sites' data keys are loaded (or made) before a connection is taken: sealing
+        // inside the batch then needs no database round trip.
+        let mut sites: Vec<SiteId> = batch.iter().map(|(r, _)| r.site_id).collect();
+        sites.sort_unstable_by_key(|s| s.0);
+        sites.dedup();
+        let results = match vault.ensure(&sites).await {
+            Ok(()) => store_batch(&pool, &reqs, strategy, &vault).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the data keys of a send batch");
+                let text = e.to_string();
+                reqs.iter()
+                    .map(|_| Err(StoreError::Corrupt(text.clone())))
+                    .collect()
+            }
+        };
         for ((_, reply), result) in batch.drain(..).zip(results) {
             if let (Ok(out), Some(hook)) = (&result, hook.get())
                 && out.created
@@ -146,13 +162,14 @@ pub(crate) async fn store_batch(
     pool: &AnyPool,
     reqs: &[&SendRequest],
     strategy: WriteStrategy,
+    vault: &Vault,
 ) -> Vec<Result<SendOutcome>> {
-    let opening = match set_based(pool, reqs, strategy).await {
+    let opening = match set_based(pool, reqs, strategy, vault).await {
         Ok(results) => return results,
         Err(Fallback::Opens(opening)) => opening,
         Err(other) => {
             explain(&other, reqs.len());
-            return one_by_one(pool, reqs, strategy).await;
+            return one_by_one(pool, reqs, strategy, vault).await;
         }
     };
     // Some sends go to a conversation the batch would open (a contact's first send): those go
@@ -160,8 +177,8 @@ pub(crate) async fn store_batch(
     // conversations, so neither group's order depends on the other's.
     let rest: Vec<usize> = (0..reqs.len()).filter(|i| !opening.contains(i)).collect();
     let pick = |idx: &[usize]| idx.iter().map(|&i| reqs[i]).collect::<Vec<_>>();
-    let rest_results = together(pool, &pick(&rest), strategy).await;
-    let open_results = one_by_one(pool, &pick(&opening), strategy).await;
+    let rest_results = together(pool, &pick(&rest), strategy, vault).await;
+    let open_results = one_by_one(pool, &pick(&opening), strategy, vault).await;
     let mut results: Vec<Option<Result<SendOutcome>>> = (0..reqs.len()).map(|_| None).collect();
     for (&i, r) in rest
         .iter()
@@ -181,15 +198,16 @@ async fn together(
     pool: &AnyPool,
     reqs: &[&SendRequest],
     strategy: WriteStrategy,
+    vault: &Vault,
 ) -> Vec<Result<SendOutcome>> {
     if reqs.is_empty() {
         return Vec::new();
     }
-    match set_based(pool, reqs, strategy).await {
+    match set_based(pool, reqs, strategy, vault).await {
         Ok(results) => results,
         Err(e) => {
             explain(&e, reqs.len());
-            one_by_one(pool, reqs, strategy).await
+            one_by_one(pool, reqs, strategy, vault).await
         }
     }
 }
@@ -200,12 +218,13 @@ async fn set_based(
     pool: &AnyPool,
     reqs: &[&SendRequest],
     strategy: WriteStrategy,
+    vault: &Vault,
 ) -> std::result::Result<Vec<Result<SendOutcome>>, Fallback> {
     let sql = strategy.sql();
-    match (batch::store(pool, sql, reqs).await, strategy) {
+    match (batch::store(pool, sql, reqs, vault).await, strategy) {
         (Err(Fallback::Changed), WriteStrategy::RowLocks) => {
             metrics::counter!("confidant_send_batch_conflicts_total").increment(1);
-            batch::store_locked(pool, sql, reqs).await
+            batch::store_locked(pool, sql, reqs, vault).await
         }
         (other, _) => other,
     }
@@ -237,11 +256,12 @@ pub(crate) async fn one_by_one(
     pool: &AnyPool,
     reqs: &[&SendRequest],
     strategy: WriteStrategy,
+    vault: &Vault,
 ) -> Vec<Result<SendOutcome>> {
     if strategy == WriteStrategy::RowLocks {
-        return with_savepoints(pool, reqs, strategy).await;
+        return with_savepoints(pool, reqs, strategy, vault).await;
     }
-    match in_one_transaction(pool, reqs).await {
+    match in_one_transaction(pool, reqs, vault).await {
         Ok(results) => results,
         Err(e) => {
             // Something failed after a write: nothing of the batch was committed. Store the
@@ -249,7 +269,9 @@ pub(crate) async fn one_by_one(
             tracing::warn!(error = %e, jobs = reqs.len(), "send batch failed; retrying its sends one by one");
             let mut results = Vec::with_capacity(reqs.len());
             for req in reqs {
-                results.extend(with_savepoints(pool, std::slice::from_ref(req), strategy).await);
+                results.extend(
+                    with_savepoints(pool, std::slice::from_ref(req), strategy, vault).await,
+                );
             }
             results
         }
@@ -261,12 +283,13 @@ pub(crate) async fn one_by_one(
 async fn in_one_transaction(
     pool: &AnyPool,
     reqs: &[&SendRequest],
+    vault: &Vault,
 ) -> std::result::Result<Vec<Result<SendOutcome>>, Interrupted> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut results = Vec::with_capacity(reqs.len());
     for req in reqs {
-        results.push(store_one(&mut tx, req).await?);
+        results.push(store_one(&mut tx, req, vault).await?);
     }
     tx.commit().await?;
     Ok(results)
@@ -278,6 +301,7 @@ async fn with_savepoints(
     pool: &AnyPool,
     reqs: &[&SendRequest],
     strategy: WriteStrategy,
+    vault: &Vault,
 ) -> Vec<Result<SendOutcome>> {
     let attempt = async {
         let mut conn = pool.acquire().await?;
@@ -291,7 +315,7 @@ async fn with_savepoints(
             let result = loop {
                 tries += 1;
                 let mut sp = tx.begin().await?;
-                match store_one(&mut sp, req).await {
+                match store_one(&mut sp, req, vault).await {
                     Ok(result) => {
                         sp.commit().await?;
                         break result;
@@ -333,6 +357,14 @@ enum Interrupted {
     /// Another process wrote to the conversation since it was read: read and plan again.
     Raced,
     Db(sqlx::Error),
+    /// A data key or a stored body that does not open.
+    Vault(crate::VaultError),
+}
+
+impl From<crate::VaultError> for Interrupted {
+    fn from(e: crate::VaultError) -> Self {
+        Self::Vault(e)
+    }
 }
 
 impl From<sqlx::Error> for Interrupted {
@@ -348,6 +380,7 @@ impl From<Interrupted> for StoreError {
                 "conversation kept changing under the send".to_owned(),
             )),
             Interrupted::Db(e) => e.into(),
+            Interrupted::Vault(e) => e.into(),
         }
     }
 }
@@ -357,6 +390,7 @@ impl std::fmt::Display for Interrupted {
         match self {
             Interrupted::Raced => f.write_str("a conversation changed under the send"),
             Interrupted::Db(e) => e.fmt(f),
+            Interrupted::Vault(e) => e.fmt(f),
         }
     }
 }
@@ -366,8 +400,9 @@ impl std::fmt::Display for Interrupted {
 async fn store_one(
     conn: &mut AnyConnection,
     req: &SendRequest,
+    vault: &Vault,
 ) -> std::result::Result<Result<SendOutcome>, Interrupted> {
-    let known = read_for(conn, req).await?;
+    let known = read_for(conn, req, vault).await?;
     let Some(step) = plan::plan(&known, &[req]).steps.pop() else {
         return Ok(Err(StoreError::NotFound));
     };
@@ -376,7 +411,7 @@ async fn store_one(
             .conversations
             .get(&out.conversation.conversation_id)
             .map(|c| c.last_seq);
-        write(conn, out, read).await?;
+        write(conn, out, read, vault).await?;
     }
     Ok(step.into_result())
 }
@@ -387,6 +422,7 @@ async fn store_one(
 async fn read_for(
     conn: &mut AnyConnection,
     req: &SendRequest,
+    vault: &Vault,
 ) -> std::result::Result<Known, Interrupted> {
     let site = req.site_id.0;
     let mut known = Known::default();
@@ -466,9 +502,9 @@ async fn read_for(
                 .fetch_optional(&mut *conn)
                 .await?;
                 if let Some(r) = last {
-                    known
-                        .last
-                        .insert(*conversation_id, MessageRow::from_row(&r)?);
+                    let mut m = MessageRow::from_row(&r)?;
+                    vault.open_message(&mut m).await?;
+                    known.last.insert(*conversation_id, m);
                 }
             }
             candidates.clear();
@@ -490,7 +526,9 @@ async fn read_for(
         .fetch_all(&mut *conn)
         .await?;
         for r in &rows {
-            known.add_earlier(MessageRow::from_row(r)?);
+            let mut m = MessageRow::from_row(r)?;
+            vault.open_message(&mut m).await?;
+            known.add_earlier(m);
         }
     }
     Ok(known)
@@ -502,6 +540,7 @@ async fn write(
     conn: &mut AnyConnection,
     out: &SendOutcome,
     read_last_seq: Option<i64>,
+    vault: &Vault,
 ) -> std::result::Result<(), Interrupted> {
     let c = &out.conversation;
     let status = if c.open { "open" } else { "closed" };
@@ -542,6 +581,7 @@ async fn write(
         return Err(Interrupted::Raced);
     }
     let m = &out.message;
+    let body = vault.seal_loaded(c.site_id, &message_place(m.message_id), m.body.as_bytes())?;
     let inserted = sqlx::query(
         "INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, \
          sender_name, body, client_message_id, created_at) \
@@ -553,7 +593,7 @@ async fn write(
     .bind(m.sender_type.as_str())
     .bind(m.sender_id.to_string())
     .bind(&m.sender_name)
-    .bind(&m.body)
+    .bind(body)
     .bind(m.client_message_id.clone())
     .bind(m.created_at)
     .execute(&mut *conn)
@@ -608,7 +648,7 @@ mod tests {
                 created: true,
                 opened: false,
             };
-            let raced = write(&mut conn, &stale, Some(0)).await;
+            let raced = write(&mut conn, &stale, Some(0), &f.store.vault).await;
             assert!(matches!(raced, Err(Interrupted::Raced)), "{backend}");
             // Planned as a first send while the contact has an open conversation.
             let opening = SendOutcome {
@@ -619,7 +659,7 @@ mod tests {
                 },
                 ..stale.clone()
             };
-            let raced = write(&mut conn, &opening, None).await;
+            let raced = write(&mut conn, &opening, None, &f.store.vault).await;
             assert!(matches!(raced, Err(Interrupted::Raced)), "{backend}");
             drop(conn);
             let stored = f.store.messages(f.site, c.conversation_id, 0, 10).await;
@@ -631,8 +671,13 @@ mod tests {
             // Read and planned again, the send lands after a0, and a repeat of a0 is answered.
             let reqs = [send(f.site, &f, "a1"), send(f.site, &f, "a0")];
             let refs: Vec<&SendRequest> = reqs.iter().collect();
-            let out =
-                with_savepoints(&f.store.write, &refs, WriteStrategy::of(f.store.backend())).await;
+            let out = with_savepoints(
+                &f.store.write,
+                &refs,
+                WriteStrategy::of(f.store.backend()),
+                &f.store.vault,
+            )
+            .await;
             let a1 = out[0].as_ref().expect("a1");
             assert_eq!((a1.message.seq, a1.created), (2, true), "{backend}");
             let a0 = out[1].as_ref().expect("a0 again");
@@ -663,14 +708,24 @@ mod tests {
                 batch::tests::contact_send(&f, 0, "a2", Some(&ca)),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
-            let Err(Fallback::Opens(opening)) =
-                batch::store(&f.store.write, batch::tests::sql(&f.store), &refs).await
+            let Err(Fallback::Opens(opening)) = batch::store(
+                &f.store.write,
+                batch::tests::sql(&f.store),
+                &refs,
+                &f.store.vault,
+            )
+            .await
             else {
                 panic!("{backend}: the batch did not name its opening sends");
             };
             assert_eq!(opening, [1, 3], "{backend}");
-            let out =
-                store_batch(&f.store.write, &refs, WriteStrategy::of(f.store.backend())).await;
+            let out = store_batch(
+                &f.store.write,
+                &refs,
+                WriteStrategy::of(f.store.backend()),
+                &f.store.vault,
+            )
+            .await;
             let ok = |i: usize| out[i].as_ref().expect("stored");
             assert_eq!(
                 [0, 2, 4].map(|i| (ok(i).message.seq, ok(i).created)),

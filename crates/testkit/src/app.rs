@@ -41,6 +41,8 @@ async fn pg_exec(sql: &str) {
 /// A fresh database on the suite's backend, dropped (PostgreSQL) or deleted (SQLite) with it.
 pub struct TestDb {
     pub url: String,
+    /// The master key of the database's data (every server on it must use the same one).
+    pub master_key_file: std::path::PathBuf,
     pg_name: Option<String>,
     _dir: tempfile::TempDir,
 }
@@ -58,12 +60,14 @@ impl TestDb {
             };
             TestDb {
                 url,
+                master_key_file: dir.path().join("master.key"),
                 pg_name: Some(name),
                 _dir: dir,
             }
         } else {
             TestDb {
                 url: format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+                master_key_file: dir.path().join("master.key"),
                 pg_name: None,
                 _dir: dir,
             }
@@ -95,6 +99,9 @@ impl Drop for TestDb {
 pub struct TestApp {
     http: Http,
     pub database_url: String,
+    /// The database's master key file (pass it to another server on the same database:
+    /// `--master-key-file`).
+    pub master_key_file: String,
     running: Option<InProcess>,
     // Dropped after the server: the database outlives it.
     _db: Option<TestDb>,
@@ -117,27 +124,31 @@ impl TestApp {
     pub async fn spawn_with(f: impl FnOnce(&mut Settings)) -> TestApp {
         let db = TestDb::create().await;
         let url = db.url.clone();
-        Self::start(Some(db), url, f).await
+        let key = db.master_key_file.display().to_string();
+        Self::start(Some(db), url, key, f).await
     }
 
     async fn start(
         db: Option<TestDb>,
         database_url: String,
+        master_key_file: String,
         f: impl FnOnce(&mut Settings),
     ) -> TestApp {
         let mut settings = Settings::default();
         f(&mut settings);
         let data_dir = tempfile::tempdir().expect("tempdir");
-        let config = server_config(
+        let mut config = server_config(
             &settings,
             &database_url,
             data_dir.path().to_path_buf(),
             OPERATOR,
         );
+        config.master_key_file = master_key_file.clone().into();
         let running = InProcess::start(config).await;
         TestApp {
             http: Http::new(running.addr()),
             database_url,
+            master_key_file,
             running: Some(running),
             _db: db,
             _data_dir: data_dir,
@@ -147,7 +158,13 @@ impl TestApp {
     /// Another server process on the same database (it does not own the database: the
     /// first app drops it). `f` adjusts its settings, e.g. the bus URL.
     pub async fn spawn_peer(&self, f: impl FnOnce(&mut Settings)) -> TestApp {
-        Self::start(None, self.database_url.clone(), f).await
+        Self::start(
+            None,
+            self.database_url.clone(),
+            self.master_key_file.clone(),
+            f,
+        )
+        .await
     }
 
     /// The in-process server, for what a test cannot see from outside (its settled public

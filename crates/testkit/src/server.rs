@@ -65,6 +65,7 @@ pub fn server_config(
             Switch::Off
         },
         trusted_proxies: settings.trusted_proxies.clone(),
+        master_key_file: None,
         access_token_ttl: 3600,
     };
     let mut config = Config::from_args(&args).expect("test config");
@@ -116,6 +117,19 @@ impl InProcess {
         (token, claims.exp)
     }
 
+    /// The server's signing keys as its store holds them, opened: (kid, PKCS#8 DER).
+    pub async fn signing_keys(&self) -> Vec<(String, Vec<u8>)> {
+        self.0
+            .app
+            .store
+            .signing_keys()
+            .await
+            .expect("signing keys")
+            .into_iter()
+            .map(|k| (k.kid, k.pkcs8))
+            .collect()
+    }
+
     /// The lifetime of access tokens, in seconds.
     pub fn access_token_ttl(&self) -> i64 {
         self.0.app.access.tokens.ttl_seconds()
@@ -124,10 +138,7 @@ impl InProcess {
 
 /// The (table, column) pairs of a database's schema, through the store crate.
 pub async fn schema_columns(database_url: &str) -> Vec<(String, String)> {
-    let store = confidant_store::Store::connect(database_url, Duration::from_secs(5))
+    confidant_store::Store::schema_columns(database_url, Duration::from_secs(5))
         .await
-        .expect("connect the store");
-    let columns = store.schema_columns().await.expect("schema");
-    store.close().await;
-    columns
+        .expect("read the schema")
 }

@@ -350,3 +350,36 @@ async fn the_jwks_document_verifies_the_tokens() {
         .unwrap();
     assert_eq!(verified.identity, CONTACT);
 }
+
+#[test]
+fn a_token_living_longer_than_the_ttl_is_refused_even_with_the_right_key() {
+    // Someone who copied the signing key mints tokens: one unchanged verifies, but one that
+    // lives a year, or one issued in the future, does not (issue 11, finding 2).
+    let k = key(NOW);
+    let at = tokens(vec![k.clone()]);
+    let (token, _) = at.sign(CONTACT, 10_000, MESSENGER, false, NOW);
+    let (header, body) = parts(&token);
+    let signing = EncodingKey::from_ed_der(&k.pkcs8_der);
+    let with = |iat: i64, exp: i64| {
+        let mut b = body.clone();
+        b["iat"] = json!(iat);
+        b["exp"] = json!(exp);
+        sign_raw(&header, &b, &signing, Algorithm::EdDSA)
+    };
+    assert!(at.verify(&with(NOW, NOW + TTL), NOW).is_ok());
+    assert!(
+        at.verify(&with(NOW, NOW + TTL + 60), NOW).is_ok(),
+        "within the skew"
+    );
+    for (iat, exp) in [
+        (NOW, NOW + 365 * 86_400),
+        (NOW - 86_400, NOW + 600),
+        (NOW + 365 * 86_400, NOW + 365 * 86_400 + TTL),
+    ] {
+        assert_eq!(
+            at.verify(&with(iat, exp), NOW).unwrap_err(),
+            AccessError::Invalid,
+            "iat {iat} exp {exp}"
+        );
+    }
+}

@@ -10,7 +10,12 @@ async fn an_acknowledged_send_survives_kill_9() {
     // and the real binary takes over.
     let mut made_the_db = TestApp::spawn().await;
     made_the_db.stop().await;
-    let mut server = ServerProcess::start(crate::BIN, &made_the_db.database_url, &[]).await;
+    let mut server = ServerProcess::start(
+        crate::BIN,
+        &made_the_db.database_url,
+        &["--master-key-file", &made_the_db.master_key_file],
+    )
+    .await;
 
     let site = server.site("Acme").await;
     let mark = site

@@ -3,6 +3,7 @@
 //! `CONFIDANT_TEST_BACKEND=postgres`, on PostgreSQL. The kit is `crates/testkit`.
 
 mod admin;
+mod at_rest;
 mod authorize;
 mod bus;
 mod cli;

@@ -288,6 +288,8 @@ async fn killing_a_node_mid_stream_loses_no_acknowledged_message() {
         crate::BIN,
         &b.database_url,
         &[
+            "--master-key-file",
+            &b.master_key_file,
             "--bus-url",
             &nats.url(),
             "--public-url",
