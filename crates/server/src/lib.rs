@@ -14,6 +14,7 @@ pub mod http;
 pub mod jwks_http;
 pub mod limits;
 pub mod service;
+pub mod socket_caps;
 pub mod tokens;
 
 use std::net::SocketAddr;

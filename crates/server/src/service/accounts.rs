@@ -6,7 +6,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use confidant_core::time_fmt::now_millis;
 use confidant_core::{AgentId, SiteId};
-use confidant_realtime::{Control, Hub};
+use confidant_realtime::Hub;
 use confidant_store::{AgentRow, SiteRow, Store, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -115,6 +115,16 @@ impl Accounts {
         }
     }
 
+    /// Whether the agent session with this token hash is still live: the sockets' re-check
+    /// of their session, beside the notices of its end.
+    pub async fn session_live(&self, token_hash: &str) -> ApiResult<bool> {
+        Ok(self
+            .store
+            .get_session(token_hash, now_millis())
+            .await?
+            .is_some())
+    }
+
     pub async fn create_site(&self, name: &str) -> ApiResult<SiteRow> {
         Ok(self.store.create_site(name, now_millis()).await?)
     }
@@ -152,8 +162,7 @@ impl Accounts {
                 other => other.into(),
             })?;
         for token_hash in ended {
-            self.hub
-                .publish_control(Control::SessionEnded { token_hash });
+            self.hub.end_session(&token_hash);
         }
         Ok(())
     }
@@ -197,9 +206,7 @@ impl Accounts {
     pub async fn logout(&self, p: &Principal) -> ApiResult<()> {
         if let Principal::Agent { token_hash, .. } = p {
             self.store.delete_session(token_hash).await?;
-            self.hub.publish_control(Control::SessionEnded {
-                token_hash: token_hash.clone(),
-            });
+            self.hub.end_session(token_hash);
         }
         Ok(())
     }
