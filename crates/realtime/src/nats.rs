@@ -65,11 +65,9 @@ impl NatsHub {
                 let (flag, local) = (flag.clone(), l0.clone());
                 async move {
                     match e {
-                        async_nats::Event::Connected => {
-                            // Session ends published while the bus was away are lost: re-check.
-                            if !flag.swap(true, Ordering::Relaxed) {
-                                local.recheck_sessions();
-                            }
+                        // Session ends published while the bus was away are lost: re-check.
+                        async_nats::Event::Connected if !flag.swap(true, Ordering::Relaxed) => {
+                            local.recheck_sessions();
                         }
                         async_nats::Event::Disconnected => {
                             tracing::warn!("bus disconnected; live events between processes pause until it returns");

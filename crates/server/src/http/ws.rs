@@ -357,7 +357,7 @@ async fn authenticate(
                 who: Who::Contact(session.scope),
             })
         }
-        Side::Agent => match app.accounts.authenticate(token).await {
+        Side::Agent => match app.accounts.authenticate_socket(token).await {
             Ok(Principal::Agent {
                 agent,
                 token_hash,
