@@ -4,11 +4,10 @@ import { ApiError } from '../shared/http.js';
 import { LiveSocket, socketUrl } from '../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../shared/outbox.js';
 import { formatTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
-import { api, currentToken, refreshToken } from '../shared/session.js';
+import { api, socketTicket } from '../shared/session.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { Thread, ConnectionLabel, readMessages, wireComposer } from '../shared/thread.js';
 
-const POLL_MS = 10000;
 
 const ATTRIBUTE_LABELS = {
   name: 'Name', alias: 'Alias', title: 'Title', company: 'Company', email: 'Email', phone: 'Phone',
@@ -50,8 +49,6 @@ const state = {
   siteId: null,
   filter: { status: 'open', preview: false },
   socket: null,
-  pollTimer: null,
-  refreshTimer: null,
   reloadTimer: null,
   inboxLoadSerial: 0,
   active: false,
@@ -430,77 +427,35 @@ function resumeView() {
 
 function onSocketReady(msg, reconnected) {
   if (ui.error.dataset.kind === 'live') setNotice(ui.error, '');
-  scheduleTokenRefresh(msg.expiresAt);
   if (!reconnected) return;
   resumeView();
   loadInbox();
 }
 
 async function onSocketAuthFailed() {
-  // 4401: logged out (here or elsewhere) or the token expired. The cookie may still be good.
-  const previous = currentToken();
+  // 4401, or no ticket: logged out (here or elsewhere) or the session expired, or a ticket
+  // expired before it was used. The session decides: ended → sign-in page; else reconnect
+  // (with backoff; each attempt fetches a fresh ticket).
   try {
-    const token = await refreshToken();
-    if (!state.active) return;
-    // the same token again would only be refused again: fall back to polling instead of looping
-    if (token && token !== previous && state.socket) state.socket.setToken(token);
-    else startPolling();
+    await api('/api/v1/auth/me');
+    if (state.active && state.socket) state.socket.scheduleReconnect();
   } catch (err) {
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) sessionEnded();
     else setTimeout(onSocketAuthFailed, 5000);
   }
 }
 
-function scheduleTokenRefresh(expiresAt) {
-  clearTimeout(state.refreshTimer);
-  if (!Number.isFinite(expiresAt)) return;
-  const delay = Math.max(5000, (expiresAt - 60) * 1000 - Date.now());
-  state.refreshTimer = setTimeout(async () => {
-    try {
-      const token = await refreshToken();
-      if (token && state.socket && state.active) state.socket.setToken(token);
-    } catch {
-      // the socket will close with 4401 and onSocketAuthFailed takes over
-    }
-  }, Math.min(delay, 2147483000));
-}
-
 function startLive() {
-  const token = currentToken();
-  if (!token) {
-    startPolling();
-    return;
-  }
   state.socket = new LiveSocket({
     url: socketUrl('/api/v1/agent/ws'),
     onEvent: onSocketEvent,
     onReady: onSocketReady,
     onState: (s) => liveState.show(s),
     onAuthFailed: onSocketAuthFailed,
+    // A single-use ticket per (re)connect: the page never holds the session token itself.
+    fetchToken: socketTicket,
   });
-  state.socket.setToken(token);
-}
-
-/** Without a socket token (a reload that only has the cookie): refresh over REST. */
-function startPolling() {
-  if (state.socket) {
-    state.socket.close();
-    state.socket = null;
-  }
-  liveState.set('polling', 'Refreshing every 10 s');
-  ui.liveState.title = 'Live updates need a fresh sign-in; until then the console refreshes itself.';
-  clearInterval(state.pollTimer);
-  state.pollTimer = setInterval(async () => {
-    await loadInbox();
-    if (view && !view.loading) {
-      try {
-        await loadViewMessages(view, thread.lastSeq(view.id));
-        markReadIfVisible();
-      } catch (err) {
-        reportError(err);
-      }
-    }
-  }, POLL_MS);
+  state.socket.start();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,8 +474,6 @@ function teardown() {
   state.active = false;
   if (state.socket) state.socket.close();
   state.socket = null;
-  clearInterval(state.pollTimer);
-  clearTimeout(state.refreshTimer);
   clearTimeout(state.reloadTimer);
   thread.reset();
   view = null;

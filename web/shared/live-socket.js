@@ -6,6 +6,8 @@
 //   reconnects as soon as setToken() hands it a new token.
 // - Any other close reconnects with exponential backoff (1 s … 30 s, with jitter).
 // - setToken() on a live socket sends a new auth frame (token refresh without reconnect).
+// - With fetchToken (the agent console: single-use tickets), every (re)connect first asks it
+//   for a fresh token; a fetch that fails with 401/403 counts as a 4401.
 
 const PING_EVERY_MS = 25000;
 const PONG_TIMEOUT_MS = 10000;
@@ -28,9 +30,12 @@ export class LiveSocket {
    * @param {(msg: object) => void} [opts.onReady]    after each successful (re)authentication
    * @param {(state: string) => void} [opts.onState]
    * @param {() => void} [opts.onAuthFailed]          after a 4401 close
+   * @param {() => Promise<string|null>} [opts.fetchToken]  a fresh token for each connect
    */
-  constructor({ url, onEvent, onReady = () => {}, onState = () => {}, onAuthFailed = () => {} }) {
+  constructor({ url, onEvent, onReady = () => {}, onState = () => {}, onAuthFailed = () => {}, fetchToken = null }) {
     this.url = url;
+    this.fetchToken = fetchToken;
+    this.fetching = 0;
     this.onEvent = onEvent;
     this.onReady = onReady;
     this.onStateChange = onState;
@@ -86,10 +91,49 @@ export class LiveSocket {
   connectNow() {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    if (this.stopped || !this.token) return;
+    if (this.stopped) return;
+    if (this.fetchToken) {
+      this.connectWithFreshToken();
+      return;
+    }
+    if (!this.token) return;
     this.dropSocket();
     this.setState(this.everConnected ? SocketState.RECONNECTING : SocketState.CONNECTING);
+    this.open();
+  }
 
+  /** Start: with fetchToken the socket needs no token up front. */
+  start() {
+    if (this.state === SocketState.IDLE || this.state === SocketState.UNAUTHORIZED) this.connectNow();
+  }
+
+  async connectWithFreshToken() {
+    const attempt = ++this.fetching;
+    this.dropSocket();
+    this.setState(this.everConnected ? SocketState.RECONNECTING : SocketState.CONNECTING);
+    let token = null;
+    try {
+      token = await this.fetchToken();
+    } catch (err) {
+      if (attempt !== this.fetching || this.stopped) return;
+      if (err && (err.status === 401 || err.status === 403)) {
+        this.setState(SocketState.UNAUTHORIZED);
+        this.onAuthFailed();
+      } else {
+        this.scheduleReconnect();
+      }
+      return;
+    }
+    if (attempt !== this.fetching || this.stopped) return;
+    if (!token) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.token = token;
+    this.open();
+  }
+
+  open() {
     let ws;
     try {
       ws = new WebSocket(this.url);

@@ -1,8 +1,8 @@
 // The agent session for the console and admin pages.
 //
 // The bearer token lives in memory only. After a reload the HttpOnly session cookie
-// authenticates REST calls, and GET /api/v1/auth/me may hand back a fresh token for the
-// WebSocket ("token" or "wsToken"); without one the console falls back to polling.
+// authenticates REST calls. The agent socket never gets the session token: before each
+// (re)connect the console asks POST /api/v1/auth/ws-ticket for a single-use ticket, valid 60 s.
 import { apiFetch, ApiError } from './http.js';
 
 const state = {
@@ -48,8 +48,6 @@ export async function resume() {
   try {
     const data = await apiFetch('/api/v1/auth/me', { token: state.token, credentials: 'same-origin' });
     if (!data) return null;
-    const fresh = data.wsToken || data.token;
-    if (fresh) state.token = fresh;
     state.agent = data.agent || null;
     state.operator = Boolean(data.operator);
     return state.agent;
@@ -62,12 +60,13 @@ export async function resume() {
   }
 }
 
-/** Ask the server for a fresh socket token (used before the current one expires). */
-export async function refreshToken() {
-  const data = await apiFetch('/api/v1/auth/me', { credentials: 'same-origin' });
-  const fresh = data && (data.wsToken || data.token);
-  if (fresh) state.token = fresh;
-  return fresh || null;
+/**
+ * A single-use ticket for the agent socket's auth frame (by the session cookie, or the bearer
+ * token after a login). Rejects with an ApiError 401/403 when the session has ended.
+ */
+export async function socketTicket() {
+  const data = await api('/api/v1/auth/ws-ticket', { method: 'POST' });
+  return (data && data.ticket) || null;
 }
 
 export async function logout() {

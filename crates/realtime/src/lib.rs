@@ -5,9 +5,13 @@
 //! publishing never waits for a subscriber, and one that falls behind learns how many events
 //! it missed (`Recv::Lagged`) so it can resync from the store instead of silently skipping.
 //!
+//! Agent sessions that end have a channel of their own per session (sessions.rs), apart from
+//! the process-wide control notices, so that a logout can never be lost in a crowd.
+//!
 //! `LocalHub` serves one process; `NatsHub` (nats.rs) carries the same events between processes.
 
 mod nats;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -16,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 pub use nats::{BusSettings, NatsHub};
+pub use sessions::{SessionNews, SessionWatch};
 
 /// Per-subscriber queue length. A socket this far behind is told to resync.
 pub const SUBSCRIBER_QUEUE: usize = 1024;
@@ -47,11 +52,10 @@ pub struct Event {
     pub frame: Arc<str>,
 }
 
-/// Process-wide notices: caches to drop, sessions that ended.
+/// Process-wide notices: caches to drop. (Sessions that end have their own channel:
+/// [`Hub::end_session`].)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Control {
-    /// An agent session ended (logout, agent deleted): close its sockets.
-    SessionEnded { token_hash: String },
     /// A messenger's Security settings changed.
     MessengerChanged { messenger_id: String },
     /// A contact's attributes changed: drop cached copies.
@@ -93,6 +97,11 @@ pub trait Hub: Send + Sync + 'static {
     fn subscribe(&self, topic: Topic) -> Subscription;
     fn publish_control(&self, control: Control);
     fn subscribe_control(&self) -> broadcast::Receiver<Control>;
+    /// An agent session ended (logout, agent deleted): tell its sockets on every process.
+    fn end_session(&self, token_hash: &str);
+    /// Watch an agent session for its end. The caller checks the store after this call, so
+    /// that an end just before it is not missed either.
+    fn watch_session(&self, token_hash: &str) -> SessionWatch;
     /// `in-process`, `connected` or `disconnected`, for `/healthz`.
     fn state(&self) -> &'static str;
 }
@@ -101,6 +110,7 @@ pub trait Hub: Send + Sync + 'static {
 pub struct LocalHub {
     topics: DashMap<Topic, broadcast::Sender<Arc<Event>>>,
     control: broadcast::Sender<Control>,
+    sessions: sessions::Sessions,
 }
 
 impl Default for LocalHub {
@@ -108,6 +118,7 @@ impl Default for LocalHub {
         Self {
             topics: DashMap::new(),
             control: broadcast::channel(256).0,
+            sessions: sessions::Sessions::default(),
         }
     }
 }
@@ -133,6 +144,15 @@ impl LocalHub {
     pub(crate) fn deliver_control(&self, c: Control) {
         let _ = self.control.send(c);
     }
+
+    pub(crate) fn deliver_session_end(&self, token_hash: &str) {
+        self.sessions.end(token_hash);
+    }
+
+    /// Every watched session is re-checked in the store (notices may have been missed).
+    pub(crate) fn recheck_sessions(&self) {
+        self.sessions.recheck_all();
+    }
 }
 
 impl Hub for LocalHub {
@@ -154,6 +174,14 @@ impl Hub for LocalHub {
 
     fn subscribe_control(&self) -> broadcast::Receiver<Control> {
         self.control.subscribe()
+    }
+
+    fn end_session(&self, token_hash: &str) {
+        self.deliver_session_end(token_hash);
+    }
+
+    fn watch_session(&self, token_hash: &str) -> SessionWatch {
+        self.sessions.watch(token_hash)
     }
 
     fn state(&self) -> &'static str {

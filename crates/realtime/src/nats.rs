@@ -7,6 +7,10 @@
 //! conversation's `seq` fills it from the store, so a lost bus message delays a push but never
 //! loses a message. A bus that does not answer at start-up is a start-up error; later outages
 //! are ridden out (async-nats reconnects by itself) and `state()` reports the connection.
+//!
+//! Session ends go on a subject of their own and skip the shared outbox (which drops when
+//! full): each is handed to the client at once. A notice lost anyway (the bus was down) is
+//! covered by the sockets' re-check of their session in the store, which a reconnect triggers.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,10 +23,11 @@ use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{Control, Event, Hub, LocalHub, Subscription, Topic};
+use crate::{Control, Event, Hub, LocalHub, SessionWatch, Subscription, Topic};
 
 const EVENTS: &str = "confidant.events";
 const CONTROL: &str = "confidant.control";
+const SESSIONS: &str = "confidant.sessions";
 const OUTBOX: usize = 65_536;
 
 #[derive(Serialize, Deserialize)]
@@ -36,10 +41,15 @@ enum Wire {
         node: String,
         control: Control,
     },
+    SessionEnded {
+        node: String,
+        token_hash: String,
+    },
 }
 
 pub struct NatsHub {
     local: Arc<LocalHub>,
+    client: async_nats::Client,
     node: String,
     outbox: mpsc::Sender<(&'static str, Vec<u8>)>,
     connected: Arc<AtomicBool>,
@@ -120,13 +130,18 @@ impl NatsHub {
         let (options, address) = connect_options(settings).await?;
         let connected = Arc::new(AtomicBool::new(false));
         let flag = connected.clone();
+        let local = Arc::new(LocalHub::new());
+        let l0 = local.clone();
         let client = options
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |e| {
-                let flag = flag.clone();
+                let (flag, local) = (flag.clone(), l0.clone());
                 async move {
                     match e {
-                        async_nats::Event::Connected => flag.store(true, Ordering::Relaxed),
+                        // Session ends published while the bus was away are lost: re-check.
+                        async_nats::Event::Connected if !flag.swap(true, Ordering::Relaxed) => {
+                            local.recheck_sessions();
+                        }
                         async_nats::Event::Disconnected => {
                             tracing::warn!("bus disconnected; live events between processes pause until it returns");
                             flag.store(false, Ordering::Relaxed)
@@ -139,11 +154,11 @@ impl NatsHub {
             .await
             .with_context(|| format!("cannot reach the bus at {address}"))?;
         connected.store(true, Ordering::Relaxed);
-        let local = Arc::new(LocalHub::new());
         let node = uuid::Uuid::new_v4().to_string();
 
         let mut events = client.subscribe(EVENTS).await.context("bus subscribe")?;
         let mut controls = client.subscribe(CONTROL).await.context("bus subscribe")?;
+        let mut sessions = client.subscribe(SESSIONS).await.context("bus subscribe")?;
         let (outbox, mut rx) = mpsc::channel::<(&'static str, Vec<u8>)>(OUTBOX);
         let publisher = client.clone();
         tokio::spawn(async move {
@@ -177,8 +192,20 @@ impl NatsHub {
                 }
             }
         });
+        let (l3, n3) = (local.clone(), node.clone());
+        tokio::spawn(async move {
+            while let Some(msg) = sessions.next().await {
+                if let Ok(Wire::SessionEnded { node, token_hash }) =
+                    serde_json::from_slice(&msg.payload)
+                    && node != n3
+                {
+                    l3.deliver_session_end(&token_hash);
+                }
+            }
+        });
         Ok(NatsHub {
             local,
+            client,
             node,
             outbox,
             connected,
@@ -225,6 +252,27 @@ impl Hub for NatsHub {
     }
     fn subscribe_control(&self) -> broadcast::Receiver<Control> {
         self.local.subscribe_control()
+    }
+    fn end_session(&self, token_hash: &str) {
+        self.local.deliver_session_end(token_hash);
+        let wire = Wire::SessionEnded {
+            node: self.node.clone(),
+            token_hash: token_hash.to_owned(),
+        };
+        match serde_json::to_vec(&wire) {
+            Ok(bytes) => {
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = client.publish(SESSIONS, bytes.into()).await {
+                        tracing::warn!(error = %e, "bus publish of a session end failed; other processes re-check sessions periodically");
+                    }
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "bus encode failed"),
+        }
+    }
+    fn watch_session(&self, token_hash: &str) -> SessionWatch {
+        self.local.watch_session(token_hash)
     }
     fn state(&self) -> &'static str {
         if self.connected.load(Ordering::Relaxed) {

@@ -26,6 +26,7 @@ use crate::service::contacts::Contacts;
 use crate::service::conversations::Conversations;
 use crate::service::keys;
 use crate::service::messengers::Messengers;
+use crate::socket_caps::SocketCaps;
 use crate::tokens::random_token;
 
 pub struct App {
@@ -33,6 +34,8 @@ pub struct App {
     pub store: Store,
     pub hub: Arc<dyn Hub>,
     pub limits: RateLimiter,
+    /// The caps on open WebSockets, and their count.
+    pub sockets: SocketCaps,
     pub metrics: PrometheusHandle,
     pub shutdown: watch::Receiver<bool>,
     pub accounts: Accounts,
@@ -122,6 +125,7 @@ impl App {
         }
         let app = Arc::new(App {
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
+            sockets: SocketCaps::new(config.rate_limits),
             accounts: Accounts::new(store.clone(), hub.clone(), operator_token),
             authorizer: Authorizer::new(
                 ContactVerifier::new(jwks, clock),
@@ -167,7 +171,6 @@ fn spawn_cache_invalidation(app: &Arc<App>) {
                     Ok(id) => app.contacts.forget(Some((SiteId(site_id), identity, id))),
                     Err(_) => app.contacts.forget(None),
                 },
-                Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {
                     app.messengers.forget(None);
                     app.contacts.forget(None);

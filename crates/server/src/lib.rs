@@ -15,6 +15,7 @@ pub mod jwks_http;
 pub mod limits;
 pub mod outbound;
 pub mod service;
+pub mod socket_caps;
 pub mod tokens;
 
 use std::net::SocketAddr;

@@ -138,6 +138,48 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    // ---- WebSocket tickets ----
+
+    /// A single-use ticket for the session `token_hash`, until `expires_at`. Expired tickets
+    /// are purged on the way.
+    pub async fn create_ws_ticket(
+        &self,
+        ticket_hash: &str,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM ws_tickets WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        sqlx::query(
+            "INSERT INTO ws_tickets (ticket_hash, token_hash, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(ticket_hash)
+        .bind(token_hash)
+        .bind(expires_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Use a ticket: it is deleted whatever it holds, and its session's token hash is returned
+    /// if it had not expired. Only one caller can ever get it (one `DELETE … RETURNING`).
+    pub async fn take_ws_ticket(&self, ticket_hash: &str, now: i64) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "DELETE FROM ws_tickets WHERE ticket_hash = $1 RETURNING token_hash, expires_at",
+        )
+        .bind(ticket_hash)
+        .fetch_optional(&self.write)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: i64 = row.try_get("expires_at")?;
+        Ok((expires_at > now)
+            .then(|| row.try_get("token_hash"))
+            .transpose()?)
+    }
+
     // ---- login lockout ----
 
     pub async fn login_failures(&self, site_id: SiteId, email: &str) -> Result<LoginFailures> {

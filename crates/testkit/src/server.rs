@@ -130,6 +130,11 @@ impl InProcess {
             .collect()
     }
 
+    /// How many WebSockets the server holds open (upgraded, not yet dropped).
+    pub fn open_sockets(&self) -> usize {
+        self.0.app.sockets.open()
+    }
+
     /// The lifetime of access tokens, in seconds.
     pub fn access_token_ttl(&self) -> i64 {
         self.0.app.access.tokens.ttl_seconds()

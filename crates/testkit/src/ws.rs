@@ -53,6 +53,11 @@ impl Socket {
         (ws, ready)
     }
 
+    /// The tungstenite stream under it, for tests that write and read at once or byte by byte.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
     /// Send an auth frame and expect `ready`; returns it.
     pub async fn auth(&mut self, token: &str) -> Value {
         self.send(json!({"type": "auth", "token": token})).await;

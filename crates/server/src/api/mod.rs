@@ -271,15 +271,17 @@ pub struct LoginAnswer {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Me {
-    Operator {
-        operator: bool,
-    },
-    Agent {
-        agent: Agent,
-        /// The session token, for the console's WebSocket auth frame (the cookie is HttpOnly).
-        #[serde(rename = "wsToken")]
-        ws_token: Option<String>,
-    },
+    Operator { operator: bool },
+    Agent { agent: Agent },
+}
+
+/// A single-use ticket for the agent socket's auth frame.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WsTicket {
+    pub ticket: String,
+    /// Seconds.
+    pub expires_in: i64,
 }
 
 #[derive(Serialize, ToSchema)]

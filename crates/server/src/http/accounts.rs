@@ -8,12 +8,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use confidant_core::{AgentId, SiteId};
 
-use crate::api::{self, Agent, AgentList, ErrorBody, LoginAnswer, Me, Site};
+use crate::api::{self, Agent, AgentList, ErrorBody, LoginAnswer, Me, Site, WsTicket};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::http::auth::{agent_token, check_own_origin, session_cookie};
+use crate::http::auth::{check_own_origin, session_cookie};
 use crate::http::extract::{ApiJson, ApiPath, text_field};
-use crate::service::accounts::{NewAgent, Principal};
+use crate::service::accounts::{NewAgent, Principal, WS_TICKET_TTL_SECONDS};
 
 #[utoipa::path(post, path = "/api/v1/sites", tag = "admin", request_body = api::CreateSite,
     responses((status = 201, body = Site), (status = 403, body = ErrorBody, description = "not the operator")))]
@@ -166,15 +166,28 @@ pub async fn logout(State(app): State<AppState>, p: Principal) -> ApiResult<Resp
     Ok(res)
 }
 
-/// Who am I. For an agent signed in by cookie, `wsToken` is the session token, which the
-/// console needs for the WebSocket's auth frame (the cookie itself is HttpOnly).
+/// Who am I. (It never shows the session token: a page signed in by the HttpOnly cookie asks
+/// `POST /api/v1/auth/ws-ticket` for each socket it opens.)
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = Me)))]
-pub async fn me(State(app): State<AppState>, p: Principal, headers: HeaderMap) -> Json<Me> {
+pub async fn me(p: Principal) -> Json<Me> {
     Json(match p {
         Principal::Operator => Me::Operator { operator: true },
         Principal::Agent { agent, .. } => Me::Agent {
             agent: Agent::from(&agent),
-            ws_token: agent_token(&headers, app.config.secure_cookies).map(str::to_owned),
         },
     })
+}
+
+/// A single-use ticket for the agent socket's auth frame, valid for `expiresIn` seconds, bound
+/// to the caller's session (its logout kills it). By the session cookie or bearer token.
+#[utoipa::path(post, path = "/api/v1/auth/ws-ticket", tag = "auth",
+    responses((status = 200, body = WsTicket),
+              (status = 401, body = ErrorBody, description = "no live session"),
+              (status = 403, body = ErrorBody, description = "the operator token (it opens no agent socket)")))]
+pub async fn ws_ticket(State(app): State<AppState>, p: Principal) -> ApiResult<Json<WsTicket>> {
+    let ticket = app.accounts.ws_ticket(&p).await?;
+    Ok(Json(WsTicket {
+        ticket,
+        expires_in: WS_TICKET_TTL_SECONDS,
+    }))
 }

@@ -55,6 +55,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::logout))
         .routes(routes!(accounts::me))
+        .routes(routes!(accounts::ws_ticket))
         .routes(routes!(
             messengers::list_messengers,
             messengers::create_messenger

@@ -1,21 +1,28 @@
 //! Live events over WebSockets (CONTRACT §7).
 //!
 //! One task per socket: it authenticates the first frame, then selects over the client's
-//! frames, its hub subscription, a ping interval, the token's expiry and shutdown. The hub
-//! never waits for this task; if it falls behind it is told to resync.
+//! frames, its hub subscription, a ping interval, the token's expiry, its agent session's end
+//! and shutdown. The hub never waits for this task; if it falls behind it is told to resync.
+//!
+//! Every send goes through [`Link`]: it checks the agent's session first (nothing is pushed
+//! after a logout), races the session's end (a socket stuck in a send to a client that stopped
+//! reading still closes at once on logout), and gives up after [`SEND_TIMEOUT`] (the socket
+//! is dropped). Agent sockets also re-check their session in the store every
+//! [`RECHECK_EVERY`], and when the hub says notices may have been lost.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use confidant_core::time_fmt::now_millis;
 use confidant_core::{ContactScope, ConversationId, SiteId};
-use confidant_realtime::{Control, Recv, Topic};
+use confidant_realtime::{Recv, SessionNews, SessionWatch, Topic};
 use serde::Deserialize;
 
 use crate::api::frames::{ClientFrame, Party, Seq, ServerFrame};
@@ -26,13 +33,30 @@ use crate::http::auth::{check_own_origin, origin};
 use crate::http::extract::ApiQuery;
 use crate::service::accounts::Principal;
 use crate::service::conversations::Viewer;
+use crate::socket_caps::{Holder, Slot, address_key};
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(25);
 /// A peer silent for this long (no frame, no pong) is closed.
 const DEAD_AFTER: Duration = Duration::from_secs(60);
+/// A send to the client that has not completed after this long drops the socket (CONTRACT §5:
+/// a client that stopped reading).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing socket may take to send its close frame before the connection drops.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Agent sockets re-check their session in the store this often, a backstop to the notices.
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
+/// The largest client frame (and message) taken: the largest legitimate one is a send with a
+/// 10,000-character body (at most 40 KB of UTF-8) in its JSON frame. Larger: close 1009.
+pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 const CLOSE_AUTH: u16 = 4401;
 const CLOSE_ORIGIN: u16 = 4403;
+/// RFC 6455 "message too big".
+const CLOSE_TOO_BIG: u16 = 1009;
+/// The contact or agent session holds its cap of open sockets already (socket_caps.rs).
+const CLOSE_TOO_MANY: u16 = 4429;
+/// The Retry-After of an upgrade refused by the per-address cap.
+const RETRY_FULL_SECONDS: u64 = 10;
 /// How many conversations' positions one socket remembers (agents see a whole site).
 const MAX_TRACKED: usize = 10_000;
 
@@ -116,11 +140,13 @@ pub struct SocketQuery {
               (status = 403, body = ErrorBody, description = "origin_not_allowed")))]
 pub async fn contact_ws(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<SocketQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let ws = upgrade(ws)?;
+    let slot = address_slot(&app, peer)?;
     let origin = origin(&headers)?.map(str::to_owned);
     // A socket that names its messenger in the URL is checked before the upgrade; otherwise
     // after its auth frame (the messenger is in the token).
@@ -136,7 +162,7 @@ pub async fn contact_ws(
             return Err(ApiError::origin_not_allowed());
         }
     }
-    Ok(sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin)))
+    Ok(sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Contact, origin, slot)))
 }
 
 #[utoipa::path(get, path = "/api/v1/agent/ws", tag = "agent",
@@ -144,13 +170,22 @@ pub async fn contact_ws(
               (status = 403, body = ErrorBody, description = "origin_not_allowed")))]
 pub async fn agent_ws(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let ws = upgrade(ws)?;
+    let slot = address_slot(&app, peer)?;
     check_own_origin(&app, &headers)?;
     let origin = origin(&headers)?.map(str::to_owned);
-    Ok(sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin)))
+    Ok(sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin, slot)))
+}
+
+/// The socket's place under its client address's cap, or `429 rate_limited`.
+fn address_slot(app: &App, peer: SocketAddr) -> ApiResult<Slot> {
+    app.sockets
+        .take(Holder::Address(address_key(peer.ip())))
+        .ok_or_else(|| ApiError::rate_limited(RETRY_FULL_SECONDS))
 }
 
 /// A request that is not a WebSocket upgrade (no upgrade headers, a bad `Sec-WebSocket-Key` or
@@ -165,30 +200,137 @@ fn upgrade(
 /// idle sockets cost >100 KB each; frames here are small JSON, so 4 KiB buffers suffice
 /// (larger frames still work, the buffer grows).
 fn sized(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.max_message_size(64 * 1024)
-        .max_frame_size(64 * 1024)
+    ws.max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
+/// Whether a read failed on a frame or message over [`MAX_CLIENT_FRAME`].
+fn too_big(e: &axum::Error) -> bool {
+    use tungstenite::Error;
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<Error>())
+        .is_some_and(|e| matches!(e, Error::Capacity(_)))
+}
+
+/// Why a socket stops after a send did not go through.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// The client went away.
+    Gone,
+    /// A send did not complete within [`SEND_TIMEOUT`]: the client stopped reading.
+    Stalled,
+    /// The agent's session ended.
+    LoggedOut,
+}
+
+impl Stop {
+    /// The close frame to try, if any (a stalled or gone client gets none).
+    fn close(self) -> Option<(u16, &'static str)> {
+        match self {
+            Stop::LoggedOut => Some((CLOSE_AUTH, "logged out")),
+            Stop::Gone | Stop::Stalled => None,
+        }
+    }
+}
+
+/// The socket as its task writes to it: every send is bounded in time and races the end of
+/// the agent's session (see the module's doc).
+struct Link {
+    socket: WebSocket,
+    /// The agent socket's session; `None` on contact sockets.
+    session: Option<SessionWatch>,
+    /// Set by the first send that did not go through; nothing is sent after it.
+    stop: Option<Stop>,
+}
+
+impl Link {
+    async fn send(&mut self, message: Message) -> bool {
+        if self.stop.is_some() {
+            return false;
+        }
+        if self.session.as_ref().is_some_and(SessionWatch::has_ended) {
+            self.stop = Some(Stop::LoggedOut);
+            return false;
+        }
+        let Link {
+            socket, session, ..
+        } = self;
+        let outcome = tokio::select! {
+            biased;
+            _ = session_end(session) => Err(Stop::LoggedOut),
+            sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(message)) => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Stop::Gone),
+                Err(_) => {
+                    metrics::counter!("confidant_ws_stalled_total").increment(1);
+                    Err(Stop::Stalled)
+                }
+            },
+        };
+        match outcome {
+            Ok(()) => true,
+            Err(stop) => {
+                self.stop = Some(stop);
+                false
+            }
+        }
+    }
+
+    async fn frame(&mut self, frame: &ServerFrame<'_>) -> bool {
+        self.send(Message::Text(Utf8Bytes::from(frame.to_json())))
+            .await
+    }
+
+    async fn error(&mut self, code: &'static str, message: &str) -> bool {
+        self.frame(&ServerFrame::Error { code, message }).await
+    }
+
+    /// Try a close frame for a short while; the connection is dropped after it either way.
+    async fn close(&mut self, code: u16, reason: &str) {
+        let frame = Message::Close(Some(CloseFrame {
             code,
             reason: Utf8Bytes::from(reason.to_owned()),
-        })))
-        .await;
+        }));
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.socket.send(frame)).await;
+    }
+
+    /// Watch `token_hash`'s session from now on; `false` when it has already ended (the store
+    /// is checked after the watch starts, so an end in between is not missed).
+    async fn watch_session(&mut self, app: &App, token_hash: &str) -> bool {
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.token_hash() == token_hash)
+        {
+            return true;
+        }
+        self.session = Some(app.hub.watch_session(token_hash));
+        session_live(app, token_hash).await
+    }
 }
 
-async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame<'_>) -> bool {
-    socket
-        .send(Message::Text(Utf8Bytes::from(frame.to_json())))
-        .await
-        .is_ok()
+/// Resolves when the agent socket's session ends; never on a contact socket.
+async fn session_end(session: &mut Option<SessionWatch>) {
+    match session {
+        Some(s) => s.ended().await,
+        None => std::future::pending().await,
+    }
 }
 
-async fn send_error(socket: &mut WebSocket, code: &'static str, message: &str) -> bool {
-    send_frame(socket, &ServerFrame::Error { code, message }).await
+/// The agent socket's session news; never on a contact socket.
+async fn session_news(session: &mut Option<SessionWatch>) -> SessionNews {
+    match session {
+        Some(s) => s.news().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the session is still in the store. A store that does not answer counts as live for
+/// now: the socket asks again at the next re-check.
+async fn session_live(app: &App, token_hash: &str) -> bool {
+    app.accounts.session_live(token_hash).await.unwrap_or(true)
 }
 
 async fn authenticate(
@@ -215,7 +357,7 @@ async fn authenticate(
                 who: Who::Contact(session.scope),
             })
         }
-        Side::Agent => match app.accounts.authenticate(token).await {
+        Side::Agent => match app.accounts.authenticate_socket(token).await {
             Ok(Principal::Agent {
                 agent,
                 token_hash,
@@ -239,41 +381,68 @@ async fn authenticate(
     }
 }
 
-async fn run(app: Arc<App>, mut socket: WebSocket, side: Side, origin: Option<String>) {
+async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String>, _address: Slot) {
+    let mut link = Link {
+        socket,
+        session: None,
+        stop: None,
+    };
     // 1. The first frame authenticates, within 10 seconds (control frames do not count).
     let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
     let token = loop {
-        match tokio::time::timeout_at(deadline, socket.recv()).await {
+        match tokio::time::timeout_at(deadline, link.socket.recv()).await {
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
             Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str(&t) {
                 Ok(ClientFrame::Auth { token }) => break Some(token),
                 _ => break None,
             },
+            Ok(Some(Err(e))) if too_big(&e) => {
+                return link.close(CLOSE_TOO_BIG, "frames are at most 64 KiB").await;
+            }
             Ok(_) => break None,
             Err(_) => {
-                return close(&mut socket, CLOSE_AUTH, "no auth frame within 10 seconds").await;
+                return link
+                    .close(CLOSE_AUTH, "no auth frame within 10 seconds")
+                    .await;
             }
         }
     };
     let Some(token) = token else {
-        return close(&mut socket, CLOSE_AUTH, "the first frame must be auth").await;
+        return link.close(CLOSE_AUTH, "the first frame must be auth").await;
     };
     let mut authed = match authenticate(&app, side, origin.as_deref(), &token).await {
         Ok(a) => a,
-        Err((code, why)) => return close(&mut socket, code, why).await,
+        Err((code, why)) => return link.close(code, why).await,
+    };
+    let holder = match &authed.who {
+        Who::Contact(scope) => Holder::Contact(scope.contact),
+        Who::Agent { token_hash, .. } => Holder::Session(token_hash.clone()),
+    };
+    let Some(_holder) = app.sockets.take(holder) else {
+        let why = match side {
+            Side::Contact => "too many open sockets for this contact",
+            Side::Agent => "too many open sockets for this session",
+        };
+        return link.close(CLOSE_TOO_MANY, why).await;
     };
     let topic = match &authed.who {
         Who::Contact(scope) => Topic::Contact(scope.contact.to_string()),
-        Who::Agent { site, .. } => Topic::Site(site.0),
+        Who::Agent {
+            site, token_hash, ..
+        } => {
+            if !link.watch_session(&app, token_hash).await {
+                return link.close(CLOSE_AUTH, "logged out").await;
+            }
+            Topic::Site(site.0)
+        }
     };
     let mut sub = app.hub.subscribe(topic);
-    let mut control = app.hub.subscribe_control();
     let mut shutdown = app.shutdown.clone();
     let ready = ServerFrame::Ready {
         expires_at: Some(authed.expires_at),
     };
-    if !send_frame(&mut socket, &ready).await {
-        return;
+    if !link.frame(&ready).await {
+        return finish(&mut link, None).await;
     }
     metrics::gauge!("confidant_ws_connections", "side" => side.label()).increment(1.0);
     let mut conn = Conn {
@@ -282,48 +451,63 @@ async fn run(app: Arc<App>, mut socket: WebSocket, side: Side, origin: Option<St
     };
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.tick().await;
     let mut last_heard = tokio::time::Instant::now();
 
     let reason = loop {
+        if let Some(stop) = link.stop {
+            break stop.close();
+        }
         let expiry = expiry_instant(authed.expires_at);
         tokio::select! {
-            frame = socket.recv() => {
+            frame = link.socket.recv() => {
                 last_heard = tokio::time::Instant::now();
                 match frame {
                     Some(Ok(Message::Text(t))) => {
-                        if let Err((code, why)) = conn.client_frame(&mut socket, side, origin.as_deref(), &mut authed, &t).await {
+                        if let Err((code, why)) = conn.client_frame(&mut link, side, origin.as_deref(), &mut authed, &t).await {
                             break Some((code, why));
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        if !send_error(&mut socket, "invalid_request", "frames are JSON text").await { break None; }
+                        link.error("invalid_request", "frames are JSON text").await;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(e)) if too_big(&e) => break Some((CLOSE_TOO_BIG, "frames are at most 64 KiB")),
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
                 }
             }
             ev = sub.recv() => {
-                if !conn.hub_event(&mut socket, &authed.who, ev).await { break None; }
-            }
-            c = control.recv() => {
-                if let (Ok(Control::SessionEnded { token_hash }), Who::Agent { token_hash: mine, .. }) = (&c, &authed.who)
-                    && token_hash == mine
-                {
-                    break Some((CLOSE_AUTH, "logged out"));
+                if !conn.hub_event(&mut link, &authed.who, ev).await && link.stop.is_none() {
+                    break None;
                 }
+            }
+            news = session_news(&mut link.session) => {
+                if news == SessionNews::Ended || !conn.session_still_live(&authed.who).await {
+                    break Stop::LoggedOut.close();
+                }
+            }
+            _ = recheck.tick() => {
+                if !conn.session_still_live(&authed.who).await { break Stop::LoggedOut.close(); }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > DEAD_AFTER { break None; }
-                if socket.send(Message::Ping(Default::default())).await.is_err() { break None; }
+                link.send(Message::Ping(Default::default())).await;
             }
             _ = tokio::time::sleep_until(expiry) => break Some((CLOSE_AUTH, "the token expired")),
             _ = shutdown.changed() => break Some((1001, "the server is restarting")),
         }
     };
-    if let Some((code, why)) = reason {
-        close(&mut socket, code, why).await;
-    }
+    finish(&mut link, reason).await;
     metrics::gauge!("confidant_ws_connections", "side" => side.label()).decrement(1.0);
+}
+
+/// Close with `reason` if there is one (briefly: a client that stopped reading does not hold
+/// the task), then the connection drops with the task.
+async fn finish(link: &mut Link, reason: Option<(u16, &'static str)>) {
+    if let Some((code, why)) = reason {
+        link.close(code, why).await;
+    }
 }
 
 fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
@@ -348,7 +532,7 @@ struct Run {
 impl Conn {
     async fn client_frame(
         &mut self,
-        socket: &mut WebSocket,
+        link: &mut Link,
         side: Side,
         origin: Option<&str>,
         authed: &mut Authed,
@@ -362,7 +546,7 @@ impl Conn {
                 } else {
                     "frames are JSON objects"
                 };
-                send_error(socket, "invalid_request", why).await;
+                link.error("invalid_request", why).await;
                 return Ok(());
             }
         };
@@ -374,11 +558,16 @@ impl Conn {
                 if !fresh.who.same_subject(&authed.who) {
                     return Err((CLOSE_AUTH, "the new token names someone else"));
                 }
+                if let Who::Agent { token_hash, .. } = &fresh.who
+                    && !link.watch_session(&self.app, token_hash).await
+                {
+                    return Err((CLOSE_AUTH, "logged out"));
+                }
                 *authed = fresh;
                 let ready = ServerFrame::Ready {
                     expires_at: Some(authed.expires_at),
                 };
-                send_frame(socket, &ready).await;
+                link.frame(&ready).await;
             }
             ClientFrame::Resume {
                 conversation_id,
@@ -390,11 +579,11 @@ impl Conn {
                 };
                 match visible {
                     Some(conv) => {
-                        self.resume(socket, &viewer, conv.conversation_id, after)
+                        self.resume(link, &viewer, conv.conversation_id, after)
                             .await
                     }
                     None => {
-                        send_error(socket, "not_found", "conversation not found").await;
+                        link.error("not_found", "conversation not found").await;
                     }
                 }
             }
@@ -431,27 +620,26 @@ impl Conn {
                 }
             }
             ClientFrame::Ping => {
-                send_frame(socket, &ServerFrame::Pong).await;
+                link.frame(&ServerFrame::Pong).await;
             }
         }
         Ok(())
     }
 
+    /// The re-check of an agent socket's session in the store (contact sockets have none).
+    async fn session_still_live(&self, who: &Who) -> bool {
+        match who {
+            Who::Agent { token_hash, .. } => session_live(&self.app, token_hash).await,
+            Who::Contact(_) => true,
+        }
+    }
+
     /// Send what the client missed after `after`, then go on live.
-    async fn resume(
-        &mut self,
-        socket: &mut WebSocket,
-        viewer: &Viewer,
-        id: ConversationId,
-        after: i64,
-    ) {
+    async fn resume(&mut self, link: &mut Link, viewer: &Viewer, id: ConversationId, after: i64) {
         let run = match self.sent.get(&id).copied() {
             // What lies before the run was never sent on this socket.
             Some(r) if after + 1 < r.first => {
-                match self
-                    .send_stored(socket, viewer, id, after, r.first - 1)
-                    .await
-                {
+                match self.send_stored(link, viewer, id, after, r.first - 1).await {
                     Some(_) => Run {
                         first: after + 1,
                         last: r.last,
@@ -470,7 +658,7 @@ impl Conn {
             },
         };
         self.track(id, run);
-        self.fill(socket, viewer, id, i64::MAX).await;
+        self.fill(link, viewer, id, i64::MAX).await;
     }
 
     fn track(&mut self, conv: ConversationId, run: Run) {
@@ -484,7 +672,7 @@ impl Conn {
     /// last seq sent (`after` when none), or `None` if the socket failed.
     async fn send_stored(
         &mut self,
-        socket: &mut WebSocket,
+        link: &mut Link,
         viewer: &Viewer,
         conv: ConversationId,
         mut after: i64,
@@ -504,7 +692,10 @@ impl Conn {
             }
             for m in page.iter().take_while(|m| m.seq <= upto) {
                 let message = api::Message::from(m);
-                if !send_frame(socket, &ServerFrame::Message { message: &message }).await {
+                if !link
+                    .frame(&ServerFrame::Message { message: &message })
+                    .await
+                {
                     return None;
                 }
                 after = m.seq;
@@ -519,7 +710,7 @@ impl Conn {
     /// Send the stored messages of `conv` after the run this socket has sent, up to `upto`.
     async fn fill(
         &mut self,
-        socket: &mut WebSocket,
+        link: &mut Link,
         viewer: &Viewer,
         conv: ConversationId,
         upto: i64,
@@ -527,7 +718,7 @@ impl Conn {
         let Some(run) = self.sent.get(&conv).copied() else {
             return true;
         };
-        match self.send_stored(socket, viewer, conv, run.last, upto).await {
+        match self.send_stored(link, viewer, conv, run.last, upto).await {
             Some(last) => {
                 self.track(conv, Run { last, ..run });
                 true
@@ -536,7 +727,7 @@ impl Conn {
         }
     }
 
-    async fn hub_event(&mut self, socket: &mut WebSocket, who: &Who, ev: Recv) -> bool {
+    async fn hub_event(&mut self, link: &mut Link, who: &Who, ev: Recv) -> bool {
         match ev {
             Recv::Event(e) => {
                 // A contact sees only the conversations of its token's messenger and kind.
@@ -556,7 +747,7 @@ impl Conn {
                         Some(r) if e.seq <= r.last => return true,
                         Some(r) if e.seq > r.last + 1 => {
                             // A gap (a lagged queue, a lost or late bus message): fill it from the store.
-                            return self.fill(socket, &who.viewer(), conv, e.seq).await;
+                            return self.fill(link, &who.viewer(), conv, e.seq).await;
                         }
                         Some(r) => self.track(conv, Run { last: e.seq, ..r }),
                         None => self.track(
@@ -570,21 +761,16 @@ impl Conn {
                     metrics::histogram!("confidant_push_latency_seconds")
                         .record((now_millis() - e.sent_at_ms).max(0) as f64 / 1000.0);
                 }
-                socket
-                    .send(Message::Text(Utf8Bytes::from(e.frame.to_string())))
+                link.send(Message::Text(Utf8Bytes::from(e.frame.to_string())))
                     .await
-                    .is_ok()
             }
             Recv::Lagged(_) => {
                 // Events were dropped: messages of conversations with later events are filled
                 // from the store (the runs stay, so nothing is sent twice), but others, and
                 // typing/read/conversation events, are lost: the client resumes what it shows.
-                send_frame(
-                    socket,
-                    &ServerFrame::Resync {
-                        conversation_id: None,
-                    },
-                )
+                link.frame(&ServerFrame::Resync {
+                    conversation_id: None,
+                })
                 .await
             }
             Recv::Closed => false,

@@ -7,7 +7,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use confidant_core::time_fmt::now_millis;
 use confidant_core::{AgentId, SiteId};
-use confidant_realtime::{Control, Hub};
+use confidant_realtime::Hub;
 use confidant_store::{AgentRow, SiteRow, Store, StoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -16,6 +16,10 @@ use crate::tokens::{constant_time_eq, random_token, token_hash};
 
 /// Agent sessions last 12 hours.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+/// How long a WebSocket ticket stays usable, in seconds.
+pub const WS_TICKET_TTL_SECONDS: i64 = 60;
+/// WebSocket tickets start so; session tokens start with `cfs_`.
+const WS_TICKET_PREFIX: &str = "cwt_";
 /// Failed logins in a row before the lockout, and how long it lasts (CONTRACT §5).
 const LOCKOUT_AFTER: i64 = 6;
 const LOCKOUT_MS: i64 = 15 * 60 * 1000;
@@ -131,7 +135,11 @@ impl Accounts {
         if token.len() > 256 {
             return Err(ApiError::unauthorized("invalid token"));
         }
-        let hash = token_hash(token);
+        self.session(token_hash(token)).await
+    }
+
+    /// The agent session with this token hash.
+    async fn session(&self, hash: String) -> ApiResult<Principal> {
         match self.store.get_session(&hash, now_millis()).await? {
             Some(s) => Ok(Principal::Agent {
                 agent: s.agent,
@@ -142,6 +150,63 @@ impl Accounts {
                 "the session is invalid or has ended",
             )),
         }
+    }
+
+    /// A single-use ticket that opens one agent socket of this session within
+    /// [`WS_TICKET_TTL_SECONDS`]: what a browser page uses instead of the session token, which
+    /// it never gets to see (the cookie is HttpOnly). Stored hashed, so any server process
+    /// takes it; a logout deletes it with the session.
+    pub async fn ws_ticket(&self, p: &Principal) -> ApiResult<String> {
+        let Principal::Agent {
+            token_hash: session,
+            ..
+        } = p
+        else {
+            return Err(ApiError::forbidden(
+                "the operator token opens no agent socket; log in as an agent",
+            ));
+        };
+        let ticket = format!("{WS_TICKET_PREFIX}{}", random_token());
+        let now = now_millis();
+        self.store
+            .create_ws_ticket(
+                &token_hash(&ticket),
+                session,
+                now,
+                now + WS_TICKET_TTL_SECONDS * 1000,
+            )
+            .await?;
+        Ok(ticket)
+    }
+
+    /// An agent socket's auth token: a ticket (used up here) or a session token.
+    pub async fn authenticate_socket(&self, token: &str) -> ApiResult<Principal> {
+        if !token.starts_with(WS_TICKET_PREFIX) {
+            return self.authenticate(token).await;
+        }
+        if token.len() > 256 {
+            return Err(ApiError::unauthorized("invalid ticket"));
+        }
+        match self
+            .store
+            .take_ws_ticket(&token_hash(token), now_millis())
+            .await?
+        {
+            Some(session) => self.session(session).await,
+            None => Err(ApiError::unauthorized(
+                "the ticket is invalid, used or expired",
+            )),
+        }
+    }
+
+    /// Whether the agent session with this token hash is still live: the sockets' re-check
+    /// of their session, beside the notices of its end.
+    pub async fn session_live(&self, token_hash: &str) -> ApiResult<bool> {
+        Ok(self
+            .store
+            .get_session(token_hash, now_millis())
+            .await?
+            .is_some())
     }
 
     pub async fn create_site(&self, name: &str) -> ApiResult<SiteRow> {
@@ -181,8 +246,7 @@ impl Accounts {
                 other => other.into(),
             })?;
         for token_hash in ended {
-            self.hub
-                .publish_control(Control::SessionEnded { token_hash });
+            self.hub.end_session(&token_hash);
         }
         Ok(())
     }
@@ -226,9 +290,7 @@ impl Accounts {
     pub async fn logout(&self, p: &Principal) -> ApiResult<()> {
         if let Principal::Agent { token_hash, .. } = p {
             self.store.delete_session(token_hash).await?;
-            self.hub.publish_control(Control::SessionEnded {
-                token_hash: token_hash.clone(),
-            });
+            self.hub.end_session(token_hash);
         }
         Ok(())
     }

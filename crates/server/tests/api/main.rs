@@ -16,6 +16,7 @@ mod jwks;
 mod openapi;
 mod scale;
 mod smoke;
+mod sockets;
 mod ws;
 
 /// The server binary this crate builds.

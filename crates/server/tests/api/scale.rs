@@ -160,6 +160,44 @@ async fn tokens_and_logout_hold_across_nodes() {
 }
 
 #[tokio::test]
+async fn a_logout_on_one_node_closes_a_stalled_socket_on_the_other() {
+    if !enabled("a_logout_on_one_node_closes_a_stalled_socket_on_the_other") {
+        return;
+    }
+    let nats = Nats::start();
+    let (a, b) = two_nodes(&nats).await;
+    let (site, messenger) = a.site_with_messenger().await;
+    let mark = a
+        .messenger_of(site, &messenger)
+        .contact("mark@example.test")
+        .await;
+    let agent = a.site_of(site).agent("leaver@example.test", "agent").await;
+    // An agent socket on B whose client never reads (a tiny receive buffer), stuck in a send
+    // after 180 × 40 KB messages.
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(4096).expect("rcvbuf");
+    let tcp = tcp.connect(b.addr).await.expect("connect");
+    let mut slow = Socket::connect_over(&b.ws_url(AGENT_WS), tcp).await;
+    slow.auth(&agent.token).await;
+    let body = "😀".repeat(10_000);
+    for i in 0..180 {
+        mark.send(&format!("c-{i}"), &body).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.server().open_sockets(), 1);
+    // The logout on A lets B go of the socket, though it is stuck in a send.
+    assert_eq!(agent.logout().await, 204);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while b.server().open_sockets() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B still holds the stalled socket after the logout on A"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_security_change_on_one_node_governs_authorize_on_the_other() {
     if !enabled("a_security_change_on_one_node_governs_authorize_on_the_other") {
         return;

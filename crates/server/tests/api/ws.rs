@@ -380,22 +380,46 @@ async fn resume_delivers_exactly_the_missed_messages_in_order() {
 
 #[tokio::test]
 async fn a_slow_reader_neither_delays_others_nor_silently_misses_messages() {
+    const LAST: i64 = 1_300;
     let s = Desk::open().await;
     let first = s.mark.send("c-1", "start").await;
     let conv = conversation_of(&first);
 
-    // The slow agent socket has a tiny receive buffer and stops reading after ready, so the
-    // server's writes to it block and its queue (1,024 events) overflows.
+    // The slow agent socket has a tiny receive buffer and stops reading after ready until the
+    // sends are done, so the server's writes to it block and its queue (1,024 events)
+    // overflows. (Large bodies fill the buffers, then small ones keep the sends quick: a socket
+    // whose sends stall for 10 seconds is dropped, CONTRACT §5.)
     let tcp = tokio::net::TcpSocket::new_v4().unwrap();
     tcp.set_recv_buffer_size(4096).unwrap();
     let tcp = tcp.connect(s.app.addr).await.unwrap();
     let mut slow = Socket::connect_over(&s.app.ws_url(AGENT_WS), tcp).await;
     slow.auth(&s.agent.token).await;
     let (mut fast, _) = s.agent.socket().await;
+    let (all_sent_tx, mut all_sent_rx) = tokio::sync::watch::channel(false);
+    let slow_reader = tokio::spawn(async move {
+        let mut last = 0;
+        let mut resync = false;
+        all_sent_rx.changed().await.unwrap();
+        while last < LAST {
+            let v = match slow.next_within(Duration::from_secs(20)).await {
+                Got::Json(v) => v,
+                Got::Closed(c) => panic!("the slow socket was closed ({c:?})"),
+            };
+            match v["type"].as_str() {
+                Some("resync") => resync = true,
+                Some("message") => {
+                    let seq = v["message"]["seq"].as_i64().unwrap();
+                    assert!(seq > last, "seq {seq} after {last}");
+                    last = seq;
+                }
+                _ => {}
+            }
+        }
+        resync
+    });
 
     // Large bodies (10,000 four-byte characters) so the socket buffers fill quickly.
-    const LAST: i64 = 1_300;
-    let body = "😀".repeat(10_000);
+    let big = "😀".repeat(10_000);
     let reader = tokio::spawn(async move {
         let mut want = 2;
         while want <= LAST {
@@ -410,13 +434,15 @@ async fn a_slow_reader_neither_delays_others_nor_silently_misses_messages() {
     });
     futures_util::stream::iter(2..=LAST)
         .for_each_concurrent(16, |i| {
-            let (agent, conv, body) = (&s.agent, &conv, &body);
+            let (agent, conv) = (&s.agent, &conv);
+            let body = if i <= 160 { big.as_str() } else { "small" };
             async move {
                 agent.send(conv, &format!("a-{i}"), body).await;
             }
         })
         .await;
     let all_sent = std::time::Instant::now();
+    all_sent_tx.send_replace(true);
     let fast_done = tokio::time::timeout(Duration::from_secs(30), reader)
         .await
         .expect("the fast socket was held up")
@@ -426,24 +452,12 @@ async fn a_slow_reader_neither_delays_others_nor_silently_misses_messages() {
         "the fast socket lagged behind"
     );
 
-    // The slow one reads again: it is told to resync, and nothing it gets is repeated.
-    let mut last = 0;
-    let mut resync = false;
-    while last < LAST {
-        let v = match slow.next_within(Duration::from_secs(20)).await {
-            Got::Json(v) => v,
-            Got::Closed(c) => panic!("the slow socket was closed ({c:?})"),
-        };
-        match v["type"].as_str() {
-            Some("resync") => resync = true,
-            Some("message") => {
-                let seq = v["message"]["seq"].as_i64().unwrap();
-                assert!(seq > last, "seq {seq} after {last}");
-                last = seq;
-            }
-            _ => {}
-        }
-    }
+    // The slow one reads at full speed now: it was told to resync, and nothing it got was
+    // repeated.
+    let resync = tokio::time::timeout(Duration::from_secs(120), slow_reader)
+        .await
+        .expect("the slow socket never caught up")
+        .unwrap();
     assert!(resync, "a slow socket is told to resync");
 }
 
