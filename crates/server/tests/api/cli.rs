@@ -177,15 +177,20 @@ fn sigterm_ends_serve_with_zero() {
 fn demo(
     database_url: &str,
     data_dir: &std::path::Path,
+    master_key_file: Option<&str>,
 ) -> Result<(std::process::Child, String), (Option<i32>, String)> {
+    let mut args = vec![
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        database_url,
+    ];
+    if let Some(key) = master_key_file {
+        args.extend(["--master-key-file", key]);
+    }
     let mut child = Command::new(BIN)
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ])
+        .args(args)
         .env("CONFIDANT_DATA_DIR", data_dir)
         .env(
             "CONFIDANT_ADMIN_TOKEN",
@@ -238,10 +243,10 @@ async fn demo_refuses_a_database_with_a_site_it_did_not_make() {
     app.stop().await;
 
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let url = app.database_url.clone();
+    let (url, key) = (app.database_url.clone(), app.master_key_file.clone());
     let refused = tokio::task::spawn_blocking({
         let dir = data_dir.path().to_path_buf();
-        move || demo(&url, &dir)
+        move || demo(&url, &dir, Some(&key))
     })
     .await
     .expect("demo");
@@ -258,7 +263,12 @@ async fn demo_refuses_a_database_with_a_site_it_did_not_make() {
     assert!(lines[0].contains("did not make"), "{stderr}");
 
     // The site is untouched: no demo agent, its one messenger.
-    let server = confidant_testkit::ServerProcess::start(BIN, &app.database_url, &[]).await;
+    let server = confidant_testkit::ServerProcess::start(
+        BIN,
+        &app.database_url,
+        &["--master-key-file", &app.master_key_file],
+    )
+    .await;
     let op = Some(confidant_testkit::OPERATOR);
     let agents: serde_json::Value = server
         .get("/api/v1/sites/10000/agents", op)
@@ -284,7 +294,7 @@ async fn demo_starts_again_on_its_own_database() {
     let (first, second) = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
         for _ in 0..2 {
-            match demo(&url, &dir) {
+            match demo(&url, &dir, None) {
                 Ok((mut child, password)) => {
                     let _ = child.kill();
                     let _ = child.wait();
