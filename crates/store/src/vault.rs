@@ -655,7 +655,6 @@ impl crate::Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreError;
     use crate::batch::tests::{contact_send, finish, stores};
 
     #[tokio::test]

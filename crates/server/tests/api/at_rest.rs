@@ -32,11 +32,11 @@ struct Binary {
 impl Binary {
     async fn start(data_dir: &Path, extra: &[&str], log: &Path) -> Binary {
         let mut child = command(data_dir, extra, log);
-        let port = extra
+        let port: u16 = extra
             .iter()
             .position(|a| *a == "--listen")
-            .map(|i| extra[i + 1].rsplit(':').next().unwrap().parse().unwrap())
-            .unwrap();
+            .and_then(|i| extra[i + 1].rsplit(':').next()?.parse().ok())
+            .expect("--listen 127.0.0.1:<port>");
         let http = Http::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -187,7 +187,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// `pg_dump` of the PostgreSQL database.
 fn database_copy(database_url: &str) -> Vec<u8> {
     if let Some(rest) = database_url.strip_prefix("sqlite://") {
-        let file = PathBuf::from(rest.split('?').next().unwrap());
+        let file = PathBuf::from(rest.split('?').next().expect("a path"));
         let mut bytes = std::fs::read(&file).expect("the database file");
         let wal = PathBuf::from(format!("{}-wal", file.display()));
         bytes.extend(std::fs::read(&wal).expect("the WAL (the server runs)"));
