@@ -25,7 +25,7 @@ pub const PER_SESSION: usize = 20;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Holder {
-    /// A client address, IPv6 cut to its /64 (see [`address_key`]).
+    /// A client address, IPv6 cut to its /64 (`limits::limit_key`).
     Address(IpAddr),
     Contact(ContactId),
     /// An agent session, by its token hash.
@@ -100,18 +100,6 @@ impl Drop for Slot {
     }
 }
 
-/// The address a cap counts: IPv4 as it is (an IPv4-mapped IPv6 address too), IPv6 cut to its
-/// /64, since one client is usually given a whole /64.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +120,7 @@ mod tests {
 
     #[test]
     fn the_address_cap_counts_a_v6_64_as_one_and_lifts_with_rate_limits_off() {
+        use crate::limits::limit_key as address_key;
         let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
         let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");

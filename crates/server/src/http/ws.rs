@@ -33,7 +33,7 @@ use crate::http::auth::{check_own_origin, origin};
 use crate::http::extract::ApiQuery;
 use crate::service::accounts::Principal;
 use crate::service::conversations::Viewer;
-use crate::socket_caps::{Holder, Slot, address_key};
+use crate::socket_caps::{Holder, Slot};
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(25);
@@ -146,7 +146,7 @@ pub async fn contact_ws(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let ws = upgrade(ws)?;
-    let slot = address_slot(&app, peer)?;
+    let slot = address_slot(&app, peer, &headers)?;
     let origin = origin(&headers)?.map(str::to_owned);
     // A socket that names its messenger in the URL is checked before the upgrade; otherwise
     // after its auth frame (the messenger is in the token).
@@ -175,16 +175,17 @@ pub async fn agent_ws(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let ws = upgrade(ws)?;
-    let slot = address_slot(&app, peer)?;
+    let slot = address_slot(&app, peer, &headers)?;
     check_own_origin(&app, &headers)?;
     let origin = origin(&headers)?.map(str::to_owned);
     Ok(sized(ws).on_upgrade(move |socket| run(app.0, socket, Side::Agent, origin, slot)))
 }
 
-/// The socket's place under its client address's cap, or `429 rate_limited`.
-fn address_slot(app: &App, peer: SocketAddr) -> ApiResult<Slot> {
+/// The socket's place under its client address's cap (the address the rate limits key on:
+/// the peer, or what a trusted proxy says; IPv6 by /64), or `429 rate_limited`.
+fn address_slot(app: &App, peer: SocketAddr, headers: &HeaderMap) -> ApiResult<Slot> {
     app.sockets
-        .take(Holder::Address(address_key(peer.ip())))
+        .take(Holder::Address(app.limits.client_key(peer.ip(), headers)))
         .ok_or_else(|| ApiError::rate_limited(RETRY_FULL_SECONDS))
 }
 
