@@ -9,7 +9,7 @@ Baselines: a route that does no work (/livez), the raw crypto of the library Con
 the floor program (bench/floor: parse, verify, sign, answer — nothing else), and Matrix Synapse
 doing the same jobs (../shared/peers/synapse/run.sh).
 """
-import argparse, json, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, json, os, re, urllib.error, urllib.request, resource, shutil, signal, socket, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(__file__))
 from lib import call, hs256  # noqa: E402
 
@@ -42,6 +42,21 @@ def wait_port(port, timeout=30):
     raise SystemExit(f"nothing listens on {port}")
 
 
+def wait_ready(port, timeout=60):
+    """The port answers before the database is open (/healthz says "starting" with a 503)."""
+    wait_port(port, timeout)
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"the server on {port} never became ready")
+
+
 def wrk(url, script=None, duration=10):
     cmd = ["wrk", "-t2", "-c16", f"-d{duration}s"] + (["-s", script] if script else []) + [url]
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
@@ -71,11 +86,15 @@ class Server:
             url = "postgres://postgres@127.0.0.1:5432/confidant_bench"
         self.url = url
         env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir, RUST_LOG="warn")
+        if peer_of is not None:
+            # Every process on one database shares its master key.
+            env["CONFIDANT_MASTER_KEY_FILE"] = os.path.join(peer_of.dir, "master.key")
+        self.env = env
         extra = (["--bus-url", bus] if bus else []) + (["--public-url", peer_of.base] if peer_of else [])
         # The JWKS cases serve their set on loopback: a private URL.
         self.p = subprocess.Popen([BIN[0], "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off", "--allow-private-urls", "on", *extra],
                                   env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
-        wait_port(self.port)
+        wait_ready(self.port)
         self.base = f"http://127.0.0.1:{self.port}"
         self.site = peer_of.site if peer_of else call("POST", f"{self.base}/api/v1/sites", {"name": "bench"}, OP)["siteId"]
 
@@ -89,9 +108,8 @@ class Server:
     def restart(self):
         """Stop (keeping the data) and start again on the same database and port."""
         self.p.send_signal(signal.SIGTERM); self.p.wait(10)
-        env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir, RUST_LOG="warn")
-        self.p = subprocess.Popen(self.p.args, env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "a"))
-        wait_port(self.port)
+        self.p = subprocess.Popen(self.p.args, env=self.env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "a"))
+        wait_ready(self.port)
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -299,7 +317,10 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if not shutil.which("wrk"):
         subprocess.run("apt-get update -qq && apt-get install -y -qq wrk", shell=True, check=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "confidant", "-p", "confidant-floor"], cwd=ROOT, check=True)
+    # With --binary the server is given; the floor program is built only when missing.
+    if not a.binary or not os.path.exists(os.path.join(REL, "confidant-floor")):
+        pkgs = ["-p", "confidant-floor"] + ([] if a.binary else ["-p", "confidant"])
+        subprocess.run(["cargo", "build", "--release", "-q", *pkgs], cwd=ROOT, check=True)
     print(f"machine: {os.cpu_count()} cores; wrk -t2 -c16 -d{d}s; load generator on the same cores", flush=True)
 
     if want("crypto"):
