@@ -109,7 +109,8 @@ class Server:
         """Stop (keeping the data) and start again on the same database and port."""
         self.p.send_signal(signal.SIGTERM); self.p.wait(10)
         self.p = subprocess.Popen(self.p.args, env=self.env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "a"))
-        wait_ready(self.port)
+        # A start may first seal rows stored in clear (seed_messages): allow it time.
+        wait_ready(self.port, timeout=900)
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -182,6 +183,9 @@ def seed_messages(db, conversation, n):
     c.executemany("INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     c.execute("UPDATE conversations SET last_seq = ? WHERE conversation_id = ?", (last + n, conversation))
+    # The rows are in clear: mark the database the way an upgrade from a clear database is
+    # marked (migration 0003), so that the next start seals them (vault.rs).
+    c.execute("INSERT OR REPLACE INTO vault_state (name, value) VALUES ('clear_data', 'seal on start')")
     c.commit(); c.close()
     return last + n
 

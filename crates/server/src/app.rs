@@ -195,7 +195,8 @@ fn operator_token(config: &Config) -> anyhow::Result<SecretString> {
         }
     }
     let token = format!("cop_{}", random_token());
-    write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    confidant_store::write_new_private(&path, &token)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     println!(
         "operator token (printed once, kept in {}): {token}",
         path.display()
@@ -226,20 +227,6 @@ pub fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-pub(crate) fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")
 }
 
 /// `confidant rotate-keys`: a new signing key now; the old one stays published until every
