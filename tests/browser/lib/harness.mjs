@@ -61,7 +61,8 @@ export function freshDataDir() {
 }
 
 /**
- * Start `confidant demo|serve` on 127.0.0.1:port. Resolves once /livez answers, with
+ * Start `confidant demo|serve` on 127.0.0.1:port. Resolves once /healthz answers 200 (the port
+ * answers "starting" with a 503 until the store is open), with
  * { proc, port, url, dataDir, output(), demo: {email, password, messengerId}? }.
  */
 export async function startServer({ mode = 'demo', port, dataDir, args = [], env = {} } = {}) {
@@ -96,7 +97,7 @@ export async function startServer({ mode = 'demo', port, dataDir, args = [], env
   await Promise.race([
     waitFor(
       async () => {
-        const res = await fetch(`${url}/livez`);
+        const res = await fetch(`${url}/healthz`);
         return res.ok;
       },
       { timeout: 30000, interval: 100, what: `confidant on ${url}` },
