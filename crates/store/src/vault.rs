@@ -300,7 +300,7 @@ impl Vault {
         .bind(DATA_KEY_VERSION)
         .bind(&self.master.id)
         .bind(wrapped)
-        .bind(now_secs())
+        .bind(confidant_core::time_fmt::now_millis())
         .execute(&self.write)
         .await?;
         self.load(site.0, DATA_KEY_VERSION)
@@ -436,12 +436,6 @@ fn parse_sealed(text: &str) -> Option<(i64, i64, &str)> {
     Some((site, version, parts.next()?))
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Resolve the master key at start: the file's key, or a new one written to `path` (0600) when
 /// the file does not exist AND the database holds no encrypted data. Never overwrites a file.
 pub(crate) async fn master_key(path: &Path, read: &AnyPool) -> anyhow::Result<MasterKey> {
@@ -515,7 +509,7 @@ pub(crate) async fn rotate(
         .bind(version)
         .bind(new.id())
         .bind(new.wrap(site, version, &key))
-        .bind(now_secs())
+        .bind(confidant_core::time_fmt::now_millis())
         .execute(&mut *tx)
         .await?;
         rewrapped += done.rows_affected() as usize;
@@ -549,6 +543,31 @@ pub(crate) async fn rotate(
 }
 
 impl crate::Store {
+    /// Seal one value stored in clear, in place: `(table, column, key column)`, the row's key
+    /// and the value as stored. A value that already opens is left as it is (false).
+    async fn seal_in_place(
+        &self,
+        (table, column, key): (&'static str, &'static str, &'static str),
+        id: &str,
+        site: SiteId,
+        stored: &str,
+        clear: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<bool> {
+        let place = place(&format!("{table}.{column}"), id);
+        if self.vault.open(&place, stored).await.is_ok() {
+            return Ok(false);
+        }
+        let text = self.vault.seal(site, &place, &clear()?).await?;
+        // The names are this module's literals, never input.
+        let sql = format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(text)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(true)
+    }
+
     /// An upgrade from a database that kept values in clear (marked by migration 0003): seal
     /// them in place, in chunks, then drop the mark. A value that already opens is left as it
     /// is, so a run interrupted part-way simply goes on at the next start. After this, every
@@ -562,7 +581,6 @@ impl crate::Store {
             return Ok(());
         }
         tracing::info!("sealing the values an older version stored in clear");
-        let vault = &self.vault;
         let mut sealed = 0usize;
         // Messages, by id (keyset pages of 500), with their conversation's site.
         let mut after = String::new();
@@ -580,18 +598,11 @@ impl crate::Store {
             for r in &rows {
                 let id: String = r.try_get("message_id")?;
                 let body: String = r.try_get("body")?;
-                let place = place("messages.body", &id);
-                if vault.open(&place, &body).await.is_ok() {
-                    continue;
-                }
                 let site = SiteId(r.try_get("site_id")?);
-                let text = vault.seal(site, &place, body.as_bytes()).await?;
-                sqlx::query("UPDATE messages SET body = $1 WHERE message_id = $2")
-                    .bind(text)
-                    .bind(&id)
-                    .execute(&self.write)
-                    .await?;
-                sealed += 1;
+                let column = ("messages", "body", "message_id");
+                sealed += self
+                    .seal_in_place(column, &id, site, &body, || Ok(body.clone().into_bytes()))
+                    .await? as usize;
             }
         }
         for r in sqlx::query("SELECT messenger_id, site_id, security FROM messengers")
@@ -600,19 +611,13 @@ impl crate::Store {
         {
             let id: String = r.try_get("messenger_id")?;
             let security: String = r.try_get("security")?;
-            let place = place("messengers.security", &id);
-            if vault.open(&place, &security).await.is_ok() {
-                continue;
-            }
-            let text = vault
-                .seal(SiteId(r.try_get("site_id")?), &place, security.as_bytes())
-                .await?;
-            sqlx::query("UPDATE messengers SET security = $1 WHERE messenger_id = $2")
-                .bind(text)
-                .bind(&id)
-                .execute(&self.write)
-                .await?;
-            sealed += 1;
+            let site = SiteId(r.try_get("site_id")?);
+            let column = ("messengers", "security", "messenger_id");
+            sealed += self
+                .seal_in_place(column, &id, site, &security, || {
+                    Ok(security.clone().into_bytes())
+                })
+                .await? as usize;
         }
         for r in sqlx::query("SELECT kid, pkcs8 FROM signing_keys")
             .fetch_all(&self.read)
@@ -620,20 +625,14 @@ impl crate::Store {
         {
             let kid: String = r.try_get("kid")?;
             let pkcs8: String = r.try_get("pkcs8")?;
-            let place = place("signing_keys.pkcs8", &kid);
-            if vault.open(&place, &pkcs8).await.is_ok() {
-                continue;
-            }
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(pkcs8.trim())
-                .context("a signing key stored in clear is not base64")?;
-            let text = vault.seal(SYSTEM_SITE, &place, &der).await?;
-            sqlx::query("UPDATE signing_keys SET pkcs8 = $1 WHERE kid = $2")
-                .bind(text)
-                .bind(&kid)
-                .execute(&self.write)
-                .await?;
-            sealed += 1;
+            let column = ("signing_keys", "pkcs8", "kid");
+            sealed += self
+                .seal_in_place(column, &kid, SYSTEM_SITE, &pkcs8, || {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(pkcs8.trim())
+                        .context("a signing key stored in clear is not base64")
+                })
+                .await? as usize;
         }
         sqlx::query("DELETE FROM vault_state WHERE name = 'clear_data'")
             .execute(&self.write)
