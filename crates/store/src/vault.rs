@@ -600,9 +600,10 @@ impl crate::Store {
                 let body: String = r.try_get("body")?;
                 let site = SiteId(r.try_get("site_id")?);
                 let column = ("messages", "body", "message_id");
-                sealed += self
-                    .seal_in_place(column, &id, site, &body, || Ok(body.clone().into_bytes()))
-                    .await? as usize;
+                sealed += usize::from(
+                    self.seal_in_place(column, &id, site, &body, || Ok(body.clone().into_bytes()))
+                        .await?,
+                );
             }
         }
         for r in sqlx::query("SELECT messenger_id, site_id, security FROM messengers")
@@ -613,11 +614,12 @@ impl crate::Store {
             let security: String = r.try_get("security")?;
             let site = SiteId(r.try_get("site_id")?);
             let column = ("messengers", "security", "messenger_id");
-            sealed += self
-                .seal_in_place(column, &id, site, &security, || {
+            sealed += usize::from(
+                self.seal_in_place(column, &id, site, &security, || {
                     Ok(security.clone().into_bytes())
                 })
-                .await? as usize;
+                .await?,
+            );
         }
         for r in sqlx::query("SELECT kid, pkcs8 FROM signing_keys")
             .fetch_all(&self.read)
@@ -626,13 +628,14 @@ impl crate::Store {
             let kid: String = r.try_get("kid")?;
             let pkcs8: String = r.try_get("pkcs8")?;
             let column = ("signing_keys", "pkcs8", "kid");
-            sealed += self
-                .seal_in_place(column, &kid, SYSTEM_SITE, &pkcs8, || {
+            sealed += usize::from(
+                self.seal_in_place(column, &kid, SYSTEM_SITE, &pkcs8, || {
                     base64::engine::general_purpose::STANDARD
                         .decode(pkcs8.trim())
                         .context("a signing key stored in clear is not base64")
                 })
-                .await? as usize;
+                .await?,
+            );
         }
         sqlx::query("DELETE FROM vault_state WHERE name = 'clear_data'")
             .execute(&self.write)
