@@ -1,4 +1,4 @@
-// Site administration: messengers (Security tab, installation code) and agents.
+// Site administration: messengers (Security tab, installation code, notifications) and agents.
 import { h, $, $$, clear, setNotice, copyText } from '../shared/dom.js';
 import { ApiError } from '../shared/http.js';
 import { describeError } from '../shared/format.js';
@@ -28,6 +28,21 @@ const ui = {
   secretNote: $('#secret-note'),
   tabSecurity: $('#tab-security'),
   tabInstall: $('#tab-install'),
+  tabNotices: $('#tab-notices'),
+  noticesPanel: $('#notices-panel'),
+  noticesForm: $('#notices-form'),
+  noticesSmtp: $('#notices-smtp'),
+  noticesError: $('#notices-error'),
+  noticesEnabled: $('#notices-enabled'),
+  noticesAfter: $('#notices-after'),
+  noticesSubject: $('#notices-subject'),
+  noticesLink: $('#notices-link'),
+  noticesSave: $('#notices-save'),
+  noticesStatus: $('#notices-status'),
+  noticesTestForm: $('#notices-test-form'),
+  noticesTestTo: $('#notices-test-to'),
+  noticesTestSend: $('#notices-test-send'),
+  noticesTestStatus: $('#notices-test-status'),
   securityForm: $('#security-form'),
   securityError: $('#security-error'),
   securitySave: $('#security-save'),
@@ -417,9 +432,100 @@ function hideSecret() {
 function showTab(name) {
   ui.tabSecurity.setAttribute('aria-pressed', String(name === 'security'));
   ui.tabInstall.setAttribute('aria-pressed', String(name === 'install'));
+  ui.tabNotices.setAttribute('aria-pressed', String(name === 'notices'));
   ui.securityForm.hidden = name !== 'security';
   ui.installPanel.hidden = name !== 'install';
+  ui.noticesPanel.hidden = name !== 'notices';
   if (name === 'install') loadInstallCode();
+  if (name === 'notices') loadNotices();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications tab (offline notices by email)
+
+function fillNoticesForm(n) {
+  const email = (n && n.email) || {};
+  ui.noticesEnabled.checked = Boolean(email.enabled);
+  ui.noticesAfter.value = email.afterSeconds ?? 300;
+  ui.noticesSubject.value = email.subject || 'You have a new secure message';
+  ui.noticesLink.value = email.linkUrl || '';
+  ui.noticesSmtp.hidden = !n || n.smtpConfigured !== false;
+}
+
+async function loadNotices() {
+  const id = state.selectedId;
+  clearFieldErrors(ui.noticesForm);
+  setNotice(ui.noticesError, '');
+  ui.noticesStatus.textContent = 'Loading…';
+  ui.noticesTestStatus.textContent = '';
+  try {
+    const n = await api(messengerPath(id, '/notifications'));
+    if (state.selectedId !== id) return;
+    fillNoticesForm(n);
+    ui.noticesStatus.textContent = '';
+  } catch (err) {
+    ui.noticesStatus.textContent = '';
+    if (err instanceof ApiError && err.status === 403) {
+      setNotice(ui.noticesError, 'Only site admins can see and change notifications.');
+      return;
+    }
+    reportError(err);
+  }
+}
+
+async function saveNotices(event) {
+  event.preventDefault();
+  clearFieldErrors(ui.noticesForm);
+  setNotice(ui.noticesError, '');
+  const id = state.selectedId;
+  const after = parseIntegerField(ui.noticesAfter, 'email.afterSeconds', { min: 0, max: 86400, allowEmpty: true });
+  if (after.error) {
+    showFieldError(ui.noticesForm, after.error[0], after.error[1]);
+    focusFirstInvalid(ui.noticesForm);
+    return;
+  }
+  const body = {
+    email: {
+      enabled: ui.noticesEnabled.checked,
+      afterSeconds: after.value,
+      linkUrl: ui.noticesLink.value.trim() || null,
+      subject: ui.noticesSubject.value.trim() || null,
+    },
+  };
+  ui.noticesSave.disabled = true;
+  ui.noticesStatus.textContent = 'Saving…';
+  try {
+    const saved = await api(messengerPath(id, '/notifications'), { method: 'PUT', body });
+    if (state.selectedId !== id) return;
+    fillNoticesForm(saved);
+    ui.noticesStatus.textContent = 'Saved.';
+  } catch (err) {
+    ui.noticesStatus.textContent = '';
+    showFormError(ui.noticesForm, ui.noticesError, err);
+  } finally {
+    ui.noticesSave.disabled = !state.canEdit;
+  }
+}
+
+async function sendTestNotice(event) {
+  event.preventDefault();
+  const id = state.selectedId;
+  const to = ui.noticesTestTo.value.trim();
+  if (!to) {
+    ui.noticesTestStatus.textContent = 'Enter the address to send the test to.';
+    ui.noticesTestTo.focus();
+    return;
+  }
+  ui.noticesTestSend.disabled = true;
+  ui.noticesTestStatus.textContent = 'Sending…';
+  try {
+    await api(messengerPath(id, '/notifications/test'), { method: 'POST', body: { to } });
+    ui.noticesTestStatus.textContent = `Sent to ${to}. The mail server accepted it.`;
+  } catch (err) {
+    ui.noticesTestStatus.textContent = `Not sent: ${err instanceof ApiError ? err.message : describeError(err)}`;
+  } finally {
+    ui.noticesTestSend.disabled = !state.canEdit;
+  }
 }
 
 async function loadInstallCode() {
@@ -547,7 +653,7 @@ function showSection(name) {
 }
 
 function applyPermissions() {
-  const editable = [ui.createForm, ui.securityForm, ui.agentForm];
+  const editable = [ui.createForm, ui.securityForm, ui.agentForm, ui.noticesForm, ui.noticesTestForm];
   for (const form of editable) {
     $$('input, textarea, select, button[type="submit"]', form).forEach((el) => {
       el.disabled = !state.canEdit;
@@ -593,6 +699,9 @@ function wire() {
   });
   ui.tabSecurity.addEventListener('click', () => showTab('security'));
   ui.tabInstall.addEventListener('click', () => showTab('install'));
+  ui.tabNotices.addEventListener('click', () => showTab('notices'));
+  ui.noticesForm.addEventListener('submit', saveNotices);
+  ui.noticesTestForm.addEventListener('submit', sendTestNotice);
   ui.installCopy.addEventListener('click', async () => {
     const ok = await copyText(ui.installCode.value, ui.installCode);
     ui.installStatus.textContent = ok ? 'Copied.' : 'Select the code and copy it with Ctrl+C (⌘C).';

@@ -3,7 +3,7 @@ import { h, $, clear, setNotice } from '../shared/dom.js';
 import { ApiError } from '../shared/http.js';
 import { LiveSocket, socketUrl } from '../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../shared/outbox.js';
-import { formatTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
+import { formatTime, formatDateTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
 import { api, socketTicket } from '../shared/session.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { Thread, ConnectionLabel, readMessages, wireComposer } from '../shared/thread.js';
@@ -31,6 +31,7 @@ const ui = {
   contactAttributes: $('#contact-attributes'),
   previewTag: $('#preview-tag'),
   statusTag: $('#status-tag'),
+  notifiedTag: $('#notified-tag'),
   closeButton: $('#close-conversation'),
   scroll: $('#messages-scroll'),
   messagesLoading: $('#messages-loading'),
@@ -241,6 +242,10 @@ function renderHeader(c) {
   ui.contactIdentity.textContent = contact.identity || '';
   ui.previewTag.hidden = !c.preview;
   ui.statusTag.textContent = c.status === 'closed' ? 'Closed' : 'Open';
+  // Offline notice (CONTRACT §10): the customer was emailed that a reply waits.
+  ui.notifiedTag.hidden = !c.notifiedAt;
+  ui.notifiedTag.textContent = c.notifiedAt ? `Customer notified by email at ${formatDateTime(c.notifiedAt)}` : '';
+  ui.notifiedTag.title = c.notifiedAt ? new Date(c.notifiedAt).toISOString() : '';
   clear(ui.contactAttributes);
   const attrs = contact.attributes || {};
   for (const [key, value] of Object.entries(attrs)) {
@@ -412,6 +417,12 @@ function onSocketEvent(msg) {
       if (view && view.id === c.conversationId) thread.updateSeen();
       break;
     }
+    case 'notified':
+      if (msg.conversationId && msg.notifiedAt) {
+        const known = conversations.get(msg.conversationId) || (viewSnapshot && viewSnapshot.conversationId === msg.conversationId);
+        if (known) applyConversation({ conversationId: msg.conversationId, notifiedAt: msg.notifiedAt });
+      }
+      break;
     case 'resync':
       resumeView();
       loadInbox();

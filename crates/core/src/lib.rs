@@ -6,6 +6,7 @@
 pub mod attributes;
 pub mod ids;
 pub mod message;
+pub mod notices;
 pub mod outbound;
 pub mod scope;
 pub mod security;

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::jwks_http::HttpJwksFetcher;
 use crate::limits::RateLimiter;
+use crate::notices::Notices;
+use crate::notices::mailer::Mailer;
 use crate::outbound::UrlRule;
 use crate::service::access::Access;
 use crate::service::accounts::Accounts;
@@ -44,6 +46,8 @@ pub struct App {
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
+    /// Offline notices by email, and the contacts' presence they depend on.
+    pub notices: Arc<Notices>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
 }
@@ -123,7 +127,15 @@ impl App {
                 }
             }));
         }
+        let mailer = config.smtp.as_ref().map(Mailer::new).transpose()?;
+        let notices = Arc::new(Notices::new(
+            store.clone(),
+            hub.clone(),
+            mailer,
+            config.allow_private_urls,
+        ));
         let app = Arc::new(App {
+            notices,
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
             sockets: SocketCaps::new(config.rate_limits),
             accounts: Accounts::new(store.clone(), hub.clone(), operator_token),

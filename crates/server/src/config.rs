@@ -71,6 +71,36 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFIDANT_ACCESS_TOKEN_TTL", default_value = "3600",
           value_parser = clap::value_parser!(i64).range(60..=86_400))]
     pub access_token_ttl: i64,
+    /// Where offline notices go out: `smtp://host:port` (plain, for a local relay),
+    /// `smtp://host:port?tls=starttls` (STARTTLS required) or `smtps://host:port` (TLS from
+    /// the start); `user:password@` authenticates (percent-encoded). Unset: no email.
+    #[arg(long, env = "CONFIDANT_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The From of notices, e.g. `Acme Support <noreply@acme.example>` (needed with --smtp-url).
+    #[arg(long, env = "CONFIDANT_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtp://`: plain text (a relay on the same host or network).
+    None,
+    /// `smtp://…?tls=starttls`: STARTTLS, required (no fallback to plain text).
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+}
+
+/// `--smtp-url` and `--smtp-from`, parsed. `Debug` never prints the password.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub user: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +126,8 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     /// Secure cookies (the public URL is https).
     pub secure_cookies: bool,
+    /// `--smtp-url` / `--smtp-from`: `None` sends no email.
+    pub smtp: Option<SmtpSettings>,
 }
 
 impl Config {
@@ -168,7 +200,9 @@ impl Config {
             Ok(_) => return Err("CONFIDANT_ADMIN_TOKEN must be at least 16 characters".into()),
             Err(_) => None,
         };
+        let smtp = smtp_settings(a.smtp_url.as_deref(), a.smtp_from.as_deref())?;
         Ok(Config {
+            smtp,
             listen,
             database_url: database_url.into(),
             bus_url: bus_url.map(SecretString::from),
@@ -210,6 +244,102 @@ fn public_origin(u: &str) -> Result<String, String> {
     Ok(url.origin().ascii_serialization())
 }
 
+/// `--smtp-url` and `--smtp-from`. Errors never echo the URL (it may hold a password).
+fn smtp_settings(url: Option<&str>, from: Option<&str>) -> Result<Option<SmtpSettings>, String> {
+    let url = url.map(str::trim).filter(|u| !u.is_empty());
+    let from = from.map(str::trim).filter(|f| !f.is_empty());
+    let Some(u) = url else {
+        if from.is_some() {
+            return Err("--smtp-from needs an --smtp-url".into());
+        }
+        return Ok(None);
+    };
+    const SHAPE: &str =
+        "--smtp-url must be smtp://host[:port][?tls=starttls] or smtps://host[:port]";
+    let url = Url::parse(u).map_err(|_| SHAPE.to_owned())?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| SHAPE.to_owned())?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if !matches!(url.path(), "" | "/") {
+        return Err(SHAPE.into());
+    }
+    let mut starttls = false;
+    for (k, v) in url.query_pairs() {
+        match (&*k, &*v) {
+            ("tls", "starttls") => starttls = true,
+            ("tls", "none") => {}
+            _ => return Err(format!("{SHAPE} (unknown query parameter {k:?})")),
+        }
+    }
+    let (tls, default_port) = match url.scheme() {
+        "smtp" if starttls => (SmtpTls::StartTls, 587),
+        "smtp" => (SmtpTls::None, 25),
+        "smtps" if !starttls => (SmtpTls::Implicit, 465),
+        _ => return Err(SHAPE.into()),
+    };
+    let decode = |s: &str| {
+        percent_decode(s).ok_or_else(|| {
+            "--smtp-url: the user or password is not valid percent-encoded UTF-8".to_owned()
+        })
+    };
+    let user = match url.username() {
+        "" => None,
+        u => Some(decode(u)?),
+    };
+    let password = url
+        .password()
+        .map(decode)
+        .transpose()?
+        .map(SecretString::from);
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if (user.is_some() || password.is_some()) && tls == SmtpTls::None && !loopback {
+        return Err(
+            "--smtp-url: a user and password need TLS (smtps:// or ?tls=starttls); plain smtp:// \
+             would send them in clear"
+                .into(),
+        );
+    }
+    let from = from.ok_or("--smtp-url needs --smtp-from (the From address of notices)")?;
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(format!(
+            "--smtp-from {from:?} is not an address like noreply@example.com or \"Acme <noreply@example.com>\""
+        ));
+    }
+    Ok(Some(SmtpSettings {
+        port: url.port().unwrap_or(default_port),
+        host,
+        tls,
+        user,
+        password,
+        from: from.to_owned(),
+    }))
+}
+
+/// `%XX` decoding of a URL's user or password (the `url` crate keeps them encoded).
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Only the scheme of a URL, so that an error never echoes a password in it.
 fn scheme_of(u: &str) -> String {
     u.split("://")
@@ -244,6 +374,32 @@ mod tests {
         let mut config = Config::from_args(&cli.serve).expect("valid settings");
         config.admin_token = Some(SecretString::from("operator-token-0123456789"));
         let printed = format!("{config:?}");
+        let cli = Cli::parse_from([
+            "confidant",
+            "--smtp-url",
+            "smtps://mailer%40acme:smtp%2Fpass%3Aword@mail.example.com",
+            "--smtp-from",
+            "Acme <noreply@acme.example>",
+        ]);
+        let smtp = Config::from_args(&cli.serve).expect("valid smtp settings");
+        let printed_smtp = format!("{smtp:?}");
+        assert!(
+            !printed_smtp.contains("smtp/pass:word") && !printed_smtp.contains("pass%3Aword"),
+            "{printed_smtp}"
+        );
+        let s = smtp.smtp.expect("smtp");
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls),
+            ("mail.example.com", 465, SmtpTls::Implicit)
+        );
+        assert_eq!(s.user.as_deref(), Some("mailer@acme"));
+        assert_eq!(
+            s.password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .as_deref(),
+            Some("smtp/pass:word")
+        );
         for secret in [
             "hunter2-password",
             "nats-password",
@@ -290,5 +446,38 @@ mod tests {
         );
         let cli = Cli::parse_from(["confidant", "--trusted-proxies", "10.0.0.0/8;"]);
         assert!(Config::from_args(&cli.serve).is_err());
+    }
+
+    #[test]
+    fn smtp_urls() {
+        let parse = |url: &str, from: Option<&str>| {
+            let mut args = vec!["confidant", "--smtp-url", url];
+            if let Some(f) = from {
+                args.extend(["--smtp-from", f]);
+            }
+            Config::from_args(&Cli::parse_from(args).serve).map(|c| c.smtp.expect("smtp"))
+        };
+        let from = Some("noreply@acme.example");
+        let plain = parse("smtp://127.0.0.1:2525", from).expect("plain");
+        assert_eq!((plain.port, plain.tls), (2525, SmtpTls::None));
+        let starttls = parse("smtp://u:p@mail.example.com?tls=starttls", from).expect("starttls");
+        assert_eq!((starttls.port, starttls.tls), (587, SmtpTls::StartTls));
+        assert!(
+            parse("smtp://127.0.0.1:2525", None).is_err(),
+            "needs a From"
+        );
+        assert!(parse("smtp://127.0.0.1:2525", Some("not an address")).is_err());
+        let e = parse("smtp://user:secret-pw@mail.example.com", from).expect_err("clear password");
+        assert!(!e.contains("secret-pw"), "{e}");
+        assert!(parse("http://mail.example.com", from).is_err());
+        assert!(parse("smtp://mail.example.com?tls=maybe", from).is_err());
+        let e = parse("smtps://user:secret-pw@/", from).expect_err("no host");
+        assert!(!e.contains("secret-pw"), "{e}");
+        let none = Config::from_args(&Cli::parse_from(["confidant"]).serve).expect("valid");
+        assert!(none.smtp.is_none());
+        assert!(
+            Config::from_args(&Cli::parse_from(["confidant", "--smtp-from", "a@b.co"]).serve)
+                .is_err()
+        );
     }
 }

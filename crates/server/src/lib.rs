@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod jwks_http;
 pub mod limits;
+pub mod notices;
 pub mod outbound;
 pub mod service;
 pub mod socket_caps;

@@ -18,7 +18,7 @@ macro_rules! contact_cols {
 macro_rules! conv_cols {
     () => {
         "conversation_id, site_id, messenger_id, contact_id, status, preview, last_seq, \
-     contact_read_seq, agent_read_seq, created_at, updated_at"
+     contact_read_seq, agent_read_seq, created_at, updated_at, noticed_at"
     };
 }
 macro_rules! msg_cols { () => {
@@ -32,7 +32,7 @@ macro_rules! msg_cols_m { () => {
 /// The conversation columns with a `c.` prefix, and the contact columns as `k_*` (for joins).
 macro_rules! conv_cols_c { () => {
     "c.conversation_id, c.site_id, c.messenger_id, c.contact_id, c.status, c.preview, c.last_seq, \
-     c.contact_read_seq, c.agent_read_seq, c.created_at, c.updated_at"
+     c.contact_read_seq, c.agent_read_seq, c.created_at, c.updated_at, c.noticed_at"
 }; }
 macro_rules! contact_cols_k {
     () => {

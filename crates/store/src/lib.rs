@@ -24,6 +24,7 @@ mod conversations;
 mod keys;
 mod messages;
 mod messengers;
+mod notices;
 mod plan;
 mod rows;
 mod send;
@@ -44,6 +45,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use conversations::ConversationFilter;
+pub use notices::{NoticeState, Presence};
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};
 pub use vault::{MasterKey, SYSTEM_SITE, Vault, VaultError, place, write_new_private};

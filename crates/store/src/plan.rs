@@ -235,6 +235,7 @@ impl State {
             agent_read_seq: 0,
             created_at: req.now,
             updated_at: req.now,
+            noticed_at: None,
         };
         let id = c.conversation_id;
         self.open.insert(key, id);
@@ -320,6 +321,7 @@ mod tests {
             agent_read_seq: 0,
             created_at: 1,
             updated_at: 1,
+            noticed_at: None,
         }
     }
 

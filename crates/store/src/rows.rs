@@ -97,6 +97,8 @@ pub struct ConversationRow {
     pub agent_read_seq: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the contact was last notified of an unread reply by email (Unix ms), if ever.
+    pub noticed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +239,7 @@ impl FromRow<'_, AnyRow> for ConversationRow {
             agent_read_seq: r.try_get("agent_read_seq")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
+            noticed_at: r.try_get("noticed_at")?,
         })
     }
 }

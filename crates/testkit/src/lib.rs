@@ -22,6 +22,8 @@ pub mod process;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
+pub mod smtp;
+#[cfg(feature = "server")]
 pub mod ws;
 
 #[cfg(feature = "server")]
@@ -35,6 +37,8 @@ pub use jwks_server::JwksServer;
 #[cfg(feature = "server")]
 pub use process::{Nats, ServerProcess};
 #[cfg(feature = "server")]
-pub use server::Settings;
+pub use server::{SMTP_FROM, Settings};
+#[cfg(feature = "server")]
+pub use smtp::{Mail, SinkMode, SmtpSink};
 #[cfg(feature = "server")]
 pub use ws::{AGENT_WS, CONTACT_WS, Got, SOON, Socket};

@@ -24,7 +24,12 @@ pub struct Settings {
     pub allow_private_urls: bool,
     /// `--trusted-proxies`.
     pub trusted_proxies: Vec<String>,
+    /// `--smtp-url` (with `--smtp-from` [`SMTP_FROM`]): e.g. an [`crate::SmtpSink`]'s URL.
+    pub smtp_url: Option<String>,
 }
+
+/// The From address of the test servers that send email.
+pub const SMTP_FROM: &str = "Confidant Notices <notices@confidant.test>";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -35,6 +40,7 @@ impl Default for Settings {
             bus_url: None,
             allow_private_urls: false,
             trusted_proxies: Vec::new(),
+            smtp_url: None,
         }
     }
 }
@@ -67,6 +73,8 @@ pub fn server_config(
         trusted_proxies: settings.trusted_proxies.clone(),
         master_key_file: None,
         access_token_ttl: 3600,
+        smtp_url: settings.smtp_url.clone(),
+        smtp_from: settings.smtp_url.as_ref().map(|_| SMTP_FROM.to_owned()),
     };
     let mut config = Config::from_args(&args).expect("test config");
     config.admin_token = Some(operator_token.to_owned().into());

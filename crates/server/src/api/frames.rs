@@ -92,6 +92,14 @@ pub enum ServerFrame<'a> {
         code: &'static str,
         message: &'a str,
     },
+    /// Agents only: the contact was told by email that a reply waits (CONTRACT §10).
+    #[serde(rename_all = "camelCase")]
+    Notified {
+        conversation_id: ConversationId,
+        /// `email`.
+        channel: &'static str,
+        notified_at: String,
+    },
     Pong,
 }
 

@@ -179,6 +179,8 @@ pub struct Conversation {
     pub agent_read_seq: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// When the contact was last told by email that a reply waits (CONTRACT §10), if ever.
+    pub notified_at: Option<String>,
     /// In the agents' list: the contact.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<Contact>,
@@ -199,6 +201,7 @@ impl Conversation {
             agent_read_seq: c.agent_read_seq,
             created_at: rfc3339_millis(c.created_at),
             updated_at: rfc3339_millis(c.updated_at),
+            notified_at: c.noticed_at.map(rfc3339_millis),
             contact: None,
         }
     }
@@ -253,6 +256,46 @@ impl Messenger {
 #[derive(Serialize, ToSchema)]
 pub struct MessengerList {
     pub messengers: Vec<Messenger>,
+}
+
+/// A messenger's offline notices (CONTRACT §10), as `GET`/`PUT …/notifications` answer them.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsSchema {
+    pub email: EmailNoticeSchema,
+    /// Whether the server has a mail server (`--smtp-url`); without one nothing is sent.
+    pub smtp_configured: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailNoticeSchema {
+    pub enabled: bool,
+    /// 0 to 86400 (default 300).
+    pub after_seconds: u32,
+    /// https:// (http:// on localhost); required when enabled.
+    pub link_url: Option<String>,
+    /// One line, at most 200 characters (default "You have a new secure message").
+    pub subject: String,
+}
+
+impl NotificationsSchema {
+    pub fn new(n: &confidant_core::notices::Notifications, smtp_configured: bool) -> Self {
+        Self {
+            email: EmailNoticeSchema {
+                enabled: n.email.enabled,
+                after_seconds: n.email.after_seconds,
+                link_url: n.email.link_url.clone(),
+                subject: n.email.subject.clone(),
+            },
+            smtp_configured,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestEmailSent {
+    pub sent: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -372,6 +415,12 @@ pub struct Send {
     pub body: Option<String>,
     /// Contacts: the conversation to write in (default: the open one, or a new one).
     pub conversation_id: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TestEmail {
+    /// Where the test notice goes.
+    pub to: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod layers;
 pub mod messengers;
+pub mod notices;
 pub mod ws;
 
 use std::sync::Arc;
@@ -63,6 +64,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(messengers::get_messenger))
         .routes(routes!(messengers::put_security))
         .routes(routes!(messengers::installation_code))
+        .routes(routes!(
+            notices::get_notifications,
+            notices::put_notifications
+        ))
+        .routes(routes!(notices::test_notification))
         .routes(routes!(authorize::authorize))
         .routes(routes!(authorize::authorize_v1))
         .routes(routes!(conversations::messenger_config))

@@ -426,6 +426,13 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
         };
         return link.close(CLOSE_TOO_MANY, why).await;
     };
+    // A contact's socket counts as its presence for offline notices (previews get none).
+    let _here = match &authed.who {
+        Who::Contact(scope) if !scope.preview => {
+            Some(app.notices.presence.enter(scope.site, scope.contact))
+        }
+        _ => None,
+    };
     let topic = match &authed.who {
         Who::Contact(scope) => Topic::Contact(scope.contact.to_string()),
         Who::Agent {

@@ -13,6 +13,7 @@ mod crash;
 mod edge;
 mod hardening;
 mod jwks;
+mod notices;
 mod openapi;
 mod scale;
 mod smoke;

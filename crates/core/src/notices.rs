@@ -1,0 +1,335 @@
+//! A messenger's offline-notice settings (CONTRACT §10): parsed once, so that the rest of the
+//! code works with values that passed their checks.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+pub const DEFAULT_AFTER_SECONDS: u32 = 300;
+pub const MAX_AFTER_SECONDS: u32 = 86_400;
+pub const DEFAULT_SUBJECT: &str = "You have a new secure message";
+/// A subject longer than this is refused (mail clients cut far shorter ones anyway).
+pub const MAX_SUBJECT_CHARS: usize = 200;
+pub const MAX_LINK_CHARS: usize = 2_000;
+
+/// `{"email": {...}}`, as stored and as reads show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Notifications {
+    pub email: EmailNotice,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailNotice {
+    pub enabled: bool,
+    pub after_seconds: u32,
+    /// Where the email's link leads (the business's page that shows the messenger).
+    pub link_url: Option<String>,
+    pub subject: String,
+}
+
+impl Default for EmailNotice {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            after_seconds: DEFAULT_AFTER_SECONDS,
+            link_url: None,
+            subject: DEFAULT_SUBJECT.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct NoticeError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn err(field: &'static str, message: impl Into<String>) -> NoticeError {
+    NoticeError {
+        field,
+        message: message.into(),
+    }
+}
+
+impl Notifications {
+    /// Parse a `PUT …/notifications` body. A PUT replaces: `email` and `email.enabled` are
+    /// required, the other fields take their defaults when absent (or null). `allow_http`
+    /// (`--allow-private-urls on`) lets the link be `http://` on any host; otherwise `http://`
+    /// only on a loopback host (development).
+    pub fn parse(v: &Value, allow_http: bool) -> Result<Notifications, NoticeError> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| err("body", "must be a JSON object"))?;
+        let email = match obj.get("email") {
+            Some(Value::Object(e)) => e,
+            Some(Value::Null) | None => return Err(err("email", "required")),
+            Some(_) => return Err(err("email", "must be an object")),
+        };
+        let enabled = match email.get("enabled") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Null) | None => return Err(err("email.enabled", "required")),
+            Some(_) => return Err(err("email.enabled", "must be true or false")),
+        };
+        let after_seconds = match email.get("afterSeconds") {
+            None | Some(Value::Null) => DEFAULT_AFTER_SECONDS,
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .filter(|n| *n <= u64::from(MAX_AFTER_SECONDS))
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    err(
+                        "email.afterSeconds",
+                        format!("must be a whole number from 0 to {MAX_AFTER_SECONDS}"),
+                    )
+                })?,
+            Some(_) => {
+                return Err(err(
+                    "email.afterSeconds",
+                    format!("must be a whole number from 0 to {MAX_AFTER_SECONDS}"),
+                ));
+            }
+        };
+        let link_url = match email.get("linkUrl") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(link_url(s, allow_http)?),
+            Some(_) => return Err(err("email.linkUrl", "must be a string")),
+        };
+        if enabled && link_url.is_none() {
+            return Err(err(
+                "email.linkUrl",
+                "required when notices are enabled (the page where the customer reads the message)",
+            ));
+        }
+        let subject = match email.get("subject") {
+            None | Some(Value::Null) => DEFAULT_SUBJECT.to_owned(),
+            Some(Value::String(s)) => subject(s)?,
+            Some(_) => return Err(err("email.subject", "must be a string")),
+        };
+        Ok(Notifications {
+            email: EmailNotice {
+                enabled,
+                after_seconds,
+                link_url,
+                subject,
+            },
+        })
+    }
+}
+
+fn subject(s: &str) -> Result<String, NoticeError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(err("email.subject", "must not be empty"));
+    }
+    if s.chars().count() > MAX_SUBJECT_CHARS {
+        return Err(err(
+            "email.subject",
+            format!("must be at most {MAX_SUBJECT_CHARS} characters"),
+        ));
+    }
+    // CR/LF would start new mail headers; other control characters have no place either.
+    if s.chars().any(char::is_control) {
+        return Err(err(
+            "email.subject",
+            "must be one line without control characters",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn link_url(s: &str, allow_http: bool) -> Result<String, NoticeError> {
+    const WHY: &str =
+        "must be an https:// URL (http:// only on localhost, or with --allow-private-urls on)";
+    if s.chars().count() > MAX_LINK_CHARS {
+        return Err(err(
+            "email.linkUrl",
+            format!("must be at most {MAX_LINK_CHARS} characters"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(err(
+            "email.linkUrl",
+            "must not contain spaces or control characters",
+        ));
+    }
+    let url = Url::parse(s).map_err(|_| err("email.linkUrl", WHY))?;
+    let host = url.host_str().unwrap_or_default();
+    let ok = match url.scheme() {
+        "https" => !host.is_empty(),
+        "http" => allow_http || is_loopback(host),
+        _ => false,
+    };
+    if !ok {
+        return Err(err("email.linkUrl", WHY));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err(
+            "email.linkUrl",
+            "must not carry a user name or password",
+        ));
+    }
+    Ok(url.to_string())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A plausible email address to send a notice to: one `@`, a non-empty local part and a
+/// domain with a dot or `localhost`, no spaces, control characters, quotes or angle brackets,
+/// at most 254 characters. (The mail library parses it again; this keeps odd values from
+/// attributes out of the SMTP conversation.)
+pub fn plausible_email(s: &str) -> bool {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 254 {
+        return false;
+    }
+    if s.chars().any(|c| {
+        c.is_control()
+            || c.is_whitespace()
+            || matches!(c, '<' | '>' | '"' | ',' | ';' | '(' | ')' | '\\')
+    }) {
+        return false;
+    }
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !local.contains('@')
+        && local.len() <= 64
+        && !domain.is_empty()
+        && (domain.contains('.') || domain == "localhost")
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn defaults_and_required_fields() {
+        let n = Notifications::parse(&json!({"email": {"enabled": false}}), false).unwrap();
+        assert_eq!(n, Notifications::default());
+        assert_eq!(
+            Notifications::parse(&json!({}), false).unwrap_err().field,
+            "email"
+        );
+        assert_eq!(
+            Notifications::parse(&json!({"email": {}}), false)
+                .unwrap_err()
+                .field,
+            "email.enabled"
+        );
+        assert_eq!(
+            Notifications::parse(&json!({"email": {"enabled": true}}), false)
+                .unwrap_err()
+                .field,
+            "email.linkUrl"
+        );
+        let n = Notifications::parse(
+            &json!({"email": {"enabled": true, "afterSeconds": 0, "linkUrl": "https://portal.example.com/messages", "subject": " Hi "}}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(n.email.after_seconds, 0);
+        assert_eq!(n.email.subject, "Hi");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        for (body, field) in [
+            (json!({"email": {"enabled": "yes"}}), "email.enabled"),
+            (
+                json!({"email": {"enabled": false, "afterSeconds": 86401}}),
+                "email.afterSeconds",
+            ),
+            (
+                json!({"email": {"enabled": false, "afterSeconds": -1}}),
+                "email.afterSeconds",
+            ),
+            (
+                json!({"email": {"enabled": false, "afterSeconds": 1.5}}),
+                "email.afterSeconds",
+            ),
+            (
+                json!({"email": {"enabled": false, "linkUrl": "javascript:alert(1)"}}),
+                "email.linkUrl",
+            ),
+            (
+                json!({"email": {"enabled": false, "linkUrl": "http://portal.example.com/"}}),
+                "email.linkUrl",
+            ),
+            (
+                json!({"email": {"enabled": false, "linkUrl": "https://u:p@portal.example.com/"}}),
+                "email.linkUrl",
+            ),
+            (
+                json!({"email": {"enabled": false, "subject": "a\r\nBcc: x@y.z"}}),
+                "email.subject",
+            ),
+            (
+                json!({"email": {"enabled": false, "subject": "x".repeat(201)}}),
+                "email.subject",
+            ),
+            (
+                json!({"email": {"enabled": false, "subject": ""}}),
+                "email.subject",
+            ),
+        ] {
+            assert_eq!(
+                Notifications::parse(&body, false).unwrap_err().field,
+                field,
+                "{body}"
+            );
+        }
+        assert!(
+            Notifications::parse(
+                &json!({"email": {"enabled": false, "linkUrl": "http://127.0.0.1:8080/x"}}),
+                false
+            )
+            .is_ok()
+        );
+        assert!(
+            Notifications::parse(
+                &json!({"email": {"enabled": false, "linkUrl": "http://portal.example.com/"}}),
+                true
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn plausible_addresses() {
+        for good in ["a@b.co", "mark.tylor+x@healthify.test", "root@localhost"] {
+            assert!(plausible_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "@b.co",
+            "a@",
+            "a@b",
+            "a b@c.d",
+            "a@b.co\r\nBcc: x@y.z",
+            "<a@b.co>",
+            "a@b..co",
+            "a@.b.co",
+            "\"x\"@b.co",
+        ] {
+            assert!(!plausible_email(bad), "{bad:?}");
+        }
+    }
+}
