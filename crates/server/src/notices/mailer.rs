@@ -211,10 +211,17 @@ mod tests {
         assert!(raw.contains("Message-ID: <"), "{raw}");
         assert!(!raw.contains("\r\nBcc:"), "{raw}");
         assert!(raw.contains("multipart/alternative"), "{raw}");
-        assert!(raw.contains("Acme &lt;b&gt;Health&lt;/b&gt;"), "{raw}");
+        // The parts are quoted-printable on the wire; their text as built:
+        let (text, html) = bodies(
+            "Acme <b>Health</b>",
+            Some("https://portal.example.com/m?a=1&b=2"),
+            false,
+        );
+        assert!(text.contains("Read it here: https://portal.example.com/m?a=1&b=2"));
+        assert!(html.contains("Acme &lt;b&gt;Health&lt;/b&gt;"), "{html}");
         assert!(
-            raw.contains("href=\"https://portal.example.com/m?a=1&amp;b=2\""),
-            "{raw}"
+            html.contains("href=\"https://portal.example.com/m?a=1&amp;b=2\""),
+            "{html}"
         );
         assert!(
             build(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use confidant_core::ConversationId;
-use confidant_store::{Job, NewJob, Store};
+use confidant_store::{Job, NewJob};
 use serde_json::json;
 
 use super::{Notices, Notified, Step};
@@ -23,7 +23,6 @@ fn key(conversation: ConversationId) -> String {
 pub struct NoticeSink {
     pub notices: Arc<Notices>,
     pub jobs: std::sync::Weak<Jobs>,
-    pub store: Store,
 }
 
 #[async_trait]
@@ -115,7 +114,10 @@ impl NoticeHandler {
             return;
         };
         let event = Event {
-            id: event_id(n),
+            id: Event::id_for(
+                EventType::ContactNotified,
+                &format!("{}/{}", n.conversation_id, n.seq),
+            ),
             kind: EventType::ContactNotified,
             site: n.site,
             conversation_id: n.conversation_id,
@@ -131,15 +133,4 @@ impl NoticeHandler {
             tracing::warn!(error = %e, "the contact.notified event was not recorded");
         }
     }
-}
-
-/// The same notice always has the same event id: a hash of the conversation and the seq.
-fn event_id(n: &Notified) -> uuid::Uuid {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        format!("contact.notified:{}:{}", n.conversation_id, n.seq).as_bytes(),
-    );
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest.as_ref()[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
