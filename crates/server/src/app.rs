@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::jobs::Jobs;
 use crate::jwks_http::HttpJwksFetcher;
 use crate::limits::RateLimiter;
 use crate::outbound::UrlRule;
@@ -44,6 +45,8 @@ pub struct App {
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
+    /// The durable job queue's runner, and the event sinks (jobs.rs).
+    pub jobs: Arc<Jobs>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
 }
@@ -123,6 +126,7 @@ impl App {
                 }
             }));
         }
+        let jobs = Jobs::new(store.clone());
         let app = Arc::new(App {
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
             sockets: SocketCaps::new(config.rate_limits),
@@ -141,8 +145,10 @@ impl App {
             contacts,
             access,
             conversations,
+            jobs,
             openapi: std::sync::OnceLock::new(),
         });
+        app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();
         Ok(app)
