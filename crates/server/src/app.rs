@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::jobs::Jobs;
 use crate::jwks_http::HttpJwksFetcher;
 use crate::limits::RateLimiter;
 use crate::notices::Notices;
@@ -46,6 +47,8 @@ pub struct App {
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
+    /// The durable job queue's runner, and the event sinks (jobs.rs).
+    pub jobs: Arc<Jobs>,
     /// Offline notices by email, and the contacts' presence they depend on.
     pub notices: Arc<Notices>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
@@ -127,6 +130,7 @@ impl App {
                 }
             }));
         }
+        let jobs = Jobs::new(store.clone());
         let mailer = config.smtp.as_ref().map(Mailer::new).transpose()?;
         let notices = Arc::new(Notices::new(
             store.clone(),
@@ -134,6 +138,7 @@ impl App {
             mailer,
             config.allow_private_urls,
         ));
+        crate::notices::queue::wire(&jobs, &notices);
         let app = Arc::new(App {
             notices,
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
@@ -153,8 +158,10 @@ impl App {
             contacts,
             access,
             conversations,
+            jobs,
             openapi: std::sync::OnceLock::new(),
         });
+        app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();
         Ok(app)

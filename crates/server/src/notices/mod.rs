@@ -18,6 +18,7 @@
 
 pub mod mailer;
 pub mod presence;
+pub mod queue;
 
 use std::sync::Arc;
 

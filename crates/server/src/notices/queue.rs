@@ -134,3 +134,21 @@ impl NoticeHandler {
         }
     }
 }
+
+/// Register the `notice` handler (always: jobs queued under an earlier configuration drain) and,
+/// with a mail server, the sink that queues notices.
+pub fn wire(jobs: &Arc<Jobs>, notices: &Arc<Notices>) {
+    jobs.register(
+        KIND,
+        Arc::new(NoticeHandler {
+            notices: notices.clone(),
+            jobs: Arc::downgrade(jobs),
+        }),
+    );
+    if notices.smtp_configured() {
+        jobs.add_sink(Arc::new(NoticeSink {
+            notices: notices.clone(),
+            jobs: Arc::downgrade(jobs),
+        }));
+    }
+}

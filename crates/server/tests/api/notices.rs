@@ -144,7 +144,6 @@ fn assert_no_content(mail: &Mail) {
 }
 
 #[tokio::test]
-#[ignore = "WIP: the notice job runs on the job queue (lands with main's jobs: commit)"]
 async fn a_reply_to_a_contact_who_left_is_announced_once_until_read() {
     let room = Mailroom::open(1).await;
     let mark = room
@@ -214,7 +213,6 @@ async fn a_reply_to_a_contact_who_left_is_announced_once_until_read() {
 }
 
 #[tokio::test]
-#[ignore = "WIP: the notice job runs on the job queue (lands with main's jobs: commit)"]
 async fn a_connected_contact_gets_no_notice_and_connecting_again_resets() {
     let room = Mailroom::open(1).await;
     let mark = room.contact("mark", Some("mark@example.test"), false).await;
@@ -242,7 +240,6 @@ async fn a_connected_contact_gets_no_notice_and_connecting_again_resets() {
 }
 
 #[tokio::test]
-#[ignore = "WIP: the notice job runs on the job queue (lands with main's jobs: commit)"]
 async fn no_notice_without_an_email_for_previews_or_with_notices_off() {
     let room = Mailroom::open(1).await;
     let no_email = room.contact("no-email", None, false).await;
@@ -296,7 +293,6 @@ async fn no_email_without_smtp_and_the_settings_say_so() {
 }
 
 #[tokio::test]
-#[ignore = "WIP: the notice job runs on the job queue (lands with main's jobs: commit)"]
 async fn a_mail_server_that_is_down_delays_the_notice_never_the_send() {
     let room = Mailroom::open_with(SmtpSink::down(), 1).await;
     let mark = room.contact("mark", Some("mark@example.test"), false).await;
@@ -321,7 +317,6 @@ async fn a_mail_server_that_is_down_delays_the_notice_never_the_send() {
 }
 
 #[tokio::test]
-#[ignore = "WIP: the notice job runs on the job queue (lands with main's jobs: commit)"]
 async fn a_permanent_refusal_is_not_retried_and_leaves_no_mark() {
     let room = Mailroom::open(1).await;
     room.sink.set_mode(SinkMode::Permanent);
@@ -557,7 +552,6 @@ async fn the_test_email_goes_out_and_failures_are_reported() {
 
 /// A reply acknowledged just before a kill -9 is still announced, once, after the restart.
 #[tokio::test]
-#[ignore = "WIP: the notice job runs on the job queue (lands with main's jobs: commit)"]
 async fn kill_9_between_a_reply_and_its_notice_still_sends_one() {
     let sink = SmtpSink::start().await;
     let mut made_the_db = TestApp::spawn().await;
