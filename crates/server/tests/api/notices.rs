@@ -155,6 +155,10 @@ async fn a_reply_to_a_contact_who_left_is_announced_once_until_read() {
     let started = Instant::now();
     let reply = room.reply(&conv, "r-1").await;
     let mails = room.sink.wait_for(1, WAIT).await;
+    eprintln!(
+        "figure: reply → notice at the SMTP server with afterSeconds 1: {:?}",
+        started.elapsed()
+    );
     assert_eq!(mails.len(), 1, "one notice");
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -299,6 +303,10 @@ async fn a_mail_server_that_is_down_delays_the_notice_never_the_send() {
     let conv = room.conversation_of(&mark).await;
     let started = Instant::now();
     room.reply(&conv, "r-1").await;
+    eprintln!(
+        "figure: an agent send while the mail server is down: {:?}",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "the send waited: {:?}",
