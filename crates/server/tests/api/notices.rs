@@ -5,6 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use confidant::jobs::{Event, EventSink, EventType};
 use confidant_testkit::jwt::{hs256, now};
 use confidant_testkit::*;
 use serde_json::{Value, json};
@@ -125,6 +129,24 @@ async fn quiet_for(sink: &SmtpSink, d: Duration, expected: usize) {
 
 const WAIT: Duration = Duration::from_secs(15);
 
+/// The `contact.notified` events the job queue hands to its sinks.
+#[derive(Default)]
+struct NotifiedEvents(Mutex<Vec<Event>>);
+
+#[async_trait]
+impl EventSink for NotifiedEvents {
+    async fn on_events(&self, events: &[Event]) -> Result<(), String> {
+        let mut got = self.0.lock().expect("lock");
+        got.extend(
+            events
+                .iter()
+                .filter(|e| e.kind == EventType::ContactNotified)
+                .cloned(),
+        );
+        Ok(())
+    }
+}
+
 fn assert_no_content(mail: &Mail) {
     let everything = format!("{}\n{:?}", mail.raw, mail.texts());
     for secret in [
@@ -146,6 +168,8 @@ fn assert_no_content(mail: &Mail) {
 #[tokio::test]
 async fn a_reply_to_a_contact_who_left_is_announced_once_until_read() {
     let room = Mailroom::open(1).await;
+    let events = Arc::new(NotifiedEvents::default());
+    room.app.server().app().jobs.add_sink(events.clone());
     let mark = room
         .contact("mark", Some("mark.notices@example.test"), false)
         .await;
@@ -196,6 +220,22 @@ async fn a_reply_to_a_contact_who_left_is_announced_once_until_read() {
     assert_eq!(c["notifiedAt"], notified["notifiedAt"], "{c}");
     let mine = mark.conversations().await;
     assert!(mine["conversations"][0]["notifiedAt"].is_string());
+
+    // contact.notified, for webhooks: when and how, never to whom.
+    let deadline = Instant::now() + WAIT;
+    while events.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = events.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].conversation_id.to_string(), conv);
+    assert_eq!(got[0].contact_id.to_string(), mark.id);
+    assert_eq!(got[0].seq, reply["seq"].as_i64());
+    assert_eq!(
+        got[0].data,
+        json!({"channel": "email", "notifiedAt": notified["notifiedAt"]})
+    );
+    assert!(!format!("{got:?}").contains("mark.notices@"), "{got:?}");
 
     // A second reply before the contact reads: no second notice.
     room.reply(&conv, "r-2").await;
