@@ -48,7 +48,8 @@ pub struct Job {
 /// What to do with a claimed job after its run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobUpdate {
-    /// Run it again at this time (Unix ms), noting `error` if it failed.
+    /// Run it again at this time (Unix ms), noting `error` if it failed; without an error the
+    /// run does not count as an attempt.
     RunAt {
         id: i64,
         at: i64,
@@ -186,12 +187,18 @@ impl Store {
         }
         let mut tx = self.write.begin().await?;
         for JobUpdate::RunAt { id, at, error } in updates {
-            sqlx::query("UPDATE jobs SET run_at = $1, last_error = $2 WHERE job_id = $3")
-                .bind(*at)
-                .bind(error.as_deref().map(|e| truncate(e, 500)))
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
+            // A run that asked to run later did not fail: it does not count as an attempt
+            // (attempts set the backoff of the next failure).
+            sqlx::query(
+                "UPDATE jobs SET run_at = $1, last_error = $2, attempts = attempts - $3 \
+                 WHERE job_id = $4",
+            )
+            .bind(*at)
+            .bind(error.as_deref().map(|e| truncate(e, 500)))
+            .bind(i64::from(error.is_none()))
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
