@@ -340,7 +340,7 @@ impl Jobs {
                 match outcome {
                     Outcome::Done => {
                         metrics::counter!("confidant_jobs_done_total", "kind" => kind).increment(1);
-                        done.push(job.id);
+                        done.push((job.id, job.generation));
                     }
                     Outcome::Later(at) => later.push(JobUpdate::RunAt {
                         id: job.id,
@@ -356,7 +356,7 @@ impl Jobs {
                                 error = %error, "job failed for 24 hours; dropped");
                             metrics::counter!("confidant_jobs_dropped_total", "kind" => kind)
                                 .increment(1);
-                            done.push(job.id);
+                            done.push((job.id, job.generation));
                         } else {
                             tracing::debug!(job = job.id, kind = %kind, error = %error, "job failed; will retry");
                             later.push(JobUpdate::RunAt {
@@ -372,12 +372,12 @@ impl Jobs {
                             .increment(1);
                         metrics::counter!("confidant_jobs_dropped_total", "kind" => kind)
                             .increment(1);
-                        done.push(job.id);
+                        done.push((job.id, job.generation));
                     }
                 }
             }
         }
-        self.store.finish_jobs(&done).await?;
+        self.store.finish_jobs(&done, now_millis()).await?;
         self.store.reschedule_jobs(&later).await?;
         Ok(count)
     }

@@ -8,8 +8,10 @@
 //! several processes share the queue without waiting on each other; on SQLite the one writing
 //! connection orders the claims. Finishing deletes the job; a retry moves `run_at`.
 //!
-//! `job_key`, when set, is unique among queued jobs: enqueueing a job whose key is queued does
-//! nothing (a notice for a conversation, a delivery of one event to one webhook).
+//! `job_key`, when set, is unique among queued jobs: enqueueing a job whose key is queued adds
+//! nothing (a notice for a conversation, a delivery of one event to one webhook), but if that
+//! job is running, it runs once more when this run ends (its `generation` moved, so finishing
+//! does not delete it): what was queued while it ran is not lost.
 
 use confidant_core::SiteId;
 use serde_json::json;
@@ -43,6 +45,8 @@ pub struct Job {
     pub created_at: i64,
     /// When this claim's lease ends, Unix milliseconds.
     pub run_at: i64,
+    /// Moved by every enqueue of the same key; finishing compares it.
+    pub generation: i64,
 }
 
 /// What to do with a claimed job after its run.
@@ -68,7 +72,7 @@ macro_rules! insert_jobs {
             $payload,
             ", CAST(j.value ->> 'r' AS BIGINT), 0, CAST(j.value ->> 'c' AS BIGINT) FROM ",
             $rows,
-            " AS j WHERE true ON CONFLICT (job_key) DO NOTHING"
+            " AS j WHERE true ON CONFLICT (job_key) DO UPDATE SET generation = jobs.generation + 1"
         )
     };
 }
@@ -82,7 +86,7 @@ macro_rules! claim {
             "UPDATE jobs SET run_at = $1, attempts = attempts + 1 WHERE job_id IN \
              (SELECT job_id FROM jobs WHERE run_at <= $2 ORDER BY run_at, job_id LIMIT $3 ",
             $lock,
-            ") RETURNING job_id, kind, site_id, job_key, payload, attempts, created_at, run_at"
+            ") RETURNING job_id, kind, site_id, job_key, payload, attempts, created_at, run_at, generation"
         )
     };
 }
@@ -90,14 +94,36 @@ macro_rules! claim {
 const SQLITE_CLAIM: &str = claim!("");
 const POSTGRES_CLAIM: &str = claim!("FOR UPDATE SKIP LOCKED");
 
-const SQLITE_FINISH: &str =
-    "DELETE FROM jobs WHERE job_id IN (SELECT CAST(value AS BIGINT) FROM json_each($1))";
-const POSTGRES_FINISH: &str = "DELETE FROM jobs WHERE job_id = ANY (ARRAY(SELECT CAST(e AS BIGINT) \
-     FROM json_array_elements_text($1::json) AS e))";
+/// $1: `[[id, generation], …]`. Deletes the jobs still at the generation claimed.
+macro_rules! finish {
+    ($rows:literal, $ids:literal) => {
+        concat!(
+            "DELETE FROM jobs WHERE job_id ",
+            $ids,
+            " AND EXISTS (SELECT 1 FROM ",
+            $rows,
+            " AS j WHERE CAST(j.value ->> 0 AS BIGINT) = jobs.job_id \
+             AND CAST(j.value ->> 1 AS BIGINT) = jobs.generation)"
+        )
+    };
+}
+const SQLITE_FINISH: &str = finish!(
+    "json_each($1)",
+    "IN (SELECT CAST(e.value ->> 0 AS BIGINT) FROM json_each($1) AS e)"
+);
+const POSTGRES_FINISH: &str = finish!(
+    "json_array_elements($1::json)",
+    "= ANY (ARRAY(SELECT CAST(e.value ->> 0 AS BIGINT) FROM json_array_elements($1::json) AS e))"
+);
+/// The jobs of $1 that `FINISH` left (queued again while they ran): due at once ($2).
+const SQLITE_REARM: &str = "UPDATE jobs SET run_at = $2 WHERE job_id IN (SELECT CAST(e.value ->> 0 AS BIGINT) FROM json_each($1) AS e)";
+const POSTGRES_REARM: &str = "UPDATE jobs SET run_at = $2 WHERE job_id = ANY (ARRAY(SELECT \
+     CAST(e.value ->> 0 AS BIGINT) FROM json_array_elements($1::json) AS e))";
 
 impl Store {
-    /// Add `jobs` to the queue in one statement; a job whose key is already queued is skipped.
-    /// Returns how many were added.
+    /// Add `jobs` to the queue in one statement. A job whose key is already queued is not
+    /// added; if that job is running, it runs once more when its run ends. Returns how many
+    /// rows were added or re-armed.
     pub async fn enqueue(&self, jobs: &[NewJob]) -> Result<u64> {
         if jobs.is_empty() {
             return Ok(0);
@@ -148,6 +174,7 @@ impl Store {
                 attempts: r.try_get("attempts")?,
                 created_at: r.try_get("created_at")?,
                 run_at: r.try_get("run_at")?,
+                generation: r.try_get("generation")?,
             });
         }
         // RETURNING has no order; the queue's order (run_at, id) is the claim's, not the batch's.
@@ -163,20 +190,29 @@ impl Store {
         Ok(row.try_get("next")?)
     }
 
-    /// Delete finished (or abandoned) jobs.
-    pub async fn finish_jobs(&self, ids: &[i64]) -> Result<()> {
-        if ids.is_empty() {
+    /// Delete finished (or abandoned) jobs: `(id, generation claimed)`. A job whose key was
+    /// queued again while it ran is not deleted but made due at `now`, to run once more.
+    pub async fn finish_jobs(&self, done: &[(i64, i64)], now: i64) -> Result<()> {
+        if done.is_empty() {
             return Ok(());
         }
-        let sql = match self.backend {
-            Backend::Sqlite => SQLITE_FINISH,
-            Backend::Postgres => POSTGRES_FINISH,
+        let (finish, rearm) = match self.backend {
+            Backend::Sqlite => (SQLITE_FINISH, SQLITE_REARM),
+            Backend::Postgres => (POSTGRES_FINISH, POSTGRES_REARM),
         };
-        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-        sqlx::query(sql)
-            .bind(serde_json::to_string(&ids).unwrap_or_default())
+        let list = serde_json::to_string(done).unwrap_or_default();
+        let deleted = sqlx::query(finish)
+            .bind(&list)
             .execute(&self.write)
-            .await?;
+            .await?
+            .rows_affected();
+        if deleted < done.len() as u64 {
+            sqlx::query(rearm)
+                .bind(&list)
+                .bind(now)
+                .execute(&self.write)
+                .await?;
+        }
         Ok(())
     }
 
@@ -263,8 +299,8 @@ mod tests {
                 )
             })
             .collect();
-        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-        store.finish_jobs(&ids).await.expect("finish");
+        let ids: Vec<(i64, i64)> = jobs.iter().map(|j| (j.id, j.generation)).collect();
+        store.finish_jobs(&ids, 0).await.expect("finish");
         out
     }
 
@@ -364,13 +400,11 @@ mod tests {
                     .expect("enqueue"),
                 2
             );
-            // Same key while queued: skipped; no key: always added.
-            assert_eq!(
-                s.enqueue(&[job(Some("k"), 50), job(None, 300)])
-                    .await
-                    .expect("again"),
-                1
-            );
+            // Same key while queued: not added (its run_at stays); no key: always added.
+            s.enqueue(&[job(Some("k"), 50), job(None, 300)])
+                .await
+                .expect("again");
+            assert_eq!(s.job_depth().await.expect("depth")[0].1, 3, "{backend}");
             assert_eq!(s.next_job_at().await.expect("next"), Some(100), "{backend}");
 
             // Nothing is due before its time.
@@ -394,7 +428,9 @@ mod tests {
             assert_eq!(again[0].attempts, 2);
 
             // Finished jobs go; their key may be queued again. A retry moves run_at.
-            s.finish_jobs(&[again[0].id]).await.expect("finish");
+            s.finish_jobs(&[(again[0].id, again[0].generation)], 10_000)
+                .await
+                .expect("finish");
             s.reschedule_jobs(&[JobUpdate::RunAt {
                 id: again[1].id,
                 at: 40_000,
@@ -417,6 +453,36 @@ mod tests {
             let mut ns: Vec<_> = due.iter().map(|j| j.payload["n"].as_i64()).collect();
             ns.sort();
             assert_eq!(ns, vec![Some(200), Some(300)], "{backend}");
+            finish(f).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_queued_again_while_its_job_runs_runs_once_more() {
+        for (backend, f) in stores().await {
+            let s = &f.store;
+            events(s).await;
+            s.enqueue(&[job(Some("notice:x"), 100)])
+                .await
+                .expect("enqueue");
+            let running = s.claim_jobs(100, 60_100, 10).await.expect("claim");
+            assert_eq!(running.len(), 1);
+            // A new reply while the job runs: its key is queued (running), so nothing is added...
+            s.enqueue(&[job(Some("notice:x"), 500)])
+                .await
+                .expect("while running");
+            assert_eq!(s.job_depth().await.expect("depth")[0].1, 1, "{backend}");
+            // ...but finishing this run leaves the job, due at once, to run again.
+            s.finish_jobs(&[(running[0].id, running[0].generation)], 700)
+                .await
+                .expect("finish");
+            assert_eq!(s.next_job_at().await.expect("next"), Some(700), "{backend}");
+            let again = s.claim_jobs(700, 60_700, 10).await.expect("claim again");
+            assert_eq!(again.len(), 1, "{backend}");
+            s.finish_jobs(&[(again[0].id, again[0].generation)], 800)
+                .await
+                .expect("finish");
+            assert_eq!(s.next_job_at().await.expect("next"), None, "{backend}");
             finish(f).await;
         }
     }
