@@ -21,6 +21,7 @@ use crate::limits::RateLimiter;
 use crate::outbound::UrlRule;
 use crate::service::access::Access;
 use crate::service::accounts::Accounts;
+use crate::service::attachments::{Attachments, SWEEP_EVERY, UNREFERENCED_AGE};
 use crate::service::authorize::Authorizer;
 use crate::service::contacts::Contacts;
 use crate::service::conversations::Conversations;
@@ -44,6 +45,7 @@ pub struct App {
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
+    pub attachments: Arc<Attachments>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
 }
@@ -110,10 +112,15 @@ impl App {
             config.allow_private_urls,
         ));
         let contacts = Arc::new(Contacts::new(store.clone(), hub.clone()));
+        let blobs = crate::blobs::Blobs::open(&config.attachments)?;
+        tracing::info!(store = %blobs.describe, "attachment store");
+        let attachments = Arc::new(Attachments::new(store.clone(), blobs));
+        attachments.spawn_sweeper(SWEEP_EVERY, UNREFERENCED_AGE);
         let conversations = Arc::new(Conversations::new(
             store.clone(),
             hub.clone(),
             contacts.clone(),
+            attachments.clone(),
         ));
         {
             let conversations = Arc::downgrade(&conversations);
@@ -141,6 +148,7 @@ impl App {
             contacts,
             access,
             conversations,
+            attachments,
             openapi: std::sync::OnceLock::new(),
         });
         spawn_cache_invalidation(&app);

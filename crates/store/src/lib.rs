@@ -18,6 +18,7 @@
 #[macro_use]
 mod cols;
 mod agents;
+mod attachments;
 mod batch;
 mod contacts;
 mod conversations;
@@ -43,10 +44,14 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use attachments::NewAttachment;
 pub use conversations::ConversationFilter;
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};
-pub use vault::{MasterKey, SYSTEM_SITE, Vault, VaultError, place, write_new_private};
+pub use vault::{
+    BLOB_CHUNK_OVERHEAD, BlobKey, MasterKey, SYSTEM_SITE, Vault, VaultError, attachment_name_place,
+    place, write_new_private,
+};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

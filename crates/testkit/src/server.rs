@@ -24,6 +24,8 @@ pub struct Settings {
     pub allow_private_urls: bool,
     /// `--trusted-proxies`.
     pub trusted_proxies: Vec<String>,
+    /// `--attachments-url` (default: `<data dir>/attachments`).
+    pub attachments_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -35,6 +37,7 @@ impl Default for Settings {
             bus_url: None,
             allow_private_urls: false,
             trusted_proxies: Vec::new(),
+            attachments_url: None,
         }
     }
 }
@@ -67,6 +70,7 @@ pub fn server_config(
         trusted_proxies: settings.trusted_proxies.clone(),
         master_key_file: None,
         access_token_ttl: 3600,
+        attachments_url: settings.attachments_url.clone(),
     };
     let mut config = Config::from_args(&args).expect("test config");
     config.admin_token = Some(operator_token.to_owned().into());
@@ -133,6 +137,20 @@ impl InProcess {
     /// How many WebSockets the server holds open (upgraded, not yet dropped).
     pub fn open_sockets(&self) -> usize {
         self.0.app.sockets.open()
+    }
+
+    /// The directory of a local attachment store (`None` for S3).
+    pub fn attachments_dir(&self) -> Option<PathBuf> {
+        match &self.0.app.config.attachments {
+            confidant::config::AttachmentsUrl::Local(dir) => Some(dir.clone()),
+            confidant::config::AttachmentsUrl::S3 { .. } => None,
+        }
+    }
+
+    /// Run the sweep of unreferenced attachments now, for uploads older than `age`:
+    /// (rows deleted, orphaned objects deleted).
+    pub async fn sweep_attachments(&self, age: Duration) -> (usize, usize) {
+        self.0.app.attachments.sweep(age).await.expect("sweep")
     }
 
     /// The lifetime of access tokens, in seconds.
