@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::jobs::Jobs;
 use crate::jwks_http::HttpJwksFetcher;
 use crate::limits::RateLimiter;
 use crate::outbound::UrlRule;
@@ -46,6 +47,8 @@ pub struct App {
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
     pub attachments: Arc<Attachments>,
+    /// The durable job queue's runner, and the event sinks (jobs.rs).
+    pub jobs: Arc<Jobs>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
 }
@@ -130,6 +133,7 @@ impl App {
                 }
             }));
         }
+        let jobs = Jobs::new(store.clone());
         let app = Arc::new(App {
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
             sockets: SocketCaps::new(config.rate_limits),
@@ -149,8 +153,10 @@ impl App {
             access,
             conversations,
             attachments,
+            jobs,
             openapi: std::sync::OnceLock::new(),
         });
+        app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();
         Ok(app)
