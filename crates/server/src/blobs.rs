@@ -24,8 +24,9 @@ use crate::config::AttachmentsUrl;
 /// Plain bytes per sealed chunk.
 pub const CHUNK: usize = 64 * 1024;
 const MAGIC: &[u8; 4] = b"CFA1";
-/// Local files: parts of 1 MiB (a part is what the store writes at once).
-const LOCAL_PART: usize = 1024 * 1024;
+/// Local files: parts of 256 KiB (a part is what the store writes at once; with two in flight
+/// and one filling, an upload holds under 1 MiB of parts).
+const LOCAL_PART: usize = 256 * 1024;
 /// S3 needs parts of at least 5 MiB (but the last).
 const S3_PART: usize = 5 * 1024 * 1024;
 
