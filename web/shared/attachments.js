@@ -147,7 +147,7 @@ export class AttachmentTray {
       li.append(h('progress', { max: '1', value: String(progress ?? 0), 'aria-label': `Uploading ${file.name}` }));
     }
     if (error) li.append(h('span', { class: 'tray-error', role: 'alert', 'data-testid': 'attachment-error', text: error }));
-    if (item.state === 'failed' && !error?.includes('larger than')) {
+    if (item.state === 'failed' && item.retryable) {
       const retry = h('button', { type: 'button', class: 'link', text: 'Retry', 'data-testid': 'attachment-retry' });
       retry.addEventListener('click', () => this.start(item));
       li.append(retry);
@@ -169,11 +169,13 @@ export class AttachmentTray {
         this.draw(item);
         this.onChange();
       })
-      .catch((err) => this.fail(item, err.message || 'the upload failed'));
+      .catch((err) => this.fail(item, err.message || 'the upload failed', !err.status || err.status >= 500 || err.status === 429));
   }
 
-  fail(item, message) {
+  /** A refused file (its type, its size) is not worth retrying; a failed connection is. */
+  fail(item, message, retryable = false) {
     item.state = 'failed';
+    item.retryable = retryable;
     this.draw(item, { error: message });
     this.onChange();
   }
