@@ -84,6 +84,30 @@ const state = {
   security: null,
 };
 
+/** The types the server recognises by signature (core's KNOWN_ATTACHMENT_TYPES), with names. */
+const ATTACHMENT_TYPES = [
+  ['image/png', 'PNG image'],
+  ['image/jpeg', 'JPEG image'],
+  ['image/gif', 'GIF image'],
+  ['image/webp', 'WebP image'],
+  ['image/heif', 'HEIF image'],
+  ['image/avif', 'AVIF image'],
+  ['application/pdf', 'PDF'],
+  ['application/zip', 'ZIP archive'],
+  ['application/vnd.openxmlformats-officedocument.wordprocessingml.document', 'Word (.docx)'],
+  ['application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', 'Excel (.xlsx)'],
+  ['application/vnd.openxmlformats-officedocument.presentationml.presentation', 'PowerPoint (.pptx)'],
+  ['application/vnd.oasis.opendocument.text', 'OpenDocument text'],
+  ['application/vnd.oasis.opendocument.spreadsheet', 'OpenDocument spreadsheet'],
+  ['audio/mpeg', 'MP3 audio'],
+  ['audio/ogg', 'Ogg audio'],
+  ['audio/x-wav', 'WAV audio'],
+  ['video/mp4', 'MP4 video'],
+  ['video/webm', 'WebM video'],
+  ['video/quicktime', 'QuickTime video'],
+];
+const DEFAULT_ATTACHMENTS = { enabled: false, maxBytes: 10485760, allowedTypes: ['image/png', 'image/jpeg', 'application/pdf'] };
+
 const DEFAULT_SECURITY = {
   validation: { method: 'sharedToken' }, // no sharedToken: the server generates one and shows it once
   contactIdentityKey: 'sub',
@@ -314,7 +338,29 @@ function fillSecurityForm(sec) {
   ui.maxLifetime.value = sec.maxTokenLifetimeSeconds ?? '';
   ui.issuer.value = sec.issuer || '';
   ui.audience.value = sec.audience || '';
+  fillAttachments(sec.attachments || DEFAULT_ATTACHMENTS);
   updateMethodPanels();
+}
+
+function fillAttachments(a) {
+  $('#attachments-enabled').checked = Boolean(a.enabled);
+  $('#attachments-max-mb').value = String(Math.round((a.maxBytes / (1024 * 1024)) * 1000) / 1000);
+  const box = $('#attachments-types');
+  box.replaceChildren();
+  for (const [type, name] of ATTACHMENT_TYPES) {
+    const input = h('input', { type: 'checkbox', value: type, name: 'attachmentType' });
+    input.checked = (a.allowedTypes || []).includes(type);
+    box.append(h('label', { class: 'check', title: type }, input, ` ${name}`));
+  }
+}
+
+function readAttachments(errors) {
+  const mb = Number($('#attachments-max-mb').value);
+  const maxBytes = Math.round(mb * 1024 * 1024);
+  if (!Number.isFinite(mb) || maxBytes < 1 || maxBytes > 26214400) errors.push(['attachments.maxBytes', 'Enter a size from 0.001 to 25 MB.']);
+  const allowedTypes = [...document.querySelectorAll('input[name="attachmentType"]:checked')].map((i) => i.value);
+  if (!allowedTypes.length) errors.push(['attachments.allowedTypes', 'Allow at least one type.']);
+  return { enabled: $('#attachments-enabled').checked, maxBytes, allowedTypes };
 }
 
 function updateMethodPanels() {
@@ -372,6 +418,7 @@ function readSecurityForm() {
     maxTokenLifetimeSeconds: lifetime.value,
     issuer: ui.issuer.value.trim() || null,
     audience: ui.audience.value.trim() || null,
+    attachments: readAttachments(errors),
   };
   return errors.length ? { errors } : { body };
 }

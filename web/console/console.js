@@ -4,7 +4,8 @@ import { ApiError } from '../shared/http.js';
 import { LiveSocket, socketUrl } from '../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../shared/outbox.js';
 import { formatTime, formatDateTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
-import { api, socketTicket } from '../shared/session.js';
+import { api, currentToken, socketTicket } from '../shared/session.js';
+import { AttachmentTray, attachmentList, fetchBlob, uploadFile, wireDrop } from '../shared/attachments.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { Thread, ConnectionLabel, readMessages, wireComposer } from '../shared/thread.js';
 
@@ -41,6 +42,9 @@ const ui = {
   replyForm: $('#reply-form'),
   reply: $('#reply'),
   replySend: $('#reply-send'),
+  replyAttach: $('#reply-attach'),
+  replyAttachInput: $('#reply-attach-input'),
+  replyTray: $('#reply-tray'),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -72,6 +76,22 @@ const thread = new Thread({
   },
   who: (m) => `${m.sender.type === 'agent' ? m.sender.name || 'Agent' : 'Customer'} · `,
   onGap: () => resumeView(),
+  attachments: (m) =>
+    attachmentList(m.attachments, {
+      urlOf: (id) => sitePath(`/attachments/${encodeURIComponent(id)}`),
+      get: (url) => fetchBlob(url, { token: currentToken(), credentials: 'same-origin' }),
+    }),
+});
+
+/** Files picked for the next reply (CONTRACT §11); the server answers 403 when the
+ * conversation's messenger takes none, and the tray shows why. */
+const files = new AttachmentTray(ui.replyTray, {
+  upload: (file, onProgress) => {
+    const c = viewConversation();
+    if (!c) return Promise.reject({ message: 'no conversation is open' });
+    return uploadFile(sitePath(`/conversations/${encodeURIComponent(view.id)}/attachments`), { token: currentToken(), file, onProgress, withCredentials: true });
+  },
+  onChange: () => updateReplyButton(),
 });
 
 const liveState = new ConnectionLabel(ui.liveState, { connected: 'Live', closed: 'Offline' });
@@ -309,28 +329,33 @@ function applyConversation(updated) {
 
 function updateReplyButton() {
   const n = charLength(ui.reply.value);
-  ui.replySend.disabled = !ui.reply.value.trim() || n > MAX_BODY_CHARS;
+  const ready = files.ids().length > 0;
+  ui.replySend.disabled = files.busy() || (!ui.reply.value.trim() && !ready) || n > MAX_BODY_CHARS;
 }
 
 function submitReply() {
   const body = ui.reply.value.trim();
   const c = viewConversation();
-  if (!body || !view || !c) return;
+  const attached = files.busy() ? [] : files.items.filter((i) => i.state === 'done').map((i) => i.result);
+  if ((!body && !attached.length) || files.busy() || !view || !c) return;
   if (charLength(body) > MAX_BODY_CHARS) {
     showError(`A message can be at most ${MAX_BODY_CHARS.toLocaleString()} characters.`);
     return;
   }
   ui.reply.value = '';
+  files.takeSent();
   updateReplyButton();
   const v = view;
   const clientMessageId = uuid();
   const path = sitePath(`/conversations/${encodeURIComponent(v.id)}/messages`);
+  const send = { clientMessageId, body };
+  if (attached.length) send.attachmentIds = attached.map((a) => a.attachmentId);
   const delivery = new Delivery({
     clientMessageId,
-    attempt: () => api(path, { method: 'POST', body: { clientMessageId, body } }),
+    attempt: () => api(path, { method: 'POST', body: send }),
     onState: (st, detail) => onDeliveryState(v, clientMessageId, st, detail),
   });
-  thread.addPending(clientMessageId, body, delivery);
+  thread.addPending(clientMessageId, body, delivery, attached);
   delivery.start();
 }
 
@@ -506,6 +531,12 @@ function wire() {
   ui.previewToggle.addEventListener('change', () => setFilter({ preview: ui.previewToggle.checked }));
   ui.closeButton.addEventListener('click', closeConversation);
   wireComposer(ui.replyForm, ui.reply, submitReply);
+  ui.replyAttach.addEventListener('click', () => ui.replyAttachInput.click());
+  ui.replyAttachInput.addEventListener('change', () => {
+    files.add([...ui.replyAttachInput.files]);
+    ui.replyAttachInput.value = '';
+  });
+  wireDrop(ui.replyForm, (picked) => files.add(picked));
   ui.reply.addEventListener('input', () => {
     updateReplyButton();
     if (ui.reply.value.trim()) maybeSendTyping();

@@ -49,7 +49,9 @@ export class Thread {
    * @param {(conversationId: string) => number} [opts.orderOf]  conversations shown one after another, in this order
    * @param {(conversationId: string) => void} [opts.onGap]      a live message skipped seqs: ask for the missing ones
    */
-  constructor({ list, scroller, typing, me, itemClass, seenText, readByOthers, who, label = () => '', orderOf = () => 0, onGap = () => {} }) {
+  constructor({ list, scroller, typing, me, itemClass, seenText, readByOthers, who, label = () => '', orderOf = () => 0, onGap = () => {}, attachments = () => null }) {
+    /** (message) -> the node that shows its attachments, or null */
+    this.attachments = attachments;
     this.list = list;
     this.scroller = scroller;
     this.typingEl = typing;
@@ -134,7 +136,11 @@ export class Thread {
     clear(li);
     const label = this.label(message);
     if (label) li.append(h('span', { class: 'sender', text: label }));
-    li.append(h('div', { class: 'bubble', text: message.body }));
+    if (message.body) li.append(h('div', { class: 'bubble', text: message.body }));
+    if (message.attachments && message.attachments.length) {
+      const files = this.attachments(message);
+      if (files) li.append(files);
+    }
     if (type !== 'system') {
       li.append(h('span', { class: 'meta' }, this.who(message), h('time', { datetime: message.createdAt, text: formatTime(message.createdAt) })));
     }
@@ -177,12 +183,14 @@ export class Thread {
   // Our own messages until the server confirms them
 
   /** Show a message of ours at the bottom, pending, while `delivery` (outbox.js) sends it. */
-  addPending(clientMessageId, body, delivery) {
+  addPending(clientMessageId, body, delivery, files = []) {
     const li = h(
       'li',
       { class: `${this.itemClass} from-${this.me} pending`, 'data-testid': 'message', 'data-sender-type': this.me, 'data-state': 'pending' },
       h('div', { class: 'bubble', text: body }),
     );
+    if (!body) li.firstChild.remove();
+    if (files.length) li.append(h('div', { class: 'attachments' }, files.map((f) => h('span', { class: 'attachment-chip', text: f.filename }))));
     this.list.append(li);
     this.pending.set(clientMessageId, { li, delivery });
     this.scrollToBottom(true);

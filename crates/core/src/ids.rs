@@ -103,6 +103,8 @@ uuid_id!(/// A conversation between a contact and the site's agents.
     ConversationId);
 uuid_id!(/// One stored message.
     MessageId);
+uuid_id!(/// One uploaded file (CONTRACT §11).
+    AttachmentId);
 
 #[cfg(test)]
 mod tests {

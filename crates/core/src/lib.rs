@@ -14,8 +14,8 @@ pub mod time_fmt;
 pub mod urls;
 
 pub use attributes::ContactAttributes;
-pub use ids::{AgentId, ContactId, ConversationId, MessageId, MessengerId, SiteId};
+pub use ids::{AgentId, AttachmentId, ContactId, ConversationId, MessageId, MessengerId, SiteId};
 pub use message::{ClientMessageId, MessageBody};
 pub use scope::ContactScope;
-pub use security::{Encoding, Security, SecurityError, SecurityInput, Validation};
+pub use security::{Attachments, Encoding, Security, SecurityError, SecurityInput, Validation};
 pub use urls::AllowedUrl;

@@ -90,6 +90,127 @@ pub struct Security {
     pub max_token_lifetime_seconds: Option<u64>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// CONTRACT §11. Settings stored before attachments existed read as the defaults.
+    #[serde(default)]
+    pub attachments: Attachments,
+}
+
+/// The largest `attachments.maxBytes` (CONTRACT §11): 25 MiB.
+pub const MAX_ATTACHMENT_BYTES: u64 = 26_214_400;
+pub const DEFAULT_ATTACHMENT_BYTES: u64 = 10_485_760;
+
+/// The types `attachments.allowedTypes` may name: those whose signature the server recognises
+/// (an upload's type is what its first bytes are, never what the client says).
+pub const KNOWN_ATTACHMENT_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/heif",
+    "image/avif",
+    "application/pdf",
+    "application/zip",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "audio/mpeg",
+    "audio/ogg",
+    "audio/x-wav",
+    "video/mp4",
+    "video/webm",
+    "video/quicktime",
+];
+
+/// A messenger's attachment settings (CONTRACT §11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachments {
+    pub enabled: bool,
+    pub max_bytes: u64,
+    pub allowed_types: Vec<String>,
+}
+
+impl Default for Attachments {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_bytes: DEFAULT_ATTACHMENT_BYTES,
+            allowed_types: ["image/png", "image/jpeg", "application/pdf"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
+}
+
+impl Attachments {
+    fn parse(v: Option<&Value>) -> Result<Attachments, SecurityError> {
+        let obj = match v {
+            None | Some(Value::Null) => return Ok(Attachments::default()),
+            Some(Value::Object(o)) => o,
+            Some(_) => return Err(bad("attachments", "must be an object")),
+        };
+        let d = Attachments::default();
+        let enabled = match obj.get("enabled") {
+            None | Some(Value::Null) => d.enabled,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("attachments.enabled", "must be true or false")),
+        };
+        let max_bytes = match obj.get("maxBytes") {
+            None | Some(Value::Null) => d.max_bytes,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=MAX_ATTACHMENT_BYTES).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "attachments.maxBytes",
+                        "must be a whole number of bytes from 1 to 26214400",
+                    )
+                })?,
+        };
+        let allowed_types = match obj.get("allowedTypes") {
+            None | Some(Value::Null) => d.allowed_types,
+            Some(Value::Array(items)) if !items.is_empty() => {
+                let mut out: Vec<String> = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let field = format!("attachments.allowedTypes[{i}]");
+                    let t = item
+                        .as_str()
+                        .map(|t| t.trim().to_ascii_lowercase())
+                        .ok_or_else(|| bad(&field, "must be a string"))?;
+                    if !KNOWN_ATTACHMENT_TYPES.contains(&t.as_str()) {
+                        return Err(bad(
+                            &field,
+                            format!(
+                                "must be one of the types the server recognises: {}",
+                                KNOWN_ATTACHMENT_TYPES.join(", ")
+                            ),
+                        ));
+                    }
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                return Err(bad(
+                    "attachments.allowedTypes",
+                    "must be a non-empty array of MIME types",
+                ));
+            }
+        };
+        Ok(Attachments {
+            enabled,
+            max_bytes,
+            allowed_types,
+        })
+    }
+
+    pub fn allows(&self, content_type: &str) -> bool {
+        self.allowed_types.iter().any(|t| t == content_type)
+    }
 }
 
 /// What `Security::parse` needs besides the JSON.
@@ -198,6 +319,7 @@ impl Security {
         };
         let issuer = optional_text(obj, "issuer")?;
         let audience = optional_text(obj, "audience")?;
+        let attachments = Attachments::parse(obj.get("attachments"))?;
         Ok(Parsed {
             security: Security {
                 validation,
@@ -207,6 +329,7 @@ impl Security {
                 max_token_lifetime_seconds,
                 issuer,
                 audience,
+                attachments,
             },
             generated_secret,
         })
@@ -243,6 +366,7 @@ impl Security {
             "maxTokenLifetimeSeconds": self.max_token_lifetime_seconds,
             "issuer": self.issuer,
             "audience": self.audience,
+            "attachments": self.attachments,
         })
     }
 }

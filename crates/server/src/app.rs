@@ -24,6 +24,7 @@ use crate::notices::mailer::Mailer;
 use crate::outbound::UrlRule;
 use crate::service::access::Access;
 use crate::service::accounts::Accounts;
+use crate::service::attachments::{Attachments, SWEEP_EVERY, UNREFERENCED_AGE};
 use crate::service::authorize::Authorizer;
 use crate::service::contacts::Contacts;
 use crate::service::conversations::Conversations;
@@ -47,6 +48,7 @@ pub struct App {
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
+    pub attachments: Arc<Attachments>,
     /// The durable job queue's runner, and the event sinks (jobs.rs).
     pub jobs: Arc<Jobs>,
     /// Offline notices by email, and the contacts' presence they depend on.
@@ -117,10 +119,15 @@ impl App {
             config.allow_private_urls,
         ));
         let contacts = Arc::new(Contacts::new(store.clone(), hub.clone()));
+        let blobs = crate::blobs::Blobs::open(&config.attachments)?;
+        tracing::info!(store = %blobs.describe, "attachment store");
+        let attachments = Arc::new(Attachments::new(store.clone(), blobs));
+        attachments.spawn_sweeper(SWEEP_EVERY, UNREFERENCED_AGE);
         let conversations = Arc::new(Conversations::new(
             store.clone(),
             hub.clone(),
             contacts.clone(),
+            attachments.clone(),
         ));
         {
             let conversations = Arc::downgrade(&conversations);
@@ -158,6 +165,7 @@ impl App {
             contacts,
             access,
             conversations,
+            attachments,
             jobs,
             openapi: std::sync::OnceLock::new(),
         });

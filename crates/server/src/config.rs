@@ -79,6 +79,11 @@ pub struct ServeArgs {
     /// The From of notices, e.g. `Acme Support <noreply@acme.example>` (needed with --smtp-url).
     #[arg(long, env = "CONFIDANT_SMTP_FROM")]
     pub smtp_from: Option<String>,
+    /// Where attachment bytes live: a directory (default <data dir>/attachments; also
+    /// `file:///path`) or `s3://bucket/prefix` (AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY from the environment).
+    #[arg(long, env = "CONFIDANT_ATTACHMENTS_URL")]
+    pub attachments_url: Option<String>,
 }
 
 /// How the SMTP connection is secured.
@@ -101,6 +106,57 @@ pub struct SmtpSettings {
     pub user: Option<String>,
     pub password: Option<SecretString>,
     pub from: String,
+}
+
+/// Where attachment bytes live (`--attachments-url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachmentsUrl {
+    /// A directory on this machine (created 0700, files 0600).
+    Local(PathBuf),
+    /// An S3-compatible bucket, and a key prefix without leading or trailing slashes.
+    S3 { bucket: String, prefix: String },
+}
+
+impl AttachmentsUrl {
+    fn parse(given: Option<&str>, data_dir: &std::path::Path) -> Result<Self, String> {
+        let Some(u) = given.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(AttachmentsUrl::Local(data_dir.join("attachments")));
+        };
+        if let Some(rest) = u.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+            if !valid_bucket {
+                return Err(
+                    "--attachments-url s3://BUCKET/prefix: the bucket must be 3 to 63 lowercase \
+                     letters, digits, dots or hyphens"
+                        .into(),
+                );
+            }
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|p| p == "." || p == "..")
+                || prefix.bytes().any(|b| b.is_ascii_control())
+            {
+                return Err(
+                    "--attachments-url: the S3 prefix may not hold . or .. segments".into(),
+                );
+            }
+            return Ok(AttachmentsUrl::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            });
+        }
+        let path = u.strip_prefix("file://").unwrap_or(u);
+        if u.contains("://") && !u.starts_with("file://") {
+            return Err(format!(
+                "--attachments-url must be a directory, file:///path or s3://bucket/prefix (got {:?})",
+                scheme_of(u)
+            ));
+        }
+        Ok(AttachmentsUrl::Local(PathBuf::from(path)))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +184,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// `--smtp-url` / `--smtp-from`: `None` sends no email.
     pub smtp: Option<SmtpSettings>,
+    /// `--attachments-url`.
+    pub attachments: AttachmentsUrl,
 }
 
 impl Config {
@@ -201,8 +259,10 @@ impl Config {
             Err(_) => None,
         };
         let smtp = smtp_settings(a.smtp_url.as_deref(), a.smtp_from.as_deref())?;
+        let attachments = AttachmentsUrl::parse(a.attachments_url.as_deref(), &a.data_dir)?;
         Ok(Config {
             smtp,
+            attachments,
             listen,
             database_url: database_url.into(),
             bus_url: bus_url.map(SecretString::from),

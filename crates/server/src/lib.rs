@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod app;
+pub mod blobs;
 pub mod config;
 pub mod demo;
 pub mod error;

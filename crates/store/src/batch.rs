@@ -82,9 +82,10 @@ macro_rules! insert {
     ($rows:literal) => {
         concat!(
             "INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, \
-             sender_name, body, client_message_id, created_at) SELECT j.value ->> 'i', \
+             sender_name, body, client_message_id, created_at, attachments) SELECT j.value ->> 'i', \
              j.value ->> 'c', CAST(j.value ->> 'q' AS BIGINT), j.value ->> 't', j.value ->> 's', \
-             j.value ->> 'n', j.value ->> 'b', j.value ->> 'k', CAST(j.value ->> 'a' AS BIGINT) FROM ",
+             j.value ->> 'n', j.value ->> 'b', j.value ->> 'k', CAST(j.value ->> 'a' AS BIGINT), \
+             j.value ->> 'f' FROM ",
             $rows,
             " AS j"
         )
@@ -310,11 +311,18 @@ async fn plan_and_write(
                 &message_place(m.message_id),
                 m.body.as_bytes(),
             )?;
-            rows.push(json!({
+            let mut row = json!({
                 "i": m.message_id, "c": m.conversation_id, "q": m.seq,
                 "t": m.sender_type.as_str(), "s": m.sender_id, "n": m.sender_name,
                 "b": body, "k": m.client_message_id, "a": m.created_at,
-            }));
+            });
+            // Only a message with attachments carries the key: the usual row stays as it was.
+            if let Some(f) =
+                crate::attachments::sealed_column(vault, o.conversation.site_id, &m.attachments)?
+            {
+                row["f"] = f.into();
+            }
+            rows.push(row);
             moved.insert(m.conversation_id, &o.conversation);
         }
     }
@@ -614,6 +622,7 @@ pub(crate) mod tests {
             body: format!("body {cmid}"),
             client_message_id: Some(cmid.to_owned()),
             now: 1_000,
+            attachments: Vec::new(),
         }
     }
 
@@ -632,6 +641,7 @@ pub(crate) mod tests {
             body: format!("reply {cmid}"),
             client_message_id: Some(cmid.to_owned()),
             now: 2_000,
+            attachments: Vec::new(),
         }
     }
 

@@ -22,12 +22,12 @@ macro_rules! conv_cols {
     };
 }
 macro_rules! msg_cols { () => {
-    "message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at"
+    "message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at, attachments"
 }; }
 /// The message columns with an `m.` prefix.
 macro_rules! msg_cols_m { () => {
     "m.message_id, m.conversation_id, m.seq, m.sender_type, m.sender_id, m.sender_name, m.body, \
-     m.client_message_id, m.created_at"
+     m.client_message_id, m.created_at, m.attachments"
 }; }
 /// The conversation columns with a `c.` prefix, and the contact columns as `k_*` (for joins).
 macro_rules! conv_cols_c { () => {
@@ -44,7 +44,8 @@ macro_rules! contact_cols_k {
 macro_rules! last_msg_cols_m { () => {
     "m.message_id AS m_message_id, m.conversation_id AS m_conversation_id, m.seq AS m_seq, \
      m.sender_type AS m_sender_type, m.sender_id AS m_sender_id, m.sender_name AS m_sender_name, \
-     m.body AS m_body, m.client_message_id AS m_client_message_id, m.created_at AS m_created_at"
+     m.body AS m_body, m.client_message_id AS m_client_message_id, m.created_at AS m_created_at, \
+     m.attachments AS m_attachments"
 }; }
 /// Each conversation `c` with its last message `m`, if it has one.
 macro_rules! last_message_join {

@@ -19,6 +19,7 @@
 #[macro_use]
 mod cols;
 mod agents;
+mod attachments;
 mod batch;
 mod contacts;
 mod conversations;
@@ -46,12 +47,16 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use attachments::NewAttachment;
 pub use conversations::ConversationFilter;
 pub use jobs::{Job, JobDepth, JobUpdate, NewJob};
 pub use notices::{NoticeState, Presence};
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};
-pub use vault::{MasterKey, SYSTEM_SITE, Vault, VaultError, place, write_new_private};
+pub use vault::{
+    BLOB_CHUNK_OVERHEAD, BlobKey, MasterKey, SYSTEM_SITE, Vault, VaultError, attachment_name_place,
+    place, write_new_private,
+};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -268,6 +268,7 @@ impl State {
             body: req.body.clone(),
             client_message_id: req.client_message_id.clone(),
             created_at: req.now,
+            attachments: req.attachments.clone(),
         };
         self.known.add_earlier(message.clone());
         self.known.last.insert(c, message.clone());
@@ -345,6 +346,7 @@ mod tests {
             body: cmid.into(),
             client_message_id: Some(cmid.into()),
             now: 50,
+            attachments: Vec::new(),
         }
     }
 
@@ -410,6 +412,7 @@ mod tests {
             body: "old".into(),
             client_message_id: Some("old".into()),
             created_at: 1,
+            attachments: Vec::new(),
         };
         known.add_earlier(earlier.clone());
         earlier.seq = 3;

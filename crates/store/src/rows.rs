@@ -7,7 +7,8 @@
 use std::borrow::Cow;
 
 use confidant_core::{
-    AgentId, ContactAttributes, ContactId, ConversationId, MessageId, MessengerId, SiteId,
+    AgentId, AttachmentId, ContactAttributes, ContactId, ConversationId, MessageId, MessengerId,
+    SiteId,
 };
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row as _};
@@ -139,6 +140,85 @@ pub struct MessageRow {
     pub body: String,
     pub client_message_id: Option<String>,
     pub created_at: i64,
+    /// The files the message carries (CONTRACT §11), in the order the sender named them.
+    pub attachments: Vec<AttachmentMeta>,
+}
+
+/// What a message shows of one attachment. Read from the database with `filename` sealed;
+/// the store opens it before a row leaves it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentMeta {
+    pub attachment_id: AttachmentId,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// An uploaded attachment (table `attachments`), with its filename opened.
+#[derive(Debug, Clone)]
+pub struct AttachmentRow {
+    pub attachment_id: AttachmentId,
+    pub site_id: SiteId,
+    pub messenger_id: MessengerId,
+    /// The contact of the conversation (an agent's upload) or the uploading contact.
+    pub contact_id: ContactId,
+    /// Set when a message names it (from the start for an agent's upload).
+    pub conversation_id: Option<ConversationId>,
+    pub message_id: Option<MessageId>,
+    /// `contact` or `agent`.
+    pub uploader_type: SenderType,
+    pub uploader_id: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    /// Hex SHA-256 of the plain bytes.
+    pub sha256: String,
+    /// Where the sealed bytes are in the attachment store.
+    pub object_key: String,
+    /// The site's data-key version the bytes are sealed under.
+    pub key_version: i64,
+    pub created_at: i64,
+}
+
+impl AttachmentRow {
+    pub fn meta(&self) -> AttachmentMeta {
+        AttachmentMeta {
+            attachment_id: self.attachment_id,
+            filename: self.filename.clone(),
+            content_type: self.content_type.clone(),
+            size: self.size,
+        }
+    }
+}
+
+impl FromRow<'_, AnyRow> for AttachmentRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        let opt_id = |c: &str| -> Result<Option<Uuid>, sqlx::Error> {
+            r.try_get::<Option<String>, _>(c)?
+                .map(|t| t.parse().map_err(|e| decode_error(c, e)))
+                .transpose()
+        };
+        let st: String = r.try_get("uploader_type")?;
+        Ok(AttachmentRow {
+            attachment_id: id_col(r, "attachment_id")?,
+            site_id: SiteId(r.try_get("site_id")?),
+            messenger_id: id_col(r, "messenger_id")?,
+            contact_id: id_col(r, "contact_id")?,
+            conversation_id: opt_id("conversation_id")?.map(ConversationId),
+            message_id: opt_id("message_id")?.map(MessageId),
+            uploader_type: SenderType::parse(&st)
+                .ok_or_else(|| decode_error("uploader_type", UnknownSenderType(st.clone())))?,
+            uploader_id: id_col(r, "uploader_id")?,
+            filename: r.try_get("filename")?,
+            content_type: r.try_get("content_type")?,
+            size: r.try_get("size")?,
+            sha256: r.try_get("sha256")?,
+            object_key: r.try_get("object_key")?,
+            key_version: r.try_get("key_version")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +350,13 @@ impl MessageRow {
             body: r.try_get(&*col(prefix, "body"))?,
             client_message_id: r.try_get(&*col(prefix, "client_message_id"))?,
             created_at: r.try_get(&*col(prefix, "created_at"))?,
+            attachments: {
+                let c = col(prefix, "attachments");
+                match r.try_get::<Option<String>, _>(&*c)? {
+                    None => Vec::new(),
+                    Some(text) => serde_json::from_str(&text).map_err(|e| decode_error(&c, e))?,
+                }
+            },
         }))
     }
 }

@@ -35,6 +35,9 @@ pub struct SendRequest {
     /// `None` only for system messages.
     pub client_message_id: Option<String>,
     pub now: i64,
+    /// The attachments the message carries (checked by the caller; the insert claims them and
+    /// fails if one is missing or already claimed).
+    pub attachments: Vec<crate::AttachmentMeta>,
 }
 
 #[derive(Debug, Clone)]

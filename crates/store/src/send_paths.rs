@@ -108,6 +108,7 @@ impl Side {
                 body: format!("send {i}"),
                 client_message_id: Some(format!("k{cmid}")),
                 now,
+                attachments: Vec::new(),
             },
             Spec::Agent { conv, cmid } => SendRequest {
                 site_id: self.site,
@@ -120,6 +121,7 @@ impl Side {
                 body: format!("send {i}"),
                 client_message_id: Some(format!("a{cmid}")),
                 now,
+                attachments: Vec::new(),
             },
             Spec::Close { conv } => SendRequest {
                 site_id: self.site,
@@ -132,6 +134,7 @@ impl Side {
                 body: format!("closed by send {i}"),
                 client_message_id: None,
                 now,
+                attachments: Vec::new(),
             },
         }
     }

@@ -363,7 +363,33 @@ impl Vault {
         m.body = self
             .open_text(&message_place(m.message_id), &m.body)
             .await?;
+        for a in &mut m.attachments {
+            a.filename = self
+                .open_text(&attachment_name_place(a.attachment_id), &a.filename)
+                .await?;
+        }
         Ok(())
+    }
+
+    /// The key that seals attachment bytes of `site` now (made if the site has none yet).
+    pub async fn blob_key(&self, site: SiteId) -> Result<BlobKey, VaultError> {
+        Ok(BlobKey {
+            key: self.sealing_key(site).await?,
+            version: DATA_KEY_VERSION,
+        })
+    }
+
+    /// The key that sealed attachment bytes of `site` under data-key `version`.
+    pub async fn blob_key_version(
+        &self,
+        site: SiteId,
+        version: i64,
+    ) -> Result<BlobKey, VaultError> {
+        let key = self
+            .load(site.0, version)
+            .await?
+            .ok_or(VaultError::NoDataKey(site.0))?;
+        Ok(BlobKey { key, version })
     }
 
     /// Check, at start, that this master key opens what is stored: every data key must have
@@ -410,6 +436,62 @@ impl Vault {
         }
         Ok(())
     }
+}
+
+/// A site's data key for sealing attachment bytes chunk by chunk (the chunk format is the
+/// server's, `attachments/blobs.rs`): each chunk is `nonce ‖ ciphertext ‖ tag` under an AAD the
+/// caller builds (attachment id, chunk index, last-chunk flag).
+#[derive(Clone)]
+pub struct BlobKey {
+    key: Arc<RandomizedNonceKey>,
+    version: i64,
+}
+
+impl std::fmt::Debug for BlobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlobKey(v{})", self.version)
+    }
+}
+
+/// Bytes a sealed chunk adds to its plain bytes: the nonce and the tag.
+pub const BLOB_CHUNK_OVERHEAD: usize = NONCE_LEN + 16;
+
+impl BlobKey {
+    /// The data-key version (kept with the attachment, to open it later).
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// Seal `plain` and append `nonce ‖ ciphertext ‖ tag` to `out`.
+    pub fn seal_into(&self, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0u8; NONCE_LEN]);
+        out.extend_from_slice(plain);
+        let mut body = out.split_off(start + NONCE_LEN);
+        // Sealing fails only for inputs over 64 GiB.
+        let nonce = self
+            .key
+            .seal_in_place_append_tag(Aad::from(aad), &mut body)
+            .expect("seal");
+        out[start..start + NONCE_LEN].copy_from_slice(nonce.as_ref());
+        out.extend_from_slice(&body);
+    }
+
+    /// Open one sealed chunk in place; the plain bytes, or `None` if it does not open.
+    pub fn open_chunk<'a>(&self, aad: &[u8], sealed: &'a mut [u8]) -> Option<&'a [u8]> {
+        if sealed.len() < BLOB_CHUNK_OVERHEAD {
+            return None;
+        }
+        let (nonce, body) = sealed.split_at_mut(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let plain = self.key.open_in_place(nonce, Aad::from(aad), body).ok()?;
+        Some(&*plain)
+    }
+}
+
+/// Where an attachment's filename is bound to (its row, and every message that names it).
+pub fn attachment_name_place(id: confidant_core::AttachmentId) -> String {
+    place("attachments.filename", id)
 }
 
 /// Where a message's body is bound to.
@@ -756,6 +838,7 @@ mod tests {
                 body: "sealed anyway".into(),
                 client_message_id: Some("c".into()),
                 now: 1,
+                attachments: Vec::new(),
             })
             .await
             .expect("send");

@@ -86,6 +86,7 @@ async fn a_steady_send_load_keeps_the_wal_bounded() {
                         body: body.clone(),
                         client_message_id: Some(format!("t{t}-{i}")),
                         now: 1_000 + i,
+                        attachments: Vec::new(),
                     })
                     .await
                     .expect("send");

@@ -323,7 +323,7 @@ async fn with_savepoints(
                     Err(Interrupted::Raced) if tries < ATTEMPTS => sp.rollback().await?,
                     Err(e) => {
                         sp.rollback().await?;
-                        break Err(e.into());
+                        break Err(e.refusal().unwrap_or_else(StoreError::from));
                     }
                 }
             };
@@ -370,6 +370,18 @@ impl From<crate::VaultError> for Interrupted {
 impl From<sqlx::Error> for Interrupted {
     fn from(e: sqlx::Error) -> Self {
         Self::Db(e)
+    }
+}
+
+impl Interrupted {
+    /// A send refused by the attachment claim (migration 0007) is the send's own answer.
+    fn refusal(self) -> std::result::Result<StoreError, Interrupted> {
+        match self {
+            Interrupted::Db(e) if crate::attachments::is_unavailable_attachment(&e) => {
+                Ok(StoreError::Conflict("attachmentIds"))
+            }
+            other => Err(other),
+        }
     }
 }
 
@@ -582,10 +594,11 @@ async fn write(
     }
     let m = &out.message;
     let body = vault.seal_loaded(c.site_id, &message_place(m.message_id), m.body.as_bytes())?;
+    let attachments = crate::attachments::sealed_column(vault, c.site_id, &m.attachments)?;
     let inserted = sqlx::query(
         "INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, \
-         sender_name, body, client_message_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         sender_name, body, client_message_id, created_at, attachments) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(m.message_id.to_string())
     .bind(m.conversation_id.to_string())
@@ -596,6 +609,7 @@ async fn write(
     .bind(body)
     .bind(m.client_message_id.clone())
     .bind(m.created_at)
+    .bind(attachments)
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -628,6 +642,7 @@ mod tests {
             body: cmid.into(),
             client_message_id: Some(cmid.into()),
             now: 1_000,
+            attachments: Vec::new(),
         }
     }
 

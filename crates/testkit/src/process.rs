@@ -132,6 +132,16 @@ impl ServerProcess {
     /// `bin serve --listen 127.0.0.1:<free port> --database-url <url> <args>` with the test
     /// operator token, rate limits off, started and answering `/healthz`.
     pub async fn start(bin: impl AsRef<Path>, database_url: &str, args: &[&str]) -> ServerProcess {
+        Self::start_with_env(bin, database_url, args, &[]).await
+    }
+
+    /// The same with more environment variables (e.g. `AWS_*` for an S3 attachment store).
+    pub async fn start_with_env(
+        bin: impl AsRef<Path>,
+        database_url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let port = free_port();
         let data_dir = tempfile::tempdir().expect("tempdir");
         let mut process = Process::new(bin.as_ref())
@@ -149,6 +159,7 @@ impl ServerProcess {
             .env("CONFIDANT_RATE_LIMITS", "off")
             .env("RUST_LOG", "warn")
             .show_stderr();
+        let process = env.iter().fold(process, |p, (k, v)| p.env(*k, *v));
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let mut server = ServerProcess {
             process,

@@ -26,6 +26,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<String>,
     /// `--smtp-url` (with `--smtp-from` [`SMTP_FROM`]): e.g. an [`crate::SmtpSink`]'s URL.
     pub smtp_url: Option<String>,
+    /// `--attachments-url` (default: `<data dir>/attachments`).
+    pub attachments_url: Option<String>,
 }
 
 /// The From address of the test servers that send email.
@@ -41,6 +43,7 @@ impl Default for Settings {
             allow_private_urls: false,
             trusted_proxies: Vec::new(),
             smtp_url: None,
+            attachments_url: None,
         }
     }
 }
@@ -75,6 +78,7 @@ pub fn server_config(
         access_token_ttl: 3600,
         smtp_url: settings.smtp_url.clone(),
         smtp_from: settings.smtp_url.as_ref().map(|_| SMTP_FROM.to_owned()),
+        attachments_url: settings.attachments_url.clone(),
     };
     let mut config = Config::from_args(&args).expect("test config");
     config.admin_token = Some(operator_token.to_owned().into());
@@ -146,6 +150,20 @@ impl InProcess {
     /// How many WebSockets the server holds open (upgraded, not yet dropped).
     pub fn open_sockets(&self) -> usize {
         self.0.app.sockets.open()
+    }
+
+    /// The directory of a local attachment store (`None` for S3).
+    pub fn attachments_dir(&self) -> Option<PathBuf> {
+        match &self.0.app.config.attachments {
+            confidant::config::AttachmentsUrl::Local(dir) => Some(dir.clone()),
+            confidant::config::AttachmentsUrl::S3 { .. } => None,
+        }
+    }
+
+    /// Run the sweep of unreferenced attachments now, for uploads older than `age`:
+    /// (rows deleted, orphaned objects deleted).
+    pub async fn sweep_attachments(&self, age: Duration) -> (usize, usize) {
+        self.0.app.attachments.sweep(age).await.expect("sweep")
     }
 
     /// The lifetime of access tokens, in seconds.

@@ -9,6 +9,7 @@ import { LiveSocket, SocketState, socketUrl } from '../../shared/live-socket.js'
 import { Delivery, DeliveryState } from '../../shared/outbox.js';
 import { uuid, charLength, MAX_BODY_CHARS } from '../../shared/format.js';
 import { Thread, ConnectionLabel, isMessage, readMessages, wireComposer } from '../../shared/thread.js';
+import { AttachmentTray, attachmentList, fetchBlob, uploadFile, wireDrop } from '../../shared/attachments.js';
 
 const NEED_TOKEN_GRACE_MS = 8000;
 
@@ -28,6 +29,9 @@ const ui = {
   form: $('#composer-form'),
   composer: $('#composer'),
   send: $('#send'),
+  attach: $('#attach'),
+  attachInput: $('#attach-input'),
+  tray: $('#attachment-tray'),
   count: $('#composer-count'),
   close: $('#frame-close'),
 };
@@ -77,7 +81,22 @@ const thread = new Thread({
   who: (m) => h('span', { class: 'visually-hidden', text: `${m.sender.type === 'contact' ? 'You' : senderLabel(m.sender)}, ` }),
   orderOf: (id) => conversations.get(id)?.order ?? 0,
   onGap: (id) => resume(id),
+  attachments: (m) =>
+    attachmentList(m.attachments, {
+      urlOf: (id) => `/api/v1/messenger/attachments/${encodeURIComponent(id)}`,
+      get: (url) => fetchBlob(url, { token: state.token }),
+    }),
 });
+
+/** Files picked for the next message (CONTRACT §11), when the messenger takes attachments. */
+const files = config && config.attachments && config.attachments.enabled
+  ? new AttachmentTray(ui.tray, {
+      maxBytes: config.attachments.maxBytes,
+      upload: (file, onProgress) =>
+        uploadFile('/api/v1/messenger/attachments', { token: state.token, file, onProgress }),
+      onChange: () => updateCount(),
+    })
+  : null;
 
 const connection = new ConnectionLabel(ui.state, { connected: 'Connected', closed: 'Disconnected' });
 
@@ -496,14 +515,16 @@ function maybeSendTyping() {
 // ---------------------------------------------------------------------------------------------
 // Sending
 
-function sendMessage(body) {
+function sendMessage(body, attached = []) {
   const clientMessageId = uuid();
+  const send = { clientMessageId, body };
+  if (attached.length) send.attachmentIds = attached.map((a) => a.attachmentId);
   const delivery = new Delivery({
     clientMessageId,
-    attempt: () => api('/api/v1/messenger/messages', { method: 'POST', body: { clientMessageId, body } }),
+    attempt: () => api('/api/v1/messenger/messages', { method: 'POST', body: send }),
     onState: (st, detail) => onDeliveryState(clientMessageId, st, detail),
   });
-  thread.addPending(clientMessageId, body, delivery);
+  thread.addPending(clientMessageId, body, delivery, attached);
   updateEmpty();
   delivery.start();
 }
@@ -552,7 +573,8 @@ function updateCount() {
   ui.count.textContent = over
     ? `Too long: ${n.toLocaleString()} of ${MAX_BODY_CHARS.toLocaleString()} characters`
     : `${n.toLocaleString()} of ${MAX_BODY_CHARS.toLocaleString()} characters`;
-  ui.send.disabled = !state.token || over || ui.composer.value.trim() === '';
+  const ready = files ? files.ids().length > 0 && !files.busy() : false;
+  ui.send.disabled = !state.token || over || (ui.composer.value.trim() === '' && !ready) || Boolean(files && files.busy());
   return !over;
 }
 
@@ -563,15 +585,17 @@ function autoGrow() {
 
 function submitComposer() {
   const body = ui.composer.value.trim();
-  if (!body || !state.token || state.dead) return;
+  const attached = files && !files.busy() ? files.items.filter((i) => i.state === 'done').map((i) => i.result) : [];
+  if ((!body && !attached.length) || !state.token || state.dead || (files && files.busy())) return;
   if (!updateCount()) {
     ui.composer.focus();
     return;
   }
   ui.composer.value = '';
+  if (files) files.takeSent();
   autoGrow();
   updateCount();
-  sendMessage(body);
+  sendMessage(body, attached);
   ui.composer.focus();
 }
 
@@ -641,6 +665,16 @@ function wireUi() {
   if (embedded) {
     ui.close.hidden = false;
     ui.close.addEventListener('click', () => tell({ type: 'confidant:close' }));
+  }
+  if (files) {
+    ui.attach.hidden = false;
+    ui.attachInput.accept = (config.attachments.allowedTypes || []).join(',');
+    ui.attach.addEventListener('click', () => ui.attachInput.click());
+    ui.attachInput.addEventListener('change', () => {
+      files.add([...ui.attachInput.files]);
+      ui.attachInput.value = '';
+    });
+    wireDrop(ui.form, (picked) => files.add(picked));
   }
 }
 

@@ -9,8 +9,13 @@ pub mod frames;
 use std::collections::BTreeMap;
 
 use confidant_core::time_fmt::rfc3339_millis;
-use confidant_core::{AgentId, ContactId, ConversationId, MessageId, MessengerId, SiteId};
-use confidant_store::{AgentRow, ContactRow, ConversationRow, MessageRow, MessengerRow, SiteRow};
+use confidant_core::{
+    AgentId, AttachmentId, ContactId, ConversationId, MessageId, MessengerId, SiteId,
+};
+use confidant_store::{
+    AgentRow, AttachmentMeta, AttachmentRow, ContactRow, ConversationRow, MessageRow, MessengerRow,
+    SiteRow,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -134,6 +139,58 @@ pub struct Message {
     pub body: String,
     pub client_message_id: Option<String>,
     pub created_at: String,
+    /// The files the message carries (CONTRACT §11); absent when it carries none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentRef>,
+}
+
+/// An attachment as a message shows it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentRef {
+    #[schema(value_type = String, format = Uuid)]
+    pub attachment_id: AttachmentId,
+    pub filename: String,
+    /// What the bytes are (their signature).
+    pub content_type: String,
+    /// Bytes.
+    pub size: i64,
+}
+
+impl From<&AttachmentMeta> for AttachmentRef {
+    fn from(a: &AttachmentMeta) -> Self {
+        Self {
+            attachment_id: a.attachment_id,
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+        }
+    }
+}
+
+/// The answer to an upload.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    #[schema(value_type = String, format = Uuid)]
+    pub attachment_id: AttachmentId,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+impl From<&AttachmentRow> for Attachment {
+    fn from(a: &AttachmentRow) -> Self {
+        Self {
+            attachment_id: a.attachment_id,
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            sha256: a.sha256.clone(),
+        }
+    }
 }
 
 impl From<&MessageRow> for Message {
@@ -150,6 +207,7 @@ impl From<&MessageRow> for Message {
             body: m.body.clone(),
             client_message_id: m.client_message_id.clone(),
             created_at: rfc3339_millis(m.created_at),
+            attachments: m.attachments.iter().map(AttachmentRef::from).collect(),
         }
     }
 }
@@ -226,6 +284,29 @@ pub struct SecuritySchema {
     max_token_lifetime_seconds: Option<u64>,
     issuer: Option<String>,
     audience: Option<String>,
+    attachments: AttachmentSettings,
+}
+
+/// A messenger's attachment settings (CONTRACT §11), in its security object.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentSettings {
+    /// Default false.
+    pub enabled: bool,
+    /// 1 to 26214400; default 10485760.
+    pub max_bytes: u64,
+    /// MIME types, by the files' signatures; default image/png, image/jpeg, application/pdf.
+    pub allowed_types: Vec<String>,
+}
+
+impl From<&confidant_core::Attachments> for AttachmentSettings {
+    fn from(a: &confidant_core::Attachments) -> Self {
+        Self {
+            enabled: a.enabled,
+            max_bytes: a.max_bytes,
+            allowed_types: a.allowed_types.clone(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -348,6 +429,8 @@ pub struct MessengerConfig {
     pub messenger_id: MessengerId,
     pub name: String,
     pub allowed_urls: Vec<String>,
+    /// Whether the frame offers attachments, and their limits.
+    pub attachments: AttachmentSettings,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -412,9 +495,12 @@ pub struct Authorize {
 pub struct Send {
     /// Makes the send idempotent: a repeat answers `200` with the stored message.
     pub client_message_id: Option<String>,
+    /// 1 to 10000 characters; may be absent when `attachmentIds` names at least one.
     pub body: Option<String>,
     /// Contacts: the conversation to write in (default: the open one, or a new one).
     pub conversation_id: Option<String>,
+    /// Uploaded attachments to carry (at most 10), each the sender's own and on no other message.
+    pub attachment_ids: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]

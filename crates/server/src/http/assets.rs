@@ -36,7 +36,7 @@ fn ws_origin(public_url: &str) -> String {
 /// The policy of every page: only the server's own scripts, styles and connections.
 fn page_csp(public_url: &str, frame_ancestors: &str) -> String {
     format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
          connect-src 'self' {}; frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors {frame_ancestors}",
         ws_origin(public_url)
     )
@@ -112,6 +112,7 @@ pub async fn frame(
         "name": m.row.name,
         "serverOrigin": app.config.public_url,
         "allowedOrigins": allowed_origins,
+        "attachments": crate::api::AttachmentSettings::from(&m.security.attachments),
     });
     // Escaped so that the JSON cannot end its <script> block.
     let config = config

@@ -83,6 +83,7 @@ pub async fn messenger_config(
         messenger_id: m.row.messenger_id,
         name: m.row.name.clone(),
         allowed_urls: m.security.allowed_urls.clone(),
+        attachments: (&m.security.attachments).into(),
     }))
 }
 
@@ -110,9 +111,10 @@ pub async fn contact_send(
     ContactCaller(c): ContactCaller,
     ApiJson(b): ApiJson<api::Send>,
 ) -> ApiResult<(StatusCode, Json<api::Message>)> {
+    let attachments = NewMessage::attachment_ids(b.attachment_ids)?;
     app.limits.send(c.scope.contact)?;
     let conversation = conversation_ref(b.conversation_id.as_deref())?;
-    let m = NewMessage::parse(b.client_message_id, b.body)?;
+    let m = NewMessage::parse(b.client_message_id, b.body, attachments)?;
     let out = app
         .conversations
         .contact_send(&c.scope, conversation, m)
@@ -221,8 +223,9 @@ pub async fn agent_send(
     ApiPath((site, id)): ApiPath<(SiteId, ConversationId)>,
     ApiJson(b): ApiJson<api::Send>,
 ) -> ApiResult<(StatusCode, Json<api::Message>)> {
+    let attachments = NewMessage::attachment_ids(b.attachment_ids)?;
     p.require_site(site)?;
-    let m = NewMessage::parse(b.client_message_id, b.body)?;
+    let m = NewMessage::parse(b.client_message_id, b.body, attachments)?;
     let out = app
         .conversations
         .agent_send(site, id, p.sender(), m)

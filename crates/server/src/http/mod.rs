@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod assets;
+pub mod attachments;
 pub mod auth;
 pub mod authorize;
 pub mod conversations;
@@ -84,6 +85,18 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(conversations::close))
         .routes(routes!(conversations::agent_read))
         .routes(routes!(conversations::get_contact))
+        .routes(routes!(attachments::agent_download))
+        .routes(routes!(attachments::contact_download))
+        .merge(
+            // Uploads take their own body limit (the largest `maxBytes` and the multipart
+            // framing; each messenger's limit is enforced as the bytes arrive), not 256 KiB.
+            OpenApiRouter::new()
+                .routes(routes!(attachments::contact_upload))
+                .routes(routes!(attachments::agent_upload))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    attachments::UPLOAD_BODY_LIMIT,
+                )),
+        )
         .routes(routes!(ws::contact_ws))
         .routes(routes!(ws::agent_ws))
         .routes(routes!(assets::frame))

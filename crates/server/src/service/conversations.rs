@@ -5,13 +5,16 @@
 use std::sync::Arc;
 
 use confidant_core::time_fmt::now_millis;
-use confidant_core::{ClientMessageId, ContactScope, ConversationId, MessageBody, SiteId};
+use confidant_core::{
+    AttachmentId, ClientMessageId, ContactScope, ConversationId, MessageBody, SiteId,
+};
 use confidant_realtime::{Event, Hub, Topic};
 use confidant_store::{
     ConversationFilter, ConversationRow, MessageRow, SendOutcome, SendRequest, SendTarget,
     SenderType, Store, StoreError,
 };
 
+use super::attachments::{Attachments, MAX_PER_MESSAGE, SendAs};
 use super::contacts::Contacts;
 use crate::api::frames::{Party, ServerFrame};
 use crate::api::{Conversation, Message};
@@ -47,27 +50,74 @@ impl Viewer {
 /// A send as the client asked for it, checked.
 pub struct NewMessage {
     pub client_message_id: String,
-    pub body: MessageBody,
+    /// Empty only when the message carries attachments.
+    pub body: String,
+    pub attachments: Vec<AttachmentId>,
 }
 
 impl NewMessage {
+    /// `attachmentIds`: at most 10 distinct attachment ids.
+    pub fn attachment_ids(ids: Option<Vec<String>>) -> ApiResult<Vec<AttachmentId>> {
+        let ids = ids.unwrap_or_default();
+        if ids.len() > MAX_PER_MESSAGE {
+            return Err(ApiError::invalid(format!(
+                "attachmentIds: at most {MAX_PER_MESSAGE} attachments per message"
+            )));
+        }
+        let mut out: Vec<AttachmentId> = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let id: AttachmentId = id.parse().map_err(|_| {
+                ApiError::invalid(format!("attachmentIds[{i}]: must be an attachment id"))
+            })?;
+            if out.contains(&id) {
+                return Err(ApiError::invalid(format!(
+                    "attachmentIds[{i}]: names the same attachment twice"
+                )));
+            }
+            out.push(id);
+        }
+        Ok(out)
+    }
+
     /// Check a send's fields; a send without `clientMessageId` gets a fresh one (not idempotent).
-    pub fn parse(client_message_id: Option<String>, body: Option<String>) -> ApiResult<Self> {
+    /// A message needs a body or an attachment.
+    pub fn parse(
+        client_message_id: Option<String>,
+        body: Option<String>,
+        attachments: Vec<AttachmentId>,
+    ) -> ApiResult<Self> {
         let client_message_id = match client_message_id {
             Some(s) => ClientMessageId::parse(s)
                 .map_err(|e| ApiError::invalid(format!("clientMessageId: {e}")))?
                 .into_string(),
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let body = body
-            .ok_or_else(|| ApiError::invalid("body: must be a string of 1 to 10000 characters"))
-            .and_then(|b| {
-                MessageBody::parse(b).map_err(|e| ApiError::invalid(format!("body: {e}")))
-            })?;
+        let body = match body {
+            None if !attachments.is_empty() => String::new(),
+            Some(b) if b.is_empty() && !attachments.is_empty() => b,
+            body => body
+                .ok_or_else(|| ApiError::invalid("body: must be a string of 1 to 10000 characters"))
+                .and_then(|b| {
+                    MessageBody::parse(b).map_err(|e| ApiError::invalid(format!("body: {e}")))
+                })?
+                .into_string(),
+        };
         Ok(Self {
             client_message_id,
             body,
+            attachments,
         })
+    }
+}
+
+/// A store refusal of a send as the contract words it: an attachment another message took
+/// (or the sweep removed) between the check and the insert names the field.
+fn send_refused(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict("attachmentIds") => ApiError::invalid(
+            "attachmentIds: an attachment is already on another message (or no longer exists)",
+        ),
+        other => other.into(),
     }
 }
 
@@ -81,14 +131,21 @@ pub struct Conversations {
     store: Store,
     hub: Arc<dyn Hub>,
     contacts: Arc<Contacts>,
+    attachments: Arc<Attachments>,
 }
 
 impl Conversations {
-    pub fn new(store: Store, hub: Arc<dyn Hub>, contacts: Arc<Contacts>) -> Self {
+    pub fn new(
+        store: Store,
+        hub: Arc<dyn Hub>,
+        contacts: Arc<Contacts>,
+        attachments: Arc<Attachments>,
+    ) -> Self {
         Self {
             store,
             hub,
             contacts,
+            attachments,
         }
     }
 
@@ -172,6 +229,10 @@ impl Conversations {
         m: NewMessage,
     ) -> ApiResult<Sent> {
         let name = self.contacts.name(scope.site, scope.contact).await?;
+        let attachments = self
+            .attachments
+            .for_send(SendAs::Contact(scope), &m.attachments)
+            .await?;
         let out = self
             .store
             .send(SendRequest {
@@ -185,14 +246,15 @@ impl Conversations {
                 sender_type: SenderType::Contact,
                 sender_id: scope.contact.0,
                 sender_name: name.to_string(),
-                body: m.body.into_string(),
+                body: m.body,
                 client_message_id: Some(m.client_message_id),
                 now: now_millis(),
+                attachments,
             })
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ApiError::not_found("conversation"),
-                other => other.into(),
+                other => send_refused(other),
             })?;
         Ok(Sent {
             created: out.created,
@@ -209,6 +271,16 @@ impl Conversations {
         m: NewMessage,
     ) -> ApiResult<Sent> {
         self.visible(&Viewer::Agents(site), id).await?;
+        let attachments = self
+            .attachments
+            .for_send(
+                SendAs::Agent {
+                    site,
+                    conversation: id,
+                },
+                &m.attachments,
+            )
+            .await?;
         let out = self
             .store
             .send(SendRequest {
@@ -219,11 +291,13 @@ impl Conversations {
                 sender_type: SenderType::Agent,
                 sender_id,
                 sender_name,
-                body: m.body.into_string(),
+                body: m.body,
                 client_message_id: Some(m.client_message_id),
                 now: now_millis(),
+                attachments,
             })
-            .await?;
+            .await
+            .map_err(send_refused)?;
         Ok(Sent {
             created: out.created,
             message: out.message,
@@ -251,6 +325,7 @@ impl Conversations {
                 body: format!("{closer_name} closed the conversation."),
                 client_message_id: None,
                 now: now_millis(),
+                attachments: Vec::new(),
             })
             .await?;
         Ok((out.conversation, out.message))

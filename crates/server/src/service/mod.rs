@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod attachments;
 pub mod authorize;
 pub mod contacts;
 pub mod conversations;

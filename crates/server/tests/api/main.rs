@@ -4,6 +4,7 @@
 
 mod admin;
 mod at_rest;
+mod attachments;
 mod authorize;
 mod bus;
 mod cli;
