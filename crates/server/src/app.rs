@@ -26,6 +26,7 @@ use crate::service::contacts::Contacts;
 use crate::service::conversations::Conversations;
 use crate::service::keys;
 use crate::service::messengers::Messengers;
+use crate::service::webhooks::Webhooks;
 use crate::socket_caps::SocketCaps;
 use crate::tokens::random_token;
 
@@ -44,6 +45,7 @@ pub struct App {
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
+    pub webhooks: Arc<Webhooks>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
 }
@@ -123,6 +125,12 @@ impl App {
                 }
             }));
         }
+        let webhooks = Arc::new(Webhooks::new(
+            store.clone(),
+            UrlRule {
+                allow_private: config.allow_private_urls,
+            },
+        ));
         let app = Arc::new(App {
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
             sockets: SocketCaps::new(config.rate_limits),
@@ -141,6 +149,7 @@ impl App {
             contacts,
             access,
             conversations,
+            webhooks,
             openapi: std::sync::OnceLock::new(),
         });
         spawn_cache_invalidation(&app);

@@ -13,7 +13,8 @@
 //! (the batching queue, the backend's `WriteStrategy`, the one-by-one path) → plan.rs (the
 //! rules, pure) and batch.rs (a whole batch in a fixed number of statements). vault.rs: the
 //! keys that seal message bodies and secrets at rest (every read of them opens them here, so
-//! the rows the store returns hold clear values and the tables sealed ones).
+//! the rows the store returns hold clear values and the tables sealed ones). webhooks.rs:
+//! webhook subscriptions (secrets sealed) and their delivery log.
 
 #[macro_use]
 mod cols;
@@ -33,6 +34,7 @@ mod sites;
 mod vault;
 #[cfg(test)]
 mod wal;
+mod webhooks;
 mod writer;
 
 use std::path::Path;
@@ -47,6 +49,7 @@ pub use conversations::ConversationFilter;
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};
 pub use vault::{MasterKey, SYSTEM_SITE, Vault, VaultError, place, write_new_private};
+pub use webhooks::{DELIVERIES_KEPT, DeliveryRow, WebhookRow};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod layers;
 pub mod messengers;
+pub mod webhooks;
 pub mod ws;
 
 use std::sync::Arc;
@@ -78,6 +79,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(conversations::close))
         .routes(routes!(conversations::agent_read))
         .routes(routes!(conversations::get_contact))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::webhook_deliveries))
+        .routes(routes!(webhooks::test_webhook))
         .routes(routes!(ws::contact_ws))
         .routes(routes!(ws::agent_ws))
         .routes(routes!(assets::frame))

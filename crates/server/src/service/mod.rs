@@ -9,3 +9,4 @@ pub mod contacts;
 pub mod conversations;
 pub mod keys;
 pub mod messengers;
+pub mod webhooks;
