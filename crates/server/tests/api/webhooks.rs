@@ -255,6 +255,19 @@ async fn wait_deliveries(app: &Http, site: i64, id: &str, n: usize) -> Vec<Value
     }
 }
 
+/// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(body);
+    let tag = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+        &signed,
+    );
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
+
 /// Whether `header` is `t=<t>,v1=<HMAC-SHA256(secret, "<t>.<body>")>` with `t` near now.
 fn signature_ok(secret: &str, header: &str, body: &[u8]) -> bool {
     use aws_lc_rs::hmac;
@@ -706,5 +719,90 @@ async fn the_log_keeps_the_newest_hundred() {
     for (d, i) in log.iter().zip((5..105).rev()) {
         assert_eq!(d["delivered"], i % 10 != 0, "{d}");
         assert_eq!(d["status"], if i % 10 == 0 { 500 } else { 200 });
+    }
+}
+
+// ---- the verification examples of docs/INTEGRATING.md ----
+
+/// Run an example verifier on a delivery: exit status 0 means "signature ok".
+fn run_example(program: &str, script: &str, header: &str, secret: &str, body: &[u8]) -> bool {
+    use std::io::Write as _;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/webhooks")
+        .join(script);
+    let mut child = std::process::Command::new(program)
+        .arg(&path)
+        .arg(header)
+        .env("CONFIDANT_WEBHOOK_SECRET", secret)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} {}: {e}", path.display()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body)
+        .expect("write the body");
+    child.wait().expect("wait").success()
+}
+
+#[tokio::test]
+async fn the_node_and_python_examples_verify_a_real_delivery() {
+    let app = private_app().await;
+    let site = app.site("Acme").await;
+    let receiver = Receiver::start().await;
+    let (id, secret) = hook(&app, site.id, &receiver.url(), &["message.created"], false).await;
+    let r = app
+        .post(
+            &format!("{}/{id}/test", hooks_path(site.id)),
+            Some(OPERATOR),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let got = receiver.got();
+    let g = got.first().expect("a delivery");
+    let header = g
+        .header("confidant-signature")
+        .expect("signature")
+        .to_owned();
+    let mut tampered = g.body.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 0x01;
+    // Signed right, but ten minutes ago: refused for its age alone.
+    let t: i64 = header
+        .trim_start_matches("t=")
+        .split(',')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("t");
+    let old = sign(&secret, t - 600, &g.body);
+    let fresh = sign(&secret, t, &g.body);
+    assert_eq!(
+        fresh, header,
+        "the test's own signer agrees with the server"
+    );
+    for (program, script) in [("node", "verify.mjs"), ("python3", "verify.py")] {
+        assert!(
+            run_example(program, script, &header, &secret, &g.body),
+            "{script}: a good delivery"
+        );
+        assert!(
+            !run_example(program, script, &header, &secret, &tampered),
+            "{script}: a tampered body"
+        );
+        assert!(
+            !run_example(program, script, &header, "whsec_another", &g.body),
+            "{script}: another secret"
+        );
+        assert!(
+            !run_example(program, script, &old, &secret, &g.body),
+            "{script}: t ten minutes old"
+        );
+        assert!(
+            !run_example(program, script, "", &secret, &g.body),
+            "{script}: no header"
+        );
     }
 }
