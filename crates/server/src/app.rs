@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::jobs::Jobs;
 use crate::jwks_http::HttpJwksFetcher;
 use crate::limits::RateLimiter;
 use crate::outbound::UrlRule;
@@ -45,6 +46,8 @@ pub struct App {
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
     pub conversations: Arc<Conversations>,
+    /// The durable job queue's runner, and the event sinks (jobs.rs).
+    pub jobs: Arc<Jobs>,
     pub webhooks: Arc<Webhooks>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
@@ -125,6 +128,7 @@ impl App {
                 }
             }));
         }
+        let jobs = Jobs::new(store.clone());
         let webhooks = Arc::new(Webhooks::new(
             store.clone(),
             UrlRule {
@@ -149,9 +153,11 @@ impl App {
             contacts,
             access,
             conversations,
+            jobs,
             webhooks,
             openapi: std::sync::OnceLock::new(),
         });
+        app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();
         Ok(app)

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod jwks_http;
 pub mod limits;
 pub mod outbound;
@@ -60,6 +61,7 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         let r = self.task.await.context("server task")?;
+        self.app.jobs.stopped().await;
         self.app.store.close().await;
         r
     }

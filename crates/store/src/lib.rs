@@ -13,7 +13,8 @@
 //! (the batching queue, the backend's `WriteStrategy`, the one-by-one path) → plan.rs (the
 //! rules, pure) and batch.rs (a whole batch in a fixed number of statements). vault.rs: the
 //! keys that seal message bodies and secrets at rest (every read of them opens them here, so
-//! the rows the store returns hold clear values and the tables sealed ones). webhooks.rs:
+//! the rows the store returns hold clear values and the tables sealed ones). jobs.rs: the
+//! durable job queue, fed by triggers that turn stored messages into events. webhooks.rs:
 //! webhook subscriptions (secrets sealed) and their delivery log.
 
 #[macro_use]
@@ -22,6 +23,7 @@ mod agents;
 mod batch;
 mod contacts;
 mod conversations;
+mod jobs;
 mod keys;
 mod messages;
 mod messengers;
@@ -46,6 +48,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use conversations::ConversationFilter;
+pub use jobs::{Job, JobDepth, JobUpdate, NewJob};
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};
 pub use vault::{MasterKey, SYSTEM_SITE, Vault, VaultError, place, write_new_private};

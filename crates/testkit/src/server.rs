@@ -85,6 +85,11 @@ impl InProcess {
         self.0.addr
     }
 
+    /// The app inside (for tests that plug into it, e.g. an event sink on `app().jobs`).
+    pub fn app(&self) -> &std::sync::Arc<confidant::app::App> {
+        &self.0.app
+    }
+
     /// Stop gracefully (sockets are told, requests drain, the store closes).
     pub async fn stop(self) {
         self.0.stop().await.expect("stop");

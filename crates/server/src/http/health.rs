@@ -44,6 +44,7 @@ pub async fn livez() -> Json<Health> {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, content_type = "text/plain", body = String, description = "Prometheus text format")))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    app.jobs.record_gauges().await;
     (
         [(
             header::CONTENT_TYPE,

@@ -12,6 +12,7 @@ mod conversations;
 mod crash;
 mod edge;
 mod hardening;
+mod jobs;
 mod jwks;
 mod openapi;
 mod scale;
