@@ -27,7 +27,7 @@ use crate::service::contacts::Contacts;
 use crate::service::conversations::Conversations;
 use crate::service::keys;
 use crate::service::messengers::Messengers;
-use crate::service::webhooks::Webhooks;
+use crate::service::webhooks::{self, WebhookHandler, WebhookSink, Webhooks};
 use crate::socket_caps::SocketCaps;
 use crate::tokens::random_token;
 
@@ -157,6 +157,12 @@ impl App {
             webhooks,
             openapi: std::sync::OnceLock::new(),
         });
+        app.jobs
+            .add_sink(Arc::new(WebhookSink(app.webhooks.clone())));
+        app.jobs.register(
+            webhooks::JOB_KIND,
+            Arc::new(WebhookHandler(app.webhooks.clone())),
+        );
         app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use confidant_core::time_fmt::{now_millis, rfc3339_millis};
 use confidant_core::{ContactId, ConversationId, MessageId, MessengerId, SiteId};
-use confidant_store::{ConversationRow, DeliveryRow, MessageRow, Store, StoreError, WebhookRow};
+use confidant_store::{
+    ConversationRow, DeliveryRow, Job, MessageRow, NewJob, Store, StoreError, WebhookRow,
+};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Url};
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::api::{Conversation, Message};
 use crate::error::{ApiError, ApiResult};
+use crate::jobs::{Event, EventSink, Handler, Outcome};
 use crate::outbound::UrlRule;
 
 /// The events a webhook may subscribe to.
@@ -587,6 +590,7 @@ impl EventData {
 /// A message as the REST API shows it, with its conversation's messenger and contact.
 fn message_data(m: &MessageRow, c: &ConversationRow) -> Value {
     let mut v = serde_json::to_value(Message::from(m)).unwrap_or(Value::Null);
+    without_contact_name(&mut v);
     if let Some(o) = v.as_object_mut() {
         o.insert("messengerId".into(), json!(c.messenger_id));
         o.insert("contactId".into(), json!(c.contact_id));
@@ -594,9 +598,23 @@ fn message_data(m: &MessageRow, c: &ConversationRow) -> Value {
     v
 }
 
+/// A contact's message names its sender with the contact's name (an attribute, or its
+/// identity): deliveries carry neither, only `contactId` (agents' names stay).
+fn without_contact_name(message: &mut Value) {
+    if let Some(sender) = message.get_mut("sender").and_then(Value::as_object_mut)
+        && sender.get("type").and_then(Value::as_str) == Some("contact")
+    {
+        sender.remove("name");
+    }
+}
+
 /// A conversation as the REST API shows it (never the contact's attributes).
 fn conversation_data(c: &ConversationRow, last: Option<&MessageRow>) -> Value {
-    serde_json::to_value(Conversation::new(c, last)).unwrap_or(Value::Null)
+    let mut v = serde_json::to_value(Conversation::new(c, last)).unwrap_or(Value::Null);
+    if let Some(last) = v.get_mut("lastMessage") {
+        without_contact_name(last);
+    }
+    v
 }
 
 /// contact.notified: `{conversationId, contactId, channel, notifiedAt}`.
@@ -710,6 +728,92 @@ async fn record_attempts(store: Store, mut rx: mpsc::Receiver<DeliveryRow>) {
             tracing::warn!(error = %e, attempts = batch.len(), "cannot record webhook attempts");
         }
         batch.clear();
+    }
+}
+
+// ---- on the job queue ----
+
+/// The job kind of one delivery.
+pub const JOB_KIND: &str = "webhook";
+
+impl From<&Event> for WebhookEvent {
+    fn from(e: &Event) -> Self {
+        WebhookEvent {
+            id: e.id,
+            kind: e.kind.as_str().to_owned(),
+            site_id: e.site,
+            at: e.at,
+            conversation_id: e.conversation_id,
+            messenger_id: e.messenger_id,
+            contact_id: e.contact_id,
+            message_id: e.message_id,
+            data: e.data.clone(),
+        }
+    }
+}
+
+/// Turns each batch of events into one `webhook` job per subscribed webhook (one query for
+/// the webhooks, one statement to queue the jobs). The job's key, `webhook:<id>:<event id>`,
+/// keeps an event handed over twice from being queued twice while the first is queued.
+pub struct WebhookSink(pub Arc<Webhooks>);
+
+#[async_trait::async_trait]
+impl EventSink for WebhookSink {
+    async fn on_events(&self, events: &[Event]) -> Result<(), String> {
+        let events: Vec<WebhookEvent> = events.iter().map(WebhookEvent::from).collect();
+        let jobs = self.0.jobs_for(&events).await.map_err(|e| e.to_string())?;
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let now = now_millis();
+        let jobs: Vec<NewJob> = jobs
+            .into_iter()
+            .map(|(site, key, job)| NewJob {
+                kind: JOB_KIND.to_owned(),
+                site,
+                key: Some(key),
+                payload: serde_json::to_value(job).unwrap_or_default(),
+                run_at: now,
+            })
+            .collect();
+        self.0
+            .store
+            .enqueue(&jobs)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Runs `webhook` jobs: a whole batch of deliveries at once.
+pub struct WebhookHandler(pub Arc<Webhooks>);
+
+#[async_trait::async_trait]
+impl Handler for WebhookHandler {
+    async fn run(&self, jobs: Vec<Job>) -> Vec<Outcome> {
+        let mut parsed = Vec::with_capacity(jobs.len());
+        let mut bad = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            match serde_json::from_value::<WebhookJob>(job.payload.clone()) {
+                Ok(w) => parsed.push((i, job.site, w)),
+                Err(e) => bad.push((i, e.to_string())),
+            }
+        }
+        let mut outcomes: Vec<Outcome> = vec![Outcome::Done; jobs.len()];
+        for (i, reason) in bad {
+            outcomes[i] = Outcome::GiveUp(format!("not a webhook job: {reason}"));
+        }
+        let (index, batch): (Vec<usize>, Vec<(SiteId, WebhookJob)>) = parsed
+            .into_iter()
+            .map(|(i, site, w)| (i, (site, w)))
+            .unzip();
+        for (i, d) in index.into_iter().zip(self.0.deliver(batch).await) {
+            outcomes[i] = match d {
+                Delivery::Delivered | Delivery::Dropped(_) => Outcome::Done,
+                Delivery::Retry(reason) => Outcome::Retry(reason),
+            };
+        }
+        outcomes
     }
 }
 

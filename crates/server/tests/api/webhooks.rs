@@ -18,7 +18,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 enum Reply {
     Status(u16),
     /// Close the connection without an answer.
-    #[expect(dead_code, reason = "the delivery tests land with the job queue")]
     Drop,
 }
 
@@ -90,7 +89,6 @@ impl Receiver {
             .extend(replies.iter().copied());
     }
 
-    #[expect(dead_code, reason = "the delivery tests land with the job queue")]
     fn always(&self, reply: Reply) {
         *self.default.lock().expect("lock") = reply;
     }
@@ -100,7 +98,6 @@ impl Receiver {
     }
 
     /// Wait until at least `n` requests came (at most `within`); all of them.
-    #[expect(dead_code, reason = "the delivery tests land with the job queue")]
     async fn wait_for(&self, n: usize, within: Duration) -> Vec<Got> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -804,5 +801,335 @@ async fn the_node_and_python_examples_verify_a_real_delivery() {
             !run_example(program, script, "", &secret, &g.body),
             "{script}: no header"
         );
+    }
+}
+
+// ---- delivery of events ----
+
+/// The event types the receiver got, sorted.
+fn types(got: &[Got]) -> Vec<String> {
+    let mut t: Vec<String> = got
+        .iter()
+        .map(|g| g.json()["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    t.sort();
+    t
+}
+
+#[tokio::test]
+async fn a_message_is_delivered_once_signed_and_without_its_body() {
+    let app = private_app().await;
+    let site = app.site("Acme").await;
+    let mark = site
+        .messenger(json!({}))
+        .await
+        .contact("mark@example.test")
+        .await;
+    let receiver = Receiver::start().await;
+    let (id, secret) = hook(&app, site.id, &receiver.url(), &["message.created"], false).await;
+
+    let sent = mark.send("c-1", "my diagnosis is private").await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    // Only what it subscribed to: the conversation that opened is not delivered.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let got_all = receiver.got();
+    assert_eq!(got_all.len(), 1, "{:?}", types(&got_all));
+    let g = &got[0];
+    assert_eq!(g.method, "POST");
+    assert_eq!(g.header("content-type"), Some("application/json"));
+    assert!(signature_ok(
+        &secret,
+        g.header("confidant-signature").expect("signature"),
+        &g.body
+    ));
+    let body = g.json();
+    assert_eq!(body["type"], "message.created");
+    assert_eq!(g.header("confidant-event-id"), body["id"].as_str());
+    assert_eq!(body["siteId"], site.id);
+    assert!(
+        body["createdAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.contains('.'))
+    );
+    let data = &body["data"];
+    assert_eq!(data["messageId"], sent["messageId"]);
+    assert_eq!(data["conversationId"], sent["conversationId"]);
+    assert_eq!(data["seq"], 1);
+    assert_eq!(data["clientMessageId"], "c-1");
+    assert_eq!(data["sender"]["type"], "contact");
+    assert_eq!(data["sender"]["id"], mark.id.as_str());
+    assert!(
+        data["sender"].get("name").is_none(),
+        "the contact's name: {data}"
+    );
+    assert_eq!(data["contactId"], mark.id.as_str());
+    assert_eq!(data["messengerId"], mark.messenger.as_str());
+    assert!(data.get("body").is_none(), "{data}");
+    let text = String::from_utf8_lossy(&g.body);
+    assert!(!text.contains("diagnosis"), "the body leaked: {text}");
+    assert!(
+        !text.contains("mark@example.test"),
+        "the identity leaked: {text}"
+    );
+
+    let log = wait_deliveries(&app, site.id, &id, 1).await;
+    assert_eq!(log[0]["type"], "message.created");
+    assert_eq!(log[0]["eventId"], body["id"]);
+    assert_eq!(log[0]["delivered"], true);
+    assert_eq!(log[0]["status"], 200);
+}
+
+#[tokio::test]
+async fn conversation_events_and_include_body_and_no_other_sites_events() {
+    let app = private_app().await;
+    let site = app.site("Acme").await;
+    let support = site.messenger(json!({})).await;
+    let mark = support.contact("mark@example.test").await;
+    let agent = site.agent("agent@example.test", "agent").await;
+    let receiver = Receiver::start().await;
+    let all = [
+        "conversation.created",
+        "message.created",
+        "conversation.closed",
+    ];
+    hook(&app, site.id, &receiver.url(), &all, true).await;
+    // Another site's webhook on every event hears nothing of this site.
+    let other = app.site("Other").await;
+    let eavesdropper = Receiver::start().await;
+    hook(
+        &app,
+        other.id,
+        &eavesdropper.url(),
+        &[
+            "conversation.created",
+            "message.created",
+            "conversation.closed",
+            "contact.notified",
+        ],
+        true,
+    )
+    .await;
+
+    let sent = mark.send("c-1", "hello there").await;
+    let conversation = sent["conversationId"].as_str().expect("conversationId");
+    let (s, _) = agent.close(conversation).await;
+    assert_eq!(s, 200);
+    let got = receiver.wait_for(4, Duration::from_secs(10)).await;
+    assert_eq!(
+        types(&got),
+        [
+            "conversation.closed",
+            "conversation.created",
+            "message.created",
+            "message.created"
+        ]
+    );
+    let mut ids: Vec<&str> = got
+        .iter()
+        .map(|g| g.header("confidant-event-id").unwrap_or_default())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "four events, four ids");
+    for g in &got {
+        let b = g.json();
+        match b["type"].as_str().unwrap_or_default() {
+            "message.created" => {
+                assert_eq!(b["data"]["conversationId"], conversation);
+                if b["data"]["sender"]["type"] == "contact" {
+                    assert_eq!(b["data"]["body"], "hello there", "includeBody");
+                } else {
+                    assert_eq!(b["data"]["sender"]["type"], "system");
+                    assert!(
+                        b["data"]["body"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("closed"))
+                    );
+                }
+            }
+            "conversation.created" | "conversation.closed" => {
+                assert_eq!(b["data"]["conversationId"], conversation);
+                assert_eq!(b["data"]["contactId"], mark.id.as_str());
+                assert_eq!(b["data"]["messengerId"], support.id.as_str());
+                assert!(
+                    b["data"].get("contact").is_none(),
+                    "no contact attributes: {b}"
+                );
+                if b["type"] == "conversation.closed" {
+                    assert_eq!(b["data"]["status"], "closed");
+                }
+            }
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        eavesdropper.got().is_empty(),
+        "another site's webhook got this site's events"
+    );
+    assert_eq!(receiver.got().len(), 4, "each event once");
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_until_a_2xx() {
+    let app = private_app().await;
+    let site = app.site("Acme").await;
+    let mark = site
+        .messenger(json!({}))
+        .await
+        .contact("mark@example.test")
+        .await;
+    let receiver = Receiver::start().await;
+    let (id, secret) = hook(&app, site.id, &receiver.url(), &["message.created"], false).await;
+    // A 500, then a connection dropped without an answer, then 200.
+    receiver.then(&[Reply::Status(500), Reply::Drop]);
+    mark.send("c-1", "hello").await;
+    let got = receiver.wait_for(3, Duration::from_secs(20)).await;
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|g| g.header("confidant-event-id").unwrap_or_default())
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "the same event each time: {ids:?}"
+    );
+    for g in &got {
+        assert_eq!(g.body, got[0].body, "the same body each time");
+        assert!(signature_ok(
+            &secret,
+            g.header("confidant-signature").expect("sig"),
+            &g.body
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.got().len(), 3, "nothing after the 2xx");
+    let log = wait_deliveries(&app, site.id, &id, 3).await;
+    let outcomes: Vec<(Value, Value)> = log
+        .iter()
+        .map(|d| (d["delivered"].clone(), d["status"].clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (json!(true), json!(200)),
+            (json!(false), Value::Null),
+            (json!(false), json!(500))
+        ],
+        "{log:?}"
+    );
+    assert_eq!(log[1]["error"], "the connection failed before an answer");
+}
+
+#[tokio::test]
+async fn a_deleted_webhook_gets_nothing_more() {
+    let app = private_app().await;
+    let site = app.site("Acme").await;
+    let mark = site
+        .messenger(json!({}))
+        .await
+        .contact("mark@example.test")
+        .await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::Status(503));
+    let (id, _) = hook(&app, site.id, &receiver.url(), &["message.created"], false).await;
+    mark.send("c-1", "hello").await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(delete(&app, OPERATOR, site.id, &id).await.status(), 204);
+    mark.send("c-2", "and again").await;
+    // Its retries (after 0.5–1 s, then 1–2 s) and the new message: none arrives.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(receiver.got().len(), 1);
+}
+
+#[tokio::test]
+async fn queued_deliveries_survive_kill_9_and_arrive_after_the_restart() {
+    let mut made_the_db = TestApp::spawn().await;
+    made_the_db.stop().await;
+    let mut server = ServerProcess::start(
+        crate::BIN,
+        &made_the_db.database_url,
+        &[
+            "--master-key-file",
+            &made_the_db.master_key_file,
+            "--allow-private-urls",
+            "on",
+        ],
+    )
+    .await;
+    let site = server.site("Acme").await;
+    let support = site.messenger(json!({})).await;
+    let receiver = Receiver::start().await;
+    receiver.always(Reply::Status(500));
+    hook(
+        &server,
+        site.id,
+        &receiver.url(),
+        &["message.created"],
+        false,
+    )
+    .await;
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let c = support.contact(&format!("c{i}@example.test")).await;
+        sent.push(c.send("m", "hello").await["messageId"].clone());
+    }
+    // Every event was tried (and refused) at least once: their retries are queued.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let event_ids = loop {
+        let mut ids: Vec<String> = receiver
+            .got()
+            .iter()
+            .map(|g| {
+                g.header("confidant-event-id")
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() == 5 {
+            break ids;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} events tried",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    server.kill_9();
+    receiver.got.lock().expect("lock").clear();
+    receiver.always(Reply::Status(200));
+    server.restart().await;
+    // All arrive (a job claimed when the process died waits for its lease, 60 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut ids: Vec<String> = receiver
+            .got()
+            .iter()
+            .map(|g| {
+                g.header("confidant-event-id")
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids == event_ids {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after the restart: {ids:?} of {event_ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let data: Vec<Value> = receiver
+        .got()
+        .iter()
+        .map(|g| g.json()["data"]["messageId"].clone())
+        .collect();
+    for m in &sent {
+        assert!(data.contains(m), "{m} was not delivered");
     }
 }
