@@ -7,7 +7,8 @@
 //!   job per subscribed webhook; [`Webhooks::deliver`] runs a batch of them concurrently (at
 //!   most [`MAX_IN_FLIGHT`] requests per process, one pooled client) under the URL rule at
 //!   connection time, and answers per job: delivered, retry, or dropped (webhook deleted, or
-//!   the message gone).
+//!   the message gone). A batch waits at most [`BATCH_BUDGET`] for its answers: deliveries to
+//!   slow receivers go on detached and their jobs collect the outcome on their next run.
 //! - Signing: `Confidant-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`,
 //!   keyed with the secret's text exactly as shown (`whsec_…`, UTF-8 bytes).
 //! - The log: every attempt goes to a recorder task that writes them in batches (one
@@ -15,7 +16,7 @@
 //!   a second are a handful of writes, not a thousand.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use confidant_core::time_fmt::{now_millis, rfc3339_millis};
@@ -49,6 +50,15 @@ pub const MAX_WEBHOOKS_PER_SITE: i64 = 20;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests in flight at once, per process.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// How long a batch of deliveries waits for its answers; deliveries still running then (a
+/// slow or silent receiver) go on in the background, and their jobs come back after
+/// [`LATER_MS`] to collect the outcome. So a receiver that takes 10 s to fail holds the job
+/// runner (and every other site's deliveries) for 2 s at most.
+pub const BATCH_BUDGET: Duration = Duration::from_secs(2);
+/// When a job whose delivery outlived the budget runs again: after the request's timeout.
+const LATER_MS: i64 = 12_000;
+/// Outcomes not collected within this time (the job ran on another process) are forgotten.
+const SETTLED_KEPT: Duration = Duration::from_secs(600);
 /// The longest URL accepted.
 const MAX_URL_LEN: usize = 2048;
 /// At most this much of a receiver's answer is read (then the connection is dropped).
@@ -101,6 +111,9 @@ pub enum Delivery {
     Delivered,
     /// Failed: try again later (the reason is for the log).
     Retry(String),
+    /// Still running after the batch's budget: run the job again at this Unix ms (its
+    /// outcome will be waiting).
+    Later(i64),
     /// Nothing to deliver any more (the webhook was deleted or unsubscribed, the message
     /// erased): the job ends.
     Dropped(&'static str),
@@ -109,6 +122,7 @@ pub enum Delivery {
 /// One attempt, as the test endpoint answers it.
 #[derive(Debug, Clone)]
 pub struct Attempt {
+    pub webhook_id: uuid::Uuid,
     pub event_id: uuid::Uuid,
     pub delivered: bool,
     pub status: Option<u16>,
@@ -132,6 +146,18 @@ pub struct Webhooks {
     client: Result<Client, String>,
     in_flight: Arc<Semaphore>,
     log: mpsc::Sender<DeliveryRow>,
+    /// Outcomes of deliveries that outlived their batch, by (webhook, event), for the job's
+    /// next run.
+    settled: Arc<Mutex<HashMap<Key, (Delivery, Instant)>>>,
+    /// Deliveries under way.
+    running: Arc<Mutex<HashSet<Key>>>,
+}
+
+/// (webhook id, event id).
+type Key = (uuid::Uuid, uuid::Uuid);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Webhooks {
@@ -161,6 +187,8 @@ impl Webhooks {
             client,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             log,
+            settled: Arc::default(),
+            running: Arc::default(),
         }
     }
 
@@ -316,10 +344,25 @@ impl Webhooks {
                     .collect();
             }
         };
-        let mut tasks = tokio::task::JoinSet::new();
         let mut answers: Vec<Option<Delivery>> = vec![None; jobs.len()];
-        let mut log = Vec::new();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Attempt)>();
+        let mut spawned = 0usize;
+        let now = Instant::now();
+        {
+            let mut settled = lock(&self.settled);
+            settled.retain(|_, (_, at)| now.duration_since(*at) < SETTLED_KEPT);
+        }
         for (i, (site, job)) in jobs.into_iter().enumerate() {
+            let key = (job.webhook_id, job.event.id);
+            // A delivery that outlived an earlier run's budget: its outcome, or still running.
+            if let Some((outcome, _)) = lock(&self.settled).remove(&key) {
+                answers[i] = Some(outcome);
+                continue;
+            }
+            if lock(&self.running).contains(&key) {
+                answers[i] = Some(Delivery::Later(now_millis() + LATER_MS));
+                continue;
+            }
             let Some(hook) = hooks.get(&job.webhook_id).filter(|h| h.site_id == site) else {
                 answers[i] = Some(Delivery::Dropped("the webhook was deleted"));
                 continue;
@@ -341,30 +384,48 @@ impl Webhooks {
             );
             let hook = hook.clone();
             let client = self.sender();
-            tasks.spawn(async move {
+            let log = self.log.clone();
+            let settled = self.settled.clone();
+            let running = self.running.clone();
+            let done = done_tx.clone();
+            lock(&running).insert(key);
+            spawned += 1;
+            // Detached: a delivery that outlives the batch's budget goes on, and its outcome
+            // waits in `settled` for the job's next run.
+            tokio::spawn(async move {
                 let attempt = client.post(&hook, job.event.id, &body).await;
-                (i, delivery_row(&hook, &job.event.kind, &attempt), attempt)
+                if log
+                    .try_send(delivery_row(&hook, &job.event.kind, &attempt))
+                    .is_err()
+                {
+                    metrics::counter!("confidant_webhook_log_dropped_total").increment(1);
+                }
+                let outcome = if attempt.delivered {
+                    Delivery::Delivered
+                } else {
+                    Delivery::Retry(attempt_failure(&attempt))
+                };
+                lock(&settled).insert(key, (outcome, Instant::now()));
+                lock(&running).remove(&key);
+                let _ = done.send((i, attempt));
             });
         }
-        while let Some(done) = tasks.join_next().await {
-            let Ok((i, row, attempt)) = done else {
-                continue;
-            };
-            answers[i] = Some(if attempt.delivered {
-                Delivery::Delivered
-            } else {
-                Delivery::Retry(attempt_failure(&attempt))
-            });
-            log.push(row);
-        }
-        for row in log {
-            if self.log.try_send(row).is_err() {
-                metrics::counter!("confidant_webhook_log_dropped_total").increment(1);
+        drop(done_tx);
+        let deadline = tokio::time::Instant::now() + BATCH_BUDGET;
+        while spawned > 0 {
+            match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+                Ok(Some((i, attempt))) => {
+                    spawned -= 1;
+                    let key = (attempt.webhook_id, attempt.event_id);
+                    answers[i] = lock(&self.settled).remove(&key).map(|(o, _)| o);
+                }
+                Ok(None) | Err(_) => break,
             }
         }
+        // Deliveries still running: their jobs come back after the request's timeout.
         answers
             .into_iter()
-            .map(|a| a.unwrap_or_else(|| Delivery::Retry("the delivery task failed".into())))
+            .map(|a| a.unwrap_or_else(|| Delivery::Later(now_millis() + LATER_MS)))
             .collect()
     }
 
@@ -473,6 +534,7 @@ impl Sender {
             "result" => if delivered { "delivered" } else { "failed" })
         .increment(1);
         Attempt {
+            webhook_id: hook.webhook_id,
             event_id,
             delivered,
             status,
@@ -811,6 +873,7 @@ impl Handler for WebhookHandler {
             outcomes[i] = match d {
                 Delivery::Delivered | Delivery::Dropped(_) => Outcome::Done,
                 Delivery::Retry(reason) => Outcome::Retry(reason),
+                Delivery::Later(at) => Outcome::Later(at),
             };
         }
         outcomes

@@ -19,6 +19,8 @@ enum Reply {
     Status(u16),
     /// Close the connection without an answer.
     Drop,
+    /// Answer with this status after this many milliseconds.
+    Slow(u64, u16),
 }
 
 /// One request the receiver got.
@@ -166,8 +168,15 @@ impl Receiver {
                 .expect("lock")
                 .pop_front()
                 .unwrap_or(*self.default.lock().expect("lock"));
+            let reply = match reply {
+                Reply::Slow(ms, code) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Reply::Status(code)
+                }
+                other => other,
+            };
             match reply {
-                Reply::Drop => return,
+                Reply::Drop | Reply::Slow(..) => return,
                 Reply::Status(code) => {
                     let answer = format!(
                         "HTTP/1.1 {code} X\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
@@ -237,7 +246,17 @@ async fn deliveries(app: &Http, site: i64, id: &str) -> Vec<Value> {
 
 /// Wait until the log of a webhook holds at least `n` attempts (it is written in batches).
 async fn wait_deliveries(app: &Http, site: i64, id: &str, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    wait_deliveries_for(app, site, id, n, Duration::from_secs(10)).await
+}
+
+async fn wait_deliveries_for(
+    app: &Http,
+    site: i64,
+    id: &str,
+    n: usize,
+    within: Duration,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let d = deliveries(app, site, id).await;
         if d.len() >= n {
@@ -1132,4 +1151,39 @@ async fn queued_deliveries_survive_kill_9_and_arrive_after_the_restart() {
     for m in &sent {
         assert!(data.contains(m), "{m} was not delivered");
     }
+}
+
+#[tokio::test]
+async fn a_slow_receiver_holds_up_no_other_delivery() {
+    let app = private_app().await;
+    let site = app.site("Acme").await;
+    let mark = site
+        .messenger(json!({}))
+        .await
+        .contact("mark@example.test")
+        .await;
+    let slow = Receiver::start().await;
+    slow.always(Reply::Slow(8000, 200));
+    let fast = Receiver::start().await;
+    let (slow_id, _) = hook(&app, site.id, &slow.url(), &["message.created"], false).await;
+    hook(&app, site.id, &fast.url(), &["message.created"], false).await;
+
+    mark.send("c-1", "one").await;
+    fast.wait_for(1, Duration::from_secs(5)).await;
+    // The slow receiver still holds the first event's delivery: the second event is not
+    // held behind it (the batch's budget is 2 s, the slow answer takes 8 s).
+    let started = std::time::Instant::now();
+    mark.send("c-2", "two").await;
+    fast.wait_for(2, Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the second delivery took {:?}",
+        started.elapsed()
+    );
+    // Both slow deliveries succeed, once each: their jobs collect the outcome, no new POST.
+    let log = wait_deliveries_for(&app, site.id, &slow_id, 2, Duration::from_secs(25)).await;
+    assert!(log.iter().all(|d| d["delivered"] == true && d["latencyMs"].as_i64().is_some_and(|ms| ms >= 8000)), "{log:?}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(slow.got().len(), 2, "each event once");
+    assert_eq!(fast.got().len(), 2);
 }
