@@ -4,6 +4,7 @@ import { ApiError } from '../shared/http.js';
 import { describeError } from '../shared/format.js';
 import { api, currentAgent } from '../shared/session.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
+import { showWebhooks, resetWebhooks } from './webhooks.js';
 
 const ui = {
   error: $('#app-error'),
@@ -11,6 +12,8 @@ const ui = {
   consoleLink: $('#console-link'),
   navMessengers: $('#nav-messengers'),
   navAgents: $('#nav-agents'),
+  navWebhooks: $('#nav-webhooks'),
+  webhooksSection: $('#webhooks-section'),
   messengersSection: $('#messengers-section'),
   agentsSection: $('#agents-section'),
   messengerList: $('#messenger-list'),
@@ -695,8 +698,11 @@ function showSection(name) {
   ui.navMessengers.setAttribute('aria-pressed', String(name === 'messengers'));
   ui.navAgents.setAttribute('aria-pressed', String(name === 'agents'));
   ui.messengersSection.hidden = name !== 'messengers';
+  ui.navWebhooks.setAttribute('aria-pressed', String(name === 'webhooks'));
   ui.agentsSection.hidden = name !== 'agents';
+  ui.webhooksSection.hidden = name !== 'webhooks';
   if (name === 'agents') loadAgents();
+  if (name === 'webhooks') showWebhooks({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
 }
 
 function applyPermissions() {
@@ -726,6 +732,7 @@ function teardown() {
   clear(ui.messengerList);
   clear(ui.agentsBody);
   ui.detail.hidden = true;
+  resetWebhooks();
 }
 
 function sessionEnded() {
@@ -735,6 +742,7 @@ function sessionEnded() {
 function wire() {
   ui.navMessengers.addEventListener('click', () => showSection('messengers'));
   ui.navAgents.addEventListener('click', () => showSection('agents'));
+  ui.navWebhooks.addEventListener('click', () => showSection('webhooks'));
   ui.createForm.addEventListener('submit', createMessenger);
   ui.securityForm.addEventListener('submit', saveSecurity);
   ui.securityForm.addEventListener('change', (e) => {

@@ -30,6 +30,7 @@ use crate::service::contacts::Contacts;
 use crate::service::conversations::Conversations;
 use crate::service::keys;
 use crate::service::messengers::Messengers;
+use crate::service::webhooks::{self, WebhookHandler, WebhookSink, Webhooks};
 use crate::socket_caps::SocketCaps;
 use crate::tokens::random_token;
 
@@ -53,6 +54,7 @@ pub struct App {
     pub jobs: Arc<Jobs>,
     /// Offline notices by email, and the contacts' presence they depend on.
     pub notices: Arc<Notices>,
+    pub webhooks: Arc<Webhooks>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
 }
@@ -146,6 +148,12 @@ impl App {
             config.allow_private_urls,
         ));
         crate::notices::queue::wire(&jobs, &notices);
+        let webhooks = Arc::new(Webhooks::new(
+            store.clone(),
+            UrlRule {
+                allow_private: config.allow_private_urls,
+            },
+        ));
         let app = Arc::new(App {
             notices,
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
@@ -167,8 +175,15 @@ impl App {
             conversations,
             attachments,
             jobs,
+            webhooks,
             openapi: std::sync::OnceLock::new(),
         });
+        app.jobs
+            .add_sink(Arc::new(WebhookSink(app.webhooks.clone())));
+        app.jobs.register(
+            webhooks::JOB_KIND,
+            Arc::new(WebhookHandler(app.webhooks.clone())),
+        );
         app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();

@@ -14,7 +14,8 @@
 //! rules, pure) and batch.rs (a whole batch in a fixed number of statements). vault.rs: the
 //! keys that seal message bodies and secrets at rest (every read of them opens them here, so
 //! the rows the store returns hold clear values and the tables sealed ones). jobs.rs: the
-//! durable job queue, fed by triggers that turn stored messages into events.
+//! durable job queue, fed by triggers that turn stored messages into events. webhooks.rs:
+//! webhook subscriptions (secrets sealed) and their delivery log.
 
 #[macro_use]
 mod cols;
@@ -37,6 +38,7 @@ mod sites;
 mod vault;
 #[cfg(test)]
 mod wal;
+mod webhooks;
 mod writer;
 
 use std::path::Path;
@@ -57,6 +59,7 @@ pub use vault::{
     BLOB_CHUNK_OVERHEAD, BlobKey, MasterKey, SYSTEM_SITE, Vault, VaultError, attachment_name_place,
     place, write_new_private,
 };
+pub use webhooks::{DELIVERIES_KEPT, DeliveryRow, WebhookRow};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

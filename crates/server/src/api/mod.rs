@@ -13,8 +13,8 @@ use confidant_core::{
     AgentId, AttachmentId, ContactId, ConversationId, MessageId, MessengerId, SiteId,
 };
 use confidant_store::{
-    AgentRow, AttachmentMeta, AttachmentRow, ContactRow, ConversationRow, MessageRow, MessengerRow,
-    SiteRow,
+    AgentRow, AttachmentMeta, AttachmentRow, ContactRow, ConversationRow, DeliveryRow, MessageRow,
+    MessengerRow, SiteRow, WebhookRow,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -443,6 +443,103 @@ pub struct Health {
     pub bus: Option<&'static str>,
 }
 
+/// A webhook (CONTRACT §10), as lists show it: never its secret.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    #[schema(value_type = String, format = Uuid)]
+    pub webhook_id: uuid::Uuid,
+    pub url: String,
+    /// Event names: `conversation.created`, `message.created`, `conversation.closed`,
+    /// `contact.notified`.
+    pub events: Vec<String>,
+    /// Whether message events carry the message's `body`.
+    pub include_body: bool,
+    pub created_at: String,
+}
+
+impl From<&WebhookRow> for Webhook {
+    fn from(w: &WebhookRow) -> Self {
+        Self {
+            webhook_id: w.webhook_id,
+            url: w.url.clone(),
+            events: w.events.clone(),
+            include_body: w.include_body,
+            created_at: rfc3339_millis(w.created_at),
+        }
+    }
+}
+
+/// A webhook just created: with its secret, shown this once.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// `whsec_…`: the HMAC key of `Confidant-Signature` is this text's UTF-8 bytes.
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One delivery attempt.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDelivery {
+    #[schema(value_type = String, format = Uuid)]
+    pub delivery_id: uuid::Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub event_id: uuid::Uuid,
+    /// The event type (`message.created`, …, or `webhook.test`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the attempt started.
+    pub at: String,
+    /// The receiver's HTTP status; null when no answer came.
+    pub status: Option<i64>,
+    /// Why it failed (`answered HTTP 500`, `no answer within 10 s`, `could not connect`, …).
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    /// A 2xx within 10 seconds.
+    pub delivered: bool,
+}
+
+impl From<&DeliveryRow> for WebhookDelivery {
+    fn from(d: &DeliveryRow) -> Self {
+        Self {
+            delivery_id: d.delivery_id,
+            event_id: d.event_id,
+            kind: d.event_type.clone(),
+            at: rfc3339_millis(d.at),
+            status: d.status,
+            error: d.error.clone(),
+            latency_ms: d.latency_ms,
+            delivered: d.delivered,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDeliveryList {
+    /// Newest first, at most 100.
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
+/// The outcome of a test event.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookTestResult {
+    pub delivered: bool,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    #[schema(value_type = String, format = Uuid)]
+    pub event_id: uuid::Uuid,
+}
+
 // ---- requests ----
 
 #[derive(Deserialize, ToSchema)]
@@ -542,4 +639,16 @@ pub struct ConversationQuery {
 pub struct ConfigQuery {
     pub site_id: Option<String>,
     pub messenger_id: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateWebhook {
+    /// `https://…` (`http://` and private hosts only with `--allow-private-urls on`).
+    pub url: Option<String>,
+    /// One or more of `conversation.created`, `message.created`, `conversation.closed`,
+    /// `contact.notified`.
+    pub events: Option<Vec<String>>,
+    /// Message events carry the message's `body` (default false).
+    pub include_body: Option<bool>,
 }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod layers;
 pub mod messengers;
 pub mod notices;
+pub mod webhooks;
 pub mod ws;
 
 use std::sync::Arc;
@@ -97,6 +98,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
                     attachments::UPLOAD_BODY_LIMIT,
                 )),
         )
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::webhook_deliveries))
+        .routes(routes!(webhooks::test_webhook))
         .routes(routes!(ws::contact_ws))
         .routes(routes!(ws::agent_ws))
         .routes(routes!(assets::frame))

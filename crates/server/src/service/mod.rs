@@ -10,3 +10,4 @@ pub mod contacts;
 pub mod conversations;
 pub mod keys;
 pub mod messengers;
+pub mod webhooks;

@@ -20,6 +20,7 @@ mod openapi;
 mod scale;
 mod smoke;
 mod sockets;
+mod webhooks;
 mod ws;
 
 /// The server binary this crate builds.
