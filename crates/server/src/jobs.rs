@@ -37,6 +37,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 const BATCH: i64 = 500;
 /// How often an idle runner looks for due jobs that another process (or a trigger) queued.
 const POLL: Duration = Duration::from_millis(100);
+/// After a batch that was not full, how long the runner lets the next one gather.
+const GATHER: Duration = Duration::from_millis(50);
 /// The kind of the jobs the triggers write.
 pub const EVENT_KIND: &str = "event";
 
@@ -278,7 +280,18 @@ impl Jobs {
                         0
                     }
                 };
+                if ran as i64 >= BATCH {
+                    continue;
+                }
                 if ran > 0 {
+                    // Under load, let the next batch gather: every claim and every finish is a
+                    // commit on the database's writer, beside the sends (on SQLite, the one
+                    // writing connection and an fsync each). Measured: looping at once after
+                    // each small batch cost sends 39 % on SQLite (bench/events_cost.py).
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATHER) => {}
+                        _ = shutdown.changed() => {}
+                    }
                     continue;
                 }
                 let wait = jobs.idle_wait().await;
