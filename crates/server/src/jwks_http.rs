@@ -11,7 +11,7 @@ use reqwest::dns::Resolve;
 use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderMap};
 use reqwest::{Client, ClientBuilder, Url};
 
-use crate::outbound::UrlRule;
+use crate::outbound::{UrlRule, error_chain};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -102,19 +102,6 @@ fn max_age(headers: &HeaderMap) -> Option<Duration> {
         .filter_map(|v| v.to_str().ok())
         .collect();
     parse_max_age(&joined.join(","))
-}
-
-/// An error with its sources: reqwest's own text hides why a connection was refused (the
-/// resolver's reason sits in the chain), and the log should say it.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

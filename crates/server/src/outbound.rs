@@ -1,5 +1,5 @@
 //! The server's outbound HTTP under the URL rule (CONTRACT §5), shared by everything that
-//! fetches or posts to a URL an admin saved (the JWKS fetcher now, webhooks later).
+//! fetches or posts to a URL an admin saved (the JWKS fetcher, webhook deliveries).
 //!
 //! - Before a request: the URL's literal form (`confidant_core::outbound::check`).
 //! - At the connection: the host name is resolved once by [`CheckedResolver`], which answers
@@ -108,4 +108,17 @@ impl Resolve for SystemResolver {
             Ok(found)
         })
     }
+}
+
+/// An outbound request's error with its sources: reqwest's own text hides why a connection
+/// was refused (the resolver's reason sits in the chain), and the log should say it.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -33,7 +33,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::api::{Conversation, Message};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Event, EventSink, Handler, Outcome};
-use crate::outbound::UrlRule;
+use crate::outbound::{UrlRule, error_chain};
 
 /// The events a webhook may subscribe to.
 pub const EVENT_NAMES: [&str; 4] = [
@@ -761,17 +761,6 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "the connection failed before an answer".to_owned()
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The recorder: attempts arrive on `rx` and are written in batches.
