@@ -27,6 +27,7 @@ use crate::service::accounts::Accounts;
 use crate::service::attachments::{Attachments, SWEEP_EVERY, UNREFERENCED_AGE};
 use crate::service::authorize::Authorizer;
 use crate::service::contacts::Contacts;
+use crate::service::audit::AuditLog;
 use crate::service::conversations::Conversations;
 use crate::service::keys;
 use crate::service::messengers::Messengers;
@@ -55,6 +56,8 @@ pub struct App {
     /// Offline notices by email, and the contacts' presence they depend on.
     pub notices: Arc<Notices>,
     pub webhooks: Arc<Webhooks>,
+    /// The audit log (§13) and the site settings (§12).
+    pub audit: Arc<AuditLog>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
 }
@@ -176,6 +179,7 @@ impl App {
             attachments,
             jobs,
             webhooks,
+            audit: Arc::new(AuditLog::new(store.clone())),
             openapi: std::sync::OnceLock::new(),
         });
         app.jobs

@@ -101,4 +101,51 @@ impl Store {
         .await?;
         Ok(ContactRow::from_row(&row)?)
     }
+
+    /// Contacts of the site whose identity or an attribute value contains `text` (ignoring
+    /// case), most recently updated first, at most `limit` (CONTRACT §14).
+    pub async fn search_contacts(
+        &self,
+        site_id: SiteId,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<ContactRow>> {
+        let needle = text.to_lowercase();
+        let pattern = format!(
+            "%{}%",
+            needle
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        // The LIKE narrows (it also matches attribute names and JSON escapes); the check below
+        // decides, on the values alone.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            contact_cols!(),
+            " FROM contacts WHERE site_id = $1 AND (LOWER(identity) LIKE $2 ESCAPE '\\' \
+              OR LOWER(attributes) LIKE $2 ESCAPE '\\') ORDER BY updated_at DESC, contact_id LIMIT $3"
+        ))
+        .bind(site_id.0)
+        .bind(pattern)
+        .bind((limit * 10) as i64)
+        .fetch_all(&self.read)
+        .await?;
+        let mut found = Vec::new();
+        for row in &rows {
+            let c = ContactRow::from_row(row)?;
+            let hit = c.identity.to_lowercase().contains(&needle)
+                || c.attributes
+                    .0
+                    .values()
+                    .any(|v| v.to_lowercase().contains(&needle));
+            if hit {
+                found.push(c);
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
 }

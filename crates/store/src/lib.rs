@@ -15,12 +15,14 @@
 //! keys that seal message bodies and secrets at rest (every read of them opens them here, so
 //! the rows the store returns hold clear values and the tables sealed ones). jobs.rs: the
 //! durable job queue, fed by triggers that turn stored messages into events. webhooks.rs:
-//! webhook subscriptions (secrets sealed) and their delivery log.
+//! webhook subscriptions (secrets sealed) and their delivery log. audit.rs: the hash-chained
+//! audit log, appended in the transaction of the change it records.
 
 #[macro_use]
 mod cols;
 mod agents;
 mod attachments;
+mod audit;
 mod batch;
 mod contacts;
 mod conversations;
@@ -50,11 +52,15 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use attachments::NewAttachment;
+pub use audit::{
+    Actor, AuditEntry, AuditRow, ChainCheck, GENESIS_HASH, append_audit, canonical_json, chain_hash,
+};
 pub use conversations::ConversationFilter;
 pub use jobs::{Job, JobDepth, JobUpdate, NewJob};
 pub use notices::{NoticeState, Presence};
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};
+pub use sites::{DEFAULT_IDLE_MINUTES, SiteSettings};
 pub use vault::{
     BLOB_CHUNK_OVERHEAD, BlobKey, MasterKey, SYSTEM_SITE, Vault, VaultError, attachment_name_place,
     place, write_new_private,

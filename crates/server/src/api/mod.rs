@@ -652,3 +652,122 @@ pub struct CreateWebhook {
     /// Message events carry the message's `body` (default false).
     pub include_body: Option<bool>,
 }
+
+// ---- audit log and site settings (§12, §13), contact search (§14) ----
+
+/// One audit entry (CONTRACT §13). `hash` is the hex SHA-256 of the previous entry's `hash`
+/// (64 zeros before the first) followed by this entry's canonical JSON: the entry without
+/// `hash`, object keys sorted at every level, no white space.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub seq: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// `{"type": "agent"|"operator"|"system", "id"?, "email"?}`.
+    #[schema(value_type = Object)]
+    pub actor: Value,
+    /// `login.succeeded`, `security.updated`, …
+    pub action: String,
+    /// What was acted on (ids, emails, names of changed fields; never a secret).
+    #[schema(value_type = Object)]
+    pub target: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    pub hash: String,
+}
+
+impl From<&confidant_store::AuditRow> for AuditEntry {
+    fn from(r: &confidant_store::AuditRow) -> Self {
+        Self {
+            seq: r.seq,
+            at: rfc3339_millis(r.at),
+            actor: r.actor.clone(),
+            action: r.action.clone(),
+            target: r.target.clone(),
+            ip: r.ip.clone(),
+            hash: r.hash.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+}
+
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Entries after this `seq` (default 0).
+    pub after: Option<i64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// `ok`: every entry's hash matches its content and its predecessor, with no entry missing.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerify {
+    pub ok: bool,
+    /// Entries read.
+    pub entries: i64,
+    /// The first entry that was altered or is missing; null when `ok`.
+    pub broken_seq: Option<i64>,
+}
+
+/// A site's settings (CONTRACT §12).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteSettings {
+    /// An agent session with no request and no socket activity this long ends (1–1,440).
+    pub idle_timeout_minutes: i64,
+    /// Agents must use TOTP; one without it can log in only to set it up.
+    pub require_totp: bool,
+    /// Closed conversations older than this are deleted; null keeps them.
+    pub retention_days: Option<i64>,
+}
+
+impl From<confidant_store::SiteSettings> for SiteSettings {
+    fn from(s: confidant_store::SiteSettings) -> Self {
+        Self {
+            idle_timeout_minutes: s.idle_minutes(),
+            require_totp: s.require_totp,
+            retention_days: s.retention_days,
+        }
+    }
+}
+
+/// A change of the settings: an absent field stays as it is; `idleTimeoutMinutes: null` is
+/// the default (60), `retentionDays: null` keeps conversations forever.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PutSiteSettings {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub idle_timeout_minutes: Option<Option<i64>>,
+    pub require_totp: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub retention_days: Option<Option<i64>>,
+}
+
+/// A field that is present (`Some`, its value possibly null) or absent (`None`, by `default`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactList {
+    pub contacts: Vec<Contact>,
+}
+
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactQuery {
+    /// Text that the identity or an attribute contains (ignoring case); 1–256 characters.
+    pub query: Option<String>,
+}

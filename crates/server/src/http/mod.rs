@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod assets;
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod authorize;
 pub mod conversations;
@@ -59,6 +60,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::logout))
         .routes(routes!(accounts::me))
         .routes(routes!(accounts::ws_ticket))
+        .routes(routes!(audit::audit_page))
+        .routes(routes!(audit::audit_verify))
+        .routes(routes!(audit::get_settings, audit::put_settings))
+        .routes(routes!(audit::search_contacts))
         .routes(routes!(
             messengers::list_messengers,
             messengers::create_messenger

@@ -16,6 +16,9 @@ use crate::error::{ApiError, ApiResult};
 const TTL: Duration = Duration::from_secs(5);
 const MAX_CACHED: u64 = 200_000;
 
+/// The most contacts a search answers (CONTRACT §14).
+pub const SEARCH_MAX: usize = 50;
+
 pub struct Contacts {
     store: Store,
     hub: Arc<dyn Hub>,
@@ -97,6 +100,12 @@ impl Contacts {
             .get_contact(site, id)
             .await?
             .ok_or_else(|| ApiError::not_found("contact"))
+    }
+
+    /// Contacts whose identity or an attribute contains `text` (ignoring case), most recently
+    /// updated first, at most [`SEARCH_MAX`] (CONTRACT §14).
+    pub async fn search(&self, site: SiteId, text: &str) -> ApiResult<Vec<ContactRow>> {
+        Ok(self.store.search_contacts(site, text, SEARCH_MAX).await?)
     }
 
     /// The name shown for a contact. A contact that no longer exists cannot act: 401.
