@@ -25,9 +25,9 @@ use crate::outbound::UrlRule;
 use crate::service::access::Access;
 use crate::service::accounts::Accounts;
 use crate::service::attachments::{Attachments, SWEEP_EVERY, UNREFERENCED_AGE};
+use crate::service::audit::AuditLog;
 use crate::service::authorize::Authorizer;
 use crate::service::contacts::Contacts;
-use crate::service::audit::AuditLog;
 use crate::service::conversations::Conversations;
 use crate::service::keys;
 use crate::service::messengers::Messengers;
@@ -158,6 +158,7 @@ impl App {
             },
         ));
         let app = Arc::new(App {
+            audit: Arc::new(AuditLog::new(store.clone())),
             notices,
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
             sockets: SocketCaps::new(config.rate_limits),
@@ -179,7 +180,6 @@ impl App {
             attachments,
             jobs,
             webhooks,
-            audit: Arc::new(AuditLog::new(store.clone())),
             openapi: std::sync::OnceLock::new(),
         });
         app.jobs

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod at_rest;
 mod attachments;
+mod audit;
 mod authorize;
 mod bus;
 mod cli;
