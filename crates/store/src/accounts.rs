@@ -41,7 +41,8 @@ pub struct LiveSession {
     pub totp_enabled: bool,
     /// The site's idle timeout (`None`: the default).
     pub idle_timeout_minutes: Option<i64>,
-    pub require_totp: bool,
+    /// It logged in while its site required TOTP and the agent had none.
+    pub totp_setup_only: bool,
 }
 
 /// One of an agent's sessions, as its owner sees it.
@@ -64,6 +65,8 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     pub now: i64,
     pub expires_at: i64,
+    /// The site requires TOTP and the agent has none: the session may only set it up.
+    pub totp_setup_only: bool,
 }
 
 /// An admin's change to an agent; `None`/`false`: leave as is.
@@ -219,7 +222,8 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, agent_id, site_id, created_at, expires_at, \
-             session_id, ip, user_agent, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $4)",
+             session_id, ip, user_agent, last_seen_at, totp_setup_only) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $4, $9)",
         )
         .bind(&s.token_hash)
         .bind(agent.agent_id.to_string())
@@ -229,6 +233,7 @@ impl Store {
         .bind(&s.session_id)
         .bind(&s.ip)
         .bind(&s.user_agent)
+        .bind(i64::from(s.totp_setup_only))
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE agents SET last_login_at = $2 WHERE agent_id = $1")
@@ -291,7 +296,7 @@ impl Store {
             "SELECT a.agent_id, a.site_id, a.email, a.name, a.role, a.created_at, a.disabled, \
              CAST(CASE WHEN a.totp_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS totp_on, \
              COALESCE(s.session_id, '') AS session_id, s.expires_at, s.last_seen_at, \
-             st.idle_timeout_minutes, st.require_totp \
+             s.totp_setup_only, st.idle_timeout_minutes \
              FROM sessions s JOIN agents a ON a.agent_id = s.agent_id \
              JOIN sites st ON st.site_id = a.site_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2",
@@ -309,7 +314,7 @@ impl Store {
             disabled: r.try_get::<i64, _>("disabled")? != 0,
             totp_enabled: r.try_get::<i64, _>("totp_on")? != 0,
             idle_timeout_minutes: r.try_get("idle_timeout_minutes")?,
-            require_totp: r.try_get::<i64, _>("require_totp")? != 0,
+            totp_setup_only: r.try_get::<i64, _>("totp_setup_only")? != 0,
         }))
     }
 

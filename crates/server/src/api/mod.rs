@@ -399,8 +399,17 @@ pub struct LoginAnswer {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Me {
-    Operator { operator: bool },
-    Agent { agent: Agent },
+    Operator {
+        operator: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Agent {
+        agent: Agent,
+        /// The agent has two-factor authentication (TOTP) on.
+        totp_enabled: bool,
+        /// The site requires TOTP and the agent has none: this session may only set it up.
+        totp_setup_required: bool,
+    },
 }
 
 /// A single-use ticket for the agent socket's auth frame.

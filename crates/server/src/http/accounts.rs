@@ -204,8 +204,15 @@ pub async fn logout(
 pub async fn me(p: Principal) -> Json<Me> {
     Json(match p {
         Principal::Operator => Me::Operator { operator: true },
-        Principal::Agent { agent, .. } => Me::Agent {
+        Principal::Agent {
+            agent,
+            totp_enabled,
+            setup_only,
+            ..
+        } => Me::Agent {
             agent: Agent::from(&agent),
+            totp_enabled,
+            totp_setup_required: setup_only,
         },
     })
 }

@@ -47,8 +47,11 @@ pub enum Principal {
         /// When it ends if nothing more happens (Unix ms): its last use plus the site's idle
         /// timeout, as the store knew it.
         idle_deadline: i64,
-        /// The site requires TOTP and the agent has none: the session may only set it up.
+        /// It logged in while the site required TOTP and the agent had none: until the agent
+        /// has TOTP, the session may only set it up.
         setup_only: bool,
+        /// The agent has TOTP on.
+        totp_enabled: bool,
     },
 }
 
@@ -253,7 +256,8 @@ impl Accounts {
         }
         self.touch(&hash).await?;
         Ok(Principal::Agent {
-            setup_only: s.require_totp && !s.totp_enabled,
+            setup_only: s.totp_setup_only && !s.totp_enabled,
+            totp_enabled: s.totp_enabled,
             idle_deadline: now + idle,
             session_id: s.session_id,
             expires_at: s.expires_at,
@@ -664,6 +668,12 @@ impl Accounts {
             }
         }
         let agent = account.agent;
+        let require_totp = self
+            .store
+            .site_settings(site)
+            .await?
+            .is_some_and(|s| s.require_totp);
+        let totp_setup_only = require_totp && account.totp_secret.is_none();
         let token = format!("cfs_{}", random_token());
         let session = NewSession {
             token_hash: token_hash(&token),
@@ -672,6 +682,7 @@ impl Accounts {
             user_agent: user_agent.map(|u| u.chars().take(512).collect()),
             now,
             expires_at: now + SESSION_TTL_MS,
+            totp_setup_only,
         };
         let who = Who {
             actor: Actor::Agent {
@@ -688,15 +699,10 @@ impl Accounts {
         );
         self.store.open_session(&agent, &session, &entry).await?;
         self.touched.insert(session.token_hash, now);
-        let require_totp = self
-            .store
-            .site_settings(site)
-            .await?
-            .is_some_and(|s| s.require_totp);
         Ok(LoggedIn {
             token,
             agent,
-            totp_setup_required: require_totp && account.totp_secret.is_none(),
+            totp_setup_required: totp_setup_only,
         })
     }
 

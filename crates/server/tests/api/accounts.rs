@@ -875,14 +875,12 @@ async fn require_totp_lets_an_agent_without_it_only_set_it_up() {
     let app = app().await;
     let site = app.site("Acme").await;
     site.create_agent("bo@acme.test", "agent").await;
-    let r = app
-        .put(
-            &format!("/api/v1/sites/{}/settings", site.id),
-            Some(OPERATOR),
-            &json!({"requireTotp": true}),
-        )
-        .await;
+    // The admin who turns the requirement on keeps the session it did it with (the rule is
+    // about logging in); its next login must set TOTP up.
+    let ada = site.agent("ada@acme.test", "admin").await;
+    let r = ada.put("/settings", &json!({"requireTotp": true})).await;
     assert_eq!(r.status(), 200);
+    assert_eq!(ada.get("/agents").await.0, 200);
 
     let (s, _, v) = login_with(&app, site.id, "bo@acme.test", PASSWORD, None).await;
     assert_eq!(s, 200, "{v}");
