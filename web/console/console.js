@@ -4,7 +4,7 @@ import { ApiError } from '../shared/http.js';
 import { LiveSocket, socketUrl } from '../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../shared/outbox.js';
 import { formatTime, formatDateTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
-import { api, currentToken, socketTicket } from '../shared/session.js';
+import { api, currentToken, socketTicket, noteEnded } from '../shared/session.js';
 import { AttachmentTray, attachmentList, fetchBlob, uploadFile, wireDrop } from '../shared/attachments.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { Thread, ConnectionLabel, readMessages, wireComposer } from '../shared/thread.js';
@@ -468,7 +468,7 @@ function onSocketReady(msg, reconnected) {
   loadInbox();
 }
 
-async function onSocketAuthFailed() {
+async function onSocketAuthFailed(reason = '') {
   // 4401, or no ticket: logged out (here or elsewhere) or the session expired, or a ticket
   // expired before it was used. The session decides: ended → sign-in page; else reconnect
   // (with backoff; each attempt fetches a fresh ticket).
@@ -476,8 +476,10 @@ async function onSocketAuthFailed() {
     await api('/api/v1/auth/me');
     if (state.active && state.socket) state.socket.scheduleReconnect();
   } catch (err) {
-    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) sessionEnded();
-    else setTimeout(onSocketAuthFailed, 5000);
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      noteEnded(reason);
+      sessionEnded();
+    } else setTimeout(onSocketAuthFailed, 5000);
   }
 }
 

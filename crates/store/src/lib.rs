@@ -42,6 +42,9 @@ mod vault;
 mod wal;
 mod webhooks;
 mod writer;
+// Agent accounts (§12): disabling, TOTP, sessions with their last use.
+mod accounts;
+pub use accounts::{AccountPatch, AccountRow, LiveSession, LoginAccount, NewSession, SessionInfo};
 
 use std::path::Path;
 use std::str::FromStr;

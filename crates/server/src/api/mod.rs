@@ -385,18 +385,31 @@ pub struct InstallationCode {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LoginAnswer {
     /// The session token (also set as an HttpOnly cookie).
     pub token: String,
     pub agent: Agent,
+    /// The site requires TOTP and the agent has none: this session may only set it up
+    /// (`POST /api/v1/auth/totp/setup`).
+    pub totp_setup_required: bool,
 }
 
 /// Who is calling.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Me {
-    Operator { operator: bool },
-    Agent { agent: Agent },
+    Operator {
+        operator: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Agent {
+        agent: Agent,
+        /// The agent has two-factor authentication (TOTP) on.
+        totp_enabled: bool,
+        /// The site requires TOTP and the agent has none: this session may only set it up.
+        totp_setup_required: bool,
+    },
 }
 
 /// A single-use ticket for the agent socket's auth frame.
@@ -564,6 +577,8 @@ pub struct Login {
     pub site_id: Option<SiteId>,
     pub email: Option<String>,
     pub password: Option<String>,
+    /// The 6-digit TOTP code, for an agent with two-factor authentication on (CONTRACT §12).
+    pub totp: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -782,4 +797,102 @@ pub struct ContactList {
 pub struct ContactQuery {
     /// Text that the identity or an attribute contains (ignoring case); 1–256 characters.
     pub query: Option<String>,
+}
+
+// ---- agent accounts (CONTRACT §12) ----
+
+/// An agent with its account state, as admins see it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAccount {
+    #[schema(value_type = String, format = Uuid)]
+    pub agent_id: AgentId,
+    #[schema(value_type = i64)]
+    pub site_id: SiteId,
+    pub email: String,
+    pub name: String,
+    /// `admin` or `agent`.
+    pub role: String,
+    pub created_at: String,
+    pub totp_enabled: bool,
+    pub disabled: bool,
+    /// The login lockout (CONTRACT §5) is in force for the agent's email.
+    pub locked: bool,
+    /// RFC 3339, or null before the first login.
+    pub last_login_at: Option<String>,
+}
+
+impl AgentAccount {
+    /// `now` (Unix ms) decides `locked`.
+    pub fn new(a: &confidant_store::AccountRow, now: i64) -> Self {
+        Self {
+            agent_id: a.agent.agent_id,
+            site_id: a.agent.site_id,
+            email: a.agent.email.clone(),
+            name: a.agent.name.clone(),
+            role: a.agent.role.clone(),
+            created_at: rfc3339_millis(a.agent.created_at),
+            totp_enabled: a.totp_enabled,
+            disabled: a.disabled,
+            locked: a.locked_until > now,
+            last_login_at: a.last_login_at.map(rfc3339_millis),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentAccountList {
+    pub agents: Vec<AgentAccount>,
+}
+
+/// An admin's change to an agent: any of the fields; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchAgent {
+    /// 1–200 characters.
+    pub name: Option<String>,
+    /// `admin` or `agent`.
+    pub role: Option<String>,
+    /// `true` ends the agent's sessions at once and refuses its logins.
+    pub disabled: Option<bool>,
+    /// A new password (12–1,024 characters); ends the agent's sessions.
+    pub password: Option<String>,
+    /// `true` turns the agent's TOTP off.
+    pub reset_totp: Option<bool>,
+    /// `true` lifts the login lockout.
+    pub unlock: Option<bool>,
+}
+
+/// A new TOTP secret, shown once: the agent adds it to an authenticator app.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpSetup {
+    /// Base32 (RFC 4648, no padding).
+    pub secret: String,
+    /// `otpauth://totp/Confidant:<email>?secret=…&issuer=Confidant…`
+    pub otpauth_url: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TotpConfirm {
+    /// A 6-digit code of the new secret.
+    pub code: Option<String>,
+}
+
+/// One of the calling agent's sessions.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub session_id: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session of this request.
+    pub current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
 }

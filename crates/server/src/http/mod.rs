@@ -3,6 +3,7 @@
 //! calls and answers back; route modules never import each other.
 
 pub mod accounts;
+pub mod agent_accounts;
 pub mod assets;
 pub mod attachments;
 pub mod audit;
@@ -110,6 +111,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws::contact_ws))
         .routes(routes!(ws::agent_ws))
         .routes(routes!(assets::frame))
+        .routes(routes!(agent_accounts::patch_agent))
+        .routes(routes!(agent_accounts::totp_setup))
+        .routes(routes!(agent_accounts::totp_confirm))
+        .routes(routes!(agent_accounts::list_sessions))
+        .routes(routes!(agent_accounts::end_session))
 }
 
 /// The OpenAPI document of this server's routes.

@@ -124,6 +124,10 @@ struct Authed {
     who: Who,
     /// Unix seconds after which the socket must have a fresh token.
     expires_at: i64,
+    /// Agent sockets: when (Unix ms) the session ends if nothing more happens, as far as this
+    /// socket knows; then it asks the store, which knows of activity on every process
+    /// (CONTRACT §12's idle timeout). `None` on contact sockets.
+    idle_deadline: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -356,15 +360,25 @@ async fn authenticate(
             Ok(Authed {
                 expires_at: session.expires_at,
                 who: Who::Contact(session.scope),
+                idle_deadline: None,
             })
         }
         Side::Agent => match app.accounts.authenticate_socket(token).await {
             Ok(Principal::Agent {
+                setup_only: true, ..
+            }) => Err((
+                CLOSE_ORIGIN,
+                "this site requires two-factor authentication: set it up first",
+            )),
+            Ok(Principal::Agent {
                 agent,
                 token_hash,
                 expires_at,
+                idle_deadline,
+                ..
             }) => Ok(Authed {
                 expires_at: expires_at / 1000,
+                idle_deadline: Some(idle_deadline),
                 who: Who::Agent {
                     site: agent.site_id,
                     id: agent.agent_id.to_string(),
@@ -468,6 +482,7 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
             break stop.close();
         }
         let expiry = expiry_instant(authed.expires_at);
+        let idle = authed.idle_deadline.map_or(far_future(), instant_at_ms);
         tokio::select! {
             frame = link.socket.recv() => {
                 last_heard = tokio::time::Instant::now();
@@ -503,6 +518,15 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
                 link.send(Message::Ping(Default::default())).await;
             }
             _ = tokio::time::sleep_until(expiry) => break Some((CLOSE_AUTH, "the token expired")),
+            _ = tokio::time::sleep_until(idle) => {
+                let Who::Agent { token_hash, .. } = &authed.who else { continue };
+                match app.accounts.idle_deadline(token_hash).await {
+                    Ok(Some(at)) => authed.idle_deadline = Some(at),
+                    Ok(None) => break Some((CLOSE_AUTH, "the session ended (idle)")),
+                    // The store does not answer: ask again shortly.
+                    Err(_) => authed.idle_deadline = Some(now_millis() + 5_000),
+                }
+            }
             _ = shutdown.changed() => break Some((1001, "the server is restarting")),
         }
     };
@@ -516,6 +540,17 @@ async fn finish(link: &mut Link, reason: Option<(u16, &'static str)>) {
     if let Some((code, why)) = reason {
         link.close(code, why).await;
     }
+}
+
+/// The instant of Unix time `at_ms` (now, if it has passed).
+fn instant_at_ms(at_ms: i64) -> tokio::time::Instant {
+    let left = (at_ms - now_millis()).max(0).unsigned_abs();
+    tokio::time::Instant::now() + Duration::from_millis(left)
+}
+
+/// An instant that never comes in a socket's life.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }
 
 fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
@@ -558,6 +593,14 @@ impl Conn {
                 return Ok(());
             }
         };
+        // What the agent does on its socket keeps its session from idling out; the pings that
+        // the page sends by itself do not (an unattended console must idle out), and an auth
+        // frame counts through its own authentication.
+        if !matches!(frame, ClientFrame::Ping | ClientFrame::Auth { .. })
+            && let Who::Agent { token_hash, .. } = &authed.who
+        {
+            let _ = self.app.accounts.touch(token_hash).await;
+        }
         let viewer = authed.who.viewer();
         let conversation = |id: &str| id.parse::<ConversationId>().ok();
         match frame {

@@ -2,6 +2,7 @@
 //! the real binary (`crash`, `scale`, `cli`), on SQLite or, with
 //! `CONFIDANT_TEST_BACKEND=postgres`, on PostgreSQL. The kit is `crates/testkit`.
 
+mod accounts;
 mod admin;
 mod at_rest;
 mod attachments;
