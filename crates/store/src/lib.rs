@@ -42,6 +42,8 @@ mod vault;
 mod wal;
 mod webhooks;
 mod writer;
+// Retention, export and erasure (CONTRACT §14).
+mod lifecycle;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -57,6 +59,7 @@ pub use audit::{
 };
 pub use conversations::ConversationFilter;
 pub use jobs::{Job, JobDepth, JobUpdate, NewJob};
+pub use lifecycle::{Erased, PURGE_MESSAGES, PurgedBatch};
 pub use notices::{NoticeState, Presence};
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};

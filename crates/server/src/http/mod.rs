@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod extract;
 pub mod health;
 pub mod layers;
+pub mod lifecycle;
 pub mod messengers;
 pub mod notices;
 pub mod webhooks;
@@ -110,6 +111,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws::contact_ws))
         .routes(routes!(ws::agent_ws))
         .routes(routes!(assets::frame))
+        .routes(routes!(lifecycle::run_retention))
+        .routes(routes!(lifecycle::export_contact))
+        .routes(routes!(lifecycle::erase_contact))
 }
 
 /// The OpenAPI document of this server's routes.

@@ -15,6 +15,7 @@ mod edge;
 mod hardening;
 mod jobs;
 mod jwks;
+mod lifecycle;
 mod notices;
 mod openapi;
 mod scale;
