@@ -26,10 +26,7 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Who did it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    Agent {
-        id: String,
-        email: String,
-    },
+    Agent { id: String, email: String },
     Operator,
     /// The server itself (the retention pass, a lockout, a key rotation).
     System,
