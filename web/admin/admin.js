@@ -8,6 +8,7 @@ import { showWebhooks, resetWebhooks } from './webhooks.js';
 import { showAudit, resetAudit } from './audit.js';
 import { renderAgentRows } from './agents.js';
 import { showSettings, resetSettings } from './settings.js';
+import { showContacts, resetContacts } from './contacts.js';
 
 const ui = {
   error: $('#app-error'),
@@ -19,6 +20,8 @@ const ui = {
   webhooksSection: $('#webhooks-section'),
   navAudit: $('#nav-audit'),
   auditSection: $('#audit-section'),
+  navContacts: $('#nav-contacts'),
+  contactsSection: $('#contacts-section'),
   messengersSection: $('#messengers-section'),
   agentsSection: $('#agents-section'),
   messengerList: $('#messenger-list'),
@@ -701,6 +704,9 @@ function showSection(name) {
   ui.navSettings.setAttribute('aria-pressed', String(name === 'settings'));
   ui.settingsSection.hidden = name !== 'settings';
   if (name === 'settings') showSettings({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
+  ui.navContacts.setAttribute('aria-pressed', String(name === 'contacts'));
+  ui.contactsSection.hidden = name !== 'contacts';
+  if (name === 'contacts') showContacts({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
 }
 
 function applyPermissions() {
@@ -733,6 +739,7 @@ function teardown() {
   resetWebhooks();
   resetAudit();
   resetSettings();
+  resetContacts();
 }
 
 function sessionEnded() {
@@ -745,6 +752,7 @@ function wire() {
   ui.navWebhooks.addEventListener('click', () => showSection('webhooks'));
   ui.navAudit.addEventListener('click', () => showSection('audit'));
   ui.navSettings.addEventListener('click', () => showSection('settings'));
+  ui.navContacts.addEventListener('click', () => showSection('contacts'));
   ui.createForm.addEventListener('submit', createMessenger);
   ui.securityForm.addEventListener('submit', saveSecurity);
   ui.securityForm.addEventListener('change', (e) => {

@@ -30,6 +30,7 @@ use crate::service::authorize::Authorizer;
 use crate::service::contacts::Contacts;
 use crate::service::conversations::Conversations;
 use crate::service::keys;
+use crate::service::lifecycle::Lifecycle;
 use crate::service::messengers::Messengers;
 use crate::service::webhooks::{self, WebhookHandler, WebhookSink, Webhooks};
 use crate::socket_caps::SocketCaps;
@@ -60,6 +61,8 @@ pub struct App {
     pub audit: Arc<AuditLog>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
+    /// Retention, export and erasure (§14).
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 #[derive(Clone)]
@@ -157,6 +160,12 @@ impl App {
                 allow_private: config.allow_private_urls,
             },
         ));
+        let lifecycle = Arc::new(Lifecycle::new(
+            store.clone(),
+            hub.clone(),
+            contacts.clone(),
+            attachments.clone(),
+        ));
         let app = Arc::new(App {
             audit: Arc::new(AuditLog::new(store.clone())),
             notices,
@@ -181,6 +190,7 @@ impl App {
             jobs,
             webhooks,
             openapi: std::sync::OnceLock::new(),
+            lifecycle,
         });
         app.jobs
             .add_sink(Arc::new(WebhookSink(app.webhooks.clone())));
@@ -188,6 +198,7 @@ impl App {
             webhooks::JOB_KIND,
             Arc::new(WebhookHandler(app.webhooks.clone())),
         );
+        app.lifecycle.schedule(&app.jobs).await;
         app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();
@@ -215,6 +226,14 @@ fn spawn_cache_invalidation(app: &Arc<App>) {
                     contact_id,
                 }) => match contact_id.parse() {
                     Ok(id) => app.contacts.forget(Some((SiteId(site_id), identity, id))),
+                    Err(_) => app.contacts.forget(None),
+                },
+                Ok(Control::ContactErased {
+                    site_id,
+                    identity,
+                    contact_id,
+                }) => match contact_id.parse() {
+                    Ok(id) => app.contacts.erased(SiteId(site_id), identity, id),
                     Err(_) => app.contacts.forget(None),
                 },
                 Err(RecvError::Lagged(_)) => {

@@ -45,6 +45,8 @@ mod writer;
 // Agent accounts (§12): disabling, TOTP, sessions with their last use.
 mod accounts;
 pub use accounts::{AccountPatch, AccountRow, LiveSession, LoginAccount, NewSession, SessionInfo};
+// Retention, export and erasure (CONTRACT §14).
+mod lifecycle;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -60,6 +62,7 @@ pub use audit::{
 };
 pub use conversations::ConversationFilter;
 pub use jobs::{Job, JobDepth, JobUpdate, NewJob};
+pub use lifecycle::{Erased, PURGE_MESSAGES, PurgedBatch};
 pub use notices::{NoticeState, Presence};
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};

@@ -895,4 +895,29 @@ pub struct SessionView {
 #[derive(Serialize, ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<SessionView>,
+// ---- retention, export and erasure (CONTRACT §14) ----
+
+/// What a retention pass deleted.
+#[derive(Serialize, ToSchema)]
+pub struct RetentionCounts {
+    pub conversations: u64,
+    pub messages: u64,
+    pub attachments: u64,
+}
+
+/// A conversation in a contact's export: the conversation as agents see it, with every message
+/// (bodies in clear, in `seq` order, each with its attachments' metadata).
+#[derive(Serialize, ToSchema)]
+pub struct ExportedConversation {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub messages: Vec<Message>,
+}
+
+/// Everything the site holds of a contact (GDPR art. 15): the contact and each of its
+/// conversations, previews included (marked `"preview": true`).
+#[derive(Serialize, ToSchema)]
+pub struct ContactExport {
+    pub contact: Contact,
+    pub conversations: Vec<ExportedConversation>,
 }

@@ -150,7 +150,10 @@ impl FromRequestParts<AppState> for ContactCaller {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("missing bearer access token"))?;
-        let session = app.access.contact(&app.messengers, token).await?;
+        let session = app
+            .access
+            .contact(&app.messengers, &app.contacts, token)
+            .await?;
         check_contact_origin(app, &parts.headers, &session.messenger)?;
         // A request may name the messenger it means; a token of another messenger is refused.
         let mine = session.scope.messenger.to_string();

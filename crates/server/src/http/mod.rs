@@ -13,6 +13,7 @@ pub mod conversations;
 pub mod extract;
 pub mod health;
 pub mod layers;
+pub mod lifecycle;
 pub mod messengers;
 pub mod notices;
 pub mod webhooks;
@@ -116,6 +117,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agent_accounts::totp_confirm))
         .routes(routes!(agent_accounts::list_sessions))
         .routes(routes!(agent_accounts::end_session))
+        .routes(routes!(lifecycle::run_retention))
+        .routes(routes!(lifecycle::export_contact))
+        .routes(routes!(lifecycle::erase_contact))
 }
 
 /// The OpenAPI document of this server's routes.

@@ -33,6 +33,7 @@ use crate::http::auth::{check_own_origin, origin};
 use crate::http::extract::ApiQuery;
 use crate::service::accounts::Principal;
 use crate::service::conversations::Viewer;
+use crate::service::lifecycle::contact_session_key;
 use crate::socket_caps::{Holder, Slot};
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -244,7 +245,8 @@ impl Stop {
 /// the agent's session (see the module's doc).
 struct Link {
     socket: WebSocket,
-    /// The agent socket's session; `None` on contact sockets.
+    /// The agent socket's session; on a contact socket, its contact's erasure
+    /// ([`contact_session_key`]).
     session: Option<SessionWatch>,
     /// Set by the first send that did not go through; nothing is sent after it.
     stop: Option<Stop>,
@@ -316,7 +318,25 @@ impl Link {
     }
 }
 
-/// Resolves when the agent socket's session ends; never on a contact socket.
+impl Link {
+    /// Watch the contact's erasure from now on; `false` when it is erased already (checked
+    /// after the watch starts, so an erasure in between is not missed).
+    async fn watch_contact(&mut self, app: &App, scope: &ContactScope) -> bool {
+        self.session = Some(app.hub.watch_session(&contact_session_key(scope.contact)));
+        contact_live(app, scope).await
+    }
+}
+
+/// Whether the socket's contact still exists. A store that does not answer counts as yes for
+/// now: the socket asks again at the next re-check.
+async fn contact_live(app: &App, scope: &ContactScope) -> bool {
+    app.contacts
+        .live(scope.site, scope.contact)
+        .await
+        .unwrap_or(true)
+}
+
+/// Resolves when the agent socket's session ends (a contact socket's contact is erased).
 async fn session_end(session: &mut Option<SessionWatch>) {
     match session {
         Some(s) => s.ended().await,
@@ -348,7 +368,7 @@ async fn authenticate(
         Side::Contact => {
             let session = app
                 .access
-                .contact(&app.messengers, token)
+                .contact(&app.messengers, &app.contacts, token)
                 .await
                 .map_err(|_| (CLOSE_AUTH, "invalid or expired token"))?;
             if let Some(o) = origin
@@ -448,7 +468,12 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
         _ => None,
     };
     let topic = match &authed.who {
-        Who::Contact(scope) => Topic::Contact(scope.contact.to_string()),
+        Who::Contact(scope) => {
+            if !link.watch_contact(&app, scope).await {
+                return link.close(CLOSE_AUTH, "the contact no longer exists").await;
+            }
+            Topic::Contact(scope.contact.to_string())
+        }
         Who::Agent {
             site, token_hash, ..
         } => {
@@ -677,11 +702,12 @@ impl Conn {
         Ok(())
     }
 
-    /// The re-check of an agent socket's session in the store (contact sockets have none).
+    /// The re-check of an agent socket's session in the store (of a contact socket: that its
+    /// contact was not erased).
     async fn session_still_live(&self, who: &Who) -> bool {
         match who {
             Who::Agent { token_hash, .. } => session_live(&self.app, token_hash).await,
-            Who::Contact(_) => true,
+            Who::Contact(scope) => contact_live(&self.app, scope).await,
         }
     }
 

@@ -17,6 +17,7 @@ mod edge;
 mod hardening;
 mod jobs;
 mod jwks;
+mod lifecycle;
 mod notices;
 mod openapi;
 mod scale;
