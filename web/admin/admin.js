@@ -5,6 +5,7 @@ import { describeError } from '../shared/format.js';
 import { api, currentAgent } from '../shared/session.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { showWebhooks, resetWebhooks } from './webhooks.js';
+import { showCanned, resetCanned } from './canned.js';
 
 const ui = {
   error: $('#app-error'),
@@ -14,6 +15,8 @@ const ui = {
   navAgents: $('#nav-agents'),
   navWebhooks: $('#nav-webhooks'),
   webhooksSection: $('#webhooks-section'),
+  navCanned: $('#nav-canned'),
+  cannedSection: $('#canned-section'),
   messengersSection: $('#messengers-section'),
   agentsSection: $('#agents-section'),
   messengerList: $('#messenger-list'),
@@ -703,6 +706,9 @@ function showSection(name) {
   ui.webhooksSection.hidden = name !== 'webhooks';
   if (name === 'agents') loadAgents();
   if (name === 'webhooks') showWebhooks({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
+  ui.navCanned.setAttribute('aria-pressed', String(name === 'canned'));
+  ui.cannedSection.hidden = name !== 'canned';
+  if (name === 'canned') showCanned({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
 }
 
 function applyPermissions() {
@@ -733,6 +739,7 @@ function teardown() {
   clear(ui.agentsBody);
   ui.detail.hidden = true;
   resetWebhooks();
+  resetCanned();
 }
 
 function sessionEnded() {
@@ -743,6 +750,7 @@ function wire() {
   ui.navMessengers.addEventListener('click', () => showSection('messengers'));
   ui.navAgents.addEventListener('click', () => showSection('agents'));
   ui.navWebhooks.addEventListener('click', () => showSection('webhooks'));
+  ui.navCanned.addEventListener('click', () => showSection('canned'));
   ui.createForm.addEventListener('submit', createMessenger);
   ui.securityForm.addEventListener('submit', saveSecurity);
   ui.securityForm.addEventListener('change', (e) => {

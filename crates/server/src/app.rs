@@ -32,6 +32,7 @@ use crate::service::conversations::Conversations;
 use crate::service::keys;
 use crate::service::messengers::Messengers;
 use crate::service::webhooks::{self, WebhookHandler, WebhookSink, Webhooks};
+use crate::service::workflow::Workflow;
 use crate::socket_caps::SocketCaps;
 use crate::tokens::random_token;
 
@@ -60,6 +61,8 @@ pub struct App {
     pub audit: Arc<AuditLog>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
+    /// Assignment, the agents' lists and canned replies (§16).
+    pub workflow: Arc<Workflow>,
 }
 
 #[derive(Clone)]
@@ -134,11 +137,20 @@ impl App {
             contacts.clone(),
             attachments.clone(),
         ));
+        let workflow = Arc::new(Workflow::new(store.clone(), hub.clone()));
         {
             let conversations = Arc::downgrade(&conversations);
+            let workflow = Arc::downgrade(&workflow);
             store.on_commit(Arc::new(move |out| {
                 if let Some(c) = conversations.upgrade() {
                     c.publish_stored(out);
+                }
+                // Agents hear of a conversation opened or closed as they see it (§16).
+                if (out.opened || !out.conversation.open)
+                    && let Some(w) = workflow.upgrade()
+                {
+                    let (site, id) = (out.conversation.site_id, out.conversation.conversation_id);
+                    tokio::spawn(async move { w.publish_current(site, id).await });
                 }
             }));
         }
@@ -158,6 +170,7 @@ impl App {
             },
         ));
         let app = Arc::new(App {
+            audit: Arc::new(AuditLog::new(store.clone())),
             notices,
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
             sockets: SocketCaps::new(config.rate_limits),
@@ -179,8 +192,8 @@ impl App {
             attachments,
             jobs,
             webhooks,
-            audit: Arc::new(AuditLog::new(store.clone())),
             openapi: std::sync::OnceLock::new(),
+            workflow,
         });
         app.jobs
             .add_sink(Arc::new(WebhookSink(app.webhooks.clone())));

@@ -42,6 +42,7 @@ mod vault;
 mod wal;
 mod webhooks;
 mod writer;
+mod workflow;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -67,6 +68,9 @@ pub use vault::{
 };
 pub use webhooks::{DELIVERIES_KEPT, DeliveryRow, WebhookRow};
 pub use writer::CommitHook;
+pub use workflow::{
+    AgentConversation, AssigneeFilter, CannedReplyRow, ListCursor, ListQuery,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -15,6 +15,7 @@ pub mod layers;
 pub mod messengers;
 pub mod notices;
 pub mod webhooks;
+pub mod workflow;
 pub mod ws;
 
 use std::sync::Arc;
@@ -110,6 +111,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws::contact_ws))
         .routes(routes!(ws::agent_ws))
         .routes(routes!(assets::frame))
+        .routes(routes!(workflow::get_conversation))
+        .routes(routes!(workflow::assign))
+        .routes(routes!(workflow::list_canned, workflow::create_canned))
+        .routes(routes!(workflow::delete_canned))
 }
 
 /// The OpenAPI document of this server's routes.

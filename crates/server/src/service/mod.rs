@@ -12,3 +12,4 @@ pub mod conversations;
 pub mod keys;
 pub mod messengers;
 pub mod webhooks;
+pub mod workflow;
