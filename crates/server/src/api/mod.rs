@@ -698,8 +698,12 @@ impl From<&confidant_store::AuditRow> for AuditEntry {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
+    /// The `seq` of the site's newest entry (0 when the log is empty): where a reader that
+    /// shows the newest entries first starts.
+    pub last_seq: i64,
 }
 
 #[derive(Deserialize, ToSchema, utoipa::IntoParams)]
