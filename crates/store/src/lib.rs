@@ -41,8 +41,8 @@ mod vault;
 #[cfg(test)]
 mod wal;
 mod webhooks;
-mod writer;
 mod workflow;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -67,10 +67,8 @@ pub use vault::{
     place, write_new_private,
 };
 pub use webhooks::{DELIVERIES_KEPT, DeliveryRow, WebhookRow};
+pub use workflow::{AgentConversation, AssigneeFilter, CannedReplyRow, ListCursor, ListQuery};
 pub use writer::CommitHook;
-pub use workflow::{
-    AgentConversation, AssigneeFilter, CannedReplyRow, ListCursor, ListQuery,
-};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -140,9 +140,8 @@ impl Store {
     /// their contacts, last messages, assignees and unread counts (one query).
     pub async fn agent_conversations(&self, q: &ListQuery) -> Result<Vec<AgentConversation>> {
         let mut binds = vec![Bind::Int(q.site.0), Bind::Int(i64::from(q.preview))];
-        let mut sql = String::from(
-            "SELECT * FROM conversations WHERE site_id = $1 AND preview = $2",
-        );
+        let mut sql =
+            String::from("SELECT * FROM conversations WHERE site_id = $1 AND preview = $2");
         let arg = |binds: &mut Vec<Bind>, b: Bind| {
             binds.push(b);
             format!("${}", binds.len())

@@ -202,9 +202,10 @@ pub async fn site_conversations(
                 ));
             }
         },
-        Some(id) => AssigneeFilter::Agent(id.parse().map_err(|_| {
-            ApiError::invalid("assignee: must be me, none or an agent id")
-        })?),
+        Some(id) => AssigneeFilter::Agent(
+            id.parse()
+                .map_err(|_| ApiError::invalid("assignee: must be me, none or an agent id"))?,
+        ),
     };
     let after = q.after.as_deref().map(parse_cursor).transpose()?;
     let limit = limit(q.limit, MAX_LIMIT)?;

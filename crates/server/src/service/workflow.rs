@@ -128,12 +128,13 @@ impl Workflow {
         agent: Option<AgentId>,
     ) -> ApiResult<AgentConversation> {
         let current = self.view(site, id).await?;
-        let target = match agent {
-            Some(a) => Some(self.store.get_agent(site, a).await?.ok_or_else(|| {
-                ApiError::invalid("agentId: no agent of this site has this id")
-            })?),
-            None => None,
-        };
+        let target =
+            match agent {
+                Some(a) => Some(self.store.get_agent(site, a).await?.ok_or_else(|| {
+                    ApiError::invalid("agentId: no agent of this site has this id")
+                })?),
+                None => None,
+            };
         if let Principal::Agent { agent: me, .. } = p
             && me.role != "admin"
         {

@@ -58,7 +58,9 @@ impl Floor {
         let contact = self.support.contact(identity).await;
         let mut id = String::new();
         for i in 0..n {
-            let m = contact.send(&format!("m-{i}"), &format!("message {i}")).await;
+            let m = contact
+                .send(&format!("m-{i}"), &format!("message {i}"))
+                .await;
             id = m["conversationId"].as_str().expect("id").to_owned();
         }
         (contact, id)
@@ -149,7 +151,10 @@ async fn assignment_follows_the_roles_and_stays_within_the_site() {
 
     // The admin and the operator assign anyone of the site.
     let (s, _, v) = assign(&f.admin, &conv, json!({"agentId": f.alice_id})).await;
-    assert_eq!((s, v["assignee"]["agentId"].clone()), (200, json!(f.alice_id)));
+    assert_eq!(
+        (s, v["assignee"]["agentId"].clone()),
+        (200, json!(f.alice_id))
+    );
     let (s, _, v) = answer(
         f.app
             .post(
@@ -160,7 +165,10 @@ async fn assignment_follows_the_roles_and_stays_within_the_site() {
             .await,
     )
     .await;
-    assert_eq!((s, v["assignee"]["agentId"].clone()), (200, json!(f.bob_id)));
+    assert_eq!(
+        (s, v["assignee"]["agentId"].clone()),
+        (200, json!(f.bob_id))
+    );
 
     // Bad agent ids: another site's, unknown, malformed, missing, of the wrong type.
     for body in [
@@ -203,7 +211,12 @@ async fn assignment_follows_the_roles_and_stays_within_the_site() {
     )
     .await;
     assert_eq!((s, code.as_str()), (404, "not_found"));
-    let (s, code, _) = assign(&f.admin, &uuid::Uuid::new_v4().to_string(), json!({"agentId": null})).await;
+    let (s, code, _) = assign(
+        &f.admin,
+        &uuid::Uuid::new_v4().to_string(),
+        json!({"agentId": null}),
+    )
+    .await;
     assert_eq!((s, code.as_str()), (404, "not_found"));
 }
 
@@ -213,23 +226,42 @@ async fn lists_filter_by_assignee_and_keep_a_deleted_agents_name() {
     let (_, a) = f.conversation("a@example.test", 1).await;
     let (_, b) = f.conversation("b@example.test", 1).await;
     let (_, c) = f.conversation("c@example.test", 1).await;
-    assert_eq!(assign(&f.alice, &a, json!({"agentId": f.alice_id})).await.0, 200);
-    assert_eq!(assign(&f.admin, &b, json!({"agentId": f.bob_id})).await.0, 200);
+    assert_eq!(
+        assign(&f.alice, &a, json!({"agentId": f.alice_id})).await.0,
+        200
+    );
+    assert_eq!(
+        assign(&f.admin, &b, json!({"agentId": f.bob_id})).await.0,
+        200
+    );
 
     let set = |v: &Value| ids(v).into_iter().collect::<HashSet<_>>();
     let mine = f.alice.conversations("?assignee=me").await;
     assert_eq!(set(&mine), HashSet::from([a.clone()]));
     assert_eq!(mine["next"], Value::Null);
-    let bobs = f.alice.conversations(&format!("?assignee={}", f.bob_id)).await;
+    let bobs = f
+        .alice
+        .conversations(&format!("?assignee={}", f.bob_id))
+        .await;
     assert_eq!(set(&bobs), HashSet::from([b.clone()]));
     let none = f.alice.conversations("?assignee=none").await;
     assert_eq!(set(&none), HashSet::from([c.clone()]));
     let all = f.alice.conversations("").await;
     assert_eq!(set(&all), HashSet::from([a.clone(), b.clone(), c.clone()]));
     // The admin has nothing of its own.
-    assert_eq!(ids(&f.admin.conversations("?assignee=me").await), Vec::<String>::new());
+    assert_eq!(
+        ids(&f.admin.conversations("?assignee=me").await),
+        Vec::<String>::new()
+    );
 
-    for q in ["?assignee=someone", "?contactId=nope", "?after=nope", "?after=12.nope", "?limit=0", "?status=maybe"] {
+    for q in [
+        "?assignee=someone",
+        "?contactId=nope",
+        "?after=nope",
+        "?after=12.nope",
+        "?limit=0",
+        "?status=maybe",
+    ] {
         let (s, code) = error_code(f.alice.fetch(&format!("/conversations{q}")).await).await;
         assert_eq!((s, code.as_str()), (400, "invalid_request"), "{q}");
     }
@@ -260,7 +292,10 @@ async fn lists_filter_by_assignee_and_keep_a_deleted_agents_name() {
     );
     // … and an admin can hand it on.
     let (s, _, v) = assign(&f.admin, &b, json!({"agentId": f.alice_id})).await;
-    assert_eq!((s, v["assignee"]["agentId"].clone()), (200, json!(f.alice_id)));
+    assert_eq!(
+        (s, v["assignee"]["agentId"].clone()),
+        (200, json!(f.alice_id))
+    );
 }
 
 /// The next `conversation` frame that `matches`, skipping others (e.g. the opening frame of a
@@ -282,19 +317,27 @@ async fn conversation_frames_reach_every_agent_of_the_site_and_no_other() {
     let (mut stranger_ws, _) = f.other_admin.socket().await;
     let (mut mark_ws, _) = mark.socket().await;
     // The stranger's socket is quiet before anything happens on the floor.
-    stranger_ws.assert_nothing_pending("another site's admin").await;
+    stranger_ws
+        .assert_nothing_pending("another site's admin")
+        .await;
 
     // An admin assigns: alice's socket hears it, with the assignee.
     let (s, _, _) = assign(&f.admin, &conv, json!({"agentId": f.alice_id})).await;
     assert_eq!(s, 200);
     let frame = next_conversation(&mut alice_ws, |c| !c["assignee"].is_null()).await;
     assert_eq!(frame["conversation"]["conversationId"], conv.as_str());
-    assert_eq!(frame["conversation"]["assignee"]["agentId"], f.alice_id.as_str());
+    assert_eq!(
+        frame["conversation"]["assignee"]["agentId"],
+        f.alice_id.as_str()
+    );
     assert_eq!(frame["conversation"]["unreadCount"], 1);
     assert_eq!(frame["conversation"]["status"], "open");
 
     // Unassigning is a change too.
-    assert_eq!(assign(&f.alice, &conv, json!({"agentId": null})).await.0, 200);
+    assert_eq!(
+        assign(&f.alice, &conv, json!({"agentId": null})).await.0,
+        200
+    );
     let frame = alice_ws.next_of_type("conversation").await;
     assert_eq!(frame["conversation"]["assignee"], Value::Null);
 
@@ -306,9 +349,15 @@ async fn conversation_frames_reach_every_agent_of_the_site_and_no_other() {
     assert_eq!(frame["conversation"]["assignee"], Value::Null);
 
     // A close: the answer and the frame both say so, with the assignee.
-    assert_eq!(assign(&f.bob, &conv, json!({"agentId": f.bob_id})).await.0, 200);
+    assert_eq!(
+        assign(&f.bob, &conv, json!({"agentId": f.bob_id})).await.0,
+        200
+    );
     let frame = alice_ws.next_of_type("conversation").await;
-    assert_eq!(frame["conversation"]["assignee"]["agentId"], f.bob_id.as_str());
+    assert_eq!(
+        frame["conversation"]["assignee"]["agentId"],
+        f.bob_id.as_str()
+    );
     let (s, closed) = f.bob.close(&conv).await;
     assert_eq!(s, 200, "{closed}");
     assert_eq!(closed["status"], "closed");
@@ -317,22 +366,33 @@ async fn conversation_frames_reach_every_agent_of_the_site_and_no_other() {
     let frame = alice_ws.next_of_type("conversation").await;
     assert_eq!(frame["conversation"]["conversationId"], conv.as_str());
     assert_eq!(frame["conversation"]["status"], "closed");
-    assert_eq!(frame["conversation"]["assignee"]["agentId"], f.bob_id.as_str());
+    assert_eq!(
+        frame["conversation"]["assignee"]["agentId"],
+        f.bob_id.as_str()
+    );
 
     // The contact hears of its close, but never of assignees.
     let frame = mark_ws.next_of_type("conversation").await;
     assert_eq!(frame["conversation"]["status"], "closed");
     assert!(frame["conversation"].get("assignee").is_none(), "{frame}");
-    assert!(frame["conversation"].get("unreadCount").is_none(), "{frame}");
+    assert!(
+        frame["conversation"].get("unreadCount").is_none(),
+        "{frame}"
+    );
 
     // Another site's agents heard nothing of all this.
-    stranger_ws.assert_nothing_pending("another site's admin").await;
+    stranger_ws
+        .assert_nothing_pending("another site's admin")
+        .await;
 }
 
 #[tokio::test]
 async fn an_assignment_on_one_process_reaches_an_agent_on_another() {
     if !std::path::Path::new(process::NATS_BIN).exists() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "nats-server is missing");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nats-server is missing"
+        );
         eprintln!("!!!! SKIPPED: nats-server is not installed !!!!");
         return;
     }
@@ -352,9 +412,11 @@ async fn an_assignment_on_one_process_reaches_an_agent_on_another() {
         })
         .await;
     let (site, messenger) = a.site_with_messenger().await;
-    let mark = a.messenger_of(site, &messenger).contact("mark@example.test").await;
-    let conv = mark.send("m-1", "Hello")
-        .await["conversationId"]
+    let mark = a
+        .messenger_of(site, &messenger)
+        .contact("mark@example.test")
+        .await;
+    let conv = mark.send("m-1", "Hello").await["conversationId"]
         .as_str()
         .expect("id")
         .to_owned();
@@ -471,7 +533,12 @@ async fn paging_collects_every_conversation_exactly_once_even_with_ties() {
     set_updated_at(&f.app, &all[0..40], 1_800_000_000_000).await;
     set_updated_at(&f.app, &all[40..80], 1_700_000_000_000).await;
     for i in (80..120).step_by(3) {
-        assert_eq!(assign(&f.admin, &all[i], json!({"agentId": f.alice_id})).await.0, 200);
+        assert_eq!(
+            assign(&f.admin, &all[i], json!({"agentId": f.alice_id}))
+                .await
+                .0,
+            200
+        );
     }
 
     let (got, pages) = walk(&f.alice, "", 7).await;
@@ -495,7 +562,10 @@ async fn paging_collects_every_conversation_exactly_once_even_with_ties() {
                 .expect("RFC 3339")
         })
         .collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "not newest first: {times:?}");
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "not newest first: {times:?}"
+    );
     assert_eq!(whole["next"], Value::Null);
 
     // Exactly one page of everything: no `next`.
@@ -514,22 +584,26 @@ async fn a_contacts_history_spans_its_closed_conversations() {
     let f = Floor::open().await;
     let (mark, first) = f.conversation("mark@example.test", 1).await;
     assert_eq!(f.alice.close(&first).await.0, 200);
-    let second = mark.send("m-2", "Me again")
-        .await["conversationId"]
+    let second = mark.send("m-2", "Me again").await["conversationId"]
         .as_str()
         .expect("id")
         .to_owned();
     assert_ne!(first, second);
     assert_eq!(f.alice.close(&second).await.0, 200);
-    let third = mark.send("m-3", "And again")
-        .await["conversationId"]
+    let third = mark.send("m-3", "And again").await["conversationId"]
         .as_str()
         .expect("id")
         .to_owned();
     let (_, _other) = f.conversation("ada@example.test", 1).await;
 
-    let history = f.alice.conversations(&format!("?contactId={}", mark.id)).await;
-    assert_eq!(ids(&history), vec![third.clone(), second.clone(), first.clone()]);
+    let history = f
+        .alice
+        .conversations(&format!("?contactId={}", mark.id))
+        .await;
+    assert_eq!(
+        ids(&history),
+        vec![third.clone(), second.clone(), first.clone()]
+    );
     assert_eq!(history["conversations"][0]["status"], "open");
     assert_eq!(history["conversations"][2]["status"], "closed");
     let closed = f
@@ -550,7 +624,12 @@ async fn a_contacts_history_spans_its_closed_conversations() {
         .get(&format!("/conversations?contactId={}", mark.id))
         .await;
     assert_eq!((s, ids(&v).len()), (200, 0));
-    let (s, code) = error_code(f.other_admin.fetch(&format!("/conversations/{first}")).await).await;
+    let (s, code) = error_code(
+        f.other_admin
+            .fetch(&format!("/conversations/{first}"))
+            .await,
+    )
+    .await;
     assert_eq!((s, code.as_str()), (404, "not_found"));
 }
 
@@ -570,7 +649,11 @@ async fn canned_replies_are_the_admins_to_write_and_every_agents_to_read() {
     assert_eq!(created["shortcut"], "hours");
     assert_eq!(created["title"], "Opening hours");
     assert_eq!(created["body"], body);
-    assert!(created["createdAt"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        created["createdAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
     let id = created["cannedReplyId"].as_str().expect("id").to_owned();
     uuid::Uuid::parse_str(&id).expect("a uuid");
 
@@ -595,25 +678,39 @@ async fn canned_replies_are_the_admins_to_write_and_every_agents_to_read() {
     // Agents cannot write.
     let (s, code) = error_code(
         f.alice
-            .post("/canned-replies", &json!({"shortcut": "x", "title": "x", "body": "x"}))
+            .post(
+                "/canned-replies",
+                &json!({"shortcut": "x", "title": "x", "body": "x"}),
+            )
             .await,
     )
     .await;
     assert_eq!((s, code.as_str()), (403, "forbidden"));
-    let s = delete(&f.app, &format!("/api/v1/sites/{}/canned-replies/{id}", f.site.id), &f.alice.token).await;
+    let s = delete(
+        &f.app,
+        &format!("/api/v1/sites/{}/canned-replies/{id}", f.site.id),
+        &f.alice.token,
+    )
+    .await;
     assert_eq!(s, 403);
 
     // A shortcut is the site's once; another site may have its own.
     let (s, code) = error_code(
         f.admin
-            .post("/canned-replies", &json!({"shortcut": "hours", "title": "Again", "body": "x"}))
+            .post(
+                "/canned-replies",
+                &json!({"shortcut": "hours", "title": "Again", "body": "x"}),
+            )
             .await,
     )
     .await;
     assert_eq!((s, code.as_str()), (409, "conflict"));
     let r = f
         .other_admin
-        .post("/canned-replies", &json!({"shortcut": "hours", "title": "Ours", "body": "x"}))
+        .post(
+            "/canned-replies",
+            &json!({"shortcut": "hours", "title": "Ours", "body": "x"}),
+        )
         .await;
     assert_eq!(r.status(), 201);
 
@@ -651,7 +748,12 @@ async fn canned_replies_are_the_admins_to_write_and_every_agents_to_read() {
     let theirs = format!("/api/v1/sites/{}/canned-replies/{id}", f.other.id);
     assert_eq!(delete(&f.app, &theirs, &f.other_admin.token).await, 404);
     assert_eq!(
-        delete(&f.app, &format!("/api/v1/sites/{}/canned-replies/nope", f.site.id), &f.admin.token).await,
+        delete(
+            &f.app,
+            &format!("/api/v1/sites/{}/canned-replies/nope", f.site.id),
+            &f.admin.token
+        )
+        .await,
         400
     );
     assert_eq!(delete(&f.app, &mine, &f.admin.token).await, 204);
@@ -686,9 +788,15 @@ async fn canned_replies_are_the_admins_to_write_and_every_agents_to_read() {
     assert_eq!(created_entries[0]["actor"]["email"], "admin@acme.test");
     let deleted = of("canned_reply.deleted");
     assert_eq!(deleted.len(), 1, "{audit}");
-    assert_eq!(deleted[0]["target"], json!({"cannedReplyId": id, "shortcut": "hours"}));
+    assert_eq!(
+        deleted[0]["target"],
+        json!({"cannedReplyId": id, "shortcut": "hours"})
+    );
     let text = audit.to_string();
-    assert!(!text.contains("Monday to Friday"), "a body in the audit log");
+    assert!(
+        !text.contains("Monday to Friday"),
+        "a body in the audit log"
+    );
     assert!(!text.contains(PASSWORD), "a password in the audit log");
     let (s, v) = f.admin.get("/audit/verify").await;
     assert_eq!((s, v["ok"].clone()), (200, json!(true)));
@@ -699,7 +807,9 @@ async fn canned_replies_are_the_admins_to_write_and_every_agents_to_read() {
             .as_array()
             .expect("entries")
             .iter()
-            .filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with("canned_reply.")))
+            .filter(|e| e["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("canned_reply.")))
             .count(),
         1
     );
