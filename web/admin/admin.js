@@ -5,6 +5,7 @@ import { describeError } from '../shared/format.js';
 import { api, currentAgent } from '../shared/session.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { showWebhooks, resetWebhooks } from './webhooks.js';
+import { showCanned, resetCanned } from './canned.js';
 import { showAudit, resetAudit } from './audit.js';
 import { renderAgentRows } from './agents.js';
 import { showSettings, resetSettings } from './settings.js';
@@ -18,6 +19,8 @@ const ui = {
   navAgents: $('#nav-agents'),
   navWebhooks: $('#nav-webhooks'),
   webhooksSection: $('#webhooks-section'),
+  navCanned: $('#nav-canned'),
+  cannedSection: $('#canned-section'),
   navAudit: $('#nav-audit'),
   auditSection: $('#audit-section'),
   navContacts: $('#nav-contacts'),
@@ -698,6 +701,9 @@ function showSection(name) {
   ui.webhooksSection.hidden = name !== 'webhooks';
   if (name === 'agents') loadAgents();
   if (name === 'webhooks') showWebhooks({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
+  ui.navCanned.setAttribute('aria-pressed', String(name === 'canned'));
+  ui.cannedSection.hidden = name !== 'canned';
+  if (name === 'canned') showCanned({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
   ui.navAudit.setAttribute('aria-pressed', String(name === 'audit'));
   ui.auditSection.hidden = name !== 'audit';
   if (name === 'audit') showAudit({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
@@ -737,6 +743,7 @@ function teardown() {
   clear(ui.agentsBody);
   ui.detail.hidden = true;
   resetWebhooks();
+  resetCanned();
   resetAudit();
   resetSettings();
   resetContacts();
@@ -750,6 +757,7 @@ function wire() {
   ui.navMessengers.addEventListener('click', () => showSection('messengers'));
   ui.navAgents.addEventListener('click', () => showSection('agents'));
   ui.navWebhooks.addEventListener('click', () => showSection('webhooks'));
+  ui.navCanned.addEventListener('click', () => showSection('canned'));
   ui.navAudit.addEventListener('click', () => showSection('audit'));
   ui.navSettings.addEventListener('click', () => showSection('settings'));
   ui.navContacts.addEventListener('click', () => showSection('contacts'));

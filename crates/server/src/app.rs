@@ -33,6 +33,7 @@ use crate::service::keys;
 use crate::service::lifecycle::Lifecycle;
 use crate::service::messengers::Messengers;
 use crate::service::webhooks::{self, WebhookHandler, WebhookSink, Webhooks};
+use crate::service::workflow::Workflow;
 use crate::socket_caps::SocketCaps;
 use crate::tokens::random_token;
 
@@ -63,6 +64,8 @@ pub struct App {
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
     /// Retention, export and erasure (§14).
     pub lifecycle: Arc<Lifecycle>,
+    /// Assignment, the agents' lists and canned replies (§16).
+    pub workflow: Arc<Workflow>,
 }
 
 #[derive(Clone)]
@@ -137,11 +140,20 @@ impl App {
             contacts.clone(),
             attachments.clone(),
         ));
+        let workflow = Arc::new(Workflow::new(store.clone(), hub.clone()));
         {
             let conversations = Arc::downgrade(&conversations);
+            let workflow = Arc::downgrade(&workflow);
             store.on_commit(Arc::new(move |out| {
                 if let Some(c) = conversations.upgrade() {
                     c.publish_stored(out);
+                }
+                // Agents hear of a conversation opened or closed as they see it (§16).
+                if (out.opened || !out.conversation.open)
+                    && let Some(w) = workflow.upgrade()
+                {
+                    let (site, id) = (out.conversation.site_id, out.conversation.conversation_id);
+                    tokio::spawn(async move { w.publish_current(site, id).await });
                 }
             }));
         }
@@ -191,6 +203,7 @@ impl App {
             webhooks,
             openapi: std::sync::OnceLock::new(),
             lifecycle,
+            workflow,
         });
         app.jobs
             .add_sink(Arc::new(WebhookSink(app.webhooks.clone())));

@@ -41,6 +41,7 @@ mod vault;
 #[cfg(test)]
 mod wal;
 mod webhooks;
+mod workflow;
 mod writer;
 // Agent accounts (§12): disabling, TOTP, sessions with their last use.
 mod accounts;
@@ -72,6 +73,7 @@ pub use vault::{
     place, write_new_private,
 };
 pub use webhooks::{DELIVERIES_KEPT, DeliveryRow, WebhookRow};
+pub use workflow::{AgentConversation, AssigneeFilter, CannedReplyRow, ListCursor, ListQuery};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -646,6 +646,13 @@ pub struct ConversationQuery {
     pub preview: Option<bool>,
     /// At most this many (default and most 200).
     pub limit: Option<i64>,
+    /// `me`, `none` or an agent's id (CONTRACT §16).
+    pub assignee: Option<String>,
+    /// One contact's whole history (every status unless `status` is given).
+    #[serde(rename = "contactId")]
+    pub contact_id: Option<String>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -836,6 +843,80 @@ impl AgentAccount {
             disabled: a.disabled,
             locked: a.locked_until > now,
             last_login_at: a.last_login_at.map(rfc3339_millis),
+// ---- agent workflow (CONTRACT §16) ----
+
+/// Who a conversation is assigned to.
+#[derive(Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignee {
+    #[schema(value_type = String, format = Uuid)]
+    pub agent_id: AgentId,
+    pub name: String,
+}
+
+/// A conversation as agents see it: with its contact, assignee and unread count.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentConversation {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub assignee: Option<Assignee>,
+    /// The contact's messages after the agents' read marker.
+    pub unread_count: i64,
+}
+
+impl From<&confidant_store::AgentConversation> for AgentConversation {
+    fn from(c: &confidant_store::AgentConversation) -> Self {
+        Self {
+            conversation: Conversation {
+                contact: Some(Contact::from(&c.contact)),
+                ..Conversation::new(&c.conversation, c.last.as_ref())
+            },
+            assignee: c.assignee.as_ref().map(|(id, name)| Assignee {
+                agent_id: *id,
+                name: name.clone(),
+            }),
+            unread_count: c.unread,
+        }
+    }
+}
+
+/// A page of the agents' list; `next` is the cursor of the following page (`after`), null at
+/// the end.
+#[derive(Serialize, ToSchema)]
+pub struct AgentConversationPage {
+    pub conversations: Vec<AgentConversation>,
+    pub next: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Assign {
+    /// An agent of the site, or null to unassign.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub agent_id: Option<Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CannedReply {
+    #[schema(value_type = String, format = Uuid)]
+    pub canned_reply_id: uuid::Uuid,
+    pub shortcut: String,
+    pub title: String,
+    pub body: String,
+    pub created_at: String,
+}
+
+impl From<&confidant_store::CannedReplyRow> for CannedReply {
+    fn from(c: &confidant_store::CannedReplyRow) -> Self {
+        Self {
+            canned_reply_id: c.canned_reply_id,
+            shortcut: c.shortcut.clone(),
+            title: c.title.clone(),
+            body: c.body.clone(),
+            created_at: rfc3339_millis(c.created_at),
         }
     }
 }
@@ -920,4 +1001,17 @@ pub struct ExportedConversation {
 pub struct ContactExport {
     pub contact: Contact,
     pub conversations: Vec<ExportedConversation>,
+#[serde(rename_all = "camelCase")]
+pub struct CannedReplyList {
+    pub canned_replies: Vec<CannedReply>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewCannedReply {
+    /// 1–32 of `a-z 0-9 _ -`, unique within the site.
+    pub shortcut: Option<String>,
+    /// 1–200 characters.
+    pub title: Option<String>,
+    /// 1–10,000 characters.
+    pub body: Option<String>,
 }

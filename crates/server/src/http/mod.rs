@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod messengers;
 pub mod notices;
 pub mod webhooks;
+pub mod workflow;
 pub mod ws;
 
 use std::sync::Arc;
@@ -120,6 +121,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::run_retention))
         .routes(routes!(lifecycle::export_contact))
         .routes(routes!(lifecycle::erase_contact))
+        .routes(routes!(workflow::get_conversation))
+        .routes(routes!(workflow::assign))
+        .routes(routes!(workflow::list_canned, workflow::create_canned))
+        .routes(routes!(workflow::delete_canned))
 }
 
 /// The OpenAPI document of this server's routes.

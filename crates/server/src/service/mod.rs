@@ -13,3 +13,4 @@ pub mod keys;
 pub mod lifecycle;
 pub mod messengers;
 pub mod webhooks;
+pub mod workflow;

@@ -24,6 +24,7 @@ mod scale;
 mod smoke;
 mod sockets;
 mod webhooks;
+mod workflow;
 mod ws;
 
 /// The server binary this crate builds.
