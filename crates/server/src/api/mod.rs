@@ -767,10 +767,6 @@ impl From<confidant_store::SiteSettings> for SiteSettings {
 /// the default (60), `retentionDays: null` keeps conversations forever.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(
-    clippy::option_option,
-    reason = "absent, null and a value are three different asks"
-)]
 pub struct PutSiteSettings {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
@@ -782,10 +778,6 @@ pub struct PutSiteSettings {
 }
 
 /// A field that is present (`Some`, its value possibly null) or absent (`None`, by `default`).
-#[allow(
-    clippy::option_option,
-    reason = "absent, null and a value are three different asks"
-)]
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -843,6 +835,94 @@ impl AgentAccount {
             disabled: a.disabled,
             locked: a.locked_until > now,
             last_login_at: a.last_login_at.map(rfc3339_millis),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentAccountList {
+    pub agents: Vec<AgentAccount>,
+}
+
+/// An admin's change to an agent: any of the fields; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchAgent {
+    /// 1–200 characters.
+    pub name: Option<String>,
+    /// `admin` or `agent`.
+    pub role: Option<String>,
+    /// `true` ends the agent's sessions at once and refuses its logins.
+    pub disabled: Option<bool>,
+    /// A new password (12–1,024 characters); ends the agent's sessions.
+    pub password: Option<String>,
+    /// `true` turns the agent's TOTP off.
+    pub reset_totp: Option<bool>,
+    /// `true` lifts the login lockout.
+    pub unlock: Option<bool>,
+}
+
+/// A new TOTP secret, shown once: the agent adds it to an authenticator app.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpSetup {
+    /// Base32 (RFC 4648, no padding).
+    pub secret: String,
+    /// `otpauth://totp/Confidant:<email>?secret=…&issuer=Confidant…`
+    pub otpauth_url: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TotpConfirm {
+    /// A 6-digit code of the new secret.
+    pub code: Option<String>,
+}
+
+/// One of the calling agent's sessions.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub session_id: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session of this request.
+    pub current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+// ---- retention, export and erasure (CONTRACT §14) ----
+
+/// What a retention pass deleted.
+#[derive(Serialize, ToSchema)]
+pub struct RetentionCounts {
+    pub conversations: u64,
+    pub messages: u64,
+    pub attachments: u64,
+}
+
+/// A conversation in a contact's export: the conversation as agents see it, with every message
+/// (bodies in clear, in `seq` order, each with its attachments' metadata).
+#[derive(Serialize, ToSchema)]
+pub struct ExportedConversation {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub messages: Vec<Message>,
+}
+
+/// Everything the site holds of a contact (GDPR art. 15): the contact and each of its
+/// conversations, previews included (marked `"preview": true`).
+#[derive(Serialize, ToSchema)]
+pub struct ContactExport {
+    pub contact: Contact,
+    pub conversations: Vec<ExportedConversation>,
+}
+
 // ---- agent workflow (CONTRACT §16) ----
 
 /// Who a conversation is assigned to.
@@ -922,85 +1002,6 @@ impl From<&confidant_store::CannedReplyRow> for CannedReply {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct AgentAccountList {
-    pub agents: Vec<AgentAccount>,
-}
-
-/// An admin's change to an agent: any of the fields; absent ones stay as they are.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PatchAgent {
-    /// 1–200 characters.
-    pub name: Option<String>,
-    /// `admin` or `agent`.
-    pub role: Option<String>,
-    /// `true` ends the agent's sessions at once and refuses its logins.
-    pub disabled: Option<bool>,
-    /// A new password (12–1,024 characters); ends the agent's sessions.
-    pub password: Option<String>,
-    /// `true` turns the agent's TOTP off.
-    pub reset_totp: Option<bool>,
-    /// `true` lifts the login lockout.
-    pub unlock: Option<bool>,
-}
-
-/// A new TOTP secret, shown once: the agent adds it to an authenticator app.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TotpSetup {
-    /// Base32 (RFC 4648, no padding).
-    pub secret: String,
-    /// `otpauth://totp/Confidant:<email>?secret=…&issuer=Confidant…`
-    pub otpauth_url: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct TotpConfirm {
-    /// A 6-digit code of the new secret.
-    pub code: Option<String>,
-}
-
-/// One of the calling agent's sessions.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionView {
-    pub session_id: String,
-    pub created_at: String,
-    pub last_seen_at: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    /// The session of this request.
-    pub current: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SessionList {
-    pub sessions: Vec<SessionView>,
-// ---- retention, export and erasure (CONTRACT §14) ----
-
-/// What a retention pass deleted.
-#[derive(Serialize, ToSchema)]
-pub struct RetentionCounts {
-    pub conversations: u64,
-    pub messages: u64,
-    pub attachments: u64,
-}
-
-/// A conversation in a contact's export: the conversation as agents see it, with every message
-/// (bodies in clear, in `seq` order, each with its attachments' metadata).
-#[derive(Serialize, ToSchema)]
-pub struct ExportedConversation {
-    #[serde(flatten)]
-    pub conversation: Conversation,
-    pub messages: Vec<Message>,
-}
-
-/// Everything the site holds of a contact (GDPR art. 15): the contact and each of its
-/// conversations, previews included (marked `"preview": true`).
-#[derive(Serialize, ToSchema)]
-pub struct ContactExport {
-    pub contact: Contact,
-    pub conversations: Vec<ExportedConversation>,
 #[serde(rename_all = "camelCase")]
 pub struct CannedReplyList {
     pub canned_replies: Vec<CannedReply>,
