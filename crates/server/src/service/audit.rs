@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use confidant_core::SiteId;
 use confidant_core::time_fmt::now_millis;
-use confidant_store::{Actor, AuditEntry, AuditRow, ChainCheck, SiteSettings, Store, StoreError};
+use confidant_store::{
+    Actor, AuditEntry, AuditRow, ChainCheck, SiteSettings, Store, StoreError,
+};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
