@@ -6,6 +6,7 @@ import { api, currentAgent } from '../shared/session.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { showWebhooks, resetWebhooks } from './webhooks.js';
 import { showContacts, resetContacts } from './contacts.js';
+import { showAudit, resetAudit } from './audit.js';
 
 const ui = {
   error: $('#app-error'),
@@ -17,6 +18,8 @@ const ui = {
   webhooksSection: $('#webhooks-section'),
   navContacts: $('#nav-contacts'),
   contactsSection: $('#contacts-section'),
+  navAudit: $('#nav-audit'),
+  auditSection: $('#audit-section'),
   messengersSection: $('#messengers-section'),
   agentsSection: $('#agents-section'),
   messengerList: $('#messenger-list'),
@@ -709,6 +712,9 @@ function showSection(name) {
   ui.navContacts.setAttribute('aria-pressed', String(name === 'contacts'));
   ui.contactsSection.hidden = name !== 'contacts';
   if (name === 'contacts') showContacts({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
+  ui.navAudit.setAttribute('aria-pressed', String(name === 'audit'));
+  ui.auditSection.hidden = name !== 'audit';
+  if (name === 'audit') showAudit({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
 }
 
 function applyPermissions() {
@@ -740,6 +746,7 @@ function teardown() {
   ui.detail.hidden = true;
   resetWebhooks();
   resetContacts();
+  resetAudit();
 }
 
 function sessionEnded() {
@@ -751,6 +758,7 @@ function wire() {
   ui.navAgents.addEventListener('click', () => showSection('agents'));
   ui.navWebhooks.addEventListener('click', () => showSection('webhooks'));
   ui.navContacts.addEventListener('click', () => showSection('contacts'));
+  ui.navAudit.addEventListener('click', () => showSection('audit'));
   ui.createForm.addEventListener('submit', createMessenger);
   ui.securityForm.addEventListener('submit', saveSecurity);
   ui.securityForm.addEventListener('change', (e) => {

@@ -69,6 +69,15 @@ impl std::fmt::Debug for Validation {
 }
 
 impl Validation {
+    /// The method's name as the contract spells it: `sharedToken`, `publicKey` or `jwks`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::SharedToken { .. } => "sharedToken",
+            Self::PublicKey { .. } => "publicKey",
+            Self::Jwks { .. } => "jwks",
+        }
+    }
+
     /// The HMAC key bytes of a shared token.
     pub fn secret_bytes(secret: &str, encoding: Encoding) -> Option<Vec<u8>> {
         match encoding {

@@ -206,6 +206,13 @@ pub async fn prepare(app: &App) -> anyhow::Result<DemoState> {
                     "Support",
                     &serde_json::to_string(&parsed.security)?,
                     now,
+                    Some(confidant_store::AuditEntry::new(
+                        site.site_id,
+                        now,
+                        confidant_store::Actor::System,
+                        "messenger.created",
+                        serde_json::json!({"name": "Support", "method": "sharedToken", "demo": true}),
+                    )),
                 )
                 .await?
         }

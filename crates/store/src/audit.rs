@@ -26,7 +26,10 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Who did it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    Agent { id: String, email: String },
+    Agent {
+        id: String,
+        email: String,
+    },
     Operator,
     /// The server itself (the retention pass, a lockout, a key rotation).
     System,
@@ -230,6 +233,15 @@ impl Store {
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(audit_row).collect()
+    }
+
+    /// The `seq` of the site's newest entry (0: none yet).
+    pub async fn audit_last_seq(&self, site: SiteId) -> Result<i64> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT seq FROM audit_heads WHERE site_id = $1")
+            .bind(site.0)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map_or(0, |(s,)| s))
     }
 
     /// Recompute the site's chain from its first entry. Reads in pages, so a long log costs

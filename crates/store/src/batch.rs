@@ -552,7 +552,7 @@ pub(crate) mod tests {
     pub(crate) async fn seed(store: &Store, name: &str) -> (SiteId, MessengerId, Vec<ContactId>) {
         let site = store.create_site(name, 1).await.expect("site").site_id;
         let messenger = store
-            .create_messenger(site, "m", "{}", 1)
+            .create_messenger(site, "m", "{}", 1, None)
             .await
             .expect("messenger")
             .messenger_id;

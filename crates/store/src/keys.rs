@@ -27,11 +27,14 @@ impl Store {
     }
 
     /// Add a signing key and retire the ones before it; drop keys retired before `drop_before`.
+    /// Every site's audit log gets a `keys.rotated` entry by `actor` (the keys sign the access
+    /// tokens of every site), in the same transaction. `now` is in seconds.
     pub async fn rotate_signing_key(
         &self,
         key: &SigningKeyRow,
         now: i64,
         drop_before: i64,
+        actor: crate::Actor,
     ) -> Result<()> {
         let sealed = self.seal_pkcs8(key).await?;
         let mut tx = self.write.begin().await?;
@@ -44,6 +47,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_active(&mut tx, key, sealed).await?;
+        let sites: Vec<(i64,)> = sqlx::query_as("SELECT site_id FROM sites ORDER BY site_id")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (site,) in sites {
+            let entry = crate::AuditEntry::new(
+                confidant_core::SiteId(site),
+                now * 1000,
+                actor.clone(),
+                "keys.rotated",
+                serde_json::json!({"kid": key.kid, "key": "access-token signing key"}),
+            );
+            crate::append_audit(&mut tx, &entry).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -3,21 +3,26 @@
 use confidant_core::{MessengerId, SiteId};
 use sqlx::{FromRow as _, Row as _};
 
+use crate::audit::{AuditEntry, append_audit};
 use crate::{MessengerRow, Result, Store, StoreError};
 
 impl Store {
+    /// Create a messenger; `audit` (its target gets the new `messengerId`) is appended in the
+    /// same transaction.
     pub async fn create_messenger(
         &self,
         site_id: SiteId,
         name: &str,
         security_json: &str,
         now: i64,
+        audit: Option<AuditEntry>,
     ) -> Result<MessengerRow> {
         let id = MessengerId(uuid::Uuid::new_v4()).to_string();
         let sealed = self
             .vault
             .seal_text(site_id, &security_place(&id), security_json)
             .await?;
+        let mut tx = self.write.begin().await?;
         let row = sqlx::query(concat!("INSERT INTO messengers (messenger_id, site_id, name, security, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING ", messenger_cols!()))
         .bind(&id)
@@ -25,9 +30,16 @@ impl Store {
         .bind(name)
         .bind(sealed)
         .bind(now)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *tx)
         .await?;
         let mut row = MessengerRow::from_row(&row)?;
+        if let Some(mut entry) = audit {
+            if let Some(target) = entry.target.as_object_mut() {
+                target.insert("messengerId".into(), id.clone().into());
+            }
+            append_audit(&mut tx, &entry).await?;
+        }
+        tx.commit().await?;
         row.security = security_json.to_owned();
         Ok(row)
     }
@@ -89,11 +101,13 @@ impl Store {
         messenger_id: MessengerId,
         security_json: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<MessengerRow> {
         let sealed = self
             .vault
             .seal_text(site_id, &security_place(&messenger_id), security_json)
             .await?;
+        let mut tx = self.write.begin().await?;
         let row = sqlx::query(concat!(
             "UPDATE messengers SET security = $3, version = version + 1, updated_at = $4 \
              WHERE messenger_id = $1 AND site_id = $2 RETURNING ",
@@ -103,13 +117,15 @@ impl Store {
         .bind(site_id.0)
         .bind(sealed)
         .bind(now)
-        .fetch_optional(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
         let mut row = row
             .as_ref()
             .map(MessengerRow::from_row)
             .transpose()?
             .ok_or(StoreError::NotFound)?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         row.security = security_json.to_owned();
         Ok(row)
     }

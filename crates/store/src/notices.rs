@@ -4,6 +4,7 @@
 use confidant_core::{ContactId, ConversationId, MessengerId, SiteId};
 use sqlx::Row as _;
 
+use crate::audit::{AuditEntry, append_audit};
 use crate::{Result, Store, StoreError};
 
 /// A contact's sockets across every server process, as the presence rows say.
@@ -50,12 +51,14 @@ impl Store {
         messenger_id: MessengerId,
         settings_json: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<()> {
+        let mut tx = self.write.begin().await?;
         let exists =
             sqlx::query("SELECT 1 FROM messengers WHERE messenger_id = $1 AND site_id = $2")
                 .bind(messenger_id.to_string())
                 .bind(site_id.0)
-                .fetch_optional(&self.write)
+                .fetch_optional(&mut *tx)
                 .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound);
@@ -69,8 +72,10 @@ impl Store {
         .bind(site_id.0)
         .bind(settings_json)
         .bind(now)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -620,6 +620,20 @@ pub(crate) async fn rotate(
             .await?
             .rows_affected();
     }
+    // Every site's audit log records it (the master key guards every site's data).
+    let sites: Vec<(i64,)> = sqlx::query_as("SELECT site_id FROM sites ORDER BY site_id")
+        .fetch_all(&mut *tx)
+        .await?;
+    for (site,) in sites {
+        let entry = crate::AuditEntry::new(
+            SiteId(site),
+            confidant_core::time_fmt::now_millis(),
+            crate::Actor::Operator,
+            "keys.rotated",
+            serde_json::json!({"key": "master key", "keyId": new.id(), "oldKeysRetired": retire}),
+        );
+        crate::append_audit(&mut tx, &entry).await?;
+    }
     tx.commit().await?;
     Ok((rewrapped, dropped))
 }
@@ -788,7 +802,7 @@ mod tests {
             // A messenger's sealed Security JSON does not open as another's either.
             let other = f
                 .store
-                .create_messenger(f.site, "other", r#"{"secret":"s3cr3t"}"#, 1)
+                .create_messenger(f.site, "other", r#"{"secret":"s3cr3t"}"#, 1, None)
                 .await
                 .expect("messenger");
             let sealed: String =

@@ -57,7 +57,12 @@ fn decode(e: impl std::error::Error + Send + Sync + 'static, col: &str) -> sqlx:
 
 impl Store {
     /// Store a new webhook unless the site already has `max` of them (`Conflict`).
-    pub async fn create_webhook(&self, w: &WebhookRow, max: i64) -> Result<()> {
+    pub async fn create_webhook(
+        &self,
+        w: &WebhookRow,
+        max: i64,
+        audit: &crate::AuditEntry,
+    ) -> Result<()> {
         let id = w.webhook_id.to_string();
         let sealed = self
             .vault
@@ -65,6 +70,7 @@ impl Store {
             .await?;
         let events =
             serde_json::to_string(&w.events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "INSERT INTO webhooks (webhook_id, site_id, url, events, include_body, secret, created_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7 \
@@ -78,13 +84,15 @@ impl Store {
         .bind(sealed)
         .bind(w.created_at)
         .bind(max)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(
                 "webhooks: the site has the most webhooks allowed",
             ));
         }
+        crate::append_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -160,7 +168,12 @@ impl Store {
     }
 
     /// Delete a webhook and its delivery log. `false` if the site has no such webhook.
-    pub async fn delete_webhook(&self, site_id: SiteId, webhook_id: uuid::Uuid) -> Result<bool> {
+    pub async fn delete_webhook(
+        &self,
+        site_id: SiteId,
+        webhook_id: uuid::Uuid,
+        audit: &crate::AuditEntry,
+    ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let id = webhook_id.to_string();
         let gone = sqlx::query("DELETE FROM webhooks WHERE webhook_id = $1 AND site_id = $2")
@@ -176,6 +189,7 @@ impl Store {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
+            crate::append_audit(&mut tx, audit).await?;
         }
         tx.commit().await?;
         Ok(gone > 0)

@@ -178,3 +178,23 @@ pub async fn schema_columns(database_url: &str) -> Vec<(String, String)> {
         .await
         .expect("read the schema")
 }
+
+/// Run one SQL statement on the test's database directly, as an operator with a database
+/// shell would (to age rows, or to tamper with them): `Ok(rows affected)`, or the database's
+/// refusal as text.
+pub async fn sql(database_url: &str, statement: &str) -> Result<u64, String> {
+    use sqlx::Executor as _;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let done = pool
+        .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned())))
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| e.to_string());
+    pool.close().await;
+    done
+}

@@ -691,8 +691,12 @@ impl From<&confidant_store::AuditRow> for AuditEntry {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
+    /// The `seq` of the site's newest entry (0 when the log is empty): where a reader that
+    /// shows the newest entries first starts.
+    pub last_seq: i64,
 }
 
 #[derive(Deserialize, ToSchema, utoipa::IntoParams)]
@@ -741,6 +745,10 @@ impl From<confidant_store::SiteSettings> for SiteSettings {
 /// the default (60), `retentionDays: null` keeps conversations forever.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[allow(
+    clippy::option_option,
+    reason = "absent, null and a value are three different asks"
+)]
 pub struct PutSiteSettings {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
@@ -752,6 +760,10 @@ pub struct PutSiteSettings {
 }
 
 /// A field that is present (`Some`, its value possibly null) or absent (`None`, by `default`).
+#[allow(
+    clippy::option_option,
+    reason = "absent, null and a value are three different asks"
+)]
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,

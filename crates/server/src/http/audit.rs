@@ -21,12 +21,13 @@ pub async fn audit_page(
     ApiQuery(q): ApiQuery<api::AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     p.require_admin(site)?;
-    let rows = app
+    let (rows, last_seq) = app
         .audit
         .page(site, q.after.unwrap_or(0), q.limit.unwrap_or(100))
         .await?;
     Ok(Json(AuditPage {
         entries: rows.iter().map(api::AuditEntry::from).collect(),
+        last_seq,
     }))
 }
 

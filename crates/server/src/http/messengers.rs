@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use crate::api::{self, ErrorBody, InstallationCode, Messenger, MessengerList, SecuritySchema};
 use crate::app::AppState;
 use crate::error::ApiResult;
-use crate::http::extract::{ApiJson, ApiPath, text_field};
+use crate::http::extract::{ApiJson, ApiPath, ClientIp, text_field};
 use crate::service::accounts::Principal;
+use crate::service::audit::Who;
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/messengers", tag = "messengers",
     params(("siteId" = i64, Path)), request_body = api::CreateMessenger,
@@ -19,6 +20,7 @@ use crate::service::accounts::Principal;
 pub async fn create_messenger(
     State(app): State<AppState>,
     p: Principal,
+    ClientIp(ip): ClientIp,
     ApiPath(site): ApiPath<SiteId>,
     ApiJson(body): ApiJson<api::CreateMessenger>,
 ) -> ApiResult<(StatusCode, Json<Messenger>)> {
@@ -26,7 +28,10 @@ pub async fn create_messenger(
     app.accounts.site(site).await?;
     let name = text_field(body.name, "name", 200)?;
     let security = body.security.unwrap_or_else(|| json!({}));
-    let (row, parsed) = app.messengers.create(site, &name, &security).await?;
+    let (row, parsed) = app
+        .messengers
+        .create(site, &name, &security, &Who::of(&p, ip))
+        .await?;
     let shown = parsed
         .security
         .public_json(parsed.generated_secret.as_deref());
@@ -71,6 +76,7 @@ pub async fn get_messenger(
 pub async fn put_security(
     State(app): State<AppState>,
     p: Principal,
+    ClientIp(ip): ClientIp,
     ApiPath((site, id)): ApiPath<(SiteId, MessengerId)>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
@@ -78,7 +84,10 @@ pub async fn put_security(
     // An unknown messenger is 404 before a missing role is 403.
     let (row, previous) = app.messengers.get(site, id).await?;
     p.require_admin(site)?;
-    let parsed = app.messengers.put_security(&row, &previous, &body).await?;
+    let parsed = app
+        .messengers
+        .put_security(&row, &previous, &body, &Who::of(&p, ip))
+        .await?;
     Ok(Json(
         parsed
             .security

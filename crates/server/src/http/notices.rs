@@ -8,8 +8,9 @@ use serde_json::Value;
 use crate::api::{ErrorBody, NotificationsSchema, TestEmail, TestEmailSent};
 use crate::app::AppState;
 use crate::error::ApiResult;
-use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::extract::{ApiJson, ApiPath, ClientIp};
 use crate::service::accounts::Principal;
+use crate::service::audit::Who;
 
 /// The messenger must exist on the site (404 first), then the caller must be its admin.
 async fn admin_of(app: &AppState, p: &Principal, site: SiteId, id: MessengerId) -> ApiResult<()> {
@@ -42,11 +43,12 @@ pub async fn get_notifications(
 pub async fn put_notifications(
     State(app): State<AppState>,
     p: Principal,
+    ClientIp(ip): ClientIp,
     ApiPath((site, id)): ApiPath<(SiteId, MessengerId)>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<NotificationsSchema>> {
     admin_of(&app, &p, site, id).await?;
-    let n = app.notices.put(site, id, &body).await?;
+    let n = app.notices.put(site, id, &body, &Who::of(&p, ip)).await?;
     tracing::info!(site = site.0, messenger = %id, enabled = n.email.enabled, "notifications updated");
     Ok(Json(NotificationsSchema::new(
         &n,

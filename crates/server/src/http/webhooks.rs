@@ -13,8 +13,9 @@ use crate::api::{
 };
 use crate::app::AppState;
 use crate::error::ApiResult;
-use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::extract::{ApiJson, ApiPath, ClientIp};
 use crate::service::accounts::Principal;
+use crate::service::audit::Who;
 use crate::service::webhooks::NewWebhook;
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/webhooks", tag = "webhooks",
@@ -24,6 +25,7 @@ use crate::service::webhooks::NewWebhook;
 pub async fn create_webhook(
     State(app): State<AppState>,
     p: Principal,
+    ClientIp(ip): ClientIp,
     ApiPath(site): ApiPath<SiteId>,
     ApiJson(body): ApiJson<api::CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
@@ -38,6 +40,7 @@ pub async fn create_webhook(
                 events: body.events,
                 include_body: body.include_body,
             },
+            &Who::of(&p, ip),
         )
         .await?;
     Ok((
@@ -71,10 +74,11 @@ pub async fn list_webhooks(
 pub async fn delete_webhook(
     State(app): State<AppState>,
     p: Principal,
+    ClientIp(ip): ClientIp,
     ApiPath((site, id)): ApiPath<(SiteId, uuid::Uuid)>,
 ) -> ApiResult<StatusCode> {
     p.require_admin(site)?;
-    app.webhooks.delete(site, id).await?;
+    app.webhooks.delete(site, id, &Who::of(&p, ip)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

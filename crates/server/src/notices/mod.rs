@@ -109,12 +109,18 @@ impl Notices {
         site: SiteId,
         messenger: MessengerId,
         body: &Value,
+        who: &crate::service::audit::Who,
     ) -> ApiResult<Notifications> {
         let parsed = Notifications::parse(body, self.allow_http)
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         let json = serde_json::to_string(&parsed).map_err(|e| ApiError::internal(&e))?;
+        let entry = who.entry(
+            site,
+            "notifications.updated",
+            serde_json::json!({"messengerId": messenger.to_string(), "emailEnabled": parsed.email.enabled}),
+        );
         self.store
-            .put_notification_settings(site, messenger, &json, now_millis())
+            .put_notification_settings(site, messenger, &json, now_millis(), &entry)
             .await
             .map_err(|e| match e {
                 confidant_store::StoreError::NotFound => ApiError::messenger_not_found(),

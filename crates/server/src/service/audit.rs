@@ -9,9 +9,7 @@ use std::net::IpAddr;
 
 use confidant_core::SiteId;
 use confidant_core::time_fmt::now_millis;
-use confidant_store::{
-    Actor, AuditEntry, AuditRow, ChainCheck, SiteSettings, Store, StoreError,
-};
+use confidant_store::{Actor, AuditEntry, AuditRow, ChainCheck, SiteSettings, Store, StoreError};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -73,12 +71,19 @@ impl AuditLog {
         Ok(self.store.audit(entry).await?)
     }
 
-    pub async fn page(&self, site: SiteId, after: i64, limit: i64) -> ApiResult<Vec<AuditRow>> {
+    /// Entries after `after` (at most `limit`), and the newest entry's `seq`.
+    pub async fn page(
+        &self,
+        site: SiteId,
+        after: i64,
+        limit: i64,
+    ) -> ApiResult<(Vec<AuditRow>, i64)> {
         self.site_exists(site).await?;
-        Ok(self
+        let rows = self
             .store
             .audit_page(site, after.max(0), limit.clamp(1, AUDIT_PAGE_MAX))
-            .await?)
+            .await?;
+        Ok((rows, self.store.audit_last_seq(site).await?))
     }
 
     pub async fn verify(&self, site: SiteId) -> ApiResult<ChainCheck> {

@@ -38,7 +38,12 @@ pub async fn current(store: &Store, ttl: i64) -> anyhow::Result<Vec<StoredSignin
         Some(created) if now - created > ROTATION_SECS => {
             let k = AccessTokens::generate_key(now);
             store
-                .rotate_signing_key(&to_row(&k), now, retired_keys_end(now, ttl))
+                .rotate_signing_key(
+                    &to_row(&k),
+                    now,
+                    retired_keys_end(now, ttl),
+                    confidant_store::Actor::System,
+                )
                 .await?;
             tracing::info!(kid = %k.kid, "rotated the access-token signing key");
             store.signing_keys().await?
@@ -102,7 +107,12 @@ pub async fn rotate_now(store: &Store, ttl: i64) -> anyhow::Result<String> {
     let now = now_secs();
     let k = AccessTokens::generate_key(now);
     store
-        .rotate_signing_key(&to_row(&k), now, retired_keys_end(now, ttl))
+        .rotate_signing_key(
+            &to_row(&k),
+            now,
+            retired_keys_end(now, ttl),
+            confidant_store::Actor::Operator,
+        )
         .await?;
     Ok(k.kid)
 }

@@ -14,6 +14,7 @@ use moka::sync::Cache;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
+use crate::service::audit::Who;
 use crate::tokens::random_token;
 
 /// A messenger with its settings parsed and its verification key compiled.
@@ -135,12 +136,23 @@ impl Messengers {
         site: SiteId,
         name: &str,
         security: &Value,
+        who: &Who,
     ) -> ApiResult<(MessengerRow, Parsed)> {
         let parsed = self.parse_security(security, None)?;
         let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
         let row = self
             .store
-            .create_messenger(site, name, &stored, now_millis())
+            .create_messenger(
+                site,
+                name,
+                &stored,
+                now_millis(),
+                Some(who.entry(
+                    site,
+                    "messenger.created",
+                    serde_json::json!({"name": name, "method": parsed.security.validation.method()}),
+                )),
+            )
             .await?;
         Ok((row, parsed))
     }
@@ -174,11 +186,21 @@ impl Messengers {
         row: &MessengerRow,
         previous: &Security,
         input: &Value,
+        who: &Who,
     ) -> ApiResult<Parsed> {
         let parsed = self.parse_security(input, Some(previous))?;
         let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
+        let entry = who.entry(
+            row.site_id,
+            "security.updated",
+            serde_json::json!({
+                "messengerId": row.messenger_id.to_string(),
+                "fields": changed_fields(previous, &parsed.security),
+                "method": parsed.security.validation.method(),
+            }),
+        );
         self.store
-            .update_security(row.site_id, row.messenger_id, &stored, now_millis())
+            .update_security(row.site_id, row.messenger_id, &stored, now_millis(), &entry)
             .await?;
         self.cache.invalidate(&row.messenger_id);
         self.hub.publish_control(Control::MessengerChanged {
@@ -227,4 +249,21 @@ fn compile(row: MessengerRow) -> ApiResult<CachedMessenger> {
         security,
         row,
     })
+}
+
+/// The names of the top-level Security fields that differ (never their values: the shared
+/// token is one of them).
+fn changed_fields(before: &Security, after: &Security) -> Vec<String> {
+    let (Ok(Value::Object(a)), Ok(Value::Object(b))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
 }

@@ -194,7 +194,12 @@ impl Webhooks {
 
     // ---- the API ----
 
-    pub async fn create(&self, site: SiteId, new: NewWebhook) -> ApiResult<WebhookRow> {
+    pub async fn create(
+        &self,
+        site: SiteId,
+        new: NewWebhook,
+        who: &crate::service::audit::Who,
+    ) -> ApiResult<WebhookRow> {
         let url = self.parse_url(new.url)?;
         let events = parse_events(new.events)?;
         let row = WebhookRow {
@@ -206,8 +211,13 @@ impl Webhooks {
             secret: format!("whsec_{}", crate::tokens::random_token()),
             created_at: now_millis(),
         };
+        let entry = who.entry(
+            site,
+            "webhook.created",
+            serde_json::json!({"webhookId": row.webhook_id.to_string(), "url": row.url, "events": row.events}),
+        );
         self.store
-            .create_webhook(&row, MAX_WEBHOOKS_PER_SITE)
+            .create_webhook(&row, MAX_WEBHOOKS_PER_SITE, &entry)
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => ApiError::conflict(format!(
@@ -230,8 +240,18 @@ impl Webhooks {
             .ok_or_else(|| ApiError::not_found("webhook"))
     }
 
-    pub async fn delete(&self, site: SiteId, id: uuid::Uuid) -> ApiResult<()> {
-        if self.store.delete_webhook(site, id).await? {
+    pub async fn delete(
+        &self,
+        site: SiteId,
+        id: uuid::Uuid,
+        who: &crate::service::audit::Who,
+    ) -> ApiResult<()> {
+        let entry = who.entry(
+            site,
+            "webhook.deleted",
+            serde_json::json!({"webhookId": id.to_string()}),
+        );
+        if self.store.delete_webhook(site, id, &entry).await? {
             Ok(())
         } else {
             Err(ApiError::not_found("webhook"))

@@ -5,6 +5,7 @@
 mod admin;
 mod at_rest;
 mod attachments;
+mod audit;
 mod authorize;
 mod bus;
 mod cli;
