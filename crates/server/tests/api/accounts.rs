@@ -260,6 +260,22 @@ async fn an_admin_renames_and_promotes_and_bad_fields_are_all_named() {
     }
     // Renaming ends no session.
     assert_eq!(bo_agent.get("").await.0, 200);
+    // Asking for what is already so changes nothing and records nothing.
+    let (s, _, v) = patch(
+        &app,
+        &agent_path(site.id, bo_id),
+        &admin.token,
+        &json!({"name": "Bo Builder", "unlock": false}),
+    )
+    .await;
+    assert_eq!((s, v["name"].as_str()), (200, Some("Bo Builder")));
+    let updated = audit(&app, site.id)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "agent.updated")
+        .collect::<Vec<_>>();
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert_eq!(updated[0]["target"]["fields"], json!(["name", "role"]));
 
     // Every bad field at once, none of them applied.
     let (s, code, v) = patch(
