@@ -18,9 +18,10 @@ export function totpSetupRequired() {
   return Boolean(state.totpSetupRequired);
 }
 
-/** Note why the session ended when the server said it elsewhere (a socket's close reason). */
+/** Note why the session ended when the server said it on a socket (its close reason says more
+ * than a later call that only finds the session gone). */
 export function noteEnded(reason) {
-  if (reason && !state.endedBecause) state.endedBecause = reason;
+  if (reason) state.endedBecause = reason;
 }
 
 /** Why the session ended, as the server first said it ('' when it did not say). */

@@ -452,6 +452,10 @@ impl Accounts {
         if change.unlock {
             fields.push("unlock");
         }
+        if fields.is_empty() {
+            // Nothing changes (an empty body, or the values it has already): no entry either.
+            return Ok(current);
+        }
         let password_hash = match change.password {
             Some(p) => Some(self.hashes.run(|| hash_password(p)).await??),
             None => None,

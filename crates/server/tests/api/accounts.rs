@@ -260,6 +260,22 @@ async fn an_admin_renames_and_promotes_and_bad_fields_are_all_named() {
     }
     // Renaming ends no session.
     assert_eq!(bo_agent.get("").await.0, 200);
+    // Asking for what is already so changes nothing and records nothing.
+    let (s, _, v) = patch(
+        &app,
+        &agent_path(site.id, bo_id),
+        &admin.token,
+        &json!({"name": "Bo Builder", "unlock": false}),
+    )
+    .await;
+    assert_eq!((s, v["name"].as_str()), (200, Some("Bo Builder")));
+    let updated = audit(&app, site.id)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "agent.updated")
+        .collect::<Vec<_>>();
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert_eq!(updated[0]["target"]["fields"], json!(["name", "role"]));
 
     // Every bad field at once, none of them applied.
     let (s, code, v) = patch(
@@ -1143,4 +1159,67 @@ async fn an_unattended_socket_idles_out_by_itself_but_pings_do_not_keep_it() {
         app.get("/api/v1/auth/me", Some(&bo.token)).await.status(),
         401
     );
+}
+
+#[tokio::test]
+async fn every_process_judges_disabling_and_idleness_from_the_store() {
+    let a = app().await;
+    let b = a.spawn_peer(|s| s.rate_limits = false).await;
+    let site = a.site("Acme").await;
+    let r = a
+        .put(
+            &format!("/api/v1/sites/{}/settings", site.id),
+            Some(OPERATOR),
+            &json!({"idleTimeoutMinutes": 1}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let bo = site.agent("bo@acme.test", "agent").await;
+    let on_b = |token: &str| {
+        let (b, token) = (b.clone(), token.to_owned());
+        async move {
+            b.get("/api/v1/auth/me", Some(&token))
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(on_b(&bo.token).await, 200);
+
+    // Used on A 50 seconds after its last use: B sees that activity, so the session lives on.
+    sql(
+        &a,
+        "UPDATE sessions SET last_seen_at = last_seen_at - 50000",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        a.get("/api/v1/auth/me", Some(&bo.token)).await.status(),
+        200
+    );
+    sql(
+        &a,
+        "UPDATE sessions SET last_seen_at = last_seen_at - 30000",
+    )
+    .await;
+    assert_eq!(
+        on_b(&bo.token).await,
+        200,
+        "B ended a session A had seen in use"
+    );
+
+    // Disabled on A: refused on B at once.
+    let bo_id = listed(&a, site.id, "bo@acme.test").await["agentId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (s, _, _) = patch(
+        &a,
+        &agent_path(site.id, &bo_id),
+        OPERATOR,
+        &json!({"disabled": true}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(on_b(&bo.token).await, 401);
 }
