@@ -158,6 +158,28 @@ fn without_values(msg: &str) -> String {
     msg.to_owned()
 }
 
+/// The client's address, for the audit log: the peer's, or the one a trusted proxy forwarded
+/// (`--trusted-proxies`). `None` when the server was not given the peer (tests that call the
+/// router without a socket).
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<crate::app::AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::app::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientIp(peer.map(|ip| {
+            crate::limits::client_addr(ip, &parts.headers, &state.config.trusted_proxies)
+        })))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::without_values;
@@ -184,27 +206,5 @@ mod tests {
             without_values("missing field `name`"),
             "missing field `name`"
         );
-    }
-}
-
-/// The client's address, for the audit log: the peer's, or the one a trusted proxy forwarded
-/// (`--trusted-proxies`). `None` when the server was not given the peer (tests that call the
-/// router without a socket).
-pub struct ClientIp(pub Option<std::net::IpAddr>);
-
-impl FromRequestParts<crate::app::AppState> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &crate::app::AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        Ok(ClientIp(peer.map(|ip| {
-            crate::limits::client_addr(ip, &parts.headers, &state.config.trusted_proxies)
-        })))
     }
 }
