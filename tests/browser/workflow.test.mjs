@@ -149,3 +149,42 @@ test('typing "/" and a shortcut inserts a canned reply, Esc closes the list', as
     await context.close();
   }
 });
+
+test('an admin adds and deletes canned replies in the admin pages', async () => {
+  const admin = await createAgent(server, { siteId, role: 'admin', name: 'Ada Admin' });
+  const { context, page } = await newPage(browser);
+  page.on('dialog', (d) => d.accept());
+  const errors = pageErrors(page);
+  try {
+    await page.goto(`${server.url}/admin/?siteId=${siteId}`);
+    await page.waitForSelector('#login-email', { state: 'visible' });
+    await page.fill('#login-site', String(siteId));
+    await page.fill('#login-email', admin.email);
+    await page.fill('#login-password', admin.password);
+    await page.click('#login-submit');
+    await page.waitForSelector('#app:not([hidden])');
+
+    await page.click('[data-testid="nav-canned"]');
+    await page.waitForSelector('[data-testid="canned-row"][data-shortcut="hours"]');
+    await page.fill('[data-testid="canned-shortcut"]', 'refund');
+    await page.fill('[data-testid="canned-title"]', 'Refunds');
+    await page.fill('[data-testid="canned-body"]', 'Refunds take 5 working days.');
+    await page.click('[data-testid="canned-create"]');
+    await page.waitForSelector('[data-testid="canned-row"][data-shortcut="refund"]');
+
+    // A shortcut taken: the server's 409 is explained.
+    await page.fill('[data-testid="canned-shortcut"]', 'refund');
+    await page.fill('[data-testid="canned-title"]', 'Again');
+    await page.fill('[data-testid="canned-body"]', 'x');
+    await page.click('[data-testid="canned-create"]');
+    await page.waitForSelector('[data-testid="canned-error"]:not([hidden]):has-text("already used")');
+
+    await page.click('[data-testid="canned-row"][data-shortcut="refund"] [data-testid="canned-delete"]');
+    await page.waitForSelector('[data-testid="canned-row"][data-shortcut="refund"]', { state: 'detached' });
+    const left = await api(server, 'GET', `/api/v1/sites/${siteId}/canned-replies`);
+    assert.deepEqual(left.cannedReplies.map((c) => c.shortcut), ['hours']);
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});

@@ -539,8 +539,12 @@ function onSocketEvent(msg) {
       break;
     case 'conversation':
       if (msg.conversation) {
-        if (!msg.conversation.contact && !conversations.has(msg.conversation.conversationId)) scheduleInboxReload();
-        else applyConversation(msg.conversation);
+        if (!msg.conversation.contact && !conversations.has(msg.conversation.conversationId)) {
+          // A new conversation (its frame has no contact): fetch it as agents see it.
+          api(sitePath(`/conversations/${encodeURIComponent(msg.conversation.conversationId)}`))
+            .then((fresh) => applyConversation(fresh))
+            .catch(() => scheduleInboxReload());
+        } else applyConversation(msg.conversation);
       }
       break;
     case 'typing':

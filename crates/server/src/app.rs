@@ -148,12 +148,12 @@ impl App {
                 if let Some(c) = conversations.upgrade() {
                     c.publish_stored(out);
                 }
-                // Agents hear of a conversation opened or closed as they see it (§16).
-                if (out.opened || !out.conversation.open)
+                // Agents hear of a conversation opened as they see it (§16), in commit order;
+                // a close is published by the close call itself (it knows the assignee).
+                if out.opened
                     && let Some(w) = workflow.upgrade()
                 {
-                    let (site, id) = (out.conversation.site_id, out.conversation.conversation_id);
-                    tokio::spawn(async move { w.publish_current(site, id).await });
+                    w.publish_opened(out);
                 }
             }));
         }

@@ -277,6 +277,8 @@ pub async fn close(
     p.require_site(site)?;
     app.conversations.close(site, id, p.sender()).await?;
     let view = app.workflow.view(site, id).await?;
+    // Every agent socket hears of the close (with the assignee) before the answer.
+    app.workflow.publish(&view);
     Ok(Json(api::AgentConversation::from(&view)))
 }
 

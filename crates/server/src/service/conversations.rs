@@ -10,8 +10,8 @@ use confidant_core::{
 };
 use confidant_realtime::{Event, Hub, Topic};
 use confidant_store::{
-    ConversationFilter, ConversationRow, MessageRow, SendOutcome, SendRequest, SendTarget,
-    SenderType, Store, StoreError,
+    ConversationRow, MessageRow, SendOutcome, SendRequest, SendTarget, SenderType, Store,
+    StoreError,
 };
 
 use super::attachments::{Attachments, MAX_PER_MESSAGE, SendAs};
@@ -173,26 +173,6 @@ impl Conversations {
                 scope.preview,
                 100,
             )
-            .await?)
-    }
-
-    /// A site's conversations for its agents, newest first.
-    pub async fn of_site(
-        &self,
-        site: SiteId,
-        filter: ConversationFilter,
-        preview: bool,
-        limit: i64,
-    ) -> ApiResult<
-        Vec<(
-            ConversationRow,
-            confidant_store::ContactRow,
-            Option<MessageRow>,
-        )>,
-    > {
-        Ok(self
-            .store
-            .site_conversations(site, filter, preview, limit)
             .await?)
     }
 

@@ -8,7 +8,8 @@ use confidant_core::time_fmt::now_millis;
 use confidant_core::{AgentId, ConversationId, SiteId};
 use confidant_realtime::{Event, Hub, Topic};
 use confidant_store::{
-    AgentConversation, CannedReplyRow, ListCursor, ListQuery, Store, StoreError,
+    AgentConversation, CannedReplyRow, ConversationRow, ListCursor, ListQuery, SendOutcome,
+    SenderType, Store, StoreError,
 };
 use serde_json::json;
 
@@ -180,13 +181,23 @@ impl Workflow {
         publish_view(self.hub.as_ref(), c);
     }
 
-    /// Publish the conversation as agents see it now (after a send opened or closed it).
-    pub async fn publish_current(&self, site: SiteId, id: ConversationId) {
-        match self.store.agent_conversation(site, id).await {
-            Ok(Some(c)) => self.publish(&c),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read a conversation to publish it"),
-        }
+    /// A send opened a conversation: publish it as agents see it, from the send's outcome (in
+    /// commit order, before the send is answered, so no socket hears of it late). A new
+    /// conversation has no assignee, and all its messages are the contact's; it carries no
+    /// `contact` (clients that want it ask `GET …/conversations/{id}`).
+    pub fn publish_opened(&self, out: &SendOutcome) {
+        let conv = &out.conversation;
+        let unread = if out.message.sender_type == SenderType::Contact {
+            (conv.last_seq - conv.agent_read_seq).max(0)
+        } else {
+            0
+        };
+        let view = api::AgentConversation {
+            conversation: api::Conversation::new(conv, Some(&out.message)),
+            assignee: None,
+            unread_count: unread,
+        };
+        publish_frame(self.hub.as_ref(), conv, &view);
     }
 
     pub async fn canned_replies(&self, site: SiteId) -> ApiResult<Vec<CannedReplyRow>> {
@@ -247,11 +258,11 @@ impl Workflow {
 /// `{"type": "conversation", "conversation": …}` to the site's agents only (contacts never see
 /// assignees or unread counts).
 pub fn publish_view(hub: &dyn Hub, c: &AgentConversation) {
-    let conversation = api::AgentConversation::from(c);
-    let frame = ServerFrame::AgentConversation {
-        conversation: &conversation,
-    };
-    let conv = &c.conversation;
+    publish_frame(hub, &c.conversation, &api::AgentConversation::from(c));
+}
+
+fn publish_frame(hub: &dyn Hub, conv: &ConversationRow, view: &api::AgentConversation) {
+    let frame = ServerFrame::AgentConversation { conversation: view };
     hub.publish(
         &[Topic::Site(conv.site_id.0)],
         Event {

@@ -814,3 +814,54 @@ async fn canned_replies_are_the_admins_to_write_and_every_agents_to_read() {
         1
     );
 }
+
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn measure_the_list_at_200_conversations() {
+    let f = Floor::open().await;
+    for i in 0..200 {
+        f.conversation(&format!("c{i}@example.test"), 5).await;
+    }
+    let (big_contact, _) = f.conversation("big@example.test", 1).await;
+    for i in 0..2000 {
+        big_contact.send(&format!("b-{i}"), "more").await;
+    }
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let t = std::time::Instant::now();
+        let v = f.alice.conversations("?limit=200").await;
+        times.push(t.elapsed());
+        assert_eq!(v["conversations"].as_array().expect("list").len(), 200);
+    }
+    times.sort();
+    eprintln!(
+        "MEASURE {} list of 200 (1,000 + 2,001 unread): median {:?}, p90 {:?}",
+        backend(),
+        times[15],
+        times[27]
+    );
+    // The same list with nothing unread: what counting costs.
+    let v = f.alice.conversations("?limit=200").await;
+    for c in v["conversations"].as_array().expect("list") {
+        let id = c["conversationId"].as_str().expect("id");
+        let seq = c["lastSeq"].as_i64().expect("seq");
+        let r = f
+            .alice
+            .post(&format!("/conversations/{id}/read"), &json!({"seq": seq}))
+            .await;
+        assert_eq!(r.status(), 204);
+    }
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let t = std::time::Instant::now();
+        f.alice.conversations("?limit=200").await;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    eprintln!(
+        "MEASURE {} list of 200 (nothing unread): median {:?}, p90 {:?}",
+        backend(),
+        times[15],
+        times[27]
+    );
+}
