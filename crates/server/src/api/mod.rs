@@ -767,6 +767,10 @@ impl From<confidant_store::SiteSettings> for SiteSettings {
 /// the default (60), `retentionDays: null` keeps conversations forever.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[allow(
+    clippy::option_option,
+    reason = "absent, null and a value are three different asks"
+)]
 pub struct PutSiteSettings {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
@@ -778,6 +782,10 @@ pub struct PutSiteSettings {
 }
 
 /// A field that is present (`Some`, its value possibly null) or absent (`None`, by `default`).
+#[allow(
+    clippy::option_option,
+    reason = "absent, null and a value are three different asks"
+)]
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
