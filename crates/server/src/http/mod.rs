@@ -14,6 +14,7 @@ pub mod health;
 pub mod layers;
 pub mod messengers;
 pub mod notices;
+pub mod token_check;
 pub mod webhooks;
 pub mod ws;
 
@@ -110,6 +111,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws::contact_ws))
         .routes(routes!(ws::agent_ws))
         .routes(routes!(assets::frame))
+        .routes(routes!(token_check::check_token))
 }
 
 /// The OpenAPI document of this server's routes.

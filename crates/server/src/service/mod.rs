@@ -11,4 +11,5 @@ pub mod contacts;
 pub mod conversations;
 pub mod keys;
 pub mod messengers;
+pub mod token_check;
 pub mod webhooks;
