@@ -6,6 +6,7 @@ import { api, currentAgent } from '../shared/session.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { showWebhooks, resetWebhooks } from './webhooks.js';
 import { showAudit, resetAudit } from './audit.js';
+import { resetTokenCheck, showTokenCheck } from './token-check.js';
 
 const ui = {
   error: $('#app-error'),
@@ -269,6 +270,7 @@ async function selectMessenger(id, { revealSecret = null } = {}) {
   ui.securityStatus.textContent = '';
   fillSecurityForm(messenger.security || DEFAULT_SECURITY);
   if (revealSecret) showSecret(revealSecret, 'Created with a generated shared token.');
+  resetTokenCheck({ siteId: state.siteId, messengerId: id, canEdit: state.canEdit, onSessionEnded: sessionEnded });
   showTab('security');
   ui.installCode.value = '';
   try {
@@ -487,6 +489,7 @@ function showTab(name) {
   ui.tabInstall.setAttribute('aria-pressed', String(name === 'install'));
   ui.tabNotices.setAttribute('aria-pressed', String(name === 'notices'));
   ui.securityForm.hidden = name !== 'security';
+  showTokenCheck(name === 'security');
   ui.installPanel.hidden = name !== 'install';
   ui.noticesPanel.hidden = name !== 'notices';
   if (name === 'install') loadInstallCode();
@@ -740,6 +743,7 @@ function teardown() {
   ui.detail.hidden = true;
   resetWebhooks();
   resetAudit();
+  resetTokenCheck();
 }
 
 function sessionEnded() {
