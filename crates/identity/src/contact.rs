@@ -270,11 +270,14 @@ impl From<VerifyError> for Failure {
     }
 }
 
+/// A decoded JOSE header or claims set.
+pub type JsonObject = Map<String, Value>;
+
 /// The header and the claims of a token as far as they decode, trusting nothing (for showing
 /// them to an admin): each is `None` when its part is absent or not base64url of a JSON object.
 /// White space, surrounding quotes and a `Bearer ` prefix are looked through, since a person
 /// pasted it.
-pub fn peek(token: &str) -> (Option<Map<String, Value>>, Option<Map<String, Value>>) {
+pub fn peek(token: &str) -> (Option<JsonObject>, Option<JsonObject>) {
     let token = token.trim().trim_matches(|c| c == '"' || c == '\'').trim();
     let token = token
         .get(..7)
