@@ -582,8 +582,8 @@ fn identity_hint(f: &Facts<'_>) -> Option<String> {
         None | Some(Value::Null) => {}
         Some(Value::Number(_)) => {
             return Some(format!(
-                "The identity claim {key:?} is a number with a fraction: use a string (or a \
-                 whole number)."
+                "The identity claim {key:?} is a number that is not an integer (a fraction, \
+                 or written like 12.0): use a string, or a whole number."
             ));
         }
         Some(Value::Object(_)) => {
@@ -794,7 +794,7 @@ mod tests {
     #[test]
     fn identity_of_the_wrong_type() {
         for (value, word) in [
-            (json!(1.5), "fraction"),
+            (json!(1.0), "not an integer"),
             (json!({"id": 1}), "object"),
             (json!(["a"]), "array"),
         ] {

@@ -574,7 +574,7 @@ async fn hints_for_claims_and_pasting() {
     // An identity that is a float, an object, an array.
     let m = site.messenger(json!({})).await;
     for (value, word) in [
-        (json!(12.5), "fraction"),
+        (json!(12.5), "not an integer"),
         (json!({"id": 1}), "object"),
         (json!(["a"]), "array"),
     ] {
