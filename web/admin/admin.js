@@ -10,6 +10,7 @@ import { showAudit, resetAudit } from './audit.js';
 import { renderAgentRows } from './agents.js';
 import { showSettings, resetSettings } from './settings.js';
 import { showContacts, resetContacts } from './contacts.js';
+import { resetTokenCheck, showTokenCheck } from './token-check.js';
 
 const ui = {
   error: $('#app-error'),
@@ -280,6 +281,7 @@ async function selectMessenger(id, { revealSecret = null } = {}) {
   ui.securityStatus.textContent = '';
   fillSecurityForm(messenger.security || DEFAULT_SECURITY);
   if (revealSecret) showSecret(revealSecret, 'Created with a generated shared token.');
+  resetTokenCheck({ siteId: state.siteId, messengerId: id, canEdit: state.canEdit, onSessionEnded: sessionEnded });
   showTab('security');
   ui.installCode.value = '';
   try {
@@ -498,6 +500,7 @@ function showTab(name) {
   ui.tabInstall.setAttribute('aria-pressed', String(name === 'install'));
   ui.tabNotices.setAttribute('aria-pressed', String(name === 'notices'));
   ui.securityForm.hidden = name !== 'security';
+  showTokenCheck(name === 'security');
   ui.installPanel.hidden = name !== 'install';
   ui.noticesPanel.hidden = name !== 'notices';
   if (name === 'install') loadInstallCode();
@@ -747,6 +750,7 @@ function teardown() {
   resetAudit();
   resetSettings();
   resetContacts();
+  resetTokenCheck();
 }
 
 function sessionEnded() {

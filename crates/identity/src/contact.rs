@@ -136,6 +136,19 @@ impl ContactVerifier {
         method: &CompiledMethod,
         policy: &Policy,
     ) -> Result<Verified, VerifyError> {
+        self.verify_checked(token, method, policy)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    /// `verify`, also saying which of §6's checks failed (the token check, CONTRACT §15, lists
+    /// them). One code path, so the check and authorize can never disagree.
+    pub async fn verify_checked(
+        &self,
+        token: &str,
+        method: &CompiledMethod,
+        policy: &Policy,
+    ) -> Result<Verified, Failure> {
         // 1. Shape: three base64url parts, JSON objects, ≤ 8 KiB, no extension we'd ignore.
         let token = jws::parse(token).map_err(|m| VerifyError::Malformed(m.to_owned()))?;
         check_extensions(&token.header)?;
@@ -149,10 +162,9 @@ impl ContactVerifier {
             }
             CompiledMethod::PublicKey(key) => {
                 if !key.allows(alg) {
-                    return Err(not_allowed(
-                        alg,
-                        &format!("the messenger's {}", key.describe()),
-                    ));
+                    return Err(
+                        not_allowed(alg, &format!("the messenger's {}", key.describe())).into(),
+                    );
                 }
                 self.pool
                     .verify(vec![Arc::new(key.clone())], alg, &token)
@@ -163,18 +175,144 @@ impl ContactVerifier {
                 let kid = match token.header.get("kid") {
                     None => None,
                     Some(Value::String(kid)) => Some(kid.as_str()),
-                    Some(_) => return Err(VerifyError::KeyNotFound("kid is not a string".into())),
+                    Some(_) => {
+                        return Err(VerifyError::KeyNotFound("kid is not a string".into()).into());
+                    }
                 };
                 let keys = self.jwks.keys_for(url, kid, alg).await?;
                 self.pool.verify(keys, alg, &token).await
             }
         };
         if !signature_ok {
-            return Err(VerifyError::SignatureInvalid);
+            return Err(VerifyError::SignatureInvalid.into());
         }
         // 5–10. The claims, now that they are known to be the signer's.
-        check_claims(token.claims, policy, self.clock.now())
+        checked_claims(token.claims, policy, self.clock.now())
     }
+}
+
+/// §6's checks in their order, as the token check (CONTRACT §15) names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    Format,
+    Algorithm,
+    Key,
+    Signature,
+    Expiry,
+    NotBefore,
+    Lifetime,
+    Issuer,
+    Audience,
+    Identity,
+}
+
+impl Check {
+    pub const ALL: [Check; 10] = [
+        Check::Format,
+        Check::Algorithm,
+        Check::Key,
+        Check::Signature,
+        Check::Expiry,
+        Check::NotBefore,
+        Check::Lifetime,
+        Check::Issuer,
+        Check::Audience,
+        Check::Identity,
+    ];
+
+    /// The name CONTRACT §15 gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Format => "format",
+            Check::Algorithm => "algorithm",
+            Check::Key => "key",
+            Check::Signature => "signature",
+            Check::Expiry => "expiry",
+            Check::NotBefore => "notBefore",
+            Check::Lifetime => "lifetime",
+            Check::Issuer => "issuer",
+            Check::Audience => "audience",
+            Check::Identity => "identity",
+        }
+    }
+
+    /// The check an error belongs to, when its kind alone says (a malformed `nbf` or `iat`
+    /// does not: it is built with its own check in `checked_claims`).
+    fn of(error: &VerifyError) -> Check {
+        match error {
+            VerifyError::Malformed(_) => Check::Format,
+            VerifyError::AlgorithmNotAllowed(_) => Check::Algorithm,
+            VerifyError::KeyNotFound(_) | VerifyError::JwksUnavailable(_) => Check::Key,
+            VerifyError::SignatureInvalid => Check::Signature,
+            VerifyError::ExpiryMissing | VerifyError::Expired { .. } => Check::Expiry,
+            VerifyError::NotYetValid { .. } => Check::NotBefore,
+            VerifyError::LifetimeTooLong(_) => Check::Lifetime,
+            VerifyError::IssuerMismatch => Check::Issuer,
+            VerifyError::AudienceMismatch => Check::Audience,
+            VerifyError::IdentityMissing(_) => Check::Identity,
+        }
+    }
+}
+
+/// The first check a token failed, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub check: Check,
+    pub error: VerifyError,
+}
+
+impl From<VerifyError> for Failure {
+    fn from(error: VerifyError) -> Self {
+        Failure {
+            check: Check::of(&error),
+            error,
+        }
+    }
+}
+
+/// A decoded JOSE header or claims set.
+pub type JsonObject = Map<String, Value>;
+
+/// The header and the claims of a token as far as they decode, trusting nothing (for showing
+/// them to an admin): each is `None` when its part is absent or not base64url of a JSON object.
+/// White space, surrounding quotes and a `Bearer ` prefix are looked through, since a person
+/// pasted it.
+pub fn peek(token: &str) -> (Option<JsonObject>, Option<JsonObject>) {
+    let token = token.trim().trim_matches(|c| c == '"' || c == '\'').trim();
+    let token = token
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("bearer "))
+        .map_or(token, |_| token[7..].trim());
+    let mut parts = token.split('.');
+    let mut object = || {
+        parts
+            .next()
+            .and_then(jws::decode)
+            .and_then(|bytes| match serde_json::from_slice(&bytes) {
+                Ok(Value::Object(map)) => Some(map),
+                _ => None,
+            })
+    };
+    let header = object();
+    let claims = object();
+    (header, claims)
+}
+
+/// Whether `token` is an HS256/384/512 token whose signature `key` makes (a diagnosis aid for
+/// the token check: which secret the integrator signed with). No other check is made.
+pub fn hmac_signs(token: &str, key: &[u8]) -> bool {
+    let Ok(token) = jws::parse(token) else {
+        return false;
+    };
+    let Some(Ok(alg)) = token
+        .header
+        .get("alg")
+        .and_then(Value::as_str)
+        .map(hmac_algorithm)
+    else {
+        return false;
+    };
+    SharedSecret(DecodingKey::from_secret(key)).verify(alg, token.signing_input, token.signature)
 }
 
 /// Public-key signature checks run here, off the async workers: an RSA or ECDSA check costs
@@ -301,51 +439,66 @@ fn numeric_date(v: &Value) -> Option<i64> {
     }
 }
 
+#[cfg(test)]
 fn check_claims(
     claims: Map<String, Value>,
     policy: &Policy,
     now: i64,
 ) -> Result<Verified, VerifyError> {
+    checked_claims(claims, policy, now).map_err(|failure| failure.error)
+}
+
+fn checked_claims(
+    claims: Map<String, Value>,
+    policy: &Policy,
+    now: i64,
+) -> Result<Verified, Failure> {
     let skew = i64::from(policy.clock_skew);
     let exp = claims
         .get("exp")
         .and_then(numeric_date)
         .ok_or(VerifyError::ExpiryMissing)?;
     if exp.saturating_add(skew) <= now {
-        return Err(VerifyError::Expired { exp });
+        return Err(VerifyError::Expired { exp }.into());
     }
     // A present `nbf` or `iat` that is not a NumericDate is a malformed claim, reported at its
     // own place in the order (after the signature), since the code names no better failure.
     if let Some(nbf) = claims.get("nbf") {
-        let nbf = numeric_date(nbf)
-            .ok_or_else(|| VerifyError::Malformed("nbf is not a NumericDate".into()))?;
+        let nbf = numeric_date(nbf).ok_or_else(|| Failure {
+            check: Check::NotBefore,
+            error: VerifyError::Malformed("nbf is not a NumericDate".into()),
+        })?;
         if nbf.saturating_sub(skew) > now {
-            return Err(VerifyError::NotYetValid { nbf });
+            return Err(VerifyError::NotYetValid { nbf }.into());
         }
     }
     if let Some(cap) = policy.max_lifetime {
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         if let Some(iat) = claims.get("iat") {
-            let iat = numeric_date(iat)
-                .ok_or_else(|| VerifyError::Malformed("iat is not a NumericDate".into()))?;
+            let iat = numeric_date(iat).ok_or_else(|| Failure {
+                check: Check::Lifetime,
+                error: VerifyError::Malformed("iat is not a NumericDate".into()),
+            })?;
             let lifetime = exp.saturating_sub(iat);
             if lifetime > cap {
                 return Err(VerifyError::LifetimeTooLong(format!(
                     "exp - iat is {lifetime} seconds; at most {cap} are allowed"
-                )));
+                ))
+                .into());
             }
         }
         let remaining = exp.saturating_sub(now);
         if remaining > cap {
             return Err(VerifyError::LifetimeTooLong(format!(
                 "it expires in {remaining} seconds; at most {cap} are allowed"
-            )));
+            ))
+            .into());
         }
     }
     if let Some(issuer) = &policy.issuer
         && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
     {
-        return Err(VerifyError::IssuerMismatch);
+        return Err(VerifyError::IssuerMismatch.into());
     }
     if let Some(audience) = &policy.audience {
         let named = match claims.get("aud") {
@@ -354,7 +507,7 @@ fn check_claims(
             _ => false,
         };
         if !named {
-            return Err(VerifyError::AudienceMismatch);
+            return Err(VerifyError::AudienceMismatch.into());
         }
     }
     let identity = identity(&claims, &policy.identity_key)?;
@@ -616,6 +769,45 @@ mod tests {
         // The dotted name is one claim, not a path into {"comm100": {"email": …}}.
         let nested = check(json!({"exp": exp, "comm100": {"email": "a@b"}}), &p, now);
         assert!(matches!(nested, Err(VerifyError::IdentityMissing(_))));
+    }
+
+    #[test]
+    fn a_malformed_nbf_or_iat_fails_at_its_own_check() {
+        let now = 1_000_000;
+        let capped = Policy {
+            max_lifetime: Some(600),
+            ..Policy::default()
+        };
+        let at = |v: Value, p: &Policy| checked_claims(claims(v), p, now).unwrap_err().check;
+        let nbf = json!({"sub": "a", "exp": now + 10, "nbf": "soon"});
+        assert_eq!(at(nbf, &Policy::default()), Check::NotBefore);
+        let iat = json!({"sub": "a", "exp": now + 10, "iat": [1]});
+        assert_eq!(at(iat, &capped), Check::Lifetime);
+        assert_eq!(
+            at(json!({"exp": now + 10}), &Policy::default()),
+            Check::Identity
+        );
+        assert_eq!(Check::ALL.map(Check::name)[5], "notBefore");
+    }
+
+    #[test]
+    fn peek_decodes_what_a_person_pasted() {
+        let token = format!(
+            "{}.{}.sig",
+            jws::encode(br#"{"alg":"HS256"}"#),
+            jws::encode(br#"{"sub":"a"}"#)
+        );
+        for pasted in [
+            token.clone(),
+            format!("Bearer {token}"),
+            format!("\"{token}\"\n"),
+        ] {
+            let (h, c) = peek(&pasted);
+            assert_eq!(h.unwrap()["alg"], "HS256", "{pasted}");
+            assert_eq!(c.unwrap()["sub"], "a");
+        }
+        assert_eq!(peek("x.y"), (None, None));
+        assert!(!hmac_signs(&token, b"secret"));
     }
 
     #[test]

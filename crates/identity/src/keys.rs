@@ -132,7 +132,7 @@ impl PublicKey {
     }
 
     /// What the messenger's key is and what it allows, for messages to the token's sender.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let allowed = match self.kind {
             KeyKind::Rsa { .. } => "RS256, RS384, RS512, PS256, PS384 or PS512",
             KeyKind::P256 => "ES256",

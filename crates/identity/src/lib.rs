@@ -13,7 +13,9 @@ pub mod keys;
 
 pub use access::{AccessClaims, AccessError, AccessTokens, StoredSigningKey};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use contact::{CompiledMethod, ContactVerifier, Policy, Verified};
+pub use contact::{
+    Check, CompiledMethod, ContactVerifier, Failure, Policy, Verified, hmac_signs, peek,
+};
 pub use error::VerifyError;
 pub use jwks::{FetchedJwks, JwksCache, JwksFetcher, parse_max_age};
 pub use keys::{KeyError, PublicKey};

@@ -187,18 +187,91 @@
     });
   }
 
-  function authorize(siteId, messengerId, contactJwt) {
+  function authorize(siteId, messengerId, contactJwt, preview) {
     return requestJson('/securemessage/authorize', {
       method: 'POST',
       credentials: 'omit',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ siteId: siteId, messengerId: messengerId, contactJwt: contactJwt, isPreview: false }),
+      body: JSON.stringify({ siteId: siteId, messengerId: messengerId, contactJwt: contactJwt, isPreview: !!preview }),
     }).then(function (data) {
       if (!data || typeof data.accessToken !== 'string') {
         throw { code: 'unavailable', message: 'The messenger server gave no access token.' };
       }
       return data.accessToken;
     });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Preview mode (init's preview: true, or data-preview="true"): authorize with isPreview, and
+  // when it refuses the Contact JWT, say why in the browser console. The token check (CONTRACT
+  // §15) needs an admin session, which exists only on the server's own origin (the admin
+  // pages, whose session cookie is SameSite=Strict): there the check runs and its list and
+  // hint are printed; on any other page the §6 code and message are, with a pointer to the
+  // admin pages' "Test a token" box. The token itself is never printed.
+
+  var TOKEN_CODES = [
+    'token_malformed', 'algorithm_not_allowed', 'key_not_found', 'signature_invalid', 'expiry_missing',
+    'token_expired', 'token_not_yet_valid', 'token_lifetime_too_long', 'issuer_mismatch',
+    'audience_mismatch', 'identity_missing', 'jwks_unavailable',
+  ];
+
+  function explainInConsole(siteId, messengerId, contactJwt, code, message) {
+    var title = 'Confidant preview: authorize refused the Contact JWT (' + code + ')';
+    var pointer =
+      'Paste the token into "Test a token" on the messenger\'s Security tab (' + SERVER +
+      '/admin/) to see each check and a hint.';
+    function plain() {
+      if (!window.console) return;
+      console.groupCollapsed(title);
+      console.warn(message);
+      console.info(pointer);
+      console.groupEnd();
+    }
+    if (location.origin !== SERVER || typeof fetch !== 'function') {
+      plain();
+      return Promise.resolve(false);
+    }
+    var path =
+      '/api/v1/sites/' + encodeURIComponent(siteId) + '/messengers/' + encodeURIComponent(messengerId) + '/check-token';
+    return fetch(SERVER + path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ contactJwt: contactJwt }),
+    })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(
+        function (report) {
+          if (!report || !report.checks) {
+            plain();
+            return false;
+          }
+          printReport(title, message, report);
+          return true;
+        },
+        function () {
+          plain();
+          return false;
+        },
+      );
+  }
+
+  function printReport(title, message, report) {
+    if (!window.console) return;
+    console.groupCollapsed(title);
+    console.warn(message);
+    var rows = report.checks.map(function (row) {
+      var result = row.ok === true ? '✓' : row.ok === false ? '✗' : 'not run';
+      return { check: row.check, result: result, detail: row.detail };
+    });
+    if (console.table) console.table(rows);
+    else console.log(rows);
+    if (report.hint) console.info('Hint: ' + report.hint);
+    console.log('header', report.header);
+    console.log('claims', report.claims);
+    console.groupEnd();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -229,7 +302,7 @@
       return Promise.resolve({ token: credential, exp: Number(payload.exp) || 0 });
     }
     s.contactJwt = credential; // kept in memory only, to re-authorize when no getToken is given
-    return authorize(s.siteId, s.messengerId, credential).then(function (token) {
+    return authorize(s.siteId, s.messengerId, credential, s.preview).then(function (token) {
       var p = decodePayload(token) || {};
       return { token: token, exp: Number(p.exp) || 0 };
     });
@@ -528,6 +601,7 @@
       contactJwt: o.contactJwt || null,
       accessToken: o.accessToken || null,
       getToken: o.getToken || null,
+      preview: o.preview === true || o.preview === 'true',
     };
   }
 
@@ -562,6 +636,7 @@
       siteId: opts.siteId,
       messengerId: opts.messengerId,
       getToken: opts.getToken,
+      preview: opts.preview,
       contactJwt: null,
       token: null,
       exp: 0,
@@ -577,7 +652,9 @@
     return fetchConfig(s.siteId, s.messengerId)
       .then(function (config) {
         if (!current(gen)) return false;
-        if (!pageIsAllowed(config && config.allowedUrls, location.href)) {
+        // A preview on the server's own origin (the admin pages) needs no allowed URL.
+        var ownPreview = s.preview && location.origin === SERVER;
+        if (!ownPreview && !pageIsAllowed(config && config.allowedUrls, location.href)) {
           throw {
             code: 'origin_not_allowed',
             message: 'This page (' + location.origin + location.pathname + ") is not among the messenger's allowed URLs.",
@@ -595,6 +672,9 @@
         if (!current(gen)) return false;
         var code = (err && err.code) || 'unavailable';
         var message = (err && err.message) || 'The messenger could not start.';
+        if (s.preview && s.contactJwt && TOKEN_CODES.indexOf(code) >= 0) {
+          explainInConsole(s.siteId, s.messengerId, s.contactJwt, code, message);
+        }
         // Nothing was shown; forget the session so a later init starts clean.
         shutdown();
         emitError(code, message);
@@ -674,6 +754,7 @@
     if (d.messengerId) out.messengerId = d.messengerId;
     if (d.contactJwt) out.contactJwt = d.contactJwt;
     if (d.accessToken) out.accessToken = d.accessToken;
+    if (d.preview) out.preview = d.preview === 'true';
     return out;
   }
 

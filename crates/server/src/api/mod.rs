@@ -1024,3 +1024,43 @@ pub struct NewCannedReply {
     /// 1–10,000 characters.
     pub body: Option<String>,
 }
+
+/// The token check's request (CONTRACT §15).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckToken {
+    /// Also accepted under the name `"Contact JWT"`, as authorize does.
+    #[serde(alias = "Contact JWT")]
+    pub contact_jwt: Option<String>,
+}
+
+/// The token check's answer (CONTRACT §15).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCheck {
+    /// Whether authorize would accept the token now.
+    pub ok: bool,
+    /// The §6 error code of the first failing check; null when `ok`.
+    pub code: Option<&'static str>,
+    /// All ten checks, in §6's order.
+    pub checks: Vec<TokenCheckRow>,
+    /// The token's decoded header, whatever its signature says (`{}` when it does not decode).
+    #[schema(value_type = Object)]
+    pub header: serde_json::Map<String, Value>,
+    /// The token's decoded claims, whatever its signature says (`{}` when they do not decode).
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, Value>,
+    /// What the integrator most likely did wrong, in plain words; null when nothing is.
+    pub hint: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCheckRow {
+    /// `format`, `algorithm`, `key`, `signature`, `expiry`, `notBefore`, `lifetime`, `issuer`,
+    /// `audience` or `identity`.
+    pub check: &'static str,
+    /// true passed, false failed, null not run (after the first failure).
+    pub ok: Option<bool>,
+    pub detail: String,
+}

@@ -16,6 +16,7 @@ pub mod layers;
 pub mod lifecycle;
 pub mod messengers;
 pub mod notices;
+pub mod token_check;
 pub mod webhooks;
 pub mod workflow;
 pub mod ws;
@@ -125,6 +126,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(workflow::assign))
         .routes(routes!(workflow::list_canned, workflow::create_canned))
         .routes(routes!(workflow::delete_canned))
+        .routes(routes!(token_check::check_token))
 }
 
 /// The OpenAPI document of this server's routes.

@@ -33,6 +33,11 @@ impl Authorizer {
         }
     }
 
+    /// The verifier authorize uses (the token check, §15, runs the same one).
+    pub fn verifier(&self) -> &ContactVerifier {
+        &self.verifier
+    }
+
     /// Verify a Contact JWT for a messenger, find or create its contact, sign an access token.
     pub async fn exchange(
         &self,

@@ -12,5 +12,6 @@ pub mod conversations;
 pub mod keys;
 pub mod lifecycle;
 pub mod messengers;
+pub mod token_check;
 pub mod webhooks;
 pub mod workflow;

@@ -29,3 +29,4 @@ mod ws;
 
 /// The server binary this crate builds.
 const BIN: &str = env!("CARGO_BIN_EXE_confidant");
+mod token_check;
