@@ -13,10 +13,11 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  REPO, startServer, stopServer, removeDir, api, freePort, waitFor, launchBrowser, newPage, openMessenger, frameSend,
+  REPO, startServer, stopServer, removeDir, api, createSite, freePort, waitFor, launchBrowser, newPage, openMessenger, frameSend,
   frameMessages, findConversation, agentSend, pageErrors, cspViolations,
 } from './lib/harness.mjs';
 
@@ -27,6 +28,7 @@ const EXAMPLES = [
   {
     name: 'node-portal',
     command: ['npm', ['start']],
+    keyPair: () => ({ ...generateKeyPairSync('ed25519'), alg: 'EdDSA' }),
     // What `npm ci` installs (scripts/browser-test.sh runs it).
     missing: () =>
       ['express', 'jose'].find((p) => !existsSync(path.join(REPO, 'examples/node-portal/node_modules', p, 'package.json')))
@@ -36,6 +38,7 @@ const EXAMPLES = [
   {
     name: 'python-portal',
     command: ['python3', ['app.py']],
+    keyPair: () => ({ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }), alg: 'ES256' }),
     missing: () =>
       spawnSync('python3', ['-c', 'import flask, jwt'], { stdio: 'ignore' }).status === 0
         ? null
@@ -47,8 +50,8 @@ const b64json = (part) => JSON.parse(Buffer.from(part, 'base64url').toString('ut
 const claimsOf = (token) => b64json(token.split('.')[1]);
 
 /** `npm start` / `python3 app.py` in the example's folder, on 127.0.0.1:port. */
-async function startExample(example, env) {
-  const port = await freePort();
+async function startExample(example, env, port) {
+  port = port || (await freePort());
   const origin = `http://127.0.0.1:${port}`;
   const childEnv = { ...process.env };
   for (const key of Object.keys(childEnv)) if (key.startsWith('CONFIDANT_')) delete childEnv[key];
@@ -275,6 +278,83 @@ for (const example of EXAMPLES) {
         assert.equal(await page.$('[data-testid="confidant-launcher"]'), null);
         const res = await page.request.post(`${portal.origin}/api/confidant-token`);
         assert.equal(res.status(), 401, 'no token for a signed-out visitor');
+      } finally {
+        await context.close();
+      }
+    });
+  });
+
+  // Pointed at your own messenger (README "Point it at your own messenger"): `serve`, a messenger
+  // whose Security tab has a public key and the identity claim `email`, and the portal started
+  // with CONFIDANT_SITE_ID, CONFIDANT_MESSENGER_ID, CONFIDANT_PRIVATE_KEY_FILE and
+  // CONFIDANT_IDENTITY_CLAIM.
+  describe(`examples/${example.name} with its own messenger and a private key`, () => {
+    if (example.missing()) return; // said above
+    let server;
+    let portal;
+    let browser;
+    let messenger;
+    let alg;
+
+    before(async () => {
+      server = await startServer({ mode: 'serve' });
+      const site = await createSite(server, 'Own portal');
+      const pair = example.keyPair();
+      alg = pair.alg;
+      const keyFile = path.join(server.dataDir, 'portal-private-key.pem');
+      writeFileSync(keyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      const port = await freePort();
+      messenger = await api(server, 'POST', `/api/v1/sites/${site.siteId}/messengers`, {
+        name: 'Own messenger',
+        security: {
+          validation: { method: 'publicKey', publicKey: pair.publicKey.export({ type: 'spki', format: 'pem' }) },
+          contactIdentityKey: 'email',
+          allowedUrls: [`http://127.0.0.1:${port}`],
+        },
+      });
+      portal = await startExample(
+        example,
+        {
+          CONFIDANT_URL: server.url,
+          CONFIDANT_SITE_ID: String(site.siteId),
+          CONFIDANT_MESSENGER_ID: messenger.messengerId,
+          CONFIDANT_PRIVATE_KEY_FILE: keyFile,
+          CONFIDANT_IDENTITY_CLAIM: 'email',
+        },
+        port,
+      );
+      browser = await launchBrowser();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await stopExample(portal);
+      await stopServer(server);
+      if (server) removeDir(server.dataDir);
+    });
+
+    test('a Contact JWT signed with the private key: the messenger shows, a message round-trips; authorize works too', async () => {
+      const { context, page } = await newPage(browser);
+      try {
+        await loginAndOpen(page, portal, 'ana', 'jwt');
+        const jwt = await page.getAttribute('#confidant-messenger', 'data-contact-jwt');
+        assert.equal(b64json(jwt.split('.')[0]).alg, alg);
+        assert.equal(claimsOf(jwt).email, 'ana@example-portal.test');
+        assert.equal(claimsOf(jwt).sub, undefined, 'the identity claim is the one configured');
+        const frame = await openMessenger(page);
+        const text = `Signed with ${alg} ${Date.now()}`;
+        await frameSend(frame, text);
+        const siteId = messenger.siteId;
+        const conv = await waitFor(() => findConversation(server, { siteId, identity: 'ana@example-portal.test' }), { what: 'the conversation' });
+        const reply = `Reply to ${alg} ${Date.now()}`;
+        await agentSend(server, { siteId, conversationId: conv.conversationId, body: reply });
+        await frame.waitForSelector(`li[data-sender-type="agent"] >> text=${JSON.stringify(reply)}`, { timeout: 15000 });
+
+        // The backend authorize page, on the same settings, shows the same conversation.
+        await page.goto(`${portal.origin}/messages/authorize`);
+        const again = await openMessenger(page);
+        await again.waitForSelector(`li[data-sender-type="agent"] >> text=${JSON.stringify(reply)}`, { timeout: 15000 });
+        assertClean(page);
       } finally {
         await context.close();
       }

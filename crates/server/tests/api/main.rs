@@ -21,6 +21,7 @@ mod openapi;
 mod scale;
 mod smoke;
 mod sockets;
+mod typescript;
 mod webhooks;
 mod ws;
 
