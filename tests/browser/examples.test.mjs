@@ -137,6 +137,17 @@ async function replyAndSee(server, page, frame, conv, body) {
   await page.waitForSelector(`#event-log li[data-event="message"]:has-text(${JSON.stringify(body)})`, { timeout: 10000 });
 }
 
+/** The page's Confidant.on('ready') arrived (else: what the page heard instead). */
+async function pageSaysReady(page) {
+  try {
+    await page.waitForSelector('#event-log li[data-event="ready"]', { timeout: 20000 });
+  } catch (err) {
+    const log = await page.$$eval('#event-log li', (items) => items.map((i) => i.textContent)).catch(() => []);
+    const status = await page.textContent('#messenger-status').catch(() => '?');
+    throw new Error(`no ready event on the page (status ${JSON.stringify(status)}, events ${JSON.stringify(log)}, console ${JSON.stringify(page.__logs)}): ${err.message}`);
+  }
+}
+
 function assertClean(page) {
   assert.deepEqual(pageErrors(page), [], 'no uncaught errors on the portal page');
   assert.deepEqual(cspViolations(page), [], "the portal's CSP (its own + Confidant's origin) blocks nothing");
@@ -191,7 +202,7 @@ for (const example of EXAMPLES) {
         assert.equal(await page.getAttribute('#confidant-messenger', 'data-messenger-id'), server.demo.messengerId);
 
         const frame = await openMessenger(page);
-        await page.waitForSelector('#messenger-status[data-state="ready"]');
+        await pageSaysReady(page);
         const text = `Hello from the ${example.name} (Contact JWT) ${Date.now()}`;
         await frameSend(frame, text);
         const conv = await agentSees(server, 'mark@example-portal.test', text);
@@ -237,7 +248,7 @@ for (const example of EXAMPLES) {
         }
 
         const frame = await openMessenger(page);
-        await page.waitForSelector('#messenger-status[data-state="ready"]');
+        await pageSaysReady(page);
         const text = `Hello from the ${example.name} (authorize) ${Date.now()}`;
         await frameSend(frame, text);
         const conv = await agentSees(server, 'ana@example-portal.test', text);
