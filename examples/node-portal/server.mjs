@@ -208,6 +208,12 @@ function accountPage(customer) {
   });
 }
 
+// portal.js comes first, as a plain script: it listens for `confidant:loaded` before the (async)
+// loader can run, so it hears every event, even when the loader starts the messenger by itself
+// from the installation code's data attributes.
+const LOADER_TAGS = `<script src="/static/portal.js"></script>
+<script async src="${esc(CONFIDANT_URL)}/messenger/v1/loader.js"></script>`;
+
 /** The part of a messages page that shows what the messenger tells the page (Confidant.on). */
 const STATUS = `<p>Messenger: <span id="messenger-status" data-state="loading">loading…</span>
   · unread: <span id="unread-count" data-testid="unread-count">0</span></p>
@@ -220,8 +226,7 @@ function jwtPage(customer, m, jwt) {
   return layout({
     title: 'Messages (Contact JWT)',
     customer,
-    head: `<script async src="${esc(CONFIDANT_URL)}/messenger/v1/loader.js"></script>
-<script defer src="/static/portal.js"></script>`,
+    head: LOADER_TAGS,
     body: `<h1>Messages: Contact JWT in the page</h1>
 <p>The backend signed a Contact JWT for ${esc(customer.name)}; the loader exchanges it for an access token.</p>
 ${STATUS}
@@ -235,8 +240,7 @@ function authorizePage(customer, m, token) {
   return layout({
     title: 'Messages (backend authorize)',
     customer,
-    head: `<script async src="${esc(CONFIDANT_URL)}/messenger/v1/loader.js"></script>
-<script defer src="/static/portal.js"></script>`,
+    head: LOADER_TAGS,
     body: `<h1>Messages: backend authorize</h1>
 <p>The backend traded a Contact JWT for an access token; this page never sees the Contact JWT.</p>
 ${STATUS}

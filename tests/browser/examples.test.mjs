@@ -18,7 +18,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   REPO, startServer, stopServer, removeDir, api, createSite, freePort, waitFor, launchBrowser, newPage, openMessenger, frameSend,
-  frameMessages, findConversation, agentSend, pageErrors, cspViolations,
+  frameMessages, findConversation, agentSend, pageErrors, cspViolations, sleep,
 } from './lib/harness.mjs';
 
 const VERBOSE = Boolean(process.env.BROWSER_TEST_VERBOSE);
@@ -190,6 +190,11 @@ for (const example of EXAMPLES) {
     test('Contact JWT in the page: the messenger shows, a message round-trips', async () => {
       const { context, page } = await newPage(browser);
       try {
+        // A slow portal.js must still hear the first events (it is included before the loader).
+        await page.route('**/static/portal.js', async (route) => {
+          await sleep(1500);
+          await route.continue();
+        });
         await loginAndOpen(page, portal, 'mark', 'jwt');
         assert.equal(await page.textContent('[data-testid="customer-name"]'), 'Mark Tylor');
         // The installation code carries a Contact JWT that the portal's backend signed (HS256, 10 minutes).

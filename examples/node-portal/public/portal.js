@@ -1,6 +1,11 @@
 // The portal's own script on its messages pages. It waits for the Confidant loader, shows what
 // the messenger tells the page (Confidant.on), and, on the "backend authorize" page, starts the
 // messenger with the access token from the backend and a getToken that asks the backend again.
+//
+// The page includes it BEFORE the async loader, as a plain script: the loader may start the
+// messenger (from the installation code's data attributes) as soon as it runs, and a listener
+// added later could miss the first events. The callbacks touch the page only once the loader
+// has run, which is never before the document is parsed.
 (function () {
   'use strict';
 
