@@ -39,6 +39,26 @@ if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
   fi
 fi
 
+# typescript (types.test.mjs compiles confidant.d.ts); a failed install leaves what is there, and
+# the test says loudly that it skipped the compile checks (under CI=true it fails instead).
+if [[ ! -f tests/browser/node_modules/typescript/package.json ]]; then
+  echo "browser-test: installing typescript" >&2
+  (cd tests/browser && npm install --no-audit --no-fund --loglevel=error) || echo "browser-test: installing typescript failed" >&2
+fi
+
+# The runnable examples (examples.test.mjs) need their own packages, installed the way their
+# READMEs say and only when missing. Without a package registry the install fails quietly here and
+# the test says loudly that it skipped that example (under CI=true it fails instead).
+if [[ ! -f examples/node-portal/node_modules/express/package.json || ! -f examples/node-portal/node_modules/jose/package.json ]]; then
+  echo "browser-test: npm ci in examples/node-portal" >&2
+  (cd examples/node-portal && npm ci --no-audit --no-fund --loglevel=error) || echo "browser-test: npm ci in examples/node-portal failed" >&2
+fi
+if ! python3 -c 'import flask, jwt' >/dev/null 2>&1; then
+  echo "browser-test: pip install -r examples/python-portal/requirements.txt" >&2
+  python3 -m pip install --quiet --disable-pip-version-check -r examples/python-portal/requirements.txt >/dev/null 2>&1 \
+    || echo "browser-test: pip install -r examples/python-portal/requirements.txt failed" >&2
+fi
+
 if [[ -z "${CONFIDANT_BIN:-}" ]]; then
   # cargo only rebuilds what changed (web/ is embedded at compile time, so edits there count).
   echo "browser-test: cargo build -p confidant" >&2

@@ -18,6 +18,8 @@ fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
         Some("html") => "text/html; charset=utf-8",
         Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        // TypeScript declarations (messenger/v1/confidant.d.ts): text an editor or a build fetches.
+        Some("ts") => "text/plain; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("json") => "application/json",
         Some("svg") => "image/svg+xml",
@@ -79,7 +81,7 @@ pub async fn static_file(State(app): State<AppState>, uri: Uri) -> Response {
         );
     }
     // The loader runs on business pages of other origins.
-    if path == "messenger/v1/loader.js" {
+    if path == "messenger/v1/loader.js" || path == "messenger/v1/confidant.d.ts" {
         h.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             HeaderValue::from_static("*"),

@@ -23,6 +23,7 @@ mod openapi;
 mod scale;
 mod smoke;
 mod sockets;
+mod typescript;
 mod webhooks;
 mod workflow;
 mod ws;
