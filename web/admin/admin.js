@@ -5,7 +5,11 @@ import { describeError } from '../shared/format.js';
 import { api, currentAgent } from '../shared/session.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { showWebhooks, resetWebhooks } from './webhooks.js';
+import { showCanned, resetCanned } from './canned.js';
 import { showAudit, resetAudit } from './audit.js';
+import { renderAgentRows } from './agents.js';
+import { showSettings, resetSettings } from './settings.js';
+import { showContacts, resetContacts } from './contacts.js';
 
 const ui = {
   error: $('#app-error'),
@@ -15,8 +19,12 @@ const ui = {
   navAgents: $('#nav-agents'),
   navWebhooks: $('#nav-webhooks'),
   webhooksSection: $('#webhooks-section'),
+  navCanned: $('#nav-canned'),
+  cannedSection: $('#canned-section'),
   navAudit: $('#nav-audit'),
   auditSection: $('#audit-section'),
+  navContacts: $('#nav-contacts'),
+  contactsSection: $('#contacts-section'),
   messengersSection: $('#messengers-section'),
   agentsSection: $('#agents-section'),
   messengerList: $('#messenger-list'),
@@ -71,6 +79,9 @@ const ui = {
   installStatus: $('#install-status'),
   agentsBody: $('#agents-body'),
   agentsEmpty: $('#agents-empty'),
+  agentsNotice: $('#agents-notice'),
+  navSettings: $('#nav-settings'),
+  settingsSection: $('#settings-section'),
   agentForm: $('#agent-form'),
   agentError: $('#agent-error'),
   agentEmail: $('#agent-email'),
@@ -614,32 +625,15 @@ async function loadAgents() {
 }
 
 function renderAgents(agents) {
-  clear(ui.agentsBody);
-  const me = currentAgent();
-  for (const a of agents) {
-    const isMe = me && me.agentId === a.agentId;
-    const del = h('button', {
-      type: 'button',
-      class: 'danger',
-      'data-testid': 'delete-agent',
-      'data-agent-id': a.agentId,
-      disabled: !state.canEdit || isMe,
-      title: isMe ? 'You cannot remove yourself' : null,
-      'aria-label': `Remove ${a.name || a.email}`,
-      text: 'Remove',
-    });
-    del.addEventListener('click', () => deleteAgent(a));
-    ui.agentsBody.append(
-      h(
-        'tr',
-        { 'data-testid': 'agent-item', 'data-agent-id': a.agentId },
-        h('td', { text: `${a.name || ''}${isMe ? ' (you)' : ''}` }),
-        h('td', { text: a.email }),
-        h('td', {}, h('span', { class: `tag${a.role === 'admin' ? ' ok' : ''}`, text: a.role })),
-        h('td', {}, del),
-      ),
-    );
-  }
+  renderAgentRows(ui.agentsBody, agents, {
+    siteId: state.siteId,
+    me: currentAgent(),
+    canEdit: state.canEdit,
+    notice: ui.agentsNotice,
+    onChanged: loadAgents,
+    onDelete: deleteAgent,
+    onSessionEnded: sessionEnded,
+  });
   ui.agentsEmpty.hidden = agents.length > 0;
   ui.agentsEmpty.textContent = 'No agents yet.';
 }
@@ -659,6 +653,7 @@ async function addAgent(event) {
   if (!body.email) missing.push(['email', 'Please enter an email address.']);
   if (!body.name) missing.push(['name', 'Please enter a name.']);
   if (!body.password) missing.push(['password', 'Please choose a password.']);
+  else if ([...body.password].length < 12) missing.push(['password', 'The password needs at least 12 characters.']);
   if (missing.length) {
     missing.forEach(([f, t]) => showFieldError(ui.agentForm, f, t));
     focusFirstInvalid(ui.agentForm);
@@ -706,9 +701,18 @@ function showSection(name) {
   ui.webhooksSection.hidden = name !== 'webhooks';
   if (name === 'agents') loadAgents();
   if (name === 'webhooks') showWebhooks({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
+  ui.navCanned.setAttribute('aria-pressed', String(name === 'canned'));
+  ui.cannedSection.hidden = name !== 'canned';
+  if (name === 'canned') showCanned({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
   ui.navAudit.setAttribute('aria-pressed', String(name === 'audit'));
   ui.auditSection.hidden = name !== 'audit';
   if (name === 'audit') showAudit({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
+  ui.navSettings.setAttribute('aria-pressed', String(name === 'settings'));
+  ui.settingsSection.hidden = name !== 'settings';
+  if (name === 'settings') showSettings({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
+  ui.navContacts.setAttribute('aria-pressed', String(name === 'contacts'));
+  ui.contactsSection.hidden = name !== 'contacts';
+  if (name === 'contacts') showContacts({ siteId: state.siteId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
 }
 
 function applyPermissions() {
@@ -739,7 +743,10 @@ function teardown() {
   clear(ui.agentsBody);
   ui.detail.hidden = true;
   resetWebhooks();
+  resetCanned();
   resetAudit();
+  resetSettings();
+  resetContacts();
 }
 
 function sessionEnded() {
@@ -750,7 +757,10 @@ function wire() {
   ui.navMessengers.addEventListener('click', () => showSection('messengers'));
   ui.navAgents.addEventListener('click', () => showSection('agents'));
   ui.navWebhooks.addEventListener('click', () => showSection('webhooks'));
+  ui.navCanned.addEventListener('click', () => showSection('canned'));
   ui.navAudit.addEventListener('click', () => showSection('audit'));
+  ui.navSettings.addEventListener('click', () => showSection('settings'));
+  ui.navContacts.addEventListener('click', () => showSection('contacts'));
   ui.createForm.addEventListener('submit', createMessenger);
   ui.securityForm.addEventListener('submit', saveSecurity);
   ui.securityForm.addEventListener('change', (e) => {

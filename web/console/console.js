@@ -4,17 +4,13 @@ import { ApiError } from '../shared/http.js';
 import { LiveSocket, socketUrl } from '../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../shared/outbox.js';
 import { formatTime, formatDateTime, describeError, uuid, charLength, MAX_BODY_CHARS } from '../shared/format.js';
-import { api, currentToken, socketTicket } from '../shared/session.js';
+import { api, currentToken, socketTicket, noteEnded } from '../shared/session.js';
 import { AttachmentTray, attachmentList, fetchBlob, uploadFile, wireDrop } from '../shared/attachments.js';
 import { startAgentPage, defaultSiteId } from '../shared/login.js';
 import { Thread, ConnectionLabel, readMessages, wireComposer } from '../shared/thread.js';
-
-
-const ATTRIBUTE_LABELS = {
-  name: 'Name', alias: 'Alias', title: 'Title', company: 'Company', email: 'Email', phone: 'Phone',
-  sms: 'SMS', fax: 'Fax', city: 'City', state: 'State', country: 'Country',
-  mailingAddress: 'Mailing address', zipAddress: 'ZIP',
-};
+import { CannedPicker } from './canned.js';
+import { Alerts } from './alerts.js';
+import { ContactPanel, fillAttributes } from './contact-panel.js';
 
 const ui = {
   error: $('#app-error'),
@@ -45,6 +41,16 @@ const ui = {
   replyAttach: $('#reply-attach'),
   replyAttachInput: $('#reply-attach-input'),
   replyTray: $('#reply-tray'),
+  filterMine: $('#filter-mine'),
+  filterUnassigned: $('#filter-unassigned'),
+  filterAll: $('#filter-all'),
+  assigneeTag: $('#assignee-tag'),
+  assignMe: $('#assign-me'),
+  unassign: $('#unassign'),
+  assignTo: $('#assign-to'),
+  cannedList: $('#canned-list'),
+  notifyButton: $('#desktop-notifications'),
+  soundToggle: $('#sound-toggle'),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -52,7 +58,10 @@ const ui = {
 
 const state = {
   siteId: null,
-  filter: { status: 'open', preview: false },
+  filter: { status: 'open', preview: false, assignee: 'all' },
+  /** The signed-in agent (null for the operator), and the site's agents (admins only). */
+  me: null,
+  agents: [],
   socket: null,
   reloadTimer: null,
   inboxLoadSerial: 0,
@@ -122,7 +131,9 @@ async function loadInbox() {
   const serial = ++state.inboxLoadSerial;
   const { status, preview } = state.filter;
   try {
-    const data = await api(sitePath(`/conversations?status=${status}&preview=${preview}`));
+    const { assignee } = state.filter;
+    const who = assignee === 'all' ? '' : `&assignee=${assignee}`;
+    const data = await api(sitePath(`/conversations?status=${status}&preview=${preview}${who}`));
     if (serial !== state.inboxLoadSerial || !state.active) return;
     conversations.clear();
     for (const c of (data && data.conversations) || []) conversations.set(c.conversationId, c);
@@ -151,11 +162,39 @@ function scheduleInboxReload() {
 }
 
 function matchesFilter(c) {
-  return c.status === state.filter.status && Boolean(c.preview) === state.filter.preview;
+  if (c.status !== state.filter.status || Boolean(c.preview) !== state.filter.preview) return false;
+  switch (state.filter.assignee) {
+    case 'me':
+      return Boolean(c.assignee && state.me && c.assignee.agentId === state.me.agentId);
+    case 'none':
+      return !c.assignee;
+    default:
+      return true;
+  }
 }
 
+/** The contact's messages after the agents' read marker (CONTRACT §16), kept live. */
 function unreadOf(c) {
+  if (Number.isInteger(c.unreadCount)) return Math.max(0, c.unreadCount);
   return Math.max(0, (c.lastSeq || 0) - (c.agentReadSeq || 0));
+}
+
+/** The agents read up to `seq`: nothing is unread at the end; else ask the server. */
+function agentsRead(c, seq) {
+  c.agentReadSeq = Math.max(c.agentReadSeq || 0, seq);
+  if (c.agentReadSeq >= (c.lastSeq || 0)) {
+    c.unreadCount = 0;
+    return;
+  }
+  api(sitePath(`/conversations/${encodeURIComponent(c.conversationId)}`))
+    .then((fresh) => fresh && applyConversation(fresh))
+    .catch(() => {});
+}
+
+function assigneeName(c) {
+  if (!c.assignee) return '';
+  if (state.me && c.assignee.agentId === state.me.agentId) return 'Me';
+  return c.assignee.name || 'An agent';
 }
 
 function contactTitle(contact) {
@@ -204,6 +243,7 @@ function renderInboxItem(c) {
     h('span', { class: 'preview-text', text: lastText.slice(0, 140) }),
     unread ? h('span', { class: 'badge', 'data-testid': 'unread-count', 'aria-label': `${unread} unread`, text: unread }) : h('span'),
     h('span', { class: 'identity', text: c.contact ? c.contact.identity : '' }),
+    c.assignee ? h('span', { class: 'assignee-label small', 'data-testid': 'assignee-label', text: `→ ${assigneeName(c)}` }) : null,
   );
   button.addEventListener('click', () => selectConversation(c.conversationId));
   return h('li', {}, button);
@@ -213,6 +253,9 @@ function setFilter(patch) {
   state.filter = { ...state.filter, ...patch };
   ui.tabOpen.setAttribute('aria-pressed', String(state.filter.status === 'open'));
   ui.tabClosed.setAttribute('aria-pressed', String(state.filter.status === 'closed'));
+  ui.filterMine.setAttribute('aria-pressed', String(state.filter.assignee === 'me'));
+  ui.filterUnassigned.setAttribute('aria-pressed', String(state.filter.assignee === 'none'));
+  ui.filterAll.setAttribute('aria-pressed', String(state.filter.assignee === 'all'));
   conversations.clear();
   renderInbox();
   loadInbox();
@@ -231,6 +274,7 @@ async function selectConversation(conversationId) {
   ui.noSelection.hidden = true;
   ui.view.hidden = false;
   renderHeader(c);
+  panel.show(c.contact, conversationId);
   ui.messagesLoading.hidden = false;
   try {
     await loadViewMessages(view, 0);
@@ -266,17 +310,85 @@ function renderHeader(c) {
   ui.notifiedTag.hidden = !c.notifiedAt;
   ui.notifiedTag.textContent = c.notifiedAt ? `Customer notified by email at ${formatDateTime(c.notifiedAt)}` : '';
   ui.notifiedTag.title = c.notifiedAt ? new Date(c.notifiedAt).toISOString() : '';
-  clear(ui.contactAttributes);
-  const attrs = contact.attributes || {};
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === '') continue;
-    ui.contactAttributes.append(h('dt', { text: ATTRIBUTE_LABELS[key] || key }), h('dd', { text: String(value) }));
-  }
+  fillAttributes(ui.contactAttributes, contact);
+  renderAssignee(c);
   const closed = c.status === 'closed';
   ui.closeButton.hidden = closed;
   ui.closedNote.hidden = !closed;
   ui.replyForm.hidden = closed;
   updateReplyButton();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assignment (CONTRACT §16): agents take or let go of a conversation; admins assign anyone.
+
+function isAdmin() {
+  return !state.me || state.me.role === 'admin';
+}
+
+function renderAssignee(c) {
+  const mine = Boolean(c.assignee && state.me && c.assignee.agentId === state.me.agentId);
+  ui.assigneeTag.textContent = c.assignee ? (mine ? `Me (${c.assignee.name})` : c.assignee.name) : 'Nobody';
+  ui.assigneeTag.dataset.agentId = c.assignee ? c.assignee.agentId : '';
+  ui.assignMe.hidden = !state.me || mine;
+  ui.unassign.hidden = !c.assignee || !(mine || isAdmin());
+  const canPick = isAdmin() && state.agents.length > 0;
+  ui.assignTo.hidden = !canPick;
+  if (canPick) {
+    clear(ui.assignTo);
+    ui.assignTo.append(h('option', { value: '', text: 'Assign to…' }));
+    for (const a of state.agents) {
+      ui.assignTo.append(h('option', { value: a.agentId, text: a.name || a.email, selected: Boolean(c.assignee && c.assignee.agentId === a.agentId) }));
+    }
+  }
+}
+
+async function assignTo(agentId) {
+  const c = viewConversation();
+  if (!c) return;
+  for (const b of [ui.assignMe, ui.unassign, ui.assignTo]) b.disabled = true;
+  try {
+    const updated = await api(sitePath(`/conversations/${encodeURIComponent(c.conversationId)}/assign`), { method: 'POST', body: { agentId } });
+    applyConversation(updated);
+  } catch (err) {
+    reportError(err);
+  } finally {
+    for (const b of [ui.assignMe, ui.unassign, ui.assignTo]) b.disabled = false;
+  }
+}
+
+async function loadAgents() {
+  state.agents = [];
+  if (!isAdmin()) return;
+  try {
+    const data = await api(sitePath('/agents'));
+    state.agents = ((data && data.agents) || []).filter((a) => !a.disabled);
+  } catch {
+    state.agents = []; // not allowed: only "me"
+  }
+  const c = viewConversation();
+  if (c) renderAssignee(c);
+}
+
+async function loadCannedReplies() {
+  try {
+    const data = await api(sitePath('/canned-replies'));
+    canned.setReplies((data && data.cannedReplies) || []);
+  } catch {
+    canned.setReplies([]);
+  }
+}
+
+/** A conversation this page has not seen, just opened: alert as the agent chose. */
+const alerted = new Set();
+function maybeAlertNew(c) {
+  if (!c || c.status !== 'open' || c.preview || alerted.has(c.conversationId)) return;
+  alerted.add(c.conversationId);
+  const age = Date.now() - (Date.parse(c.createdAt) || 0);
+  if (age > 120000) return;
+  alerts.newConversation('New conversation', contactTitle(c.contact), () => {
+    if (conversations.has(c.conversationId)) selectConversation(c.conversationId);
+  });
 }
 
 /** Show a message of the conversation on screen (idempotent by messageId). */
@@ -290,7 +402,7 @@ function markReadIfVisible() {
   if (!view || view.loading || !c || document.visibilityState !== 'visible') return;
   const seq = thread.lastSeq(view.id);
   if (seq <= (c.agentReadSeq || 0)) return;
-  c.agentReadSeq = seq;
+  agentsRead(c, seq);
   renderInbox();
   api(sitePath(`/conversations/${encodeURIComponent(c.conversationId)}/read`), { method: 'POST', body: { seq } }).catch((err) => {
     if (err instanceof ApiError && err.status === 401) sessionEnded();
@@ -316,7 +428,9 @@ function applyConversation(updated) {
   if (!updated || !updated.conversationId) return;
   const prev = conversations.get(updated.conversationId) || (viewSnapshot && viewSnapshot.conversationId === updated.conversationId ? viewSnapshot : null);
   const merged = { ...(prev || {}), ...updated, contact: updated.contact || (prev && prev.contact) };
+  if (!prev && merged.contact) maybeAlertNew(merged);
   conversations.set(merged.conversationId, merged);
+  if ('status' in updated || 'assignee' in updated) panel.changed(merged);
   if (view && view.id === merged.conversationId) {
     viewSnapshot = merged;
     renderHeader(merged);
@@ -405,6 +519,8 @@ function onLiveMessage(m) {
   const c = conversations.get(m.conversationId) || (viewSnapshot && viewSnapshot.conversationId === m.conversationId ? viewSnapshot : null);
   if (c) {
     if (!c.lastMessage || m.seq >= (c.lastMessage.seq || 0)) c.lastMessage = m;
+    const isNew = m.seq > (c.lastSeq || 0);
+    if (isNew && m.sender && m.sender.type === 'contact' && m.seq > (c.agentReadSeq || 0)) c.unreadCount = unreadOf(c) + 1;
     c.lastSeq = Math.max(c.lastSeq || 0, m.seq);
     c.updatedAt = m.createdAt || c.updatedAt;
     if (!conversations.has(c.conversationId)) conversations.set(c.conversationId, c);
@@ -423,8 +539,12 @@ function onSocketEvent(msg) {
       break;
     case 'conversation':
       if (msg.conversation) {
-        if (!msg.conversation.contact && !conversations.has(msg.conversation.conversationId)) scheduleInboxReload();
-        else applyConversation(msg.conversation);
+        if (!msg.conversation.contact && !conversations.has(msg.conversation.conversationId)) {
+          // A new conversation (its frame has no contact): fetch it as agents see it.
+          api(sitePath(`/conversations/${encodeURIComponent(msg.conversation.conversationId)}`))
+            .then((fresh) => applyConversation(fresh))
+            .catch(() => scheduleInboxReload());
+        } else applyConversation(msg.conversation);
       }
       break;
     case 'typing':
@@ -437,7 +557,7 @@ function onSocketEvent(msg) {
       const c = conversations.get(msg.conversationId);
       if (!c || !msg.reader || !Number.isInteger(msg.seq)) break;
       if (msg.reader.type === 'contact') c.contactReadSeq = Math.max(c.contactReadSeq || 0, msg.seq);
-      else c.agentReadSeq = Math.max(c.agentReadSeq || 0, msg.seq);
+      else if (msg.seq > (c.agentReadSeq || 0)) agentsRead(c, msg.seq);
       renderInbox();
       if (view && view.id === c.conversationId) thread.updateSeen();
       break;
@@ -468,7 +588,7 @@ function onSocketReady(msg, reconnected) {
   loadInbox();
 }
 
-async function onSocketAuthFailed() {
+async function onSocketAuthFailed(reason = '') {
   // 4401, or no ticket: logged out (here or elsewhere) or the session expired, or a ticket
   // expired before it was used. The session decides: ended → sign-in page; else reconnect
   // (with backoff; each attempt fetches a fresh ticket).
@@ -476,8 +596,10 @@ async function onSocketAuthFailed() {
     await api('/api/v1/auth/me');
     if (state.active && state.socket) state.socket.scheduleReconnect();
   } catch (err) {
-    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) sessionEnded();
-    else setTimeout(onSocketAuthFailed, 5000);
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      noteEnded(reason);
+      sessionEnded();
+    } else setTimeout(onSocketAuthFailed, 5000);
   }
 }
 
@@ -502,6 +624,12 @@ function enterApp(agent) {
   state.siteId = (agent && agent.siteId) || Number(defaultSiteId());
   ui.adminLink.hidden = Boolean(agent && agent.role !== 'admin');
   ui.adminLink.href = `/admin/?siteId=${encodeURIComponent(state.siteId)}`;
+  state.me = agent && agent.agentId ? agent : null;
+  // The operator is nobody: "Mine" means nothing to it.
+  ui.filterMine.hidden = !state.me;
+  if (!state.me && state.filter.assignee === 'me') state.filter.assignee = 'all';
+  loadAgents();
+  loadCannedReplies();
   loadInbox();
   startLive();
 }
@@ -518,6 +646,10 @@ function teardown() {
   clear(ui.list);
   ui.view.hidden = true;
   ui.noSelection.hidden = false;
+  panel.hide();
+  canned.setReplies([]);
+  state.me = null;
+  state.agents = [];
   document.title = 'Confidant — Agent console';
 }
 
@@ -529,7 +661,17 @@ function wire() {
   ui.tabOpen.addEventListener('click', () => setFilter({ status: 'open' }));
   ui.tabClosed.addEventListener('click', () => setFilter({ status: 'closed' }));
   ui.previewToggle.addEventListener('change', () => setFilter({ preview: ui.previewToggle.checked }));
+  ui.filterMine.addEventListener('click', () => setFilter({ assignee: 'me' }));
+  ui.filterUnassigned.addEventListener('click', () => setFilter({ assignee: 'none' }));
+  ui.filterAll.addEventListener('click', () => setFilter({ assignee: 'all' }));
+  ui.assignMe.addEventListener('click', () => state.me && assignTo(state.me.agentId));
+  ui.unassign.addEventListener('click', () => assignTo(null));
+  ui.assignTo.addEventListener('change', () => {
+    if (ui.assignTo.value) assignTo(ui.assignTo.value);
+  });
   ui.closeButton.addEventListener('click', closeConversation);
+  // The canned-reply picker's keys come before the composer's Enter-to-send.
+  canned = new CannedPicker(ui.reply, ui.cannedList, updateReplyButton);
   wireComposer(ui.replyForm, ui.reply, submitReply);
   ui.replyAttach.addEventListener('click', () => ui.replyAttachInput.click());
   ui.replyAttachInput.addEventListener('change', () => {
@@ -542,6 +684,21 @@ function wire() {
     if (ui.reply.value.trim()) maybeSendTyping();
   });
   document.addEventListener('visibilitychange', markReadIfVisible);
+}
+
+let canned = null;
+const alerts = new Alerts(ui.notifyButton, ui.soundToggle);
+const panel = new ContactPanel({
+  get: (rest) => api(sitePath(rest)),
+  open: (c) => openFromHistory(c),
+  onError: reportError,
+});
+
+/** Open a conversation of the contact panel (a closed one reads as it was, no reply box). */
+function openFromHistory(c) {
+  const known = conversations.get(c.conversationId);
+  if (!known) conversations.set(c.conversationId, c);
+  selectConversation(c.conversationId);
 }
 
 wire();

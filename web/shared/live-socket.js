@@ -29,7 +29,7 @@ export class LiveSocket {
    * @param {(msg: object) => void} opts.onEvent      every server frame except ready/pong
    * @param {(msg: object) => void} [opts.onReady]    after each successful (re)authentication
    * @param {(state: string) => void} [opts.onState]
-   * @param {() => void} [opts.onAuthFailed]          after a 4401 close
+   * @param {(reason: string) => void} [opts.onAuthFailed]  after a 4401 close (its reason)
    * @param {() => Promise<string|null>} [opts.fetchToken]  a fresh token for each connect
    */
   constructor({ url, onEvent, onReady = () => {}, onState = () => {}, onAuthFailed = () => {}, fetchToken = null }) {
@@ -157,7 +157,7 @@ export class LiveSocket {
       if (this.stopped) return;
       if (event.code === 4401) {
         this.setState(SocketState.UNAUTHORIZED);
-        this.onAuthFailed();
+        this.onAuthFailed(event.reason || '');
       } else {
         this.scheduleReconnect();
       }

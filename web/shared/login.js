@@ -1,9 +1,12 @@
 // The login form and the sign-in life shared by the console and admin pages (same markup in
 // both index.html files).
-import { login, resume, currentAgent, currentToken, logout, forget } from './session.js';
+import { login, resume, currentAgent, currentToken, logout, forget, endedBecause, totpSetupRequired } from './session.js';
 import { describeError } from './format.js';
 import { ApiError } from './http.js';
-import { $, setNotice } from './dom.js';
+import { $, h, setNotice } from './dom.js';
+
+/** The agent's own page: two-factor set-up and sessions. */
+export const ACCOUNT_PAGE = '/console/account/';
 
 /** siteId from ?siteId= or 10000 (the first site). */
 export function defaultSiteId() {
@@ -11,8 +14,20 @@ export function defaultSiteId() {
   return raw && /^\d+$/.test(raw) ? raw : '10000';
 }
 
-function loginErrorText(err) {
+function loginErrorText(err, askedForCode) {
+  if (err instanceof ApiError && err.code === 'totp_required') {
+    return 'Enter the 6-digit code from your authenticator app.';
+  }
+  if (err instanceof ApiError && err.status === 401 && /disabled/i.test(err.message || '')) {
+    return 'This account is disabled. Ask an admin of your site to enable it.';
+  }
+  if (err instanceof ApiError && err.status === 401 && askedForCode) {
+    return 'The code is not correct, or was used already. Wait for the next code and try again.';
+  }
   if (err instanceof ApiError && err.status === 401) return 'The email or password is not correct.';
+  if (err instanceof ApiError && err.status === 429) {
+    return 'Too many failed sign-ins for this account. Try again later, or ask an admin of your site to unlock it.';
+  }
   if (err instanceof ApiError && err.status === 404) return 'There is no site with that number.';
   if (err instanceof ApiError && err.status === 400) return 'Please check the site number, email and password.';
   return describeError(err);
@@ -31,6 +46,28 @@ export function setupLogin({ onLoggedIn }) {
   const submit = $('#login-submit');
   const notice = $('#login-error');
   site.value = defaultSiteId();
+  // The code field appears when the server asks for it (the account has two-factor on).
+  const codeInput = h('input', {
+    type: 'text',
+    id: 'login-totp',
+    inputmode: 'numeric',
+    autocomplete: 'one-time-code',
+    maxlength: '6',
+    pattern: '[0-9]{6}',
+    'data-testid': 'login-totp',
+  });
+  const codeField = h(
+    'div',
+    { class: 'field', id: 'login-totp-field', hidden: true },
+    h('label', { for: 'login-totp', text: 'Authentication code' }),
+    codeInput,
+  );
+  submit.before(codeField);
+  const askForCode = () => {
+    codeField.hidden = false;
+    codeInput.value = '';
+    codeInput.focus();
+  };
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -46,14 +83,33 @@ export function setupLogin({ onLoggedIn }) {
       (email.value.trim() ? password : email).focus();
       return;
     }
+    const code = codeField.hidden ? '' : codeInput.value.replace(/\s/g, '');
+    if (!codeField.hidden && !/^\d{6}$/.test(code)) {
+      setNotice(notice, 'The code is the 6 digits your authenticator app shows.');
+      codeInput.focus();
+      return;
+    }
     submit.disabled = true;
     try {
-      const agent = await login(siteId, email.value.trim(), password.value);
+      const answer = await login(siteId, email.value.trim(), password.value, code || undefined);
       password.value = '';
-      await onLoggedIn(agent);
+      codeInput.value = '';
+      codeField.hidden = true;
+      if (answer.totpSetupRequired) {
+        // The site requires two-factor authentication: this session may only set it up.
+        location.assign(`${ACCOUNT_PAGE}?setup=totp`);
+        return;
+      }
+      await onLoggedIn(answer.agent);
     } catch (err) {
-      setNotice(notice, loginErrorText(err));
-      password.select();
+      if (err instanceof ApiError && err.code === 'totp_required') {
+        setNotice(notice, loginErrorText(err), 'info');
+        askForCode();
+        return;
+      }
+      setNotice(notice, loginErrorText(err, !codeField.hidden));
+      if (codeField.hidden) password.select();
+      else askForCode();
     } finally {
       submit.disabled = false;
     }
@@ -107,7 +163,7 @@ export function startAgentPage({ enter, leave }) {
     if (!active) return;
     leaveApp();
     forget();
-    loginUi.show('Your session has ended. Please sign in again.', 'warn');
+    loginUi.show(endedMessage(), 'warn');
   }
 
   async function signOut() {
@@ -126,6 +182,10 @@ export function startAgentPage({ enter, leave }) {
   async function resumeOrAsk() {
     try {
       const agent = await resume();
+      if (agent && totpSetupRequired() && location.pathname !== ACCOUNT_PAGE) {
+        location.assign(`${ACCOUNT_PAGE}?setup=totp`);
+        return;
+      }
       if (agent || currentToken()) {
         enterApp(agent || currentAgent());
         return;
@@ -142,4 +202,14 @@ export function startAgentPage({ enter, leave }) {
   logoutButton.addEventListener('click', signOut);
   resumeOrAsk();
   return { sessionEnded };
+}
+
+/** Why the page went back to sign-in, in plain words. */
+export function endedMessage() {
+  const why = endedBecause();
+  if (/without activity|idle/i.test(why)) {
+    return 'You were signed out because this session was idle for too long. Please sign in again.';
+  }
+  if (/two-factor/i.test(why)) return why;
+  return 'Your session has ended (you signed out elsewhere, or it was ended from another device or by an admin). Please sign in again.';
 }

@@ -9,7 +9,25 @@ const state = {
   token: null,
   agent: null,
   operator: false,
+  // The server's words when it last refused the session (401), e.g. that it idled out.
+  endedBecause: '',
 };
+
+/** The site requires two-factor authentication and this agent has not set it up yet. */
+export function totpSetupRequired() {
+  return Boolean(state.totpSetupRequired);
+}
+
+/** Note why the session ended when the server said it on a socket (its close reason says more
+ * than a later call that only finds the session gone). */
+export function noteEnded(reason) {
+  if (reason) state.endedBecause = reason;
+}
+
+/** Why the session ended, as the server first said it ('' when it did not say). */
+export function endedBecause() {
+  return state.endedBecause;
+}
 
 export function currentAgent() {
   return state.agent;
@@ -24,20 +42,34 @@ export function isOperator() {
 }
 
 /** REST call as the signed-in agent: bearer token when we have one, the session cookie always. */
-export function api(path, options = {}) {
-  return apiFetch(path, { ...options, token: state.token, credentials: 'same-origin' });
+export async function api(path, options = {}) {
+  try {
+    return await apiFetch(path, { ...options, token: state.token, credentials: 'same-origin' });
+  } catch (err) {
+    // The first refusal says most (the later ones only find the session gone).
+    if (err instanceof ApiError && err.status === 401 && !state.endedBecause) state.endedBecause = err.message || '';
+    throw err;
+  }
 }
 
-export async function login(siteId, email, password) {
+/**
+ * Sign in; `totp` is the 6-digit code when the account has two-factor authentication on.
+ * Resolves with the login answer ({token, agent, totpSetupRequired}); rejects with an ApiError
+ * (code `totp_required` when the password was right and a code is needed).
+ */
+export async function login(siteId, email, password, totp) {
+  const body = { siteId, email, password };
+  if (totp) body.totp = totp;
   const data = await apiFetch('/api/v1/auth/login', {
     method: 'POST',
-    body: { siteId, email, password },
+    body,
     credentials: 'same-origin',
   });
   state.token = data.token || null;
   state.agent = data.agent || null;
   state.operator = false;
-  return state.agent;
+  state.endedBecause = '';
+  return data;
 }
 
 /**
@@ -50,6 +82,7 @@ export async function resume() {
     if (!data) return null;
     state.agent = data.agent || null;
     state.operator = Boolean(data.operator);
+    state.totpSetupRequired = Boolean(data.totpSetupRequired);
     return state.agent;
   } catch (err) {
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {

@@ -64,6 +64,12 @@ pub enum Control {
         identity: String,
         contact_id: String,
     },
+    /// A contact was erased (CONTRACT §14): its access tokens stop working at once.
+    ContactErased {
+        site_id: i64,
+        identity: String,
+        contact_id: String,
+    },
 }
 
 pub enum Recv {

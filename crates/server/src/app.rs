@@ -30,8 +30,10 @@ use crate::service::authorize::Authorizer;
 use crate::service::contacts::Contacts;
 use crate::service::conversations::Conversations;
 use crate::service::keys;
+use crate::service::lifecycle::Lifecycle;
 use crate::service::messengers::Messengers;
 use crate::service::webhooks::{self, WebhookHandler, WebhookSink, Webhooks};
+use crate::service::workflow::Workflow;
 use crate::socket_caps::SocketCaps;
 use crate::tokens::random_token;
 
@@ -60,6 +62,10 @@ pub struct App {
     pub audit: Arc<AuditLog>,
     /// The OpenAPI document of the router serving this app (set when the router is built).
     pub openapi: std::sync::OnceLock<utoipa::openapi::OpenApi>,
+    /// Retention, export and erasure (§14).
+    pub lifecycle: Arc<Lifecycle>,
+    /// Assignment, the agents' lists and canned replies (§16).
+    pub workflow: Arc<Workflow>,
 }
 
 #[derive(Clone)]
@@ -134,11 +140,20 @@ impl App {
             contacts.clone(),
             attachments.clone(),
         ));
+        let workflow = Arc::new(Workflow::new(store.clone(), hub.clone()));
         {
             let conversations = Arc::downgrade(&conversations);
+            let workflow = Arc::downgrade(&workflow);
             store.on_commit(Arc::new(move |out| {
                 if let Some(c) = conversations.upgrade() {
                     c.publish_stored(out);
+                }
+                // Agents hear of a conversation opened as they see it (§16), in commit order;
+                // a close is published by the close call itself (it knows the assignee).
+                if out.opened
+                    && let Some(w) = workflow.upgrade()
+                {
+                    w.publish_opened(out);
                 }
             }));
         }
@@ -156,6 +171,12 @@ impl App {
             UrlRule {
                 allow_private: config.allow_private_urls,
             },
+        ));
+        let lifecycle = Arc::new(Lifecycle::new(
+            store.clone(),
+            hub.clone(),
+            contacts.clone(),
+            attachments.clone(),
         ));
         let app = Arc::new(App {
             audit: Arc::new(AuditLog::new(store.clone())),
@@ -181,6 +202,8 @@ impl App {
             jobs,
             webhooks,
             openapi: std::sync::OnceLock::new(),
+            lifecycle,
+            workflow,
         });
         app.jobs
             .add_sink(Arc::new(WebhookSink(app.webhooks.clone())));
@@ -188,6 +211,7 @@ impl App {
             webhooks::JOB_KIND,
             Arc::new(WebhookHandler(app.webhooks.clone())),
         );
+        app.lifecycle.schedule(&app.jobs).await;
         app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();
@@ -215,6 +239,14 @@ fn spawn_cache_invalidation(app: &Arc<App>) {
                     contact_id,
                 }) => match contact_id.parse() {
                     Ok(id) => app.contacts.forget(Some((SiteId(site_id), identity, id))),
+                    Err(_) => app.contacts.forget(None),
+                },
+                Ok(Control::ContactErased {
+                    site_id,
+                    identity,
+                    contact_id,
+                }) => match contact_id.parse() {
+                    Ok(id) => app.contacts.erased(SiteId(site_id), identity, id),
                     Err(_) => app.contacts.forget(None),
                 },
                 Err(RecvError::Lagged(_)) => {

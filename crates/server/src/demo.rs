@@ -250,6 +250,7 @@ pub async fn prepare(app: &App) -> anyhow::Result<DemoState> {
                             password: p.clone(),
                             role: "admin",
                         },
+                        &crate::service::audit::Who::system(),
                     )
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message))?;

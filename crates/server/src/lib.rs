@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod service;
 pub mod socket_caps;
 pub mod tokens;
+pub mod totp;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

@@ -3,9 +3,15 @@
 use confidant_core::{AgentId, SiteId};
 use sqlx::{FromRow as _, Row as _};
 
+use crate::audit::{AuditEntry, append_audit};
 use crate::{AgentRow, LoginFailures, Result, SessionRow, Store, StoreError, conflict_or};
 
 impl Store {
+    /// A new agent, with its `agent.created` entry in the same transaction.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the agent's columns, then its entry"
+    )]
     pub async fn create_agent(
         &self,
         site_id: SiteId,
@@ -14,8 +20,10 @@ impl Store {
         role: &str,
         password_hash: &str,
         now: i64,
+        audit: &AuditEntry,
     ) -> Result<AgentRow> {
         let id = AgentId::new().to_string();
+        let mut tx = self.write.begin().await?;
         let row = sqlx::query(concat!("INSERT INTO agents (agent_id, site_id, email, email_key, name, role, password_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", agent_cols!()))
         .bind(&id)
@@ -26,10 +34,17 @@ impl Store {
         .bind(role)
         .bind(password_hash)
         .bind(now)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, "an agent with this email already exists on the site"))?;
-        Ok(AgentRow::from_row(&row)?)
+        let agent = AgentRow::from_row(&row)?;
+        let mut entry = audit.clone();
+        if let Some(t) = entry.target.as_object_mut() {
+            t.insert("agentId".into(), id.into());
+        }
+        append_audit(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(agent)
     }
 
     /// The agent with this email on this site, with its password hash.
@@ -248,7 +263,7 @@ impl Store {
 }
 
 /// Emails are matched without regard to case or surrounding space.
-fn email_key(email: &str) -> String {
+pub(crate) fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 

@@ -6,7 +6,7 @@
 use confidant_core::{ContactId, ConversationId, MessengerId, SiteId};
 use sqlx::FromRow as _;
 
-use crate::{ContactRow, ConversationRow, MessageRow, Result, Store, StoreError};
+use crate::{ConversationRow, MessageRow, Result, Store, StoreError};
 
 /// One conversation of a site, through a pool or (in the writer) a transaction's connection.
 pub(crate) async fn fetch_conversation<'e>(
@@ -80,62 +80,6 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         for (_, m) in &mut out {
-            if let Some(m) = m {
-                self.vault.open_message(m).await?;
-            }
-        }
-        Ok(out)
-    }
-
-    /// A site's conversations for agents, newest first, with their contacts and last messages
-    /// (one query).
-    pub async fn site_conversations(
-        &self,
-        site_id: SiteId,
-        filter: ConversationFilter,
-        preview: bool,
-        limit: i64,
-    ) -> Result<Vec<(ConversationRow, ContactRow, Option<MessageRow>)>> {
-        macro_rules! q {
-            ($status:literal) => {
-                concat!(
-                    "SELECT ",
-                    conv_cols_c!(),
-                    ", ",
-                    contact_cols_k!(),
-                    ", ",
-                    last_msg_cols_m!(),
-                    " FROM (SELECT * FROM conversations WHERE site_id = $1 AND preview = $2 ",
-                    $status,
-                    " ORDER BY updated_at DESC, conversation_id DESC LIMIT $3) c \
-                     JOIN contacts k ON k.contact_id = c.contact_id ",
-                    last_message_join!(),
-                    " ORDER BY c.updated_at DESC, c.conversation_id DESC"
-                )
-            };
-        }
-        let sql = match filter {
-            ConversationFilter::Open => q!("AND status = 'open'"),
-            ConversationFilter::Closed => q!("AND status = 'closed'"),
-            ConversationFilter::All => q!(""),
-        };
-        let rows = sqlx::query(sql)
-            .bind(site_id.0)
-            .bind(i64::from(preview))
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    ConversationRow::from_row(r)?,
-                    ContactRow::from_prefixed(r, "k_")?,
-                    MessageRow::from_prefixed(r, "m_")?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (_, _, m) in &mut out {
             if let Some(m) = m {
                 self.vault.open_message(m).await?;
             }

@@ -41,7 +41,13 @@ mod vault;
 #[cfg(test)]
 mod wal;
 mod webhooks;
+mod workflow;
 mod writer;
+// Agent accounts (§12): disabling, TOTP, sessions with their last use.
+mod accounts;
+pub use accounts::{AccountPatch, AccountRow, LiveSession, LoginAccount, NewSession, SessionInfo};
+// Retention, export and erasure (CONTRACT §14).
+mod lifecycle;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -57,6 +63,7 @@ pub use audit::{
 };
 pub use conversations::ConversationFilter;
 pub use jobs::{Job, JobDepth, JobUpdate, NewJob};
+pub use lifecycle::{Erased, PURGE_MESSAGES, PurgedBatch};
 pub use notices::{NoticeState, Presence};
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};
@@ -66,6 +73,7 @@ pub use vault::{
     place, write_new_private,
 };
 pub use webhooks::{DELIVERIES_KEPT, DeliveryRow, WebhookRow};
+pub use workflow::{AgentConversation, AssigneeFilter, CannedReplyRow, ListCursor, ListQuery};
 pub use writer::CommitHook;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

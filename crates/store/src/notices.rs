@@ -90,8 +90,11 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         sqlx::query(
+            // Only for a contact that still exists: the last socket of an erased contact,
+            // closing after the erasure, must not write its presence back.
             "INSERT INTO contact_presence (contact_id, node_id, site_id, sockets, seen_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contact_id, node_id) \
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM contacts WHERE contact_id = $1) \
+             ON CONFLICT (contact_id, node_id) \
              DO UPDATE SET sockets = excluded.sockets, seen_at = excluded.seen_at",
         )
         .bind(contact_id.to_string())

@@ -72,6 +72,11 @@ pub enum ServerFrame<'a> {
     Conversation {
         conversation: &'a Conversation,
     },
+    /// Agents only (CONTRACT §16): a conversation's status or assignee changed.
+    #[serde(rename = "conversation")]
+    AgentConversation {
+        conversation: &'a super::AgentConversation,
+    },
     #[serde(rename_all = "camelCase")]
     Typing {
         conversation_id: ConversationId,

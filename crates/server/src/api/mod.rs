@@ -385,18 +385,31 @@ pub struct InstallationCode {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LoginAnswer {
     /// The session token (also set as an HttpOnly cookie).
     pub token: String,
     pub agent: Agent,
+    /// The site requires TOTP and the agent has none: this session may only set it up
+    /// (`POST /api/v1/auth/totp/setup`).
+    pub totp_setup_required: bool,
 }
 
 /// Who is calling.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Me {
-    Operator { operator: bool },
-    Agent { agent: Agent },
+    Operator {
+        operator: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Agent {
+        agent: Agent,
+        /// The agent has two-factor authentication (TOTP) on.
+        totp_enabled: bool,
+        /// The site requires TOTP and the agent has none: this session may only set it up.
+        totp_setup_required: bool,
+    },
 }
 
 /// A single-use ticket for the agent socket's auth frame.
@@ -564,6 +577,8 @@ pub struct Login {
     pub site_id: Option<SiteId>,
     pub email: Option<String>,
     pub password: Option<String>,
+    /// The 6-digit TOTP code, for an agent with two-factor authentication on (CONTRACT §12).
+    pub totp: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -631,6 +646,13 @@ pub struct ConversationQuery {
     pub preview: Option<bool>,
     /// At most this many (default and most 200).
     pub limit: Option<i64>,
+    /// `me`, `none` or an agent's id (CONTRACT §16).
+    pub assignee: Option<String>,
+    /// One contact's whole history (every status unless `status` is given).
+    #[serde(rename = "contactId")]
+    pub contact_id: Option<String>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -782,4 +804,223 @@ pub struct ContactList {
 pub struct ContactQuery {
     /// Text that the identity or an attribute contains (ignoring case); 1–256 characters.
     pub query: Option<String>,
+}
+
+// ---- agent accounts (CONTRACT §12) ----
+
+/// An agent with its account state, as admins see it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAccount {
+    #[schema(value_type = String, format = Uuid)]
+    pub agent_id: AgentId,
+    #[schema(value_type = i64)]
+    pub site_id: SiteId,
+    pub email: String,
+    pub name: String,
+    /// `admin` or `agent`.
+    pub role: String,
+    pub created_at: String,
+    pub totp_enabled: bool,
+    pub disabled: bool,
+    /// The login lockout (CONTRACT §5) is in force for the agent's email.
+    pub locked: bool,
+    /// RFC 3339, or null before the first login.
+    pub last_login_at: Option<String>,
+}
+
+impl AgentAccount {
+    /// `now` (Unix ms) decides `locked`.
+    pub fn new(a: &confidant_store::AccountRow, now: i64) -> Self {
+        Self {
+            agent_id: a.agent.agent_id,
+            site_id: a.agent.site_id,
+            email: a.agent.email.clone(),
+            name: a.agent.name.clone(),
+            role: a.agent.role.clone(),
+            created_at: rfc3339_millis(a.agent.created_at),
+            totp_enabled: a.totp_enabled,
+            disabled: a.disabled,
+            locked: a.locked_until > now,
+            last_login_at: a.last_login_at.map(rfc3339_millis),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentAccountList {
+    pub agents: Vec<AgentAccount>,
+}
+
+/// An admin's change to an agent: any of the fields; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchAgent {
+    /// 1–200 characters.
+    pub name: Option<String>,
+    /// `admin` or `agent`.
+    pub role: Option<String>,
+    /// `true` ends the agent's sessions at once and refuses its logins.
+    pub disabled: Option<bool>,
+    /// A new password (12–1,024 characters); ends the agent's sessions.
+    pub password: Option<String>,
+    /// `true` turns the agent's TOTP off.
+    pub reset_totp: Option<bool>,
+    /// `true` lifts the login lockout.
+    pub unlock: Option<bool>,
+}
+
+/// A new TOTP secret, shown once: the agent adds it to an authenticator app.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpSetup {
+    /// Base32 (RFC 4648, no padding).
+    pub secret: String,
+    /// `otpauth://totp/Confidant:<email>?secret=…&issuer=Confidant…`
+    pub otpauth_url: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TotpConfirm {
+    /// A 6-digit code of the new secret.
+    pub code: Option<String>,
+}
+
+/// One of the calling agent's sessions.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub session_id: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session of this request.
+    pub current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+// ---- retention, export and erasure (CONTRACT §14) ----
+
+/// What a retention pass deleted.
+#[derive(Serialize, ToSchema)]
+pub struct RetentionCounts {
+    pub conversations: u64,
+    pub messages: u64,
+    pub attachments: u64,
+}
+
+/// A conversation in a contact's export: the conversation as agents see it, with every message
+/// (bodies in clear, in `seq` order, each with its attachments' metadata).
+#[derive(Serialize, ToSchema)]
+pub struct ExportedConversation {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub messages: Vec<Message>,
+}
+
+/// Everything the site holds of a contact (GDPR art. 15): the contact and each of its
+/// conversations, previews included (marked `"preview": true`).
+#[derive(Serialize, ToSchema)]
+pub struct ContactExport {
+    pub contact: Contact,
+    pub conversations: Vec<ExportedConversation>,
+}
+
+// ---- agent workflow (CONTRACT §16) ----
+
+/// Who a conversation is assigned to.
+#[derive(Serialize, ToSchema, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignee {
+    #[schema(value_type = String, format = Uuid)]
+    pub agent_id: AgentId,
+    pub name: String,
+}
+
+/// A conversation as agents see it: with its contact, assignee and unread count.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentConversation {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub assignee: Option<Assignee>,
+    /// The contact's messages after the agents' read marker.
+    pub unread_count: i64,
+}
+
+impl From<&confidant_store::AgentConversation> for AgentConversation {
+    fn from(c: &confidant_store::AgentConversation) -> Self {
+        Self {
+            conversation: Conversation {
+                contact: Some(Contact::from(&c.contact)),
+                ..Conversation::new(&c.conversation, c.last.as_ref())
+            },
+            assignee: c.assignee.as_ref().map(|(id, name)| Assignee {
+                agent_id: *id,
+                name: name.clone(),
+            }),
+            unread_count: c.unread,
+        }
+    }
+}
+
+/// A page of the agents' list; `next` is the cursor of the following page (`after`), null at
+/// the end.
+#[derive(Serialize, ToSchema)]
+pub struct AgentConversationPage {
+    pub conversations: Vec<AgentConversation>,
+    pub next: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Assign {
+    /// An agent of the site, or null to unassign.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub agent_id: Option<Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CannedReply {
+    #[schema(value_type = String, format = Uuid)]
+    pub canned_reply_id: uuid::Uuid,
+    pub shortcut: String,
+    pub title: String,
+    pub body: String,
+    pub created_at: String,
+}
+
+impl From<&confidant_store::CannedReplyRow> for CannedReply {
+    fn from(c: &confidant_store::CannedReplyRow) -> Self {
+        Self {
+            canned_reply_id: c.canned_reply_id,
+            shortcut: c.shortcut.clone(),
+            title: c.title.clone(),
+            body: c.body.clone(),
+            created_at: rfc3339_millis(c.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CannedReplyList {
+    pub canned_replies: Vec<CannedReply>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewCannedReply {
+    /// 1–32 of `a-z 0-9 _ -`, unique within the site.
+    pub shortcut: Option<String>,
+    /// 1–200 characters.
+    pub title: Option<String>,
+    /// 1–10,000 characters.
+    pub body: Option<String>,
 }

@@ -8,12 +8,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use confidant_core::{AgentId, SiteId};
 
-use crate::api::{self, Agent, AgentList, ErrorBody, LoginAnswer, Me, Site, WsTicket};
+use confidant_core::time_fmt::now_millis;
+
+use crate::api::{
+    self, Agent, AgentAccount, AgentAccountList, ErrorBody, LoginAnswer, Me, Site, WsTicket,
+};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::http::agent_accounts::{PASSWORD_RULE, password_ok};
 use crate::http::auth::{check_own_origin, session_cookie};
-use crate::http::extract::{ApiJson, ApiPath, text_field};
-use crate::service::accounts::{NewAgent, Principal, WS_TICKET_TTL_SECONDS};
+use crate::http::extract::{ApiJson, ApiPath, ClientIp, text_field};
+use crate::service::accounts::{LoginAttempt, NewAgent, Principal, WS_TICKET_TTL_SECONDS};
+use crate::service::audit::Who;
 
 #[utoipa::path(post, path = "/api/v1/sites", tag = "admin", request_body = api::CreateSite,
     responses((status = 201, body = Site), (status = 403, body = ErrorBody, description = "not the operator")))]
@@ -46,6 +52,7 @@ pub async fn get_site(
 pub async fn create_agent(
     State(app): State<AppState>,
     p: Principal,
+    ClientIp(ip): ClientIp,
     ApiPath(site): ApiPath<SiteId>,
     ApiJson(body): ApiJson<api::CreateAgent>,
 ) -> ApiResult<(StatusCode, Json<Agent>)> {
@@ -60,8 +67,8 @@ pub async fn create_agent(
     }
     let name = text_field(body.name, "name", 200)?;
     let password = body.password.unwrap_or_default();
-    if password.chars().count() < 8 || password.len() > 1024 {
-        return Err(ApiError::invalid("password: must be 8 to 1024 characters"));
+    if !password_ok(&password) {
+        return Err(ApiError::invalid(PASSWORD_RULE));
     }
     let role = match body.role.as_deref() {
         None | Some("agent") => "agent",
@@ -78,22 +85,25 @@ pub async fn create_agent(
                 password,
                 role,
             },
+            &Who::of(&p, ip),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(Agent::from(&agent))))
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}/agents", tag = "admin",
-    params(("siteId" = i64, Path)), responses((status = 200, body = AgentList)))]
+    params(("siteId" = i64, Path)), responses((status = 200, body = AgentAccountList),
+        (status = 403, body = ErrorBody, description = "not an admin of the site")))]
 pub async fn list_agents(
     State(app): State<AppState>,
     p: Principal,
     ApiPath(site): ApiPath<SiteId>,
-) -> ApiResult<Json<AgentList>> {
+) -> ApiResult<Json<AgentAccountList>> {
     p.require_admin(site)?;
-    let agents = app.accounts.agents(site).await?;
-    Ok(Json(AgentList {
-        agents: agents.iter().map(Agent::from).collect(),
+    let now = now_millis();
+    let agents = app.accounts.accounts(site).await?;
+    Ok(Json(AgentAccountList {
+        agents: agents.iter().map(|a| AgentAccount::new(a, now)).collect(),
     }))
 }
 
@@ -112,11 +122,12 @@ pub async fn delete_agent(
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = api::Login,
     responses((status = 200, body = LoginAnswer, description = "the session token, also set as a cookie"),
-              (status = 401, body = ErrorBody, description = "wrong credentials"),
+              (status = 401, body = ErrorBody, description = "wrong credentials (`unauthorized`), or the right password without the TOTP code the agent needs (`totp_required`)"),
               (status = 429, body = ErrorBody, description = "locked out")))]
 pub async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<api::Login>,
 ) -> ApiResult<Response> {
@@ -139,14 +150,31 @@ pub async fn login(
         .filter(|p| !p.is_empty() && p.len() <= 1024)
         .ok_or_else(|| ApiError::invalid("password: required"))?;
     let account = format!("{}/{}", site.0, email.to_lowercase());
-    let (token, agent) = app
+    let totp = body.totp.filter(|c| !c.trim().is_empty());
+    if totp.as_ref().is_some_and(|c| c.len() > 16) {
+        return Err(ApiError::invalid("totp: must be the 6-digit code"));
+    }
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let attempt = LoginAttempt {
+        site,
+        email,
+        password,
+        totp,
+        ip,
+        user_agent,
+    };
+    let done = app
         .limits
-        .one_login_at_a_time(&account, app.accounts.login(site, &email, password))
+        .one_login_at_a_time(&account, app.accounts.login(attempt))
         .await?;
-    let cookie = session_cookie(Some(&token), app.config.secure_cookies);
+    let cookie = session_cookie(Some(&done.token), app.config.secure_cookies);
     let mut res = Json(LoginAnswer {
-        token,
-        agent: Agent::from(&agent),
+        token: done.token,
+        agent: Agent::from(&done.agent),
+        totp_setup_required: done.totp_setup_required,
     })
     .into_response();
     if let Some(v) = cookie {
@@ -157,8 +185,12 @@ pub async fn login(
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "the session ended; its sockets close with 4401")))]
-pub async fn logout(State(app): State<AppState>, p: Principal) -> ApiResult<Response> {
-    app.accounts.logout(&p).await?;
+pub async fn logout(
+    State(app): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+) -> ApiResult<Response> {
+    app.accounts.logout(&p, &Who::of(&p, ip)).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     if let Some(v) = session_cookie(None, app.config.secure_cookies) {
         res.headers_mut().insert(header::SET_COOKIE, v);
@@ -172,8 +204,15 @@ pub async fn logout(State(app): State<AppState>, p: Principal) -> ApiResult<Resp
 pub async fn me(p: Principal) -> Json<Me> {
     Json(match p {
         Principal::Operator => Me::Operator { operator: true },
-        Principal::Agent { agent, .. } => Me::Agent {
+        Principal::Agent {
+            agent,
+            totp_enabled,
+            setup_only,
+            ..
+        } => Me::Agent {
             agent: Agent::from(&agent),
+            totp_enabled,
+            totp_setup_required: setup_only,
         },
     })
 }

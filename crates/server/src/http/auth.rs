@@ -113,9 +113,33 @@ impl FromRequestParts<AppState> for Principal {
         check_own_origin(app, &parts.headers)?;
         let token = agent_token(&parts.headers, app.config.secure_cookies)
             .ok_or_else(|| ApiError::unauthorized("missing bearer token or session"))?;
-        app.accounts.authenticate(token).await
+        let p = app.accounts.authenticate(token).await?;
+        if matches!(
+            p,
+            Principal::Agent {
+                setup_only: true,
+                ..
+            }
+        ) && !SETUP_ONLY_PATHS.contains(&parts.uri.path())
+            && !parts.uri.path().starts_with("/api/v1/auth/sessions/")
+        {
+            return Err(ApiError::forbidden(
+                "this site requires two-factor authentication: set it up first (Account → Two-factor authentication)",
+            ));
+        }
+        Ok(p)
     }
 }
+
+/// What the session of an agent that must set up TOTP (the site's `requireTotp`) and has not
+/// may call: who it is, its sessions, logging out and the set-up itself.
+const SETUP_ONLY_PATHS: &[&str] = &[
+    "/api/v1/auth/me",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/totp/setup",
+    "/api/v1/auth/totp/confirm",
+    "/api/v1/auth/sessions",
+];
 
 /// A contact, authenticated by Confidant's access token, calling from an allowed origin.
 pub struct ContactCaller(pub ContactSession);
@@ -126,7 +150,10 @@ impl FromRequestParts<AppState> for ContactCaller {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("missing bearer access token"))?;
-        let session = app.access.contact(&app.messengers, token).await?;
+        let session = app
+            .access
+            .contact(&app.messengers, &app.contacts, token)
+            .await?;
         check_contact_origin(app, &parts.headers, &session.messenger)?;
         // A request may name the messenger it means; a token of another messenger is refused.
         let mine = session.scope.messenger.to_string();

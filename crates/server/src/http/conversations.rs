@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use confidant_core::{ContactId, ConversationId, SiteId};
-use confidant_store::ConversationFilter;
+use confidant_store::{AssigneeFilter, ConversationFilter, ListQuery};
 
 use crate::api::frames::Party;
 use crate::api::{
@@ -17,6 +17,7 @@ use crate::http::auth::{ContactCaller, check_contact_origin};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::accounts::Principal;
 use crate::service::conversations::{DEFAULT_LIMIT, MAX_LIMIT, NewMessage, Sent, Viewer};
+use crate::service::workflow::parse_cursor;
 
 /// `after` and `limit` of a message list.
 fn paging(p: &Paging) -> ApiResult<(i64, i64)> {
@@ -164,33 +165,65 @@ pub async fn contact_read(
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}/conversations", tag = "agent",
     params(("siteId" = i64, Path), ConversationQuery),
-    responses((status = 200, body = ConversationList, description = "the site's conversations, newest first, each with its contact")))]
+    responses((status = 200, body = api::AgentConversationPage,
+                description = "the site's conversations, newest first (`updatedAt`, then id), each with its contact, assignee and unread count; `next` pages on"),
+              (status = 400, body = ErrorBody, description = "a bad filter or cursor")))]
 pub async fn site_conversations(
     State(app): State<AppState>,
     p: Principal,
     ApiPath(site): ApiPath<SiteId>,
     ApiQuery(q): ApiQuery<ConversationQuery>,
-) -> ApiResult<Json<ConversationList>> {
+) -> ApiResult<Json<api::AgentConversationPage>> {
     p.require_site(site)?;
-    let filter = match q.status.as_deref() {
+    let contact = q
+        .contact_id
+        .as_deref()
+        .map(|s| {
+            s.parse::<ContactId>()
+                .map_err(|_| ApiError::invalid("contactId: must be a contact id"))
+        })
+        .transpose()?;
+    let status = match q.status.as_deref() {
+        // A contact's history is all of it unless a status is asked for.
+        None if contact.is_some() => ConversationFilter::All,
         None | Some("open") => ConversationFilter::Open,
         Some("closed") => ConversationFilter::Closed,
         Some("all") => ConversationFilter::All,
         Some(_) => return Err(ApiError::invalid("status: must be open, closed or all")),
     };
+    let assignee = match q.assignee.as_deref() {
+        None | Some("") => AssigneeFilter::Anyone,
+        Some("none") => AssigneeFilter::Unassigned,
+        Some("me") => match &p {
+            Principal::Agent { agent, .. } => AssigneeFilter::Agent(agent.agent_id),
+            Principal::Operator => {
+                return Err(ApiError::invalid(
+                    "assignee: `me` needs an agent's session (the operator is no agent)",
+                ));
+            }
+        },
+        Some(id) => AssigneeFilter::Agent(
+            id.parse()
+                .map_err(|_| ApiError::invalid("assignee: must be me, none or an agent id"))?,
+        ),
+    };
+    let after = q.after.as_deref().map(parse_cursor).transpose()?;
     let limit = limit(q.limit, MAX_LIMIT)?;
-    let rows = app
-        .conversations
-        .of_site(site, filter, q.preview.unwrap_or(false), limit)
+    let (rows, next) = app
+        .workflow
+        .list(ListQuery {
+            site,
+            status,
+            preview: q.preview.unwrap_or(false),
+            assignee,
+            contact,
+            after,
+            limit,
+        })
         .await?;
-    Ok(Json(ConversationList {
-        conversations: rows
-            .iter()
-            .map(|(conv, contact, last)| api::Conversation {
-                contact: Some(api::Contact::from(contact)),
-                ..api::Conversation::new(conv, last.as_ref())
-            })
-            .collect(),
+    Ok(Json(api::AgentConversationPage {
+        conversations: rows.iter().map(api::AgentConversation::from).collect(),
+        next,
     }))
 }
 
@@ -235,15 +268,18 @@ pub async fn agent_send(
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/close", tag = "agent",
     params(("siteId" = i64, Path), ("conversationId" = String, Path, format = Uuid)),
-    responses((status = 200, body = api::Conversation, description = "the closed conversation")))]
+    responses((status = 200, body = api::AgentConversation, description = "the closed conversation")))]
 pub async fn close(
     State(app): State<AppState>,
     p: Principal,
     ApiPath((site, id)): ApiPath<(SiteId, ConversationId)>,
-) -> ApiResult<Json<api::Conversation>> {
+) -> ApiResult<Json<api::AgentConversation>> {
     p.require_site(site)?;
-    let (conv, last) = app.conversations.close(site, id, p.sender()).await?;
-    Ok(Json(api::Conversation::new(&conv, Some(&last))))
+    app.conversations.close(site, id, p.sender()).await?;
+    let view = app.workflow.view(site, id).await?;
+    // Every agent socket hears of the close (with the assignee) before the answer.
+    app.workflow.publish(&view);
+    Ok(Json(api::AgentConversation::from(&view)))
 }
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/read", tag = "agent",

@@ -3,6 +3,7 @@
 //! calls and answers back; route modules never import each other.
 
 pub mod accounts;
+pub mod agent_accounts;
 pub mod assets;
 pub mod attachments;
 pub mod audit;
@@ -12,9 +13,11 @@ pub mod conversations;
 pub mod extract;
 pub mod health;
 pub mod layers;
+pub mod lifecycle;
 pub mod messengers;
 pub mod notices;
 pub mod webhooks;
+pub mod workflow;
 pub mod ws;
 
 use std::sync::Arc;
@@ -110,6 +113,18 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ws::contact_ws))
         .routes(routes!(ws::agent_ws))
         .routes(routes!(assets::frame))
+        .routes(routes!(agent_accounts::patch_agent))
+        .routes(routes!(agent_accounts::totp_setup))
+        .routes(routes!(agent_accounts::totp_confirm))
+        .routes(routes!(agent_accounts::list_sessions))
+        .routes(routes!(agent_accounts::end_session))
+        .routes(routes!(lifecycle::run_retention))
+        .routes(routes!(lifecycle::export_contact))
+        .routes(routes!(lifecycle::erase_contact))
+        .routes(routes!(workflow::get_conversation))
+        .routes(routes!(workflow::assign))
+        .routes(routes!(workflow::list_canned, workflow::create_canned))
+        .routes(routes!(workflow::delete_canned))
 }
 
 /// The OpenAPI document of this server's routes.

@@ -33,6 +33,7 @@ use crate::http::auth::{check_own_origin, origin};
 use crate::http::extract::ApiQuery;
 use crate::service::accounts::Principal;
 use crate::service::conversations::Viewer;
+use crate::service::lifecycle::contact_session_key;
 use crate::socket_caps::{Holder, Slot};
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,6 +125,10 @@ struct Authed {
     who: Who,
     /// Unix seconds after which the socket must have a fresh token.
     expires_at: i64,
+    /// Agent sockets: when (Unix ms) the session ends if nothing more happens, as far as this
+    /// socket knows; then it asks the store, which knows of activity on every process
+    /// (CONTRACT §12's idle timeout). `None` on contact sockets.
+    idle_deadline: Option<i64>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -240,7 +245,8 @@ impl Stop {
 /// the agent's session (see the module's doc).
 struct Link {
     socket: WebSocket,
-    /// The agent socket's session; `None` on contact sockets.
+    /// The agent socket's session; on a contact socket, its contact's erasure
+    /// ([`contact_session_key`]).
     session: Option<SessionWatch>,
     /// Set by the first send that did not go through; nothing is sent after it.
     stop: Option<Stop>,
@@ -312,7 +318,25 @@ impl Link {
     }
 }
 
-/// Resolves when the agent socket's session ends; never on a contact socket.
+impl Link {
+    /// Watch the contact's erasure from now on; `false` when it is erased already (checked
+    /// after the watch starts, so an erasure in between is not missed).
+    async fn watch_contact(&mut self, app: &App, scope: &ContactScope) -> bool {
+        self.session = Some(app.hub.watch_session(&contact_session_key(scope.contact)));
+        contact_live(app, scope).await
+    }
+}
+
+/// Whether the socket's contact still exists. A store that does not answer counts as yes for
+/// now: the socket asks again at the next re-check.
+async fn contact_live(app: &App, scope: &ContactScope) -> bool {
+    app.contacts
+        .live(scope.site, scope.contact)
+        .await
+        .unwrap_or(true)
+}
+
+/// Resolves when the agent socket's session ends (a contact socket's contact is erased).
 async fn session_end(session: &mut Option<SessionWatch>) {
     match session {
         Some(s) => s.ended().await,
@@ -344,7 +368,7 @@ async fn authenticate(
         Side::Contact => {
             let session = app
                 .access
-                .contact(&app.messengers, token)
+                .contact(&app.messengers, &app.contacts, token)
                 .await
                 .map_err(|_| (CLOSE_AUTH, "invalid or expired token"))?;
             if let Some(o) = origin
@@ -356,15 +380,25 @@ async fn authenticate(
             Ok(Authed {
                 expires_at: session.expires_at,
                 who: Who::Contact(session.scope),
+                idle_deadline: None,
             })
         }
         Side::Agent => match app.accounts.authenticate_socket(token).await {
             Ok(Principal::Agent {
+                setup_only: true, ..
+            }) => Err((
+                CLOSE_ORIGIN,
+                "this site requires two-factor authentication: set it up first",
+            )),
+            Ok(Principal::Agent {
                 agent,
                 token_hash,
                 expires_at,
+                idle_deadline,
+                ..
             }) => Ok(Authed {
                 expires_at: expires_at / 1000,
+                idle_deadline: Some(idle_deadline),
                 who: Who::Agent {
                     site: agent.site_id,
                     id: agent.agent_id.to_string(),
@@ -434,7 +468,12 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
         _ => None,
     };
     let topic = match &authed.who {
-        Who::Contact(scope) => Topic::Contact(scope.contact.to_string()),
+        Who::Contact(scope) => {
+            if !link.watch_contact(&app, scope).await {
+                return link.close(CLOSE_AUTH, "the contact no longer exists").await;
+            }
+            Topic::Contact(scope.contact.to_string())
+        }
         Who::Agent {
             site, token_hash, ..
         } => {
@@ -468,6 +507,7 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
             break stop.close();
         }
         let expiry = expiry_instant(authed.expires_at);
+        let idle = authed.idle_deadline.map_or(far_future(), instant_at_ms);
         tokio::select! {
             frame = link.socket.recv() => {
                 last_heard = tokio::time::Instant::now();
@@ -503,6 +543,15 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
                 link.send(Message::Ping(Default::default())).await;
             }
             _ = tokio::time::sleep_until(expiry) => break Some((CLOSE_AUTH, "the token expired")),
+            _ = tokio::time::sleep_until(idle) => {
+                let Who::Agent { token_hash, .. } = &authed.who else { continue };
+                match app.accounts.idle_deadline(token_hash).await {
+                    Ok(Some(at)) => authed.idle_deadline = Some(at),
+                    Ok(None) => break Some((CLOSE_AUTH, "the session ended (idle)")),
+                    // The store does not answer: ask again shortly.
+                    Err(_) => authed.idle_deadline = Some(now_millis() + 5_000),
+                }
+            }
             _ = shutdown.changed() => break Some((1001, "the server is restarting")),
         }
     };
@@ -516,6 +565,17 @@ async fn finish(link: &mut Link, reason: Option<(u16, &'static str)>) {
     if let Some((code, why)) = reason {
         link.close(code, why).await;
     }
+}
+
+/// The instant of Unix time `at_ms` (now, if it has passed).
+fn instant_at_ms(at_ms: i64) -> tokio::time::Instant {
+    let left = (at_ms - now_millis()).max(0).unsigned_abs();
+    tokio::time::Instant::now() + Duration::from_millis(left)
+}
+
+/// An instant that never comes in a socket's life.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }
 
 fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
@@ -558,6 +618,14 @@ impl Conn {
                 return Ok(());
             }
         };
+        // What the agent does on its socket keeps its session from idling out; the pings that
+        // the page sends by itself do not (an unattended console must idle out), and an auth
+        // frame counts through its own authentication.
+        if !matches!(frame, ClientFrame::Ping | ClientFrame::Auth { .. })
+            && let Who::Agent { token_hash, .. } = &authed.who
+        {
+            let _ = self.app.accounts.touch(token_hash).await;
+        }
         let viewer = authed.who.viewer();
         let conversation = |id: &str| id.parse::<ConversationId>().ok();
         match frame {
@@ -634,11 +702,12 @@ impl Conn {
         Ok(())
     }
 
-    /// The re-check of an agent socket's session in the store (contact sockets have none).
+    /// The re-check of an agent socket's session in the store (of a contact socket: that its
+    /// contact was not erased).
     async fn session_still_live(&self, who: &Who) -> bool {
         match who {
             Who::Agent { token_hash, .. } => session_live(&self.app, token_hash).await,
-            Who::Contact(_) => true,
+            Who::Contact(scope) => contact_live(&self.app, scope).await,
         }
     }
 

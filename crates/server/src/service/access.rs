@@ -11,6 +11,7 @@ use confidant_core::{ContactId, ContactScope, MessengerId, SiteId};
 use confidant_identity::{AccessClaims, AccessTokens};
 use moka::sync::Cache;
 
+use super::contacts::Contacts;
 use super::messengers::{CachedMessenger, Messengers};
 use crate::error::{ApiError, ApiResult};
 
@@ -52,8 +53,14 @@ impl Access {
         Some(claims)
     }
 
-    /// A contact's session from its access token, with its messenger (which must still exist).
-    pub async fn contact(&self, messengers: &Messengers, token: &str) -> ApiResult<ContactSession> {
+    /// A contact's session from its access token, with its messenger (which must still exist)
+    /// and its contact (which must not have been erased: CONTRACT §14).
+    pub async fn contact(
+        &self,
+        messengers: &Messengers,
+        contacts: &Contacts,
+        token: &str,
+    ) -> ApiResult<ContactSession> {
         let invalid = || ApiError::unauthorized("the access token is invalid or expired");
         let claims = self.verify(token).ok_or_else(invalid)?;
         let contact: ContactId = claims.sub.parse().map_err(|_| invalid())?;
@@ -65,6 +72,11 @@ impl Access {
             .ok_or_else(|| {
                 ApiError::unauthorized("the access token's messenger no longer exists")
             })?;
+        if !contacts.live(site, contact).await? {
+            return Err(ApiError::unauthorized(
+                "the access token's contact no longer exists",
+            ));
+        }
         Ok(ContactSession {
             scope: ContactScope {
                 site,

@@ -1,4 +1,5 @@
-//! Sites, agents and sessions (CONTRACT §5): who may do what, login with its lockout, logout.
+//! Sites, agents and sessions (CONTRACT §5, §12): who may do what, login with its lockout and
+//! TOTP, logout, the idle timeout, and an admin's changes to an agent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +9,17 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use confidant_core::time_fmt::now_millis;
 use confidant_core::{AgentId, SiteId};
 use confidant_realtime::Hub;
-use confidant_store::{AgentRow, SiteRow, Store, StoreError};
+use confidant_store::{
+    AccountPatch, AccountRow, Actor, AgentRow, AuditEntry, LiveSession, NewSession, SessionInfo,
+    SiteRow, Store, StoreError,
+};
 use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
+use crate::service::audit::Who;
 use crate::tokens::{constant_time_eq, random_token, token_hash};
+use crate::totp;
 
 /// Agent sessions last 12 hours.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
@@ -35,6 +42,16 @@ pub enum Principal {
         token_hash: String,
         /// When the session ends (Unix ms).
         expires_at: i64,
+        /// The session's public id (`GET /api/v1/auth/sessions`).
+        session_id: String,
+        /// When it ends if nothing more happens (Unix ms): its last use plus the site's idle
+        /// timeout, as the store knew it.
+        idle_deadline: i64,
+        /// It logged in while the site required TOTP and the agent had none: until the agent
+        /// has TOTP, the session may only set it up.
+        setup_only: bool,
+        /// The agent has TOTP on.
+        totp_enabled: bool,
     },
 }
 
@@ -89,6 +106,82 @@ pub struct Accounts {
     hub: Arc<dyn Hub>,
     operator_token: SecretString,
     hashes: HashGate,
+    /// Per session token hash, when this process last wrote its `last_seen_at` (Unix ms):
+    /// activity is written at most once per [`TOUCH_EVERY_MS`], never on every request.
+    touched: moka::sync::Cache<String, i64>,
+}
+
+/// A session's activity is written to the store at most this often (per process).
+const TOUCH_EVERY_MS: i64 = 1000;
+
+/// A login, as the edge read it.
+pub struct LoginAttempt {
+    pub site: SiteId,
+    pub email: String,
+    pub password: String,
+    /// The TOTP code, when the agent gave one.
+    pub totp: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// A login that succeeded.
+pub struct LoggedIn {
+    pub token: String,
+    pub agent: AgentRow,
+    /// The site requires TOTP and the agent has none yet: the session may only set it up.
+    pub totp_setup_required: bool,
+}
+
+/// An admin's change to an agent, checked by the edge.
+#[derive(Default)]
+pub struct AgentChange {
+    pub name: Option<String>,
+    pub role: Option<&'static str>,
+    pub disabled: Option<bool>,
+    pub password: Option<String>,
+    pub reset_totp: bool,
+    pub unlock: bool,
+}
+
+/// Why a session ended, as its `session.ended` entry says.
+#[derive(Clone, Copy)]
+pub enum EndReason {
+    Logout,
+    Revoked,
+    Disabled,
+    Idle,
+}
+
+impl EndReason {
+    fn word(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::Revoked => "revoked",
+            EndReason::Disabled => "disabled",
+            EndReason::Idle => "idle",
+        }
+    }
+}
+
+/// The `session.ended` entry of one of `agent`'s sessions, without its `sessionId` (the store
+/// adds it for each session it ends).
+fn session_ended(who: &Who, agent: &AgentRow, reason: EndReason) -> AuditEntry {
+    who.entry(
+        agent.site_id,
+        "session.ended",
+        json!({"agentId": agent.agent_id.to_string(), "email": agent.email, "reason": reason.word()}),
+    )
+}
+
+/// The idle timeout of a session, in ms.
+fn idle_ms(s: &LiveSession) -> i64 {
+    confidant_store::SiteSettings {
+        idle_timeout_minutes: s.idle_timeout_minutes,
+        ..Default::default()
+    }
+    .idle_minutes()
+        * 60_000
 }
 
 /// How long a login waits for a turn to hash before it answers `503 unavailable`.
@@ -104,6 +197,10 @@ impl Accounts {
             hub,
             operator_token,
             hashes: HashGate::new(cores * 2, HASH_WAIT),
+            touched: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
         }
     }
 
@@ -138,18 +235,80 @@ impl Accounts {
         self.session(token_hash(token)).await
     }
 
-    /// The agent session with this token hash.
+    /// The agent session with this token hash, used now: one that has been idle for its
+    /// site's timeout ends here (`401`, its sockets close with 4401 on every process).
     async fn session(&self, hash: String) -> ApiResult<Principal> {
-        match self.store.get_session(&hash, now_millis()).await? {
-            Some(s) => Ok(Principal::Agent {
-                agent: s.agent,
-                token_hash: hash,
-                expires_at: s.expires_at,
-            }),
-            None => Err(ApiError::unauthorized(
-                "the session is invalid or has ended",
-            )),
+        let now = now_millis();
+        let ended = || ApiError::unauthorized("the session is invalid or has ended; sign in again");
+        let s = self
+            .store
+            .live_session(&hash, now)
+            .await?
+            .filter(|s| !s.disabled)
+            .ok_or_else(ended)?;
+        let idle = idle_ms(&s);
+        if now - s.last_seen_at >= idle {
+            self.end_idle(&s, &hash, now - idle).await?;
+            return Err(ApiError::unauthorized(format!(
+                "the session ended after {} minutes without activity; sign in again",
+                idle / 60_000
+            )));
         }
+        self.touch(&hash).await?;
+        Ok(Principal::Agent {
+            setup_only: s.totp_setup_only && !s.totp_enabled,
+            totp_enabled: s.totp_enabled,
+            idle_deadline: now + idle,
+            session_id: s.session_id,
+            expires_at: s.expires_at,
+            agent: s.agent,
+            token_hash: hash,
+        })
+    }
+
+    /// End an idle session (unless it was used meanwhile, as another process may have seen).
+    async fn end_idle(&self, s: &LiveSession, hash: &str, cutoff: i64) -> ApiResult<()> {
+        let entry = session_ended(&Who::system(), &s.agent, EndReason::Idle);
+        if self.store.end_idle_session(hash, cutoff, &entry).await? {
+            self.hub.end_session(hash);
+        }
+        self.touched.invalidate(hash);
+        Ok(())
+    }
+
+    /// The session was used now: its `last_seen_at` is written unless this process wrote it
+    /// less than [`TOUCH_EVERY_MS`] ago.
+    pub async fn touch(&self, hash: &str) -> ApiResult<()> {
+        let now = now_millis();
+        if self
+            .touched
+            .get(hash)
+            .is_some_and(|at| now - at < TOUCH_EVERY_MS)
+        {
+            return Ok(());
+        }
+        self.touched.insert(hash.to_owned(), now);
+        Ok(self.store.touch_session(hash, now).await?)
+    }
+
+    /// An agent socket's idle deadline came: when its session now ends if nothing more
+    /// happens (Unix ms), or `None` if it has ended (idle here, or elsewhere for any reason).
+    pub async fn idle_deadline(&self, hash: &str) -> ApiResult<Option<i64>> {
+        let now = now_millis();
+        let Some(s) = self
+            .store
+            .live_session(hash, now)
+            .await?
+            .filter(|s| !s.disabled)
+        else {
+            return Ok(None);
+        };
+        let idle = idle_ms(&s);
+        if now - s.last_seen_at >= idle {
+            self.end_idle(&s, hash, now - idle).await?;
+            return Ok(None);
+        }
+        Ok(Some(s.last_seen_at + idle))
     }
 
     /// A single-use ticket that opens one agent socket of this session within
@@ -204,9 +363,9 @@ impl Accounts {
     pub async fn session_live(&self, token_hash: &str) -> ApiResult<bool> {
         Ok(self
             .store
-            .get_session(token_hash, now_millis())
+            .live_session(token_hash, now_millis())
             .await?
-            .is_some())
+            .is_some_and(|s| !s.disabled))
     }
 
     pub async fn create_site(&self, name: &str) -> ApiResult<SiteRow> {
@@ -221,13 +380,200 @@ impl Accounts {
             .ok_or_else(|| ApiError::not_found("site"))
     }
 
-    pub async fn create_agent(&self, site: SiteId, new: NewAgent) -> ApiResult<AgentRow> {
+    /// A new agent, with its `agent.created` entry.
+    pub async fn create_agent(
+        &self,
+        site: SiteId,
+        new: NewAgent,
+        who: &Who,
+    ) -> ApiResult<AgentRow> {
         self.site(site).await?;
         let hash = self.hashes.run(|| hash_password(new.password)).await??;
+        let entry = who.entry(
+            site,
+            "agent.created",
+            json!({"email": new.email, "name": new.name, "role": new.role}),
+        );
         Ok(self
             .store
-            .create_agent(site, &new.email, &new.name, new.role, &hash, now_millis())
+            .create_agent(
+                site,
+                &new.email,
+                &new.name,
+                new.role,
+                &hash,
+                now_millis(),
+                &entry,
+            )
             .await?)
+    }
+
+    /// The site's agents with their account state.
+    pub async fn accounts(&self, site: SiteId) -> ApiResult<Vec<AccountRow>> {
+        self.site(site).await?;
+        Ok(self.store.list_accounts(site).await?)
+    }
+
+    /// Apply an admin's change; disabling or a new password ends the agent's sessions at
+    /// once, on every process.
+    pub async fn update_agent(
+        &self,
+        site: SiteId,
+        agent: AgentId,
+        change: AgentChange,
+        who: &Who,
+    ) -> ApiResult<AccountRow> {
+        let not_found = || ApiError::not_found("agent");
+        let current = self
+            .store
+            .account(site, agent)
+            .await?
+            .ok_or_else(not_found)?;
+        let mut fields = Vec::new();
+        if change
+            .name
+            .as_ref()
+            .is_some_and(|n| *n != current.agent.name)
+        {
+            fields.push("name");
+        }
+        if change.role.is_some_and(|r| r != current.agent.role) {
+            fields.push("role");
+        }
+        if change.disabled.is_some_and(|d| d != current.disabled) {
+            fields.push("disabled");
+        }
+        if change.password.is_some() {
+            fields.push("password");
+        }
+        if change.reset_totp {
+            fields.push("resetTotp");
+        }
+        if change.unlock {
+            fields.push("unlock");
+        }
+        if fields.is_empty() {
+            // Nothing changes (an empty body, or the values it has already): no entry either.
+            return Ok(current);
+        }
+        let password_hash = match change.password {
+            Some(p) => Some(self.hashes.run(|| hash_password(p)).await??),
+            None => None,
+        };
+        let reason = if change.disabled == Some(true) {
+            Some(EndReason::Disabled)
+        } else if password_hash.is_some() {
+            Some(EndReason::Revoked)
+        } else {
+            None
+        };
+        let entry = who.entry(
+            site,
+            "agent.updated",
+            json!({"agentId": agent.to_string(), "email": current.agent.email, "fields": fields}),
+        );
+        let ended = reason.map(|r| session_ended(who, &current.agent, r));
+        let patch = AccountPatch {
+            name: change.name,
+            role: change.role,
+            disabled: change.disabled,
+            password_hash,
+            reset_totp: change.reset_totp,
+            unlock: change.unlock,
+        };
+        let hashes = self
+            .store
+            .update_account(site, agent, &patch, &entry, ended.as_ref())
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => not_found(),
+                other => other.into(),
+            })?;
+        for hash in hashes {
+            self.hub.end_session(&hash);
+            self.touched.invalidate(&hash);
+        }
+        self.store.account(site, agent).await?.ok_or_else(not_found)
+    }
+
+    /// A new pending TOTP secret for the calling agent: `(secret, otpauth URL)`. It takes
+    /// effect once a code of it is confirmed.
+    pub async fn totp_setup(&self, p: &Principal) -> ApiResult<(String, String)> {
+        let agent = own_agent(p)?;
+        let state = self
+            .store
+            .account(agent.site_id, agent.agent_id)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the session has ended"))?;
+        if state.totp_enabled {
+            return Err(ApiError::conflict(
+                "two-factor authentication is on already; an admin of the site can reset it",
+            ));
+        }
+        let secret = totp::new_secret();
+        self.store
+            .set_totp_pending(agent.site_id, agent.agent_id, &secret)
+            .await?;
+        let url = totp::otpauth_url(&agent.email, &secret);
+        Ok((secret, url))
+    }
+
+    /// Confirm the pending secret with a code of it: TOTP is on (`totp.enabled`).
+    pub async fn totp_confirm(&self, p: &Principal, code: &str, who: &Who) -> ApiResult<()> {
+        let agent = own_agent(p)?;
+        let secret = self
+            .store
+            .totp_pending(agent.agent_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::invalid("no set-up under way: call POST /api/v1/auth/totp/setup first")
+            })?;
+        let step = totp::matching_step(&secret, code, now_millis() / 1000).ok_or_else(|| {
+            ApiError::invalid(
+                "code: it does not match the new secret (check the 6 digits and the device's clock)",
+            )
+        })?;
+        let entry = who.entry(
+            agent.site_id,
+            "totp.enabled",
+            json!({"agentId": agent.agent_id.to_string(), "email": agent.email}),
+        );
+        if !self
+            .store
+            .enable_totp(agent.site_id, agent.agent_id, &secret, step, &entry)
+            .await?
+        {
+            return Err(ApiError::unauthorized("the session has ended"));
+        }
+        Ok(())
+    }
+
+    /// The calling agent's sessions, newest first.
+    pub async fn sessions(&self, p: &Principal) -> ApiResult<Vec<SessionInfo>> {
+        let agent = own_agent(p)?;
+        Ok(self
+            .store
+            .agent_sessions(agent.agent_id, now_millis())
+            .await?)
+    }
+
+    /// End one of the calling agent's sessions, on every process (`404`: not one of its own).
+    pub async fn end_own_session(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        who: &Who,
+    ) -> ApiResult<()> {
+        let agent = own_agent(p)?;
+        let entry = session_ended(who, agent, EndReason::Revoked);
+        let hash = self
+            .store
+            .end_session_by_id(agent.agent_id, session_id, &entry)
+            .await?
+            .ok_or_else(|| ApiError::not_found("session"))?;
+        self.hub.end_session(&hash);
+        self.touched.invalidate(&hash);
+        Ok(())
     }
 
     pub async fn agents(&self, site: SiteId) -> ApiResult<Vec<AgentRow>> {
@@ -251,48 +597,180 @@ impl Accounts {
         Ok(())
     }
 
-    /// Check a login; on success a new session `(token, agent)`. Run one attempt per account
-    /// at a time (`RateLimiter::one_login_at_a_time`), so that the lockout cannot be outrun.
-    pub async fn login(
-        &self,
-        site: SiteId,
-        email: &str,
-        password: String,
-    ) -> ApiResult<(String, AgentRow)> {
+    /// Check a login; on success a new session. Run one attempt per account at a time
+    /// (`RateLimiter::one_login_at_a_time`), so that the lockout cannot be outrun.
+    ///
+    /// The password is checked first and every refusal after it says no more than the password
+    /// was right: a disabled account (`401 unauthorized`, no count), no TOTP code
+    /// (`401 totp_required`, no count), a wrong or replayed code (`401 unauthorized`, counted
+    /// toward the lockout).
+    pub async fn login(&self, attempt: LoginAttempt) -> ApiResult<LoggedIn> {
+        let LoginAttempt {
+            site,
+            email,
+            password,
+            totp: code,
+            ip,
+            user_agent,
+        } = attempt;
         let now = now_millis();
-        let state = self.store.login_failures(site, email).await?;
+        let state = self.store.login_failures(site, &email).await?;
         if state.locked_until > now {
             return Err(ApiError::rate_limited(
                 ((state.locked_until - now) / 1000) as u64 + 1,
             ));
         }
-        let (agent, hash) = match self.store.find_agent_for_login(site, email).await? {
-            Some((a, h)) => (Some(a), Some(h)),
-            None => (None, None),
+        let account = self.store.login_account(site, &email).await?;
+        let hash = account.as_ref().map(|a| a.password_hash.clone());
+        let anonymous = Who {
+            actor: Actor::System,
+            ip: ip.map(|ip| ip.to_canonical().to_string()),
         };
         let wrong = || ApiError::unauthorized("wrong site, email or password");
         if !self.hashes.run(|| verify_password(password, hash)).await? {
-            self.store
-                .record_login_failure(site, email, now, LOCKOUT_AFTER, LOCKOUT_MS)
+            self.failed(site, &email, &anonymous, "password", true)
                 .await?;
             return Err(wrong());
         }
-        let agent = agent.ok_or_else(wrong)?;
-        self.store.reset_login_failures(site, email).await?;
+        let account = account.ok_or_else(wrong)?;
+        if account.disabled {
+            self.failed(site, &email, &anonymous, "disabled", false)
+                .await?;
+            return Err(ApiError::unauthorized(
+                "this account is disabled; ask an admin of the site to enable it",
+            ));
+        }
+        if let Some(secret) = &account.totp_secret {
+            let Some(code) = code.as_deref() else {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "totp_required",
+                    "enter the 6-digit code from your authenticator app",
+                ));
+            };
+            let step = totp::matching_step(secret, code.trim(), now / 1000);
+            let fresh = match step {
+                Some(step) => {
+                    self.store
+                        .take_totp_step(account.agent.agent_id, step)
+                        .await?
+                }
+                None => false,
+            };
+            if !fresh {
+                let why = if step.is_some() {
+                    "totp_replayed"
+                } else {
+                    "totp"
+                };
+                self.failed(site, &email, &anonymous, why, true).await?;
+                return Err(ApiError::unauthorized(if step.is_some() {
+                    "this code was used already; wait for the next one"
+                } else {
+                    "wrong code"
+                }));
+            }
+        }
+        let agent = account.agent;
+        let require_totp = self
+            .store
+            .site_settings(site)
+            .await?
+            .is_some_and(|s| s.require_totp);
+        let totp_setup_only = require_totp && account.totp_secret.is_none();
         let token = format!("cfs_{}", random_token());
+        let session = NewSession {
+            token_hash: token_hash(&token),
+            session_id: uuid::Uuid::new_v4().to_string(),
+            ip: anonymous.ip.clone(),
+            user_agent: user_agent.map(|u| u.chars().take(512).collect()),
+            now,
+            expires_at: now + SESSION_TTL_MS,
+            totp_setup_only,
+        };
+        let who = Who {
+            actor: Actor::Agent {
+                id: agent.agent_id.to_string(),
+                email: agent.email.clone(),
+            },
+            ip: anonymous.ip,
+        };
+        let entry = who.entry(
+            site,
+            "login.succeeded",
+            json!({"agentId": agent.agent_id.to_string(), "email": agent.email,
+                   "sessionId": session.session_id}),
+        );
+        self.store.open_session(&agent, &session, &entry).await?;
+        self.touched.insert(session.token_hash, now);
+        Ok(LoggedIn {
+            token,
+            agent,
+            totp_setup_required: totp_setup_only,
+        })
+    }
+
+    /// A failed login: `login.failed` (and `login.locked` when a lockout starts) if the site
+    /// exists; counted toward the lockout when `counts`.
+    async fn failed(
+        &self,
+        site: SiteId,
+        email: &str,
+        who: &Who,
+        reason: &'static str,
+        counts: bool,
+    ) -> ApiResult<()> {
+        let exists = self.store.get_site(site).await?.is_some();
+        let failed = who.entry(
+            site,
+            "login.failed",
+            json!({"email": email, "reason": reason}),
+        );
+        if !counts {
+            if exists {
+                self.store.audit(&failed).await?;
+            }
+            return Ok(());
+        }
+        let locked = who.entry(
+            site,
+            "login.locked",
+            json!({"email": email, "minutes": LOCKOUT_MS / 60_000}),
+        );
         self.store
-            .create_session(&token_hash(&token), &agent, now, now + SESSION_TTL_MS)
+            .login_failed(
+                site,
+                email,
+                now_millis(),
+                (LOCKOUT_AFTER, LOCKOUT_MS),
+                exists.then_some((&failed, &locked)),
+            )
             .await?;
-        Ok((token, agent))
+        Ok(())
     }
 
     /// End the caller's session, on every process (its sockets close with 4401).
-    pub async fn logout(&self, p: &Principal) -> ApiResult<()> {
-        if let Principal::Agent { token_hash, .. } = p {
-            self.store.delete_session(token_hash).await?;
+    pub async fn logout(&self, p: &Principal, who: &Who) -> ApiResult<()> {
+        if let Principal::Agent {
+            token_hash, agent, ..
+        } = p
+        {
+            let entry = session_ended(who, agent, EndReason::Logout);
+            self.store.end_session(token_hash, &entry).await?;
             self.hub.end_session(token_hash);
+            self.touched.invalidate(token_hash);
         }
         Ok(())
+    }
+}
+
+/// The calling agent (the operator has no account of its own here: `403`).
+fn own_agent(p: &Principal) -> ApiResult<&AgentRow> {
+    match p {
+        Principal::Agent { agent, .. } => Ok(agent),
+        Principal::Operator => Err(ApiError::forbidden(
+            "the operator token has no agent account; log in as an agent",
+        )),
     }
 }
 

@@ -16,6 +16,10 @@ use crate::error::{ApiError, ApiResult};
 const TTL: Duration = Duration::from_secs(5);
 const MAX_CACHED: u64 = 200_000;
 
+/// How long an erased contact is remembered as such: well past [`TTL`], after which no cache
+/// holds it any more and the store (where it is gone) answers.
+const ERASED_TTL: Duration = Duration::from_secs(600);
+
 /// The most contacts a search answers (CONTRACT §14).
 pub const SEARCH_MAX: usize = 50;
 
@@ -25,6 +29,9 @@ pub struct Contacts {
     by_identity: Cache<(SiteId, String), ContactRow>,
     /// Display names by contact id (the sender name of their messages).
     names: Cache<ContactId, Arc<str>>,
+    /// Contacts erased lately (here or, told over the bus, on another process): refused at
+    /// once, whatever a cache read in flight puts back in `names` meanwhile.
+    erased: Cache<ContactId, ()>,
 }
 
 /// A contact's display name: its `name` attribute, else its identity.
@@ -49,6 +56,10 @@ impl Contacts {
             names: Cache::builder()
                 .max_capacity(MAX_CACHED)
                 .time_to_live(TTL)
+                .build(),
+            erased: Cache::builder()
+                .max_capacity(MAX_CACHED)
+                .time_to_live(ERASED_TTL)
                 .build(),
         }
     }
@@ -138,5 +149,31 @@ impl Contacts {
         self.names.insert(c.contact_id, display_name(c));
         self.by_identity
             .insert((c.site_id, c.identity.clone()), c.clone());
+    }
+
+    /// Whether the contact still exists: what every use of its access token checks (an erased
+    /// contact's tokens stop working at once). Cached like its name.
+    pub async fn live(&self, site: SiteId, id: ContactId) -> ApiResult<bool> {
+        if self.erased.contains_key(&id) {
+            return Ok(false);
+        }
+        if self.names.contains_key(&id) {
+            return Ok(true);
+        }
+        match self.store.get_contact(site, id).await? {
+            Some(c) if !self.erased.contains_key(&id) => {
+                self.remember(&c);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The contact was erased (here, or on another process): drop it from every cache and
+    /// refuse it from now on.
+    pub fn erased(&self, site: SiteId, identity: String, id: ContactId) {
+        self.erased.insert(id, ());
+        self.by_identity.invalidate(&(site, identity));
+        self.names.invalidate(&id);
     }
 }

@@ -10,8 +10,8 @@ use confidant_core::{
 };
 use confidant_realtime::{Event, Hub, Topic};
 use confidant_store::{
-    ConversationFilter, ConversationRow, MessageRow, SendOutcome, SendRequest, SendTarget,
-    SenderType, Store, StoreError,
+    ConversationRow, MessageRow, SendOutcome, SendRequest, SendTarget, SenderType, Store,
+    StoreError,
 };
 
 use super::attachments::{Attachments, MAX_PER_MESSAGE, SendAs};
@@ -173,26 +173,6 @@ impl Conversations {
                 scope.preview,
                 100,
             )
-            .await?)
-    }
-
-    /// A site's conversations for its agents, newest first.
-    pub async fn of_site(
-        &self,
-        site: SiteId,
-        filter: ConversationFilter,
-        preview: bool,
-        limit: i64,
-    ) -> ApiResult<
-        Vec<(
-            ConversationRow,
-            confidant_store::ContactRow,
-            Option<MessageRow>,
-        )>,
-    > {
-        Ok(self
-            .store
-            .site_conversations(site, filter, preview, limit)
             .await?)
     }
 
@@ -389,11 +369,18 @@ impl Conversations {
             ServerFrame::Message { message: &message }.to_json(),
         );
         if out.opened || !out.conversation.open {
+            // The contact's side; agents get the conversation as they see it (with assignee
+            // and unread count) from the workflow service (service/workflow.rs).
             let conversation = Conversation::new(&out.conversation, Some(&out.message));
             let frame = ServerFrame::Conversation {
                 conversation: &conversation,
             };
-            self.publish(&out.conversation, 0, frame.to_json());
+            self.publish_to(
+                &[Topic::Contact(out.conversation.contact_id.to_string())],
+                &out.conversation,
+                0,
+                frame.to_json(),
+            );
         }
     }
 
@@ -402,8 +389,12 @@ impl Conversations {
             Topic::Contact(conv.contact_id.to_string()),
             Topic::Site(conv.site_id.0),
         ];
+        self.publish_to(&topics, conv, seq, frame);
+    }
+
+    fn publish_to(&self, topics: &[Topic], conv: &ConversationRow, seq: i64, frame: String) {
         self.hub.publish(
-            &topics,
+            topics,
             Event {
                 site_id: conv.site_id.0,
                 contact_id: conv.contact_id.to_string(),

@@ -10,5 +10,7 @@ pub mod authorize;
 pub mod contacts;
 pub mod conversations;
 pub mod keys;
+pub mod lifecycle;
 pub mod messengers;
 pub mod webhooks;
+pub mod workflow;

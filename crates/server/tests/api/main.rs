@@ -2,6 +2,7 @@
 //! the real binary (`crash`, `scale`, `cli`), on SQLite or, with
 //! `CONFIDANT_TEST_BACKEND=postgres`, on PostgreSQL. The kit is `crates/testkit`.
 
+mod accounts;
 mod admin;
 mod at_rest;
 mod attachments;
@@ -16,12 +17,14 @@ mod edge;
 mod hardening;
 mod jobs;
 mod jwks;
+mod lifecycle;
 mod notices;
 mod openapi;
 mod scale;
 mod smoke;
 mod sockets;
 mod webhooks;
+mod workflow;
 mod ws;
 
 /// The server binary this crate builds.

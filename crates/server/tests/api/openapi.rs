@@ -117,6 +117,10 @@ async fn documented_routes_are_served() {
                     .put(app.url(&concrete))
                     .json(&serde_json::json!({})),
                 "delete" => app.client.delete(app.url(&concrete)),
+                "patch" => app
+                    .client
+                    .patch(app.url(&concrete))
+                    .json(&serde_json::json!({})),
                 other => panic!("unexpected method {other}"),
             };
             let r = req.send().await.expect("request");
