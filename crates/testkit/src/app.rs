@@ -167,6 +167,26 @@ impl TestApp {
         .await
     }
 
+    /// Two server processes on one database, sharing live events over `nats` and one public URL
+    /// (as behind one load balancer), rate limits off.
+    pub async fn two_nodes(nats: &crate::process::Nats) -> (TestApp, TestApp) {
+        let url = nats.url();
+        let a = TestApp::spawn_with(|s| {
+            s.bus_url = Some(url.clone());
+            s.rate_limits = false;
+        })
+        .await;
+        let public = a.base.clone();
+        let b = a
+            .spawn_peer(|s| {
+                s.public_url = Some(public);
+                s.bus_url = Some(url.clone());
+                s.rate_limits = false;
+            })
+            .await;
+        (a, b)
+    }
+
     /// The in-process server, for what a test cannot see from outside (its settled public
     /// URL, its own signing key, its store): see [`crate::server`].
     pub fn server(&self) -> &InProcess {

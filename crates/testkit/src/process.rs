@@ -198,6 +198,20 @@ impl ServerProcess {
 /// Where the scale tests expect `nats-server`.
 pub const NATS_BIN: &str = "/usr/sbin/nats-server";
 
+/// Whether `nats-server` is installed. When it is not, says loudly that `test` was skipped, and
+/// fails under `CI=true` (where every test must run).
+pub fn nats_installed(test: &str) -> bool {
+    if Path::new(NATS_BIN).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "nats-server is missing at {NATS_BIN} and CI=true"
+    );
+    eprintln!("!!!! SKIPPED {test}: nats-server is not installed at {NATS_BIN} !!!!");
+    false
+}
+
 /// A NATS server on a free port that a test can stop and restart.
 pub struct Nats {
     pub port: u16,

@@ -4,27 +4,16 @@
 
 use std::process::{Command, Stdio};
 
-use confidant_testkit::process::NATS_BIN;
 use confidant_testkit::*;
 use serde_json::Value;
+
+use confidant_testkit::process::nats_installed;
 
 use crate::BIN;
 
 const USER: &str = "confidant";
 const PASSWORD: &str = "bus-pass-7f3a9c1e5b";
 const TOKEN: &str = "bus-token-2d8e6a4c0f";
-
-fn nats_installed(test: &str) -> bool {
-    if std::path::Path::new(NATS_BIN).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "nats-server is missing at {NATS_BIN} and CI=true"
-    );
-    eprintln!("!!!! SKIPPED {test}: nats-server is not installed at {NATS_BIN} !!!!");
-    false
-}
 
 /// `confidant serve` with `--bus-url url`: its exit code and everything it printed.
 fn serve_with_bus(url: &str) -> (Option<i32>, String, String) {

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use confidant_testkit::db;
-use confidant_testkit::process::NATS_BIN;
 use confidant_testkit::*;
 use serde_json::{Value, json};
 
@@ -844,29 +843,11 @@ async fn sends_racing_an_erasure_leave_no_orphan() {
 
 #[tokio::test]
 async fn an_erased_contacts_token_and_socket_end_on_every_process() {
-    if !Path::new(NATS_BIN).exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nats-server is missing at {NATS_BIN} and CI=true"
-        );
-        eprintln!("!!!! SKIPPED: nats-server is not installed at {NATS_BIN} !!!!");
+    if !process::nats_installed("two processes over NATS") {
         return;
     }
     let nats = Nats::start();
-    let url = nats.url();
-    let a = TestApp::spawn_with(|s| {
-        s.bus_url = Some(url.clone());
-        s.rate_limits = false;
-    })
-    .await;
-    let public = a.base.clone();
-    let node_b = a
-        .spawn_peer(|s| {
-            s.public_url = Some(public);
-            s.bus_url = Some(url.clone());
-            s.rate_limits = false;
-        })
-        .await;
+    let (a, node_b) = TestApp::two_nodes(&nats).await;
     let b = bench_on(a).await;
     let d = &b.desk;
     // Mark talks to node B: its token is cached there, its socket open there.

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use confidant_testkit::jwt::*;
-use confidant_testkit::process::NATS_BIN;
 use confidant_testkit::ws::seq_body;
 use confidant_testkit::*;
 use serde_json::{Value, json};
@@ -19,34 +18,11 @@ fn enabled(test: &str) -> bool {
         eprintln!("{test}: runs in the PostgreSQL pass (CONFIDANT_TEST_BACKEND=postgres)");
         return false;
     }
-    if !std::path::Path::new(NATS_BIN).exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nats-server is missing at {NATS_BIN} and CI=true"
-        );
-        eprintln!("!!!! SKIPPED {test}: nats-server is not installed at {NATS_BIN} !!!!");
-        return false;
-    }
-    true
+    process::nats_installed(test)
 }
 
 async fn two_nodes(nats: &Nats) -> (TestApp, TestApp) {
-    let url = nats.url();
-    let a = TestApp::spawn_with(|s| {
-        s.bus_url = Some(url.clone());
-        s.rate_limits = false;
-    })
-    .await;
-    let public = a.base.clone();
-    let b = a
-        .spawn_peer(|s| {
-            // Processes behind one load balancer share one public URL.
-            s.public_url = Some(public);
-            s.bus_url = Some(url.clone());
-            s.rate_limits = false;
-        })
-        .await;
-    (a, b)
+    TestApp::two_nodes(nats).await
 }
 
 /// The next `message` event's (seq, body), skipping other event types.

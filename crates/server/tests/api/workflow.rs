@@ -388,29 +388,11 @@ async fn conversation_frames_reach_every_agent_of_the_site_and_no_other() {
 
 #[tokio::test]
 async fn an_assignment_on_one_process_reaches_an_agent_on_another() {
-    if !std::path::Path::new(process::NATS_BIN).exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nats-server is missing"
-        );
-        eprintln!("!!!! SKIPPED: nats-server is not installed !!!!");
+    if !process::nats_installed("two processes over NATS") {
         return;
     }
     let nats = Nats::start();
-    let url = nats.url();
-    let a = TestApp::spawn_with(|s| {
-        s.bus_url = Some(url.clone());
-        s.rate_limits = false;
-    })
-    .await;
-    let public = a.base.clone();
-    let b = a
-        .spawn_peer(|s| {
-            s.public_url = Some(public);
-            s.bus_url = Some(url.clone());
-            s.rate_limits = false;
-        })
-        .await;
+    let (a, b) = TestApp::two_nodes(&nats).await;
     let (site, messenger) = a.site_with_messenger().await;
     let mark = a
         .messenger_of(site, &messenger)
