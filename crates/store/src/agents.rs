@@ -4,7 +4,7 @@ use confidant_core::{AgentId, SiteId};
 use sqlx::{FromRow as _, Row as _};
 
 use crate::audit::{AuditEntry, append_audit};
-use crate::{AgentRow, LoginFailures, Result, SessionRow, Store, StoreError, conflict_or};
+use crate::{AgentRow, LoginFailures, Result, Store, StoreError, conflict_or};
 
 impl Store {
     /// A new agent, with its `agent.created` entry in the same transaction.
@@ -113,46 +113,6 @@ impl Store {
 
     // ---- sessions ----
 
-    pub async fn create_session(
-        &self,
-        token_hash: &str,
-        agent: &AgentRow,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (token_hash, agent_id, site_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(token_hash)
-            .bind(agent.agent_id.to_string())
-            .bind(agent.site_id.0)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
-    /// A live session by its token hash, with its agent.
-    pub async fn get_session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRow>> {
-        Ok(sqlx::query_as(
-            "SELECT a.agent_id, a.site_id, a.email, a.name, a.role, a.created_at, s.expires_at \
-             FROM sessions s JOIN agents a ON a.agent_id = s.agent_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.read)
-        .await?)
-    }
-
-    /// End a session. Returns whether one existed.
-    pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
     // ---- WebSocket tickets ----
 
     /// A single-use ticket for the session `token_hash`, until `expires_at`. Expired tickets
@@ -206,39 +166,6 @@ impl Store {
         Ok(row.unwrap_or_default())
     }
 
-    /// Count one failed login; after `limit` in a row, lock until `now + lock_ms`.
-    pub async fn record_login_failure(
-        &self,
-        site_id: SiteId,
-        email: &str,
-        now: i64,
-        limit: i64,
-        lock_ms: i64,
-    ) -> Result<LoginFailures> {
-        let mut state: LoginFailures = sqlx::query_as(
-            "INSERT INTO login_failures (site_id, email_key, failures, locked_until, updated_at) VALUES ($1, $2, 1, 0, $3) \
-             ON CONFLICT (site_id, email_key) DO UPDATE SET failures = login_failures.failures + 1, updated_at = $3 \
-             RETURNING failures, locked_until",
-        )
-        .bind(site_id.0)
-        .bind(email_key(email))
-        .bind(now)
-        .fetch_one(&self.write)
-        .await?;
-        if state.failures >= limit && state.locked_until <= now {
-            state.locked_until = now + lock_ms;
-            sqlx::query(
-                "UPDATE login_failures SET locked_until = $3 WHERE site_id = $1 AND email_key = $2",
-            )
-            .bind(site_id.0)
-            .bind(email_key(email))
-            .bind(state.locked_until)
-            .execute(&self.write)
-            .await?;
-        }
-        Ok(state)
-    }
-
     /// Forget failure counts last touched before `before` whose lock, if any, has run out by
     /// `now`: a guesser of unknown emails otherwise leaves one row per email for ever.
     /// Returns how many rows went.
@@ -250,15 +177,6 @@ impl Store {
                 .execute(&self.write)
                 .await?;
         Ok(r.rows_affected())
-    }
-
-    pub async fn reset_login_failures(&self, site_id: SiteId, email: &str) -> Result<()> {
-        sqlx::query("DELETE FROM login_failures WHERE site_id = $1 AND email_key = $2")
-            .bind(site_id.0)
-            .bind(email_key(email))
-            .execute(&self.write)
-            .await?;
-        Ok(())
     }
 }
 
@@ -277,17 +195,17 @@ mod tests {
             let (store, site) = (&f.store, f.site);
             let lock_ms = 1_000_000_000;
             store
-                .record_login_failure(site, "old@x.test", 1_000, 6, lock_ms)
+                .login_failed(site, "old@x.test", 1_000, (6, lock_ms), None)
                 .await
                 .expect("failure");
             for _ in 0..6 {
                 store
-                    .record_login_failure(site, "locked@x.test", 1_000, 6, lock_ms)
+                    .login_failed(site, "locked@x.test", 1_000, (6, lock_ms), None)
                     .await
                     .expect("failure");
             }
             store
-                .record_login_failure(site, "recent@x.test", 50_000, 6, lock_ms)
+                .login_failed(site, "recent@x.test", 50_000, (6, lock_ms), None)
                 .await
                 .expect("failure");
 

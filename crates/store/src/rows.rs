@@ -57,12 +57,6 @@ pub struct AgentRow {
 }
 
 #[derive(Debug, Clone)]
-pub struct SessionRow {
-    pub agent: AgentRow,
-    pub expires_at: i64,
-}
-
-#[derive(Debug, Clone)]
 pub struct MessengerRow {
     pub messenger_id: MessengerId,
     pub site_id: SiteId,
@@ -255,15 +249,6 @@ impl FromRow<'_, AnyRow> for AgentRow {
             name: r.try_get("name")?,
             role: r.try_get("role")?,
             created_at: r.try_get("created_at")?,
-        })
-    }
-}
-
-impl FromRow<'_, AnyRow> for SessionRow {
-    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(SessionRow {
-            agent: AgentRow::from_row(r)?,
-            expires_at: r.try_get("expires_at")?,
         })
     }
 }
