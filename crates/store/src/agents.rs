@@ -111,9 +111,7 @@ impl Store {
         Ok(hashes)
     }
 
-    // ---- sessions ----
-
-    // ---- WebSocket tickets ----
+    // ---- WebSocket tickets (sessions themselves: accounts.rs) ----
 
     /// A single-use ticket for the session `token_hash`, until `expires_at`. Expired tickets
     /// are purged on the way.
