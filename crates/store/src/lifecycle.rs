@@ -48,6 +48,17 @@ pub struct PurgedBatch {
 }
 
 /// `$n` as a list of ids, from a JSON array of strings bound there.
+/// `before` + the ids in the JSON array `$n` + `after`, in the SQL of the backend (`pg`).
+macro_rules! in_ids {
+    ($pg:expr, $before:literal, $n:literal $(, $after:literal)?) => {
+        if $pg {
+            concat!($before, id_list!(postgres, $n) $(, $after)?)
+        } else {
+            concat!($before, id_list!(sqlite, $n) $(, $after)?)
+        }
+    };
+}
+
 macro_rules! id_list {
     (sqlite, $n:literal) => {
         concat!("(SELECT j.value FROM json_each(", $n, ") AS j)")
@@ -188,36 +199,22 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let list = json_ids(&conversations)?;
 
-        let messages = sqlx::query(if pg {
-            concat!(
-                "DELETE FROM messages WHERE conversation_id IN ",
-                id_list!(postgres, "$1")
-            )
-        } else {
-            concat!(
-                "DELETE FROM messages WHERE conversation_id IN ",
-                id_list!(sqlite, "$1")
-            )
-        })
+        let messages = sqlx::query(in_ids!(
+            pg,
+            "DELETE FROM messages WHERE conversation_id IN ",
+            "$1"
+        ))
         .bind(&list)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let object_keys: Vec<String> = sqlx::query(if pg {
-            concat!(
-                "DELETE FROM attachments WHERE site_id = $1 AND (contact_id = $2 \
+        let object_keys: Vec<String> = sqlx::query(in_ids!(
+            pg,
+            "DELETE FROM attachments WHERE site_id = $1 AND (contact_id = $2 \
                  OR conversation_id IN ",
-                id_list!(postgres, "$3"),
-                ") RETURNING object_key"
-            )
-        } else {
-            concat!(
-                "DELETE FROM attachments WHERE site_id = $1 AND (contact_id = $2 \
-                 OR conversation_id IN ",
-                id_list!(sqlite, "$3"),
-                ") RETURNING object_key"
-            )
-        })
+            "$3",
+            ") RETURNING object_key"
+        ))
         .bind(site.0)
         .bind(&id)
         .bind(&list)
@@ -351,34 +348,21 @@ impl Store {
         let mut batch = PurgedBatch::default();
         if !confirmed.is_empty() {
             let list = json_ids(&confirmed)?;
-            batch.messages = sqlx::query(if pg {
-                concat!(
-                    "DELETE FROM messages WHERE conversation_id IN ",
-                    id_list!(postgres, "$1")
-                )
-            } else {
-                concat!(
-                    "DELETE FROM messages WHERE conversation_id IN ",
-                    id_list!(sqlite, "$1")
-                )
-            })
+            batch.messages = sqlx::query(in_ids!(
+                pg,
+                "DELETE FROM messages WHERE conversation_id IN ",
+                "$1"
+            ))
             .bind(&list)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            batch.object_keys = sqlx::query(if pg {
-                concat!(
-                    "DELETE FROM attachments WHERE site_id = $1 AND conversation_id IN ",
-                    id_list!(postgres, "$2"),
-                    " RETURNING object_key"
-                )
-            } else {
-                concat!(
-                    "DELETE FROM attachments WHERE site_id = $1 AND conversation_id IN ",
-                    id_list!(sqlite, "$2"),
-                    " RETURNING object_key"
-                )
-            })
+            batch.object_keys = sqlx::query(in_ids!(
+                pg,
+                "DELETE FROM attachments WHERE site_id = $1 AND conversation_id IN ",
+                "$2",
+                " RETURNING object_key"
+            ))
             .bind(site.0)
             .bind(&list)
             .fetch_all(&mut *tx)
@@ -388,17 +372,11 @@ impl Store {
             .collect::<Result<_, _>>()?;
             batch.attachments = batch.object_keys.len() as u64;
             delete_jobs_naming(&mut tx, self.backend, site, &list).await?;
-            batch.conversations = sqlx::query(if pg {
-                concat!(
-                    "DELETE FROM conversations WHERE site_id = $1 AND conversation_id IN ",
-                    id_list!(postgres, "$2")
-                )
-            } else {
-                concat!(
-                    "DELETE FROM conversations WHERE site_id = $1 AND conversation_id IN ",
-                    id_list!(sqlite, "$2")
-                )
-            })
+            batch.conversations = sqlx::query(in_ids!(
+                pg,
+                "DELETE FROM conversations WHERE site_id = $1 AND conversation_id IN ",
+                "$2"
+            ))
             .bind(site.0)
             .bind(&list)
             .execute(&mut *tx)
