@@ -812,15 +812,9 @@ pub struct ContactQuery {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentAccount {
-    #[schema(value_type = String, format = Uuid)]
-    pub agent_id: AgentId,
-    #[schema(value_type = i64)]
-    pub site_id: SiteId,
-    pub email: String,
-    pub name: String,
-    /// `admin` or `agent`.
-    pub role: String,
-    pub created_at: String,
+    /// The agent as everywhere else (`agentId`, `siteId`, `email`, `name`, `role`, `createdAt`).
+    #[serde(flatten)]
+    pub agent: Agent,
     pub totp_enabled: bool,
     pub disabled: bool,
     /// The login lockout (CONTRACT §5) is in force for the agent's email.
@@ -833,12 +827,7 @@ impl AgentAccount {
     /// `now` (Unix ms) decides `locked`.
     pub fn new(a: &confidant_store::AccountRow, now: i64) -> Self {
         Self {
-            agent_id: a.agent.agent_id,
-            site_id: a.agent.site_id,
-            email: a.agent.email.clone(),
-            name: a.agent.name.clone(),
-            role: a.agent.role.clone(),
-            created_at: rfc3339_millis(a.agent.created_at),
+            agent: Agent::from(&a.agent),
             totp_enabled: a.totp_enabled,
             disabled: a.disabled,
             locked: a.locked_until > now,
