@@ -73,7 +73,8 @@ pub async fn put_settings(
     ApiJson(body): ApiJson<api::PutSiteSettings>,
 ) -> ApiResult<Json<api::SiteSettings>> {
     p.require_admin(site)?;
-    let mut settings = app.audit.settings(site).await?;
+    let old = app.audit.settings(site).await?;
+    let mut settings = old;
     let mut problems = Vec::new();
     if let Some(idle) = body.idle_timeout_minutes {
         match idle {
@@ -99,7 +100,7 @@ pub async fn put_settings(
     }
     let saved = app
         .audit
-        .put_settings(site, settings, &Who::of(&p, ip))
+        .put_settings(site, old, settings, &Who::of(&p, ip))
         .await?;
     Ok(Json(saved.into()))
 }

@@ -98,14 +98,15 @@ impl AuditLog {
             .ok_or_else(|| ApiError::not_found("site"))
     }
 
-    /// Store the settings, with a `settings.updated` entry naming the fields that changed.
+    /// Store the settings `new` over `old` (as read by [`Self::settings`]), with a
+    /// `settings.updated` entry naming the fields that changed.
     pub async fn put_settings(
         &self,
         site: SiteId,
+        old: SiteSettings,
         new: SiteSettings,
         who: &Who,
     ) -> ApiResult<SiteSettings> {
-        let old = self.settings(site).await?;
         let mut changed = Vec::new();
         if old.idle_timeout_minutes != new.idle_timeout_minutes {
             changed.push("idleTimeoutMinutes");
