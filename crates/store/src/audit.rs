@@ -194,6 +194,25 @@ pub async fn append_audit(conn: &mut AnyConnection, entry: &AuditEntry) -> Resul
     Ok(row)
 }
 
+/// Append the same entry to every site's log on `conn` (in the transaction of a change that
+/// concerns every site: the keys).
+pub(crate) async fn append_audit_to_every_site(
+    conn: &mut AnyConnection,
+    at: i64,
+    actor: &Actor,
+    action: &'static str,
+    target: &Value,
+) -> Result<()> {
+    let sites: Vec<(i64,)> = sqlx::query_as("SELECT site_id FROM sites ORDER BY site_id")
+        .fetch_all(&mut *conn)
+        .await?;
+    for (site,) in sites {
+        let entry = AuditEntry::new(SiteId(site), at, actor.clone(), action, target.clone());
+        append_audit(conn, &entry).await?;
+    }
+    Ok(())
+}
+
 fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditRow> {
     let json = |col: &str| -> Result<Value> {
         let text: String = r.try_get(col)?;

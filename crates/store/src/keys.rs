@@ -47,19 +47,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_active(&mut tx, key, sealed).await?;
-        let sites: Vec<(i64,)> = sqlx::query_as("SELECT site_id FROM sites ORDER BY site_id")
-            .fetch_all(&mut *tx)
-            .await?;
-        for (site,) in sites {
-            let entry = crate::AuditEntry::new(
-                confidant_core::SiteId(site),
-                now * 1000,
-                actor.clone(),
-                "keys.rotated",
-                serde_json::json!({"kid": key.kid, "key": "access-token signing key"}),
-            );
-            crate::append_audit(&mut tx, &entry).await?;
-        }
+        crate::audit::append_audit_to_every_site(
+            &mut tx,
+            now * 1000,
+            &actor,
+            "keys.rotated",
+            &serde_json::json!({"kid": key.kid, "key": "access-token signing key"}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

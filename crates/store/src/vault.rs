@@ -621,19 +621,14 @@ pub(crate) async fn rotate(
             .rows_affected();
     }
     // Every site's audit log records it (the master key guards every site's data).
-    let sites: Vec<(i64,)> = sqlx::query_as("SELECT site_id FROM sites ORDER BY site_id")
-        .fetch_all(&mut *tx)
-        .await?;
-    for (site,) in sites {
-        let entry = crate::AuditEntry::new(
-            SiteId(site),
-            confidant_core::time_fmt::now_millis(),
-            crate::Actor::Operator,
-            "keys.rotated",
-            serde_json::json!({"key": "master key", "keyId": new.id(), "oldKeysRetired": retire}),
-        );
-        crate::append_audit(&mut tx, &entry).await?;
-    }
+    crate::audit::append_audit_to_every_site(
+        &mut tx,
+        confidant_core::time_fmt::now_millis(),
+        &crate::Actor::Operator,
+        "keys.rotated",
+        &serde_json::json!({"key": "master key", "keyId": new.id(), "oldKeysRetired": retire}),
+    )
+    .await?;
     tx.commit().await?;
     Ok((rewrapped, dropped))
 }
