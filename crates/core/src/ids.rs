@@ -22,11 +22,14 @@ impl<'de> Deserialize<'de> for SiteId {
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SiteId, E> {
                 i64::try_from(v)
+                    .ok()
+                    .filter(|v| *v <= SiteId::MAX.0)
                     .map(SiteId)
-                    .map_err(|_| E::custom("not a site id"))
+                    .ok_or_else(|| E::custom("not a site id"))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SiteId, E> {
-                (v >= 0)
+                (0..=SiteId::MAX.0)
+                    .contains(&v)
                     .then_some(SiteId(v))
                     .ok_or_else(|| E::custom("not a site id"))
             }
@@ -40,6 +43,8 @@ impl<'de> Deserialize<'de> for SiteId {
 
 impl SiteId {
     pub const FIRST: SiteId = SiteId(10_000);
+    /// The largest: 2^53 − 1, the largest integer every JSON reader holds exactly.
+    pub const MAX: SiteId = SiteId(9_007_199_254_740_991);
 }
 
 impl fmt::Display for SiteId {
@@ -52,10 +57,13 @@ impl FromStr for SiteId {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         // Only plain decimal digits: "+10000", " 10000" or "1e4" are not site ids.
-        if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(());
         }
-        s.parse().map(SiteId).map_err(|_| ())
+        match s.parse() {
+            Ok(v) if v <= Self::MAX.0 => Ok(SiteId(v)),
+            _ => Err(()),
+        }
     }
 }
 
@@ -127,8 +135,14 @@ mod tests {
             "-1",
             "10000a",
             "99999999999999999999",
+            "9007199254740992",
         ] {
             assert!(bad.parse::<SiteId>().is_err(), "{bad:?}");
         }
+        // The largest is 2^53 − 1, as a number and as digits; one more is refused both ways.
+        assert_eq!("9007199254740991".parse::<SiteId>(), Ok(SiteId::MAX));
+        assert_eq!(from_json("9007199254740991"), Some(SiteId::MAX));
+        assert_eq!(from_json("9007199254740992"), None);
+        assert_eq!(from_json("\"9007199254740992\""), None);
     }
 }

@@ -105,6 +105,7 @@ async fn config(Extension(d): Extension<Arc<DemoState>>) -> Json<DemoConfig> {
 #[derive(Deserialize, ToSchema)]
 pub struct Pick {
     /// `mark`, `ana` or `li`.
+    #[schema(value_type = String, required = true, pattern = "^(mark|ana|li)$")]
     customer: Option<String>,
 }
 

@@ -555,17 +555,103 @@ pub struct WebhookTestResult {
 
 // ---- requests ----
 
+/// A site id in a body: a number, or a string of digits (`"siteId": "10000"` is common in HTML
+/// data attributes); up to 2^53 − 1, the largest integer every JSON reader holds exactly.
+pub struct SiteIdSchema;
+
+/// The largest site id (`SiteId::MAX`).
+pub const SITE_ID_MAX: i64 = SiteId::MAX.0;
+
+impl utoipa::PartialSchema for SiteIdSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(SITE_ID_MAX)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]{1,16}$")),
+            )
+            .description(Some(
+                "a site id such as 10000, as a number or a string of digits",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for SiteIdSchema {}
+
+/// A webhook event.
+#[derive(ToSchema)]
+#[allow(
+    dead_code,
+    reason = "a schema only: the service reads the names as text"
+)]
+pub enum WebhookEventName {
+    #[schema(rename = "conversation.created")]
+    ConversationCreated,
+    #[schema(rename = "message.created")]
+    MessageCreated,
+    #[schema(rename = "conversation.closed")]
+    ConversationClosed,
+    #[schema(rename = "contact.notified")]
+    ContactNotified,
+}
+
+/// An attachment's id (a UUID).
+pub struct AttachmentIdSchema;
+
+impl utoipa::PartialSchema for AttachmentIdSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .pattern(Some(UUID_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for AttachmentIdSchema {}
+
+/// What the document's UUIDs match (any version, either case).
+pub const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// An agent's role.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code, reason = "a schema only: handlers read the role as text")]
+pub enum RoleName {
+    Admin,
+    Agent,
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct CreateSite {
+    /// 1–200 characters (not only spaces).
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateAgent {
+    /// An email address, at most 254 characters.
+    #[schema(value_type = String, required = true, max_length = 254, pattern = r"^\s*[^@\s]+@[^@\s]*[^@\s]\s*$")]
     pub email: Option<String>,
+    /// 12–1,024 characters.
+    #[schema(value_type = String, required = true, min_length = 12, max_length = 1024)]
     pub password: Option<String>,
+    /// 1–200 characters (not only spaces).
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     /// `admin` or `agent` (default).
+    #[schema(value_type = Option<RoleName>)]
     pub role: Option<String>,
 }
 
@@ -573,16 +659,21 @@ pub struct CreateAgent {
 #[serde(rename_all = "camelCase")]
 pub struct Login {
     /// A site id, as a number or a string of digits.
-    #[schema(value_type = i64)]
+    #[schema(value_type = SiteIdSchema, required = true)]
     pub site_id: Option<SiteId>,
+    #[schema(value_type = String, required = true, max_length = 254, pattern = r"\S")]
     pub email: Option<String>,
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1024)]
     pub password: Option<String>,
     /// The 6-digit TOTP code, for an agent with two-factor authentication on (CONTRACT §12).
+    #[schema(max_length = 16)]
     pub totp: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateMessenger {
+    /// 1–200 characters (not only spaces).
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     /// The Security object; every field has a default.
     #[schema(value_type = Option<SecuritySchema>)]
@@ -593,11 +684,13 @@ pub struct CreateMessenger {
 #[serde(rename_all = "camelCase")]
 pub struct Authorize {
     /// A site id, as a number or a string of digits.
-    #[schema(value_type = i64)]
+    #[schema(value_type = SiteIdSchema, required = true)]
     pub site_id: Option<SiteId>,
+    #[schema(value_type = String, required = true)]
     pub messenger_id: Option<String>,
     /// Also accepted under the name `"Contact JWT"`.
     #[serde(alias = "Contact JWT")]
+    #[schema(value_type = String, required = true)]
     pub contact_jwt: Option<String>,
     pub is_preview: Option<bool>,
 }
@@ -605,13 +698,18 @@ pub struct Authorize {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Send {
-    /// Makes the send idempotent: a repeat answers `200` with the stored message.
+    /// Makes the send idempotent: a repeat answers `200` with the stored message. 1–128
+    /// characters, no control characters.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub client_message_id: Option<String>,
-    /// 1 to 10000 characters; may be absent when `attachmentIds` names at least one.
+    /// 1 to 10000 characters, not only spaces, no control characters but tab and line breaks;
+    /// may be absent when `attachmentIds` names at least one.
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 10000, pattern = r"^(?=[\s\S]*\S)[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$")]
     pub body: Option<String>,
     /// Contacts: the conversation to write in (default: the open one, or a new one).
     pub conversation_id: Option<String>,
     /// Uploaded attachments to carry (at most 10), each the sender's own and on no other message.
+    #[schema(max_items = 10, value_type = Option<Vec<AttachmentIdSchema>>)]
     pub attachment_ids: Option<Vec<String>>,
 }
 
@@ -624,6 +722,7 @@ pub struct TestEmail {
 #[derive(Deserialize, ToSchema)]
 pub struct ReadMarker {
     /// Read up to this seq (a marker never moves back).
+    #[schema(value_type = i64, required = true, minimum = 0)]
     pub seq: Option<i64>,
 }
 
@@ -632,8 +731,10 @@ pub struct ReadMarker {
 #[into_params(parameter_in = Query)]
 pub struct Paging {
     /// Messages after this seq (default 0).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
-    /// At most this many (default 50, at most 200).
+    /// At most this many (default 50; more counts as 200).
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
 }
 
@@ -641,15 +742,21 @@ pub struct Paging {
 #[into_params(parameter_in = Query)]
 pub struct ConversationQuery {
     /// `open` (default), `closed` or `all`.
+    #[param(pattern = "^(open|closed|all)$")]
     pub status: Option<String>,
     /// `true`: test conversations from previews instead of real ones.
     pub preview: Option<bool>,
     /// At most this many (default and most 200).
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
     /// `me`, `none` or an agent's id (CONTRACT §16).
+    #[param(
+        pattern = r"^(|me|none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
     pub assignee: Option<String>,
     /// One contact's whole history (every status unless `status` is given).
     #[serde(rename = "contactId")]
+    #[param(format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub contact_id: Option<String>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
@@ -667,9 +774,11 @@ pub struct ConfigQuery {
 #[serde(rename_all = "camelCase")]
 pub struct CreateWebhook {
     /// `https://…` (`http://` and private hosts only with `--allow-private-urls on`).
+    #[schema(value_type = String, required = true, pattern = "^[hH][tT][tT][pP][sS]?://[^/?#]")]
     pub url: Option<String>,
     /// One or more of `conversation.created`, `message.created`, `conversation.closed`,
     /// `contact.notified`.
+    #[schema(value_type = Vec<WebhookEventName>, required = true, min_items = 1)]
     pub events: Option<Vec<String>>,
     /// Message events carry the message's `body` (default false).
     pub include_body: Option<bool>,
@@ -726,7 +835,7 @@ pub struct AuditPage {
 pub struct AuditQuery {
     /// Entries after this `seq` (default 0).
     pub after: Option<i64>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many (default 100; counted as 1 to 1000).
     pub limit: Option<i64>,
 }
 
@@ -772,12 +881,14 @@ impl From<confidant_store::SiteSettings> for SiteSettings {
     reason = "absent, null and a value are three different asks"
 )]
 pub struct PutSiteSettings {
+    /// 1–1,440 (null: 60).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1440)]
     pub idle_timeout_minutes: Option<Option<i64>>,
     pub require_totp: Option<bool>,
+    /// 0–3,650 (null: keep everything).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3650)]
     pub retention_days: Option<Option<i64>>,
 }
 
@@ -803,6 +914,8 @@ pub struct ContactList {
 #[into_params(parameter_in = Query)]
 pub struct ContactQuery {
     /// Text that the identity or an attribute contains (ignoring case); 1–256 characters.
+    #[param(required = true, min_length = 1, max_length = 256)]
+    #[schema(required = true, min_length = 1, max_length = 256)]
     pub query: Option<String>,
 }
 
@@ -845,13 +958,16 @@ pub struct AgentAccountList {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchAgent {
-    /// 1–200 characters.
+    /// 1–200 characters (not only spaces).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     /// `admin` or `agent`.
+    #[schema(value_type = Option<RoleName>)]
     pub role: Option<String>,
     /// `true` ends the agent's sessions at once and refuses its logins.
     pub disabled: Option<bool>,
     /// A new password (12–1,024 characters); ends the agent's sessions.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     /// `true` turns the agent's TOTP off.
     pub reset_totp: Option<bool>,
@@ -872,6 +988,7 @@ pub struct TotpSetup {
 #[derive(Deserialize, ToSchema)]
 pub struct TotpConfirm {
     /// A 6-digit code of the new secret.
+    #[schema(value_type = String, required = true, pattern = r"^\s*[0-9]{6}\s*$")]
     pub code: Option<String>,
 }
 
@@ -971,7 +1088,7 @@ pub struct AgentConversationPage {
 pub struct Assign {
     /// An agent of the site, or null to unassign.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, required = true, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub agent_id: Option<Option<String>>,
 }
 
@@ -1007,10 +1124,13 @@ pub struct CannedReplyList {
 #[derive(Deserialize, ToSchema)]
 pub struct NewCannedReply {
     /// 1–32 of `a-z 0-9 _ -`, unique within the site.
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9_-]{1,32}$")]
     pub shortcut: Option<String>,
-    /// 1–200 characters.
+    /// 1–200 characters (not only spaces).
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: Option<String>,
-    /// 1–10,000 characters.
+    /// 1–10,000 characters (not only spaces).
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 10000, pattern = r"\S")]
     pub body: Option<String>,
 }
 
@@ -1020,6 +1140,7 @@ pub struct NewCannedReply {
 pub struct CheckToken {
     /// Also accepted under the name `"Contact JWT"`, as authorize does.
     #[serde(alias = "Contact JWT")]
+    #[schema(value_type = String, required = true)]
     pub contact_jwt: Option<String>,
 }
 

@@ -115,7 +115,7 @@ pub async fn search_contacts(
     ApiPath(site): ApiPath<SiteId>,
     ApiQuery(q): ApiQuery<api::ContactQuery>,
 ) -> ApiResult<Json<ContactList>> {
-    p.require_site(site)?;
+    app.accounts.check_site(&p, site).await?;
     let text = q.query.as_deref().map(str::trim).unwrap_or_default();
     if text.is_empty() || text.chars().count() > 256 {
         return Err(ApiError::invalid("query: must be 1 to 256 characters"));

@@ -174,7 +174,7 @@ pub async fn site_conversations(
     ApiPath(site): ApiPath<SiteId>,
     ApiQuery(q): ApiQuery<ConversationQuery>,
 ) -> ApiResult<Json<api::AgentConversationPage>> {
-    p.require_site(site)?;
+    app.accounts.check_site(&p, site).await?;
     let contact = q
         .contact_id
         .as_deref()
@@ -197,7 +197,7 @@ pub async fn site_conversations(
         Some("me") => match &p {
             Principal::Agent { agent, .. } => AssigneeFilter::Agent(agent.agent_id),
             Principal::Operator => {
-                return Err(ApiError::invalid(
+                return Err(ApiError::forbidden(
                     "assignee: `me` needs an agent's session (the operator is no agent)",
                 ));
             }

@@ -2,10 +2,11 @@
 //! `400 invalid_request` (or `413 payload_too_large`) with the JSON error body, never axum's
 //! plain-text rejection, and the message never echoes the value that was sent (it may be a token).
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult};
@@ -21,11 +22,84 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::invalid(
+                "the body must be JSON (Content-Type: application/json)",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large()
+            } else {
+                ApiError::invalid(format!("unreadable body: {}", e.body_text()))
+            }
+        })?;
+        // Every body of the API is an object; serde would also read a struct from an array.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(match axum::Json::<serde_json::Value>::from_bytes(&bytes) {
+                Ok(_) => ApiError::invalid("the body must be a JSON object"),
+                Err(_) => ApiError::invalid("the body is not valid JSON"),
+            });
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            // JSON has one kind of number: `290.0` is the whole number 290 (JSON Schema says so,
+            // and so do encoders that write every number with a point). Only a refused body
+            // pays for the second reading.
+            Err(e @ JsonRejection::JsonDataError(_)) => match whole_numbers_as_integers(&bytes)
+                .map(|fixed| axum::Json::<T>::from_bytes(&fixed))
+            {
+                Some(Ok(axum::Json(v))) => Ok(ApiJson(v)),
+                _ => Err(json_rejection(e)),
+            },
             Err(e) => Err(json_rejection(e)),
         }
     }
+}
+
+/// `application/json` or any `application/…+json`, as axum's `Json` accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence
+        .strip_prefix("application/")
+        .is_some_and(|sub| sub == "json" || (sub.ends_with("+json") && !sub.contains('/')))
+}
+
+/// `body` with every number that has a point or an exponent but no fraction (`290.0`, `1e3`)
+/// written as an integer; `None` when it has none (or is not JSON).
+fn whole_numbers_as_integers(body: &[u8]) -> Option<Vec<u8>> {
+    fn walk(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                    #[allow(clippy::cast_possible_truncation, reason = "whole and within ±2^53")]
+                    let whole = f as i64;
+                    *v = serde_json::Value::from(whole);
+                    true
+                }
+                _ => false,
+            },
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, i| walk(i) | c),
+            serde_json::Value::Object(map) => map.values_mut().fold(false, |c, i| walk(i) | c),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if !walk(&mut value) {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
 }
 
 fn json_rejection(e: JsonRejection) -> ApiError {

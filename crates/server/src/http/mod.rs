@@ -16,6 +16,7 @@ pub mod layers;
 pub mod lifecycle;
 pub mod messengers;
 pub mod notices;
+pub mod openapi;
 pub mod token_check;
 pub mod webhooks;
 pub mod workflow;
@@ -139,7 +140,8 @@ async fn openapi(State(app): State<AppState>) -> Json<Option<OpenApi>> {
 /// The router: `routes` (the API, plus the demo's when `confidant demo` runs) with the
 /// static pages as fallback and every layer.
 pub fn router(app: Arc<App>, routes: OpenApiRouter<AppState>) -> Router {
-    let (routes, doc) = routes.split_for_parts();
+    let (routes, mut doc) = routes.split_for_parts();
+    openapi::finish(&mut doc);
     // Kept in the state rather than as a request extension: no work on other requests.
     let _ = app.openapi.set(doc);
     routes

@@ -64,7 +64,7 @@ pub async fn list_canned(
     p: Principal,
     ApiPath(site): ApiPath<SiteId>,
 ) -> ApiResult<Json<api::CannedReplyList>> {
-    p.require_site(site)?;
+    app.accounts.check_site(&p, site).await?;
     let rows = app.workflow.canned_replies(site).await?;
     Ok(Json(api::CannedReplyList {
         canned_replies: rows.iter().map(api::CannedReply::from).collect(),
@@ -82,7 +82,7 @@ pub async fn create_canned(
     ApiPath(site): ApiPath<SiteId>,
     ApiJson(b): ApiJson<api::NewCannedReply>,
 ) -> ApiResult<(StatusCode, Json<api::CannedReply>)> {
-    p.require_admin(site)?;
+    app.accounts.check_admin(&p, site).await?;
     let new = NewCanned::parse(b)?;
     let row = app
         .workflow
@@ -100,7 +100,7 @@ pub async fn delete_canned(
     ClientIp(ip): ClientIp,
     ApiPath((site, id)): ApiPath<(SiteId, uuid::Uuid)>,
 ) -> ApiResult<StatusCode> {
-    p.require_admin(site)?;
+    app.accounts.check_admin(&p, site).await?;
     app.workflow
         .delete_canned(site, id, &Who::of(&p, ip))
         .await?;

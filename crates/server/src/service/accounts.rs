@@ -380,6 +380,22 @@ impl Accounts {
             .ok_or_else(|| ApiError::not_found("site"))
     }
 
+    /// `p` may work the site (`Principal::require_site`), and it exists: the operator, who may
+    /// name any site id, gets `404` for one that is not there rather than an empty answer.
+    pub async fn check_site(&self, p: &Principal, site: SiteId) -> ApiResult<()> {
+        p.require_site(site)?;
+        if matches!(p, Principal::Operator) {
+            self.site(site).await?;
+        }
+        Ok(())
+    }
+
+    /// As `check_site`, for the calls that need the admin role.
+    pub async fn check_admin(&self, p: &Principal, site: SiteId) -> ApiResult<()> {
+        p.require_admin(site)?;
+        self.check_site(p, site).await
+    }
+
     /// A new agent, with its `agent.created` entry.
     pub async fn create_agent(
         &self,

@@ -307,7 +307,10 @@ fn alg<'a>(f: &Facts<'a>) -> Option<&'a str> {
 fn format_hint(f: &Facts<'_>) -> Option<String> {
     let t = f.token;
     let trimmed = t.trim();
-    if trimmed.len() >= 7 && trimmed[..7].eq_ignore_ascii_case("bearer ") {
+    if trimmed
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+    {
         return Some(
             "Remove the \"Bearer \" prefix: paste only the Contact JWT itself (eyJ….….…).".into(),
         );
@@ -942,14 +945,28 @@ mod tests {
             ("eyJh.eyJz", "three parts"),
             ("a.b.c.d.e", "JWE"),
         ] {
-            let mut c = Case::new(
-                json!({}),
-                json!({}),
-                Some(failed(VerifyError::Malformed("x".into()))),
-                shared(),
-            );
-            c.token = token.into();
+            let c = pasted(token);
             assert!(c.hint().contains(word), "{token:?}: {}", c.hint());
+        }
+    }
+
+    /// A token that does not parse, as pasted.
+    fn pasted(token: &str) -> Case {
+        let mut c = Case::new(
+            json!({}),
+            json!({}),
+            Some(failed(VerifyError::Malformed("x".into()))),
+            shared(),
+        );
+        c.token = token.into();
+        c
+    }
+
+    #[test]
+    fn a_paste_with_characters_of_several_bytes_gets_a_hint() {
+        // Schemathesis found this one: the first seven bytes ended inside a character.
+        for token in ["00\u{80}\u{10000}", "Bearé eyJh", "ü", "日本語のトークン"] {
+            assert!(!pasted(token).hint().is_empty(), "{token:?}");
         }
     }
 

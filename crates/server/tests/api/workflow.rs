@@ -275,7 +275,7 @@ async fn lists_filter_by_assignee_and_keep_a_deleted_agents_name() {
             .await,
     )
     .await;
-    assert_eq!((s, code.as_str()), (400, "invalid_request"));
+    assert_eq!((s, code.as_str()), (403, "forbidden"));
 
     // Deleting bob leaves his conversation assigned, under his name.
     let s = delete(
