@@ -39,6 +39,12 @@ if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
   fi
 fi
 
+# axe-core (a11y.test.mjs): the accessibility rules run inside each page.
+if [[ ! -f tests/browser/node_modules/axe-core/axe.min.js ]]; then
+  echo "browser-test: installing axe-core" >&2
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || echo "browser-test: installing axe-core failed" >&2
+fi
+
 # typescript (types.test.mjs compiles confidant.d.ts); a failed install leaves what is there, and
 # the test says loudly that it skipped the compile checks (under CI=true it fails instead).
 if [[ ! -f tests/browser/node_modules/typescript/package.json ]]; then

@@ -100,7 +100,6 @@ export class CannedPicker {
       this.listEl.append(item);
     });
     this.listEl.hidden = false;
-    this.textarea.setAttribute('aria-expanded', 'true');
     const active = this.shown[this.index];
     if (active) this.textarea.setAttribute('aria-activedescendant', `canned-${active.cannedReplyId}`);
   }
@@ -108,7 +107,6 @@ export class CannedPicker {
   close() {
     if (this.listEl.hidden) return;
     this.listEl.hidden = true;
-    this.textarea.setAttribute('aria-expanded', 'false');
     this.textarea.removeAttribute('aria-activedescendant');
     this.index = 0;
   }
