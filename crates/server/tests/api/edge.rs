@@ -439,9 +439,9 @@ async fn health_liveness_and_metrics() {
     let r = app.get("/livez", None).await;
     assert_eq!(r.status(), 200);
 
-    let (site, m) = app.site_with_messenger().await;
-    app.access_token(site, &m, "mark").await;
-    let _ = app.authorize(site, &m, "garbage").await;
+    let messenger = app.site("Acme").await.messenger(json!({})).await;
+    messenger.contact("mark").await.send("c1", "hello").await;
+    let _ = messenger.authorize("garbage").await;
     // An invented method is counted as "other": clients cannot add series at will.
     let odd = Method::from_bytes(b"BREW").expect("method");
     let r = app
@@ -469,6 +469,22 @@ async fn health_liveness_and_metrics() {
     );
     assert!(!text.contains(SECRET));
     assert!(!text.contains("BREW"), "{text}");
+    // The send batch size is counted in sends, not seconds: a lone send lands in `le="1"`.
+    let first_bucket = text
+        .lines()
+        .find(|l| l.starts_with("confidant_send_batch_size_bucket{le=\"1\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(first_bucket.is_some_and(|n| n >= 1.0), "{text}");
+    let buckets: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("confidant_send_batch_size_bucket{le=\""))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    assert_eq!(
+        buckets,
+        ["1", "2", "4", "8", "16", "32", "64", "128", "256", "+Inf"],
+        "{text}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with("confidant_http_requests_total")
