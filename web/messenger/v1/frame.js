@@ -373,6 +373,7 @@ async function loadOlder() {
   if (!conv) return;
   state.olderLoading = true;
   ui.olderLoading.hidden = false;
+  ui.list.setAttribute('aria-busy', 'true'); // earlier messages are not news to announce
   const serial = state.tokenSerial;
   const scroller = ui.body;
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
@@ -392,6 +393,7 @@ async function loadOlder() {
   } finally {
     state.olderLoading = false;
     ui.olderLoading.hidden = true;
+    ui.list.removeAttribute('aria-busy');
     updateOlder();
   }
 }
