@@ -139,9 +139,9 @@ test('typing "/" and a shortcut inserts a canned reply, Esc closes the list', as
     await page.keyboard.press('Tab');
     assert.equal(await page.inputValue('[data-testid="reply"]'), HOURS);
 
-    // Enter now sends it.
+    // Enter now sends it (confirmed: the pending item shows the text before the server has it).
     await page.keyboard.press('Enter');
-    await page.waitForSelector(`#messages li[data-sender-type="agent"]:has-text("Monday to Friday")`);
+    await page.waitForSelector(`#messages li[data-sender-type="agent"][data-state="sent"]:has-text("Monday to Friday")`);
     const stored = await api(server, 'GET', `/api/v1/sites/${siteId}/conversations/${conversationId}/messages`);
     assert.equal(stored.messages.at(-1).body, HOURS);
     assert.deepEqual(errors, []);

@@ -11,6 +11,7 @@ import { renderAgentRows } from './agents.js';
 import { showSettings, resetSettings } from './settings.js';
 import { showContacts, resetContacts } from './contacts.js';
 import { resetTokenCheck, showTokenCheck } from './token-check.js';
+import { showAppearance, hideAppearance } from './appearance.js';
 
 const ui = {
   error: $('#app-error'),
@@ -44,6 +45,7 @@ const ui = {
   tabSecurity: $('#tab-security'),
   tabInstall: $('#tab-install'),
   tabNotices: $('#tab-notices'),
+  tabAppearance: $('#tab-appearance'),
   noticesPanel: $('#notices-panel'),
   noticesForm: $('#notices-form'),
   noticesSmtp: $('#notices-smtp'),
@@ -499,12 +501,18 @@ function showTab(name) {
   ui.tabSecurity.setAttribute('aria-pressed', String(name === 'security'));
   ui.tabInstall.setAttribute('aria-pressed', String(name === 'install'));
   ui.tabNotices.setAttribute('aria-pressed', String(name === 'notices'));
+  ui.tabAppearance.setAttribute('aria-pressed', String(name === 'appearance'));
   ui.securityForm.hidden = name !== 'security';
   showTokenCheck(name === 'security');
   ui.installPanel.hidden = name !== 'install';
   ui.noticesPanel.hidden = name !== 'notices';
   if (name === 'install') loadInstallCode();
   if (name === 'notices') loadNotices();
+  if (name === 'appearance') {
+    showAppearance({ siteId: state.siteId, messengerId: state.selectedId, canEdit: state.canEdit, onSessionEnded: sessionEnded });
+  } else {
+    hideAppearance();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,6 +785,7 @@ function wire() {
   ui.tabSecurity.addEventListener('click', () => showTab('security'));
   ui.tabInstall.addEventListener('click', () => showTab('install'));
   ui.tabNotices.addEventListener('click', () => showTab('notices'));
+  ui.tabAppearance.addEventListener('click', () => showTab('appearance'));
   ui.noticesForm.addEventListener('submit', saveNotices);
   ui.noticesTestForm.addEventListener('submit', sendTestNotice);
   ui.installCopy.addEventListener('click', async () => {

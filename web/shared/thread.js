@@ -13,6 +13,42 @@ const TYPING_SHOWN_MS = 5000;
 /** Closer to the bottom than this (px) counts as "at the bottom": new messages keep it there. */
 const NEAR_BOTTOM_PX = 80;
 
+/**
+ * A message body as nodes: text, with each http(s) URL in it a link that opens in a new tab
+ * without telling the target where it came from. Never HTML from the message: every piece is
+ * a text node or an <a> whose href is a URL that parsed as http: or https:. Other schemes
+ * (javascript:, data:, …) are never matched, so they stay text.
+ */
+export function linkified(text) {
+  const out = [];
+  const re = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    let url = m[0];
+    // Punctuation that ends a sentence is not part of the link; nor is a ")" that closes a
+    // parenthesis opened before the URL.
+    for (;;) {
+      const end = url[url.length - 1];
+      if ('.,;:!?\'"'.includes(end)) url = url.slice(0, -1);
+      else if (end === ')' && (url.match(/\(/g) || []).length < (url.match(/\)/g) || []).length) url = url.slice(0, -1);
+      else break;
+    }
+    let href = null;
+    try {
+      const parsed = new URL(url);
+      if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname) href = parsed.href;
+    } catch {
+      href = null;
+    }
+    if (!href) continue;
+    if (m.index > last) out.push(document.createTextNode(text.slice(last, m.index)));
+    out.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer', text: url }));
+    last = m.index + url.length;
+  }
+  if (last < text.length) out.push(document.createTextNode(text.slice(last)));
+  return out;
+}
+
 /** A message as the contract describes it (enough of it to place and deduplicate). */
 export function isMessage(m) {
   return Boolean(m && m.messageId && m.conversationId && Number.isInteger(m.seq));
@@ -79,12 +115,34 @@ export class Thread {
     return track ? track.lastSeq : 0;
   }
 
+  /** The seq bookkeeping of a conversation (created empty). */
+  track(conversationId) {
+    let track = this.seqs.get(conversationId);
+    if (!track) {
+      track = { lastSeq: 0, seqs: new Set() };
+      this.seqs.set(conversationId, track);
+    }
+    return track;
+  }
+
+  /**
+   * The conversation is shown from `seq + 1` on (its history was read from the end): the
+   * messages up to `seq` count as there for lastSeq (no gap to ask the socket for). Older
+   * pages shown later go above, in seq order.
+   */
+  startAfter(conversationId, seq) {
+    const track = this.track(conversationId);
+    if (track.lastSeq < seq) track.lastSeq = seq;
+    while (track.seqs.has(track.lastSeq + 1)) track.lastSeq += 1;
+  }
+
   /**
    * Show a message from history, the socket or a send's answer; idempotent by messageId.
    * Returns null when it was already shown, else { fromMe, wasPending } (wasPending: it confirms
-   * one of this page's pending items).
+   * one of this page's pending items). `scroll: false` (older history above) keeps the view
+   * where it is.
    */
-  show(message, { live = false } = {}) {
+  show(message, { live = false, scroll = true } = {}) {
     if (!isMessage(message)) return null;
     const sender = message.sender || { type: 'system' };
     const fromMe = sender.type === this.me;
@@ -107,11 +165,7 @@ export class Thread {
     this.place(li);
     this.items.set(message.messageId, li);
 
-    let track = this.seqs.get(message.conversationId);
-    if (!track) {
-      track = { lastSeq: 0, seqs: new Set() };
-      this.seqs.set(message.conversationId, track);
-    }
+    const track = this.track(message.conversationId);
     track.seqs.add(message.seq);
     const gap = message.seq > track.lastSeq + 1;
     while (track.seqs.has(track.lastSeq + 1)) track.lastSeq += 1;
@@ -119,7 +173,7 @@ export class Thread {
 
     if (!fromMe) this.hideTyping();
     this.updateSeen();
-    this.scrollToBottom(nearBottom || fromMe);
+    if (scroll) this.scrollToBottom(nearBottom || fromMe);
     return { fromMe, wasPending: Boolean(mine) };
   }
 
@@ -136,7 +190,7 @@ export class Thread {
     clear(li);
     const label = this.label(message);
     if (label) li.append(h('span', { class: 'sender', text: label }));
-    if (message.body) li.append(h('div', { class: 'bubble', text: message.body }));
+    if (message.body) li.append(h('div', { class: 'bubble' }, linkified(message.body)));
     if (message.attachments && message.attachments.length) {
       const files = this.attachments(message);
       if (files) li.append(files);

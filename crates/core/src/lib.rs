@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP or SQL. A value that passed its checks has its own type
 //! (`SiteId`, `Identity`, `MessageBody`, `Security`, …), so later code cannot forget them.
 
+pub mod appearance;
 pub mod attributes;
 pub mod ids;
 pub mod message;

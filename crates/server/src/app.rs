@@ -24,6 +24,7 @@ use crate::notices::mailer::Mailer;
 use crate::outbound::UrlRule;
 use crate::service::access::Access;
 use crate::service::accounts::Accounts;
+use crate::service::appearance::Appearances;
 use crate::service::attachments::{Attachments, SWEEP_EVERY, UNREFERENCED_AGE};
 use crate::service::audit::AuditLog;
 use crate::service::authorize::Authorizer;
@@ -48,6 +49,8 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     pub accounts: Accounts,
     pub messengers: Arc<Messengers>,
+    /// The messengers' look and business hours.
+    pub appearance: Appearances,
     pub contacts: Arc<Contacts>,
     pub access: Arc<Access>,
     pub authorizer: Authorizer,
@@ -180,6 +183,7 @@ impl App {
         ));
         let app = Arc::new(App {
             audit: Arc::new(AuditLog::new(store.clone())),
+            appearance: Appearances::new(store.clone()),
             notices,
             limits: RateLimiter::new(config.rate_limits, config.trusted_proxies.clone()),
             sockets: SocketCaps::new(config.rate_limits),

@@ -21,6 +21,7 @@
 #[macro_use]
 mod cols;
 mod agents;
+mod appearance;
 mod attachments;
 mod audit;
 mod batch;

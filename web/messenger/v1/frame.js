@@ -1,17 +1,28 @@
 // The messenger inside the iframe (served from the Confidant server's origin).
 //
 // Token: received from the parent page by postMessage only, kept in memory only.
-// History: REST; live: WebSocket (auth frame first, resume on every (re)connect).
+// History: REST, from the newest message back: the newest conversation's last page first, then
+// older pages and older conversations (each closed one ending in a divider) as the customer
+// scrolls up. Live: WebSocket (auth frame first, resume on every (re)connect).
 // Sending: one clientMessageId per message, retried unchanged until 200/201.
-import { h, $, setNotice } from '../../shared/dom.js';
+// Appearance: title, colour, greeting, and outside business hours the away message, from the
+// server's /api/v1/messenger/config (open/closed computed there, in the business's zone).
+import { h, $, $$, setNotice } from '../../shared/dom.js';
 import { apiFetch, ApiError } from '../../shared/http.js';
 import { LiveSocket, SocketState, socketUrl } from '../../shared/live-socket.js';
 import { Delivery, DeliveryState } from '../../shared/outbox.js';
 import { uuid, charLength, MAX_BODY_CHARS } from '../../shared/format.js';
-import { Thread, ConnectionLabel, isMessage, readMessages, wireComposer } from '../../shared/thread.js';
+import { Thread, ConnectionLabel, PAGE_SIZE, isMessage, readMessages, wireComposer } from '../../shared/thread.js';
 import { AttachmentTray, attachmentList, fetchBlob, uploadFile, wireDrop } from '../../shared/attachments.js';
 
 const NEED_TOKEN_GRACE_MS = 8000;
+/** Messages per history page read from the end of a conversation (the contract's default). */
+const HISTORY_PAGE = 50;
+/** Closer to the top than this (px) loads earlier messages. */
+const NEAR_TOP_PX = 120;
+/** The availability is asked again at the next opening or closing, and at least this often. */
+const AVAILABILITY_RECHECK_MS = 15 * 60 * 1000;
+const DEFAULT_EMPTY_TEXT = 'Send us a message. Only you and our team can read this conversation.';
 
 // ---------------------------------------------------------------------------------------------
 // Config and DOM
@@ -25,6 +36,7 @@ const ui = {
   empty: $('#frame-empty'),
   loading: $('#frame-loading'),
   list: $('#message-list'),
+  log: $('#message-log'),
   typing: $('#typing'),
   form: $('#composer-form'),
   composer: $('#composer'),
@@ -34,6 +46,14 @@ const ui = {
   tray: $('#attachment-tray'),
   count: $('#composer-count'),
   close: $('#frame-close'),
+  account: $('#frame-account'),
+  away: $('#frame-away'),
+  awayMessage: $('#away-message'),
+  replyTime: $('#away-reply-time'),
+  awayEmail: $('#away-email'),
+  older: $('#older'),
+  loadOlder: $('#load-older'),
+  olderLoading: $('#older-loading'),
 };
 
 function readConfig() {
@@ -63,9 +83,21 @@ const state = {
   expiryTimer: null,
   socket: null,
   currentConversationId: null,
-  nextOrder: 1,
+  olderLoading: false,
+  /** The customer was at the bottom when last seen scrolling (kept there when shown again). */
+  nearBottom: true,
+  /** Modal (the full-screen panel on a phone): Tab stays inside the frame. */
+  modal: false,
+  me: null,
+  appearance: null,
+  availabilityTimer: null,
 };
-/** conversationId -> { id, status, createdAt, order, others:Set, agentReadSeq, contactReadSeq, readSent } */
+/**
+ * conversationId -> { id, status, createdAt, order, lastSeq, loadedFrom, others:Set,
+ * agentReadSeq, contactReadSeq, readSent, divider }. `order` (the creation time, ms) places
+ * conversations one after another and never changes; `loadedFrom` is the lowest seq shown
+ * (lastSeq + 1: none yet).
+ */
 const conversations = new Map();
 
 /** The messages of every conversation, oldest conversation first. */
@@ -154,8 +186,19 @@ function onParentMessage(event) {
     case 'confidant:visibility':
       state.parentOrigin = state.parentOrigin || event.origin;
       state.visibleInParent = Boolean(data.visible);
-      if (state.visibleInParent) ui.composer.focus({ preventScroll: true });
+      state.modal = Boolean(data.visible && data.modal);
+      if (state.visibleInParent) {
+        ui.composer.focus({ preventScroll: true });
+        // Laid out only now when it was hidden: to the bottom, and fill the view with history.
+        requestAnimationFrame(() => {
+          if (state.nearBottom) thread.scrollToBottom(true);
+          fillView();
+        });
+      }
       markReadIfVisible();
+      break;
+    case 'confidant:focus':
+      focusEdge(data.where);
       break;
     case 'confidant:error':
       showError(String(data.code || ''), String(data.message || ''), false);
@@ -254,16 +297,23 @@ async function loadHistory() {
     const data = await api('/api/v1/messenger/conversations');
     if (state.dead) return;
     const list = (data && data.conversations) || [];
-    const newest = list[0];
-    if (newest) {
-      upsertConversation(newest);
-      await loadMessages(newest.conversationId, 0);
-    }
+    for (const c of list) upsertConversation(c);
+    const newest = newestConversation();
+    if (newest) await loadTail(newest);
+    // An older conversation with a reply the customer has not read (answered and closed
+    // while they were away) shows its end too, so the reply and the unread count are there.
+    const unread = [...conversations.values()]
+      .filter((c) => c !== newest && c.contactReadSeq < c.lastSeq && c.lastSenderType === 'agent')
+      .sort((a, b) => b.order - a.order)
+      .slice(0, 3);
+    for (const c of unread) await loadTail(c);
     if (state.dead) return;
     state.historyLoaded = true;
     ui.loading.hidden = true;
     updateEmpty();
+    updateOlder();
     thread.scrollToBottom(true);
+    fillView();
     markReadIfVisible();
     postUnread();
     if (!state.readyPosted) {
@@ -279,13 +329,83 @@ async function loadHistory() {
   }
 }
 
+function messagesPath(conversationId, after, limit) {
+  return `/api/v1/messenger/conversations/${encodeURIComponent(conversationId)}/messages?after=${after}&limit=${limit}`;
+}
+
+/** Every message after `afterSeq` (pages of the thread's size), e.g. after a reconnect. */
 function loadMessages(conversationId, afterSeq) {
   return readMessages(
-    (after, limit) => api(`/api/v1/messenger/conversations/${encodeURIComponent(conversationId)}/messages?after=${after}&limit=${limit}`),
+    (after, limit) => api(messagesPath(conversationId, after, limit)),
     afterSeq,
     (m) => acceptMessage(m, false),
     () => state.dead,
   );
+}
+
+/** The last page of a conversation and anything after it. */
+async function loadTail(conv) {
+  const after = Math.max(0, conv.lastSeq - HISTORY_PAGE);
+  thread.startAfter(conv.id, after);
+  await loadMessages(conv.id, after);
+  if (state.dead) return;
+  conv.loadedFrom = Math.min(conv.loadedFrom, after + 1);
+  conv.lastSeq = Math.max(conv.lastSeq, thread.lastSeq(conv.id));
+  showDivider(conv);
+}
+
+/** The conversation whose earlier messages come next going up (newest first), or null. */
+function nextOlder() {
+  return [...conversations.values()].filter((c) => c.loadedFrom > 1).sort((a, b) => b.order - a.order)[0] || null;
+}
+
+function updateOlder() {
+  ui.older.hidden = !state.historyLoaded || !nextOlder();
+}
+
+/**
+ * One page of earlier messages above what is shown: of the lowest conversation still
+ * missing some, else the end of the next older one. The view stays on what the customer
+ * was reading.
+ */
+async function loadOlder() {
+  if (state.olderLoading || !state.historyLoaded || state.dead) return;
+  const conv = nextOlder();
+  if (!conv) return;
+  state.olderLoading = true;
+  ui.olderLoading.hidden = false;
+  ui.log.setAttribute('aria-busy', 'true'); // earlier messages are not news to announce
+  const serial = state.tokenSerial;
+  const scroller = ui.body;
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  try {
+    const to = conv.loadedFrom - 1; // the highest seq not shown yet
+    const from = Math.max(1, to - HISTORY_PAGE + 1);
+    if (to >= conv.lastSeq) thread.startAfter(conv.id, from - 1); // nothing of it shown yet
+    const data = await api(messagesPath(conv.id, from - 1, to - from + 1));
+    if (state.dead) return;
+    for (const m of (data && data.messages) || []) acceptMessage(m, false, { scroll: false });
+    conv.loadedFrom = from;
+    showDivider(conv);
+    scroller.scrollTop = scroller.scrollHeight - fromBottom;
+    postUnread();
+  } catch (err) {
+    if (!state.dead && (serial === state.tokenSerial || !(err instanceof ApiError) || err.status !== 401)) handleApiError(err);
+  } finally {
+    state.olderLoading = false;
+    ui.olderLoading.hidden = true;
+    ui.log.removeAttribute('aria-busy');
+    updateOlder();
+  }
+}
+
+/** Load earlier messages while the view has no scroll bar to scroll up with (and is shown). */
+async function fillView() {
+  const el = ui.body;
+  let guard = 20;
+  while (guard-- > 0 && !state.dead && el.clientHeight > 0 && el.scrollHeight <= el.clientHeight + 8 && nextOlder()) {
+    await loadOlder();
+  }
 }
 
 /** After a reconnect: pick up conversations opened meanwhile (e.g. from another tab). */
@@ -294,50 +414,91 @@ async function refreshConversationList() {
     const data = await api('/api/v1/messenger/conversations');
     if (state.dead) return;
     for (const c of (data && data.conversations) || []) {
-      if (conversations.has(c.conversationId)) {
-        upsertConversation(c);
-      } else if (state.currentConversationId && c.createdAt && isNewerThanCurrent(c)) {
-        upsertConversation(c);
+      const known = conversations.has(c.conversationId);
+      const conv = upsertConversation(c);
+      if (!known && conv === newestConversation()) {
+        conv.loadedFrom = 1;
         resume(c.conversationId);
       }
     }
+    updateOlder();
   } catch {
     // best effort; the socket keeps working
   }
 }
 
-function isNewerThanCurrent(c) {
-  const cur = conversations.get(state.currentConversationId);
-  return !cur || !cur.createdAt || Date.parse(c.createdAt) > Date.parse(cur.createdAt);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Conversations and messages
 
+function newestConversation() {
+  let newest = null;
+  for (const c of conversations.values()) if (!newest || c.order > newest.order) newest = c;
+  return newest;
+}
+
+/** Add or update a conversation from the API (or a message of one not seen before). */
 function upsertConversation(c) {
   let conv = conversations.get(c.conversationId);
   if (!conv) {
+    const created = Date.parse(c.createdAt || '');
     conv = {
       id: c.conversationId,
       status: 'open',
       createdAt: c.createdAt || null,
-      order: state.nextOrder++,
+      order: Number.isFinite(created) ? created : Date.now(),
+      lastSeq: 0,
+      loadedFrom: 1,
+      lastSenderType: null,
       others: new Set(),
       agentReadSeq: 0,
       contactReadSeq: 0,
       readSent: 0,
+      divider: null,
     };
+    if (Number.isInteger(c.lastSeq)) {
+      conv.lastSeq = c.lastSeq;
+      conv.loadedFrom = c.lastSeq + 1; // from the list: nothing of it shown yet
+    }
     conversations.set(conv.id, conv);
-    state.currentConversationId = conv.id; // conversations only ever appear newest last
   }
   if (c.status) conv.status = c.status;
   if (c.createdAt) conv.createdAt = c.createdAt;
+  if (Number.isInteger(c.lastSeq)) conv.lastSeq = Math.max(conv.lastSeq, c.lastSeq);
+  if (c.lastMessage && c.lastMessage.sender) conv.lastSenderType = c.lastMessage.sender.type;
   if (Number.isInteger(c.agentReadSeq)) conv.agentReadSeq = Math.max(conv.agentReadSeq, c.agentReadSeq);
   if (Number.isInteger(c.contactReadSeq)) {
     conv.contactReadSeq = Math.max(conv.contactReadSeq, c.contactReadSeq);
     conv.readSent = Math.max(conv.readSent, c.contactReadSeq);
   }
+  state.currentConversationId = newestConversation().id;
+  showDivider(conv);
   return conv;
+}
+
+function conversationDate(conv) {
+  const d = new Date(conv.createdAt || conv.order);
+  if (Number.isNaN(d.getTime())) return '';
+  const sameYear = d.getFullYear() === new Date().getFullYear();
+  return d.toLocaleDateString([], sameYear ? { day: 'numeric', month: 'short' } : { day: 'numeric', month: 'short', year: 'numeric' });
+}
+
+/**
+ * A closed conversation ends in a divider ("Conversation of 12 Nov, closed"): what is above
+ * it is that conversation, what is below a later one. Shown once some of it is.
+ */
+function showDivider(conv) {
+  if (conv.status !== 'closed' || conv.divider || thread.lastSeq(conv.id) === 0) return;
+  const li = h('li', {
+    class: 'conversation-divider',
+    'data-testid': 'conversation-divider',
+    'data-conversation-id': conv.id,
+    'data-order': String(conv.order),
+    'data-seq': String(Number.MAX_SAFE_INTEGER),
+    'data-state': 'sent',
+    text: `Conversation of ${conversationDate(conv)}, closed`,
+  });
+  conv.divider = li;
+  thread.place(li);
 }
 
 function senderLabel(sender) {
@@ -350,12 +511,15 @@ function senderLabel(sender) {
  * Show a message from history, the socket or a send answer. Idempotent by messageId.
  * Returns true when it was new.
  */
-function acceptMessage(message, live) {
+function acceptMessage(message, live, { scroll = true } = {}) {
   if (!isMessage(message)) return false;
   const conv = conversations.get(message.conversationId) || upsertConversation({ conversationId: message.conversationId, createdAt: message.createdAt });
-  const shown = thread.show(message, { live });
+  const shown = thread.show(message, { live, scroll });
   if (!shown) return false;
+  conv.lastSeq = Math.max(conv.lastSeq, message.seq);
+  if (message.sender && (!conv.lastSenderType || message.seq >= conv.lastSeq)) conv.lastSenderType = message.sender.type;
   if (!shown.fromMe) conv.others.add(message.seq);
+  showDivider(conv);
   updateEmpty();
   if (live) {
     // The page hears about new messages, not about the one this frame itself just sent
@@ -369,6 +533,134 @@ function acceptMessage(message, live) {
 
 function updateEmpty() {
   ui.empty.hidden = !state.historyLoaded || ui.list.children.length > 0;
+  updateOlder();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Appearance, availability and the signed-in account
+
+/** '#rrggbb' -> relative luminance (WCAG 2). */
+function luminance(hex) {
+  const [r, g, b] = [1, 3, 5].map((i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+/** The messenger's colour on the header and the customer's bubbles, with readable text on it. */
+function applyColor(color) {
+  if (!/^#[0-9a-f]{6}$/i.test(color || '')) return;
+  const l = luminance(color);
+  // White or near-black, whichever contrasts more with the colour.
+  const text = (1.05 / (l + 0.05)) >= ((l + 0.05) / (luminance('#1b2430') + 0.05)) ? '#ffffff' : '#1b2430';
+  const root = document.documentElement.style;
+  root.setProperty('--accent', color);
+  root.setProperty('--accent-text', text);
+}
+
+/**
+ * Show the messenger's look and, outside business hours, the away message, the expected reply
+ * time and (when offline notices by email are on and the customer has an email address) that
+ * a reply comes by email too.
+ */
+function applyAppearance(a) {
+  if (!a || typeof a !== 'object' || state.dead) return;
+  state.appearance = a;
+  const title = a.title || (config && config.name) || 'Secure messages';
+  ui.name.textContent = title;
+  document.title = `${title} — secure messages`;
+  applyColor(a.color);
+  ui.empty.textContent = a.greeting || DEFAULT_EMPTY_TEXT;
+  ui.empty.classList.toggle('greeting', Boolean(a.greeting));
+  const away = a.open === false;
+  ui.away.hidden = !away;
+  if (away) {
+    ui.awayMessage.textContent = a.awayMessage || 'We are away right now. Leave us a message and we will answer when we are back.';
+    ui.replyTime.textContent = a.replyTime ? `Expected reply: ${a.replyTime}` : '';
+    ui.replyTime.hidden = !a.replyTime;
+  }
+  updateEmailLine();
+  scheduleAvailability(a);
+}
+
+function updateEmailLine() {
+  const a = state.appearance;
+  const email = state.me && state.me.attributes && state.me.attributes.email;
+  ui.awayEmail.hidden = !(a && a.open === false && a.emailNotices && email);
+}
+
+/** Ask the server again when the hours open or close (and now and then, for changes). */
+function scheduleAvailability(a) {
+  clearTimeout(state.availabilityTimer);
+  if (!embedded) return;
+  const next = Date.parse((a.open ? a.nextClose : a.nextOpen) || '');
+  const delay = Number.isFinite(next) ? Math.min(Math.max(next - Date.now() + 1000, 5000), AVAILABILITY_RECHECK_MS) : AVAILABILITY_RECHECK_MS;
+  state.availabilityTimer = setTimeout(refreshAppearance, delay);
+}
+
+async function refreshAppearance() {
+  if (state.dead || !config) return;
+  try {
+    const q = `siteId=${encodeURIComponent(config.siteId)}&messengerId=${encodeURIComponent(config.messengerId)}`;
+    applyAppearance(await apiFetch(`/api/v1/messenger/config?${q}`, { credentials: 'omit' }));
+  } catch {
+    if (state.appearance) scheduleAvailability({ open: state.appearance.open }); // try again later
+  }
+}
+
+/** "Signed in as …": the contact's name and email from the token's profile claims. */
+async function loadMe() {
+  const serial = state.tokenSerial;
+  try {
+    const me = await api('/api/v1/messenger/me');
+    if (state.dead || !me || typeof me !== 'object') return;
+    state.me = me;
+    const attrs = me.attributes || {};
+    const name = typeof attrs.name === 'string' ? attrs.name.trim() : '';
+    const email = typeof attrs.email === 'string' ? attrs.email.trim() : '';
+    const who = name && email ? `${name} (${email})` : name || email || String(me.identity || '');
+    ui.account.textContent = who ? `Signed in as ${who}` : '';
+    ui.account.title = ui.account.textContent;
+    ui.account.hidden = !who;
+    updateEmailLine();
+  } catch (err) {
+    // The account line is a nicety; a 401 is handled by the calls that need the token.
+    if (serial !== state.tokenSerial) return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Focus while the panel is a modal dialog (a phone's full screen): Tab and Shift+Tab go round
+// inside the frame, Esc closes (the page's loader puts focus back on its launcher).
+
+function focusables() {
+  return $$('button, textarea, input, a[href], [tabindex]:not([tabindex="-1"])').filter(
+    (el) => !el.disabled && !el.hidden && el.getClientRects().length > 0 && el.tabIndex >= 0,
+  );
+}
+
+function trapTab(event) {
+  if (event.key !== 'Tab' || !state.modal) return;
+  const list = focusables();
+  if (!list.length) return;
+  const first = list[0];
+  const last = list[list.length - 1];
+  const active = document.activeElement;
+  const inside = list.includes(active);
+  if (event.shiftKey && (active === first || !inside)) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && (active === last || !inside)) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
+function focusEdge(where) {
+  const list = focusables();
+  if (!list.length) return;
+  (where === 'last' ? list[list.length - 1] : where === 'first' ? list[0] : ui.composer.disabled ? list[0] : ui.composer).focus({ preventScroll: true });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,7 +715,8 @@ function showConnection(socketState) {
 
 function resume(conversationId) {
   const conv = conversations.get(conversationId);
-  if (!conv || !state.socket) return;
+  // An earlier conversation not shown yet waits for the customer to scroll up to it.
+  if (!conv || !state.socket || conv.loadedFrom > Math.max(conv.lastSeq, 1)) return;
   state.socket.send({ type: 'resume', conversationId, afterSeq: thread.lastSeq(conversationId) });
 }
 
@@ -463,8 +756,11 @@ function onSocketEvent(msg) {
     case 'conversation':
       if (msg.conversation && msg.conversation.conversationId) {
         const known = conversations.has(msg.conversation.conversationId);
-        upsertConversation(msg.conversation);
-        if (!known) resume(msg.conversation.conversationId);
+        const conv = upsertConversation(msg.conversation);
+        if (!known) {
+          conv.loadedFrom = 1; // a conversation opened now: the socket brings all of it
+          resume(msg.conversation.conversationId);
+        }
       }
       break;
     case 'resync':
@@ -614,6 +910,7 @@ function receiveToken(token) {
   ui.composer.disabled = false;
   updateCount();
   if (first) {
+    loadMe();
     loadHistory().then(() => {
       if (!state.dead && !state.socket) startSocket();
     });
@@ -633,7 +930,13 @@ function shutdown() {
   conversations.clear();
   clearTimeout(state.needTokenTimer);
   clearTimeout(state.expiryTimer);
+  clearTimeout(state.availabilityTimer);
   state.token = null;
+  state.me = null;
+  ui.account.textContent = '';
+  ui.account.hidden = true;
+  ui.older.hidden = true;
+  updateEmailLine();
   state.parentOrigin = null;
   clearError();
   ui.composer.value = '';
@@ -653,7 +956,14 @@ function wireUi() {
   });
   document.addEventListener('keydown', (event) => {
     if (event.key === 'Escape' && embedded) tell({ type: 'confidant:close' });
+    trapTab(event);
   });
+  ui.body.addEventListener('scroll', () => {
+    if (ui.body.clientHeight === 0) return;
+    state.nearBottom = thread.isNearBottom();
+    if (ui.body.scrollTop < NEAR_TOP_PX) loadOlder();
+  }, { passive: true });
+  ui.loadOlder.addEventListener('click', () => loadOlder());
   document.addEventListener('visibilitychange', markReadIfVisible);
   window.addEventListener('online', () => {
     retryWaitingDeliveries();
@@ -688,6 +998,7 @@ function boot() {
     ui.name.textContent = config.name;
     document.title = `${config.name} — secure messages`;
   }
+  applyAppearance(config.appearance);
   wireUi();
   if (!embedded) {
     ui.loading.hidden = true;

@@ -415,6 +415,40 @@
   }
 
   var Z = '2147483000';
+  var DEFAULT_COLOR = '#1f5fbf';
+
+  /** White or near-black text, whichever reads better on `hex` (#rrggbb). */
+  function textOn(hex) {
+    var l = [1, 3, 5]
+      .map(function (i) {
+        var c = parseInt(hex.slice(i, i + 2), 16) / 255;
+        return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+      })
+      .reduce(function (sum, c, i) {
+        return sum + c * [0.2126, 0.7152, 0.0722][i];
+      }, 0);
+    var dark = 0.0176; // the luminance of #1b2430
+    return 1.05 / (l + 0.05) >= (l + 0.05) / (dark + 0.05) ? '#ffffff' : '#1b2430';
+  }
+
+  // A focus guard before and after the frame while the panel is modal (a phone's full
+  // screen): Tab that leaves the frame lands on one and goes back into the frame, at the other
+  // end (the frame itself also keeps Tab inside while it is modal).
+  function focusGuard(s, where) {
+    var guard = document.createElement('span');
+    guard.tabIndex = -1;
+    guard.setAttribute('data-confidant-focus-guard', where);
+    applyStyles(guard, { position: 'absolute', width: '1px', height: '1px', overflow: 'hidden', opacity: '0' });
+    guard.addEventListener('focus', function () {
+      try {
+        s.iframe.focus();
+      } catch (e) {
+        /* ignore */
+      }
+      postToFrame(s, { type: 'confidant:focus', where: where === 'start' ? 'last' : 'first' });
+    });
+    return guard;
+  }
 
   function buildUi(s) {
     var launcher = document.createElement('button');
@@ -422,11 +456,12 @@
     launcher.setAttribute('aria-label', 'Open secure messages');
     launcher.setAttribute('aria-expanded', 'false');
     launcher.setAttribute('data-testid', 'confidant-launcher');
+    var color = /^#[0-9a-f]{6}$/i.test(s.color || '') ? s.color : DEFAULT_COLOR;
     applyStyles(launcher, {
       position: 'fixed', right: '20px', bottom: '20px', zIndex: Z,
       display: 'inline-flex', alignItems: 'center', gap: '8px',
       padding: '12px 18px', border: '0', borderRadius: '999px',
-      background: '#1f5fbf', color: '#ffffff', cursor: 'pointer',
+      background: color, color: textOn(color), cursor: 'pointer',
       font: '600 15px/1.2 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif',
       boxShadow: '0 4px 14px rgba(16,24,40,0.25)',
     });
@@ -436,7 +471,7 @@
     badge.setAttribute('data-testid', 'confidant-unread');
     applyStyles(badge, {
       display: 'none', minWidth: '20px', padding: '1px 6px', borderRadius: '999px',
-      background: '#ffffff', color: '#1f5fbf', fontSize: '12px', fontWeight: '700', textAlign: 'center',
+      background: textOn(color), color: color, fontSize: '12px', fontWeight: '700', textAlign: 'center',
     });
     launcher.appendChild(label);
     launcher.appendChild(badge);
@@ -444,7 +479,7 @@
     var panel = document.createElement('div');
     panel.id = 'confidant-panel-' + s.gen;
     panel.setAttribute('role', 'dialog');
-    panel.setAttribute('aria-label', 'Secure messages');
+    panel.setAttribute('aria-label', s.title || 'Secure messages');
     applyStyles(panel, {
       position: 'fixed', zIndex: Z, display: 'none', overflow: 'hidden',
       background: '#ffffff', boxShadow: '0 8px 30px rgba(16,24,40,0.3)',
@@ -457,7 +492,15 @@
       SERVER + '/messenger/v1/frame?siteId=' + encodeURIComponent(s.siteId) + '&messengerId=' + encodeURIComponent(s.messengerId);
     iframe.setAttribute('data-testid', 'confidant-frame');
     applyStyles(iframe, { border: '0', width: '100%', height: '100%', display: 'block' });
+    var guardStart = focusGuard(s, 'start');
+    var guardEnd = focusGuard(s, 'end');
+    panel.appendChild(guardStart);
     panel.appendChild(iframe);
+    panel.appendChild(guardEnd);
+    // Esc while focus is on the page's side of the panel (the frame handles its own).
+    panel.addEventListener('keydown', function (event) {
+      if (event.key === 'Escape' && s.open) setPanelOpen(s, false);
+    });
 
     launcher.addEventListener('click', function () {
       setPanelOpen(s, !s.open);
@@ -469,6 +512,17 @@
 
     var phone = window.matchMedia('(max-width: 480px)');
     s.layout = function () {
+      // Full screen on a phone: a modal dialog (the page behind cannot be reached); beside
+      // the page elsewhere: a non-modal one.
+      var modal = phone.matches && s.open;
+      if (modal) panel.setAttribute('aria-modal', 'true');
+      else panel.removeAttribute('aria-modal');
+      guardStart.tabIndex = modal ? 0 : -1;
+      guardEnd.tabIndex = modal ? 0 : -1;
+      if (s.modal !== modal) {
+        s.modal = modal;
+        if (s.open) postToFrame(s, { type: 'confidant:visibility', visible: true, modal: modal });
+      }
       if (phone.matches) {
         applyStyles(panel, { left: '0', top: '0', right: '0', bottom: '0', width: '100%', height: '100%', borderRadius: '0' });
       } else {
@@ -501,7 +555,7 @@
     s.launcher.setAttribute('aria-expanded', open ? 'true' : 'false');
     s.launcher.setAttribute('aria-label', open ? 'Close secure messages' : 'Open secure messages');
     s.layout();
-    postToFrame(s, { type: 'confidant:visibility', visible: open });
+    postToFrame(s, { type: 'confidant:visibility', visible: open, modal: !!s.modal });
     if (!open) {
       if (hadFocus) s.launcher.focus();
       return;
@@ -536,7 +590,7 @@
     if (!data || typeof data.type !== 'string') return;
     switch (data.type) {
       case 'confidant:hello':
-        postToFrame(s, { type: 'confidant:visibility', visible: s.open });
+        postToFrame(s, { type: 'confidant:visibility', visible: s.open, modal: !!s.modal });
         if (s.token) postToFrame(s, { type: 'confidant:token', token: s.token });
         break;
       case 'confidant:ready':
@@ -660,6 +714,8 @@
             message: 'This page (' + location.origin + location.pathname + ") is not among the messenger's allowed URLs.",
           };
         }
+        s.color = config && config.color;
+        s.title = config && config.title;
         return firstToken(s, opts).then(function (result) {
           if (!current(gen)) return false;
           buildUi(s);

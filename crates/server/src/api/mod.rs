@@ -444,6 +444,68 @@ pub struct MessengerConfig {
     pub allowed_urls: Vec<String>,
     /// Whether the frame offers attachments, and their limits.
     pub attachments: AttachmentSettings,
+    /// The look and the business hours, with whether the business is open now.
+    #[serde(flatten)]
+    pub appearance: PublicAppearance,
+}
+
+/// A messenger's appearance and availability (`GET`/`PUT …/appearance`). A `PUT` replaces the
+/// whole: an absent or null field takes its default; unknown fields are refused.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppearanceSchema {
+    /// The frame's heading, one line of at most 80 characters (null: the messenger's name).
+    pub title: Option<String>,
+    /// Shown to a customer who has not written yet; at most 1,000 characters.
+    pub greeting: Option<String>,
+    /// `#RRGGBB` (read back in lower case); default `#1f5fbf`.
+    pub color: String,
+    /// Shown outside business hours; at most 1,000 characters.
+    pub away_message: Option<String>,
+    /// The expected reply time shown outside business hours, e.g. "within one business day";
+    /// one line of at most 100 characters.
+    pub reply_time: Option<String>,
+    /// null: no hours, always open.
+    pub business_hours: Option<BusinessHoursSchema>,
+}
+
+/// Opening hours in the business's time zone.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BusinessHoursSchema {
+    /// An IANA time zone name, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    /// Per day (`mon` … `sun`; a day left out or `[]` is closed), up to 8 intervals
+    /// `["HH:MM", "HH:MM"]` of wall-clock time, the end after the start (`"24:00"` for
+    /// midnight), not overlapping. Reads list all seven days, intervals sorted, touching ones
+    /// joined.
+    #[schema(example = json!({"mon": [["09:00", "17:00"]], "tue": [["09:00", "12:00"], ["13:00", "17:00"]]}))]
+    pub weekly: BTreeMap<String, Vec<[String; 2]>>,
+}
+
+/// What the loader and the frame show: the look, and whether the business is open now
+/// (computed by the server in the business's time zone).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicAppearance {
+    /// The title that is set, else the messenger's name.
+    pub title: String,
+    pub greeting: Option<String>,
+    /// `#rrggbb`.
+    pub color: String,
+    pub away_message: Option<String>,
+    pub reply_time: Option<String>,
+    #[schema(value_type = Option<BusinessHoursSchema>)]
+    pub business_hours: Option<Value>,
+    /// Now within business hours (always true without hours).
+    pub open: bool,
+    /// While closed: the next opening (RFC 3339), null when no hours open within a week.
+    pub next_open: Option<String>,
+    /// While open: the next closing (RFC 3339), null around the clock or without hours.
+    pub next_close: Option<String>,
+    /// Offline notices by email are on for this messenger and the server can send mail: a
+    /// customer with an email attribute hears of a reply by email.
+    pub email_notices: bool,
 }
 
 #[derive(Serialize, ToSchema)]

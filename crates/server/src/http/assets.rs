@@ -115,6 +115,8 @@ pub async fn frame(
         "serverOrigin": app.config.public_url,
         "allowedOrigins": allowed_origins,
         "attachments": crate::api::AttachmentSettings::from(&m.security.attachments),
+        // For the first paint; the frame asks /api/v1/messenger/config again as hours change.
+        "appearance": app.appearance.public(&m, crate::http::conversations::email_notices(&app, &m).await?).await?,
     });
     // Escaped so that the JSON cannot end its <script> block.
     let config = config

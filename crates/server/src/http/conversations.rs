@@ -17,6 +17,7 @@ use crate::http::auth::{ContactCaller, check_contact_origin};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::accounts::Principal;
 use crate::service::conversations::{DEFAULT_LIMIT, MAX_LIMIT, NewMessage, Sent, Viewer};
+use crate::service::messengers::CachedMessenger;
 use crate::service::workflow::parse_cursor;
 
 /// `after` and `limit` of a message list.
@@ -79,13 +80,42 @@ pub async fn messenger_config(
         .named(q.site_id.as_deref(), q.messenger_id.as_deref())
         .await?;
     check_contact_origin(&app, &headers, &m)?;
+    let appearance = app
+        .appearance
+        .public(&m, email_notices(&app, &m).await?)
+        .await?;
     Ok(Json(MessengerConfig {
         site_id: m.row.site_id,
         messenger_id: m.row.messenger_id,
         name: m.row.name.clone(),
         allowed_urls: m.security.allowed_urls.clone(),
         attachments: (&m.security.attachments).into(),
+        appearance,
     }))
+}
+
+/// Whether a customer of the messenger gets an email for a reply: its notices are on and
+/// the server has a mail server.
+pub async fn email_notices(app: &AppState, m: &CachedMessenger) -> ApiResult<bool> {
+    if !app.notices.smtp_configured() {
+        return Ok(false);
+    }
+    let n = app
+        .notices
+        .settings(m.row.site_id, m.row.messenger_id)
+        .await?;
+    Ok(n.email.enabled)
+}
+
+#[utoipa::path(get, path = "/api/v1/messenger/me", tag = "contact",
+    responses((status = 200, body = api::Contact, description = "the signed-in contact: identity and profile attributes, as authorize answered them"),
+              (status = 401, body = ErrorBody)))]
+pub async fn contact_me(
+    State(app): State<AppState>,
+    ContactCaller(c): ContactCaller,
+) -> ApiResult<Json<api::Contact>> {
+    let row = app.contacts.get(c.scope.site, c.scope.contact).await?;
+    Ok(Json(api::Contact::from(&row)))
 }
 
 #[utoipa::path(get, path = "/api/v1/messenger/conversations", tag = "contact",

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod agent_accounts;
+pub mod appearance;
 pub mod assets;
 pub mod attachments;
 pub mod audit;
@@ -81,9 +82,14 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             notices::put_notifications
         ))
         .routes(routes!(notices::test_notification))
+        .routes(routes!(
+            appearance::get_appearance,
+            appearance::put_appearance
+        ))
         .routes(routes!(authorize::authorize))
         .routes(routes!(authorize::authorize_v1))
         .routes(routes!(conversations::messenger_config))
+        .routes(routes!(conversations::contact_me))
         .routes(routes!(conversations::contact_conversations))
         .routes(routes!(conversations::contact_send))
         .routes(routes!(conversations::contact_messages))

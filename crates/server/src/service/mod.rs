@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod appearance;
 pub mod attachments;
 pub mod audit;
 pub mod authorize;

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod appearance;
 mod at_rest;
 mod attachments;
 mod audit;
