@@ -39,7 +39,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 base="http://127.0.0.1:$port"
 operator=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 mkdir -m 700 "$work/data"
-CONFIDANT_ADMIN_TOKEN=$operator target/debug/confidant demo --listen "127.0.0.1:$port" \
+CONFIDANT_ADMIN_TOKEN=$operator "${CARGO_TARGET_DIR:-target}/debug/confidant" demo --listen "127.0.0.1:$port" \
   --data-dir "$work/data" --rate-limits off >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
