@@ -63,6 +63,7 @@ pub use audit::{
 };
 pub use conversations::ConversationFilter;
 pub use jobs::{Job, JobDepth, JobUpdate, NewJob};
+pub use messengers::Rollover;
 pub use lifecycle::{Erased, PURGE_MESSAGES, PurgedBatch};
 pub use notices::{NoticeState, Presence};
 pub use rows::*;
