@@ -757,14 +757,14 @@ mod tests {
         assert!(text(&a).differs_from(&b64(&a)));
         // Padding aside, the same base64url bytes are the same key.
         assert!(!b64(&a).differs_from(&b64(&format!("{a}="))));
-        assert!(!pem("-----BEGIN PUBLIC KEY-----\nAB\nCD\n-----END PUBLIC KEY-----").differs_from(
-            &pem("-----BEGIN PUBLIC KEY-----\r\nAB\r\nCD\r\n-----END PUBLIC KEY-----\n")
-        ));
+        assert!(
+            !pem("-----BEGIN PUBLIC KEY-----\nAB\nCD\n-----END PUBLIC KEY-----").differs_from(
+                &pem("-----BEGIN PUBLIC KEY-----\r\nAB\r\nCD\r\n-----END PUBLIC KEY-----\n")
+            )
+        );
         assert!(pem("x AB").differs_from(&pem("x AC")));
         assert!(text(&a).differs_from(&pem(&a)));
-        let jwks = |u: &str| Validation::Jwks {
-            jwks_url: u.into(),
-        };
+        let jwks = |u: &str| Validation::Jwks { jwks_url: u.into() };
         assert!(!jwks("https://a.test/k").differs_from(&jwks("https://a.test/k")));
         assert!(jwks("https://a.test/k").differs_from(&jwks("https://b.test/k")));
     }
@@ -777,7 +777,13 @@ mod tests {
             rollover_seconds(&json!({"rolloverSeconds": 604_800})),
             Ok(604_800)
         );
-        for bad in [json!(604_801), json!(-1), json!(1.5), json!("60"), json!(true)] {
+        for bad in [
+            json!(604_801),
+            json!(-1),
+            json!(1.5),
+            json!("60"),
+            json!(true),
+        ] {
             let e = rollover_seconds(&json!({ "rolloverSeconds": bad })).unwrap_err();
             assert_eq!(e.field, "rolloverSeconds", "{bad}");
         }

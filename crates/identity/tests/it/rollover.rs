@@ -106,10 +106,7 @@ async fn the_claims_of_a_token_of_the_previous_key_are_checked_as_strictly() {
         outcome(&h, &crit, &current, Some(&prev)).await,
         ("token_malformed", None)
     );
-    let none = format!(
-        "{}.",
-        signing_input(&json!({"alg": "none"}), &claims(NOW))
-    );
+    let none = format!("{}.", signing_input(&json!({"alg": "none"}), &claims(NOW)));
     assert_eq!(
         outcome(&h, &none, &current, Some(&prev)).await.0,
         "algorithm_not_allowed"
@@ -184,7 +181,13 @@ async fn a_public_key_keeps_verifying_after_a_switch_to_a_jwks() {
         );
     }
     assert_eq!(
-        outcome(&h, &new_key.token(Some("new"), &claims(NOW)), &current, Some(&prev)).await,
+        outcome(
+            &h,
+            &new_key.token(Some("new"), &claims(NOW)),
+            &current,
+            Some(&prev)
+        )
+        .await,
         ("ok", Some(Signer::Current))
     );
     // While the new JWKS cannot be fetched, the old key still verifies its tokens; a token
@@ -192,16 +195,34 @@ async fn a_public_key_keeps_verifying_after_a_switch_to_a_jwks() {
     let h = Harness::new(NOW);
     h.fetcher.fail(JWKS_URL);
     assert_eq!(
-        outcome(&h, &old_key.token(None, &claims(NOW)), &current, Some(&prev)).await,
+        outcome(
+            &h,
+            &old_key.token(None, &claims(NOW)),
+            &current,
+            Some(&prev)
+        )
+        .await,
         ("ok", Some(Signer::Previous))
     );
     assert_eq!(
-        outcome(&h, &new_key.token(None, &claims(NOW)), &current, Some(&prev)).await,
+        outcome(
+            &h,
+            &new_key.token(None, &claims(NOW)),
+            &current,
+            Some(&prev)
+        )
+        .await,
         ("jwks_unavailable", None)
     );
     h.clock.set(UNTIL);
     assert_eq!(
-        outcome(&h, &old_key.token(None, &claims(UNTIL)), &current, Some(&prev)).await,
+        outcome(
+            &h,
+            &old_key.token(None, &claims(UNTIL)),
+            &current,
+            Some(&prev)
+        )
+        .await,
         ("jwks_unavailable", None)
     );
 }
