@@ -2,8 +2,6 @@
 //! its algorithm, key or signature, only until its end, with the same claim checks; from the
 //! attacker's side.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly")]
-
 use crate::common::*;
 use confidant_identity::{CompiledMethod, PreviousMethod, Signer};
 use jsonwebtoken::Algorithm;
