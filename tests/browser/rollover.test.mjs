@@ -53,6 +53,13 @@ async function openSecurityTab(page) {
   await page.waitForSelector('#security-form:not([hidden])');
 }
 
+async function reloadSecurityTab(page) {
+  await page.reload();
+  await page.waitForSelector('#app:not([hidden])');
+  await page.click(`[data-testid="messenger-item"][data-messenger-id="${messenger.messengerId}"]`);
+  await page.waitForSelector('#security-form:not([hidden])');
+}
+
 async function switchToPublicKey(page, pem) {
   await page.check('[data-testid="security-method-publicKey"]');
   await page.fill('[data-testid="security-public-key"]', pem);
@@ -91,7 +98,7 @@ test('a switch with a 1-hour rollover keeps the old shared token working; a swit
     assert.equal(saved.previousValidation.method, 'sharedToken');
     assert.equal(shownEnd, Date.parse(saved.previousValidation.until));
     // Still there after a reload.
-    await openSecurityTab(page);
+    await reloadSecurityTab(page);
     await page.waitForSelector('[data-testid="rollover-running"]:not([hidden])');
 
     // The page that signs with the old shared token shows the messenger; a message round-trips.
@@ -147,7 +154,7 @@ test('cancel leaves the settings as they were; an unchanged key saves without th
     assert.deepEqual((await api(server, 'GET', securityPath())).security.validation, before.validation);
 
     // Reload the saved settings and change only the clock skew: saved at once, no warning.
-    await openSecurityTab(page);
+    await reloadSecurityTab(page);
     await page.fill('[data-testid="security-clock-skew"]', '30');
     await page.click('[data-testid="security-save"]');
     await page.waitForSelector('[data-testid="security-status"] >> text=Saved.');
