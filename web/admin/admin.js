@@ -64,6 +64,13 @@ const ui = {
   securityError: $('#security-error'),
   securitySave: $('#security-save'),
   securityStatus: $('#security-status'),
+  rolloverRunning: $('#rollover-running'),
+  rolloverRunningText: $('#rollover-running-text'),
+  rolloverEnd: $('#rollover-end'),
+  rolloverConfirm: $('#rollover-confirm'),
+  rolloverWarning: $('#rollover-warning'),
+  rolloverSave: $('#rollover-save'),
+  rolloverCancel: $('#rollover-cancel'),
   keepLabel: $('#secret-keep-label'),
   secretEntry: $('#secret-entry'),
   sharedToken: $('#sharedToken'),
@@ -102,6 +109,8 @@ const state = {
   selectedId: null,
   /** the security as last read from the server, for the selected messenger */
   security: null,
+  /** a PUT body waiting for the rollover choice (a change of key) */
+  pendingSecurity: null,
 };
 
 /** The types the server recognises by signature (core's KNOWN_ATTACHMENT_TYPES), with names. */
@@ -361,6 +370,101 @@ function fillSecurityForm(sec) {
   ui.audience.value = sec.audience || '';
   fillAttachments(sec.attachments || DEFAULT_ATTACHMENTS);
   updateMethodPanels();
+  hideRolloverConfirm();
+  showRunningRollover(sec.previousValidation);
+}
+
+// Rollover (CONTRACT §5): a change of key may keep the current one working for a while.
+
+/** What signs with a validation of each method, in the admin's words. */
+const KEY_WORDS = {
+  sharedToken: 'shared token',
+  publicKey: 'public key\u2019s private key',
+  jwks: 'JWKS keys',
+};
+
+/** A moment as the admin's local date and time, in a <time> element that keeps the exact one. */
+function localTime(ms) {
+  const at = new Date(ms);
+  return h('time', { datetime: at.toISOString(), 'data-testid': 'rollover-time' },
+    at.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }));
+}
+
+function showRunningRollover(previous) {
+  const running = previous && Date.parse(previous.until) > Date.now();
+  ui.rolloverRunning.hidden = !running;
+  ui.rolloverRunningText.replaceChildren();
+  if (!running) return;
+  ui.rolloverRunningText.append(
+    h('strong', { text: 'Rollover running. ' }),
+    `Contact JWTs signed with the previous ${KEY_WORDS[previous.method] || 'key'} are still accepted until `,
+    localTime(Date.parse(previous.until)),
+    '.',
+  );
+  ui.rolloverEnd.hidden = !state.canEdit;
+}
+
+/** Whether the form's validation verifies with another key than the saved one. */
+function validationChanges(next, saved) {
+  if (!saved || next.method !== saved.method) return true;
+  if (next.method === 'sharedToken') return !next.keepSharedToken;
+  if (next.method === 'publicKey') return next.publicKey.replace(/\s+/g, '') !== (saved.publicKey || '').replace(/\s+/g, '');
+  return next.jwksUrl !== saved.jwksUrl;
+}
+
+function selectedRollover() {
+  const checked = ui.securityForm.querySelector('input[name="rollover"]:checked');
+  return checked ? Number(checked.value) : 0;
+}
+
+/** The warning before a change of key: what stops working, and when. */
+function updateRolloverWarning() {
+  const saved = (state.security && state.security.validation) || {};
+  const seconds = selectedRollover();
+  const words = KEY_WORDS[saved.method] || 'key';
+  ui.rolloverWarning.replaceChildren(
+    h('strong', { text: 'This changes the key that verifies your customers. ' }),
+    `Pages that sign Contact JWTs with the current ${words} will be refused `,
+    ...(seconds > 0 ? ['from ', localTime(Date.now() + seconds * 1000), '.'] : ['as soon as you save.']),
+  );
+  const previous = state.security && state.security.previousValidation;
+  if (previous && Date.parse(previous.until) > Date.now()) {
+    ui.rolloverWarning.append(` The rollover running now ends: the previous ${KEY_WORDS[previous.method] || 'key'} is refused from then on too.`);
+  }
+}
+
+function showRolloverConfirm(body) {
+  state.pendingSecurity = body;
+  setRadio('rollover', '0');
+  updateRolloverWarning();
+  ui.rolloverConfirm.hidden = false;
+  ui.securitySave.disabled = true;
+  ui.securityForm.querySelector('input[name="rollover"]:checked').focus();
+}
+
+function hideRolloverConfirm() {
+  state.pendingSecurity = null;
+  ui.rolloverConfirm.hidden = true;
+  ui.securitySave.disabled = !state.canEdit;
+}
+
+async function endRollover() {
+  const id = state.selectedId;
+  setNotice(ui.securityError, '');
+  ui.rolloverEnd.disabled = true;
+  try {
+    const saved = await api(messengerPath(id, '/security/previous-validation'), { method: 'DELETE' });
+    if (state.selectedId !== id || !saved) return;
+    state.security = { ...state.security, previousValidation: saved.previousValidation };
+    const messenger = state.messengers.find((m) => m.messengerId === id);
+    if (messenger) messenger.security = state.security;
+    showRunningRollover(saved.previousValidation);
+    ui.securityStatus.textContent = 'The previous key is no longer accepted.';
+  } catch (err) {
+    showFormError(ui.securityForm, ui.securityError, err);
+  } finally {
+    ui.rolloverEnd.disabled = false;
+  }
 }
 
 function fillAttachments(a) {
@@ -449,7 +553,6 @@ async function saveSecurity(event) {
   clearFieldErrors(ui.securityForm);
   setNotice(ui.securityError, '');
   ui.securityStatus.textContent = '';
-  const id = state.selectedId;
   const { body, errors } = readSecurityForm();
   if (errors) {
     errors.forEach(([field, text]) => showFieldError(ui.securityForm, field, text));
@@ -457,7 +560,18 @@ async function saveSecurity(event) {
     focusFirstInvalid(ui.securityForm);
     return;
   }
+  // A change of key first says what stops working, and offers a rollover.
+  if (state.security && validationChanges(body.validation, state.security.validation)) {
+    showRolloverConfirm(body);
+    return;
+  }
+  await putSecurity(body);
+}
+
+async function putSecurity(body) {
+  const id = state.selectedId;
   ui.securitySave.disabled = true;
+  ui.rolloverSave.disabled = true;
   ui.securityStatus.textContent = 'Saving…';
   try {
     const saved = await api(messengerPath(id, '/security'), { method: 'PUT', body });
@@ -474,9 +588,11 @@ async function saveSecurity(event) {
     }
   } catch (err) {
     ui.securityStatus.textContent = '';
+    hideRolloverConfirm();
     showFormError(ui.securityForm, ui.securityError, err);
   } finally {
     ui.securitySave.disabled = !state.canEdit;
+    ui.rolloverSave.disabled = false;
   }
 }
 
@@ -777,9 +893,27 @@ function wire() {
   ui.securityForm.addEventListener('submit', saveSecurity);
   ui.securityForm.addEventListener('change', (e) => {
     if (e.target.name === 'method' || e.target.name === 'secretMode') updateMethodPanels();
+    if (e.target.name === 'rollover') {
+      updateRolloverWarning();
+      return;
+    }
+    // Another edit after the warning: the next save asks again.
+    if (state.pendingSecurity) hideRolloverConfirm();
     ui.securityForm.dataset.dirty = 'true';
   });
-  ui.securityForm.addEventListener('input', () => {
+  ui.rolloverSave.addEventListener('click', () => {
+    const body = state.pendingSecurity;
+    if (!body) return;
+    putSecurity({ ...body, rolloverSeconds: selectedRollover() });
+  });
+  ui.rolloverCancel.addEventListener('click', () => {
+    hideRolloverConfirm();
+    ui.securitySave.focus();
+  });
+  ui.rolloverEnd.addEventListener('click', endRollover);
+  ui.securityForm.addEventListener('input', (e) => {
+    if (e.target.name === 'rollover') return;
+    if (state.pendingSecurity) hideRolloverConfirm();
     ui.securityForm.dataset.dirty = 'true';
   });
   ui.tabSecurity.addEventListener('click', () => showTab('security'));

@@ -18,5 +18,7 @@ pub use attributes::ContactAttributes;
 pub use ids::{AgentId, AttachmentId, ContactId, ConversationId, MessageId, MessengerId, SiteId};
 pub use message::{ClientMessageId, MessageBody};
 pub use scope::ContactScope;
-pub use security::{Attachments, Encoding, Security, SecurityError, SecurityInput, Validation};
+pub use security::{
+    Attachments, Encoding, PreviousValidation, Security, SecurityError, SecurityInput, Validation,
+};
 pub use urls::AllowedUrl;

@@ -87,6 +87,85 @@ impl Validation {
     }
 }
 
+impl Validation {
+    /// Whether `other` verifies with a different key: another method, other secret bytes or
+    /// encoding, another PEM key (white space aside) or another JWKS URL. Only such a change
+    /// starts a rollover (CONTRACT §5).
+    pub fn differs_from(&self, other: &Validation) -> bool {
+        match (self, other) {
+            (
+                Self::SharedToken {
+                    secret: a,
+                    encoding: ea,
+                },
+                Self::SharedToken {
+                    secret: b,
+                    encoding: eb,
+                },
+            ) => ea != eb || Self::secret_bytes(a, *ea) != Self::secret_bytes(b, *eb),
+            (Self::PublicKey { public_key: a }, Self::PublicKey { public_key: b }) => {
+                let bare = |pem: &str| pem.split_whitespace().collect::<String>();
+                bare(a) != bare(b)
+            }
+            (Self::Jwks { jwks_url: a }, Self::Jwks { jwks_url: b }) => a != b,
+            _ => true,
+        }
+    }
+}
+
+/// The longest rollover (CONTRACT §5): seven days.
+pub const MAX_ROLLOVER_SECONDS: u32 = 604_800;
+
+/// `rolloverSeconds` of a `PUT …/security` body: absent or null is 0.
+pub fn rollover_seconds(body: &Value) -> Result<u32, SecurityError> {
+    match body.get("rolloverSeconds") {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n <= u64::from(MAX_ROLLOVER_SECONDS))
+            .map(|n| n as u32)
+            .ok_or_else(|| {
+                bad(
+                    "rolloverSeconds",
+                    "must be a whole number of seconds from 0 to 604800 (7 days)",
+                )
+            }),
+    }
+}
+
+/// The validation a change replaced, still verifying until `until` (CONTRACT §5 "Rollover").
+/// Stored sealed like the current one; never shown with its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousValidation {
+    pub validation: Validation,
+    /// Unix seconds: the previous validation verifies while the clock is before it.
+    pub until: i64,
+}
+
+impl PreviousValidation {
+    /// The previous validation of a change made at `now_ms` with a rollover of `seconds`: it
+    /// ends on a whole second at least `seconds` after the change (`None` for 0).
+    pub fn starting(validation: Validation, now_ms: i64, seconds: u32) -> Option<Self> {
+        (seconds > 0).then(|| PreviousValidation {
+            validation,
+            until: now_ms.div_euclid(1000) + 1 + i64::from(seconds),
+        })
+    }
+
+    /// Whether it still verifies at `now` (Unix seconds).
+    pub fn active_at(&self, now: i64) -> bool {
+        now < self.until
+    }
+
+    /// What reads show while it lasts: the method and the end, never a secret.
+    pub fn public_json(&self) -> Value {
+        json!({
+            "method": self.validation.method(),
+            "until": crate::time_fmt::rfc3339_millis(self.until.saturating_mul(1000)),
+        })
+    }
+}
+
 /// Checked Security settings, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -656,5 +735,69 @@ mod tests {
             allow_private_urls: true,
         };
         assert!(Security::parse(&loopback, &private, String::new).is_ok());
+    }
+
+    #[test]
+    fn only_another_key_is_a_different_validation() {
+        let text = |s: &str| Validation::SharedToken {
+            secret: s.into(),
+            encoding: Encoding::Text,
+        };
+        let b64 = |s: &str| Validation::SharedToken {
+            secret: s.into(),
+            encoding: Encoding::Base64url,
+        };
+        let pem = |s: &str| Validation::PublicKey {
+            public_key: s.into(),
+        };
+        let a = "A".repeat(43);
+        assert!(!text(&a).differs_from(&text(&a)));
+        assert!(text(&a).differs_from(&text(&"B".repeat(43))));
+        // The same text read as other bytes is another key.
+        assert!(text(&a).differs_from(&b64(&a)));
+        // Padding aside, the same base64url bytes are the same key.
+        assert!(!b64(&a).differs_from(&b64(&format!("{a}="))));
+        assert!(
+            !pem("-----BEGIN PUBLIC KEY-----\nAB\nCD\n-----END PUBLIC KEY-----").differs_from(
+                &pem("-----BEGIN PUBLIC KEY-----\r\nAB\r\nCD\r\n-----END PUBLIC KEY-----\n")
+            )
+        );
+        assert!(pem("x AB").differs_from(&pem("x AC")));
+        assert!(text(&a).differs_from(&pem(&a)));
+        let jwks = |u: &str| Validation::Jwks { jwks_url: u.into() };
+        assert!(!jwks("https://a.test/k").differs_from(&jwks("https://a.test/k")));
+        assert!(jwks("https://a.test/k").differs_from(&jwks("https://b.test/k")));
+    }
+
+    #[test]
+    fn rollover_seconds_and_its_end() {
+        assert_eq!(rollover_seconds(&json!({})), Ok(0));
+        assert_eq!(rollover_seconds(&json!({"rolloverSeconds": null})), Ok(0));
+        assert_eq!(
+            rollover_seconds(&json!({"rolloverSeconds": 604_800})),
+            Ok(604_800)
+        );
+        for bad in [
+            json!(604_801),
+            json!(-1),
+            json!(1.5),
+            json!("60"),
+            json!(true),
+        ] {
+            let e = rollover_seconds(&json!({ "rolloverSeconds": bad })).unwrap_err();
+            assert_eq!(e.field, "rolloverSeconds", "{bad}");
+        }
+        let v = Validation::Jwks {
+            jwks_url: "https://a.test/k".into(),
+        };
+        assert!(PreviousValidation::starting(v.clone(), 1_000_500, 0).is_none());
+        // It ends on a whole second at least N seconds after the change.
+        let p = PreviousValidation::starting(v, 1_000_500, 10).unwrap();
+        assert_eq!(p.until, 1_011);
+        assert!(p.active_at(1_010) && !p.active_at(1_011));
+        assert_eq!(
+            p.public_json(),
+            json!({"method": "jwks", "until": "1970-01-01T00:16:51Z"})
+        );
     }
 }

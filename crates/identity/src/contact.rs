@@ -149,12 +149,65 @@ impl ContactVerifier {
         method: &CompiledMethod,
         policy: &Policy,
     ) -> Result<Verified, Failure> {
+        self.verify_rollover(token, method, None, policy)
+            .await
+            .result
+    }
+
+    /// `verify` during a rollover (CONTRACT §5): when `method` refuses the token for its
+    /// algorithm, its key or its signature and `previous` has not ended by this verifier's
+    /// clock, `previous` is tried with the same token; every other check is the same for both.
+    /// When neither verifies, the answer is `method`'s refusal: a token of the previous key
+    /// after its end is refused exactly like any other wrong key.
+    pub async fn verify_rollover(
+        &self,
+        token: &str,
+        method: &CompiledMethod,
+        previous: Option<&PreviousMethod>,
+        policy: &Policy,
+    ) -> Checked {
         // 1. Shape: three base64url parts, JSON objects, ≤ 8 KiB, no extension we'd ignore.
-        let token = jws::parse(token).map_err(|m| VerifyError::Malformed(m.to_owned()))?;
-        check_extensions(&token.header)?;
+        let token = match jws::parse(token) {
+            Ok(token) => token,
+            Err(m) => return Checked::refused(VerifyError::Malformed(m.to_owned())),
+        };
+        if let Err(e) = check_extensions(&token.header) {
+            return Checked::refused(e);
+        }
         // 2. The algorithm, judged by the method alone (never by anything else in the header).
-        let alg = header_alg(&token.header)?;
-        // 2–4. The key and the signature. `jku`, `x5u`, `jwk` and `x5c` are never read.
+        let alg = match header_alg(&token.header) {
+            Ok(alg) => alg,
+            Err(e) => return Checked::refused(e),
+        };
+        // 2–4. The key and the signature, by the current method, then by the previous one.
+        let signer = match self.signature(method, alg, &token).await {
+            Ok(()) => Signer::Current,
+            Err(refusal) => {
+                let now = self.clock.now();
+                let fallback = previous.filter(|p| p.until > now && refusal.may_fall_back());
+                match fallback {
+                    Some(p) if self.signature(&p.method, alg, &token).await.is_ok() => {
+                        Signer::Previous
+                    }
+                    _ => return Checked::refused(refusal),
+                }
+            }
+        };
+        // 5–10. The claims, now that they are known to be the signer's.
+        Checked {
+            result: checked_claims(token.claims, policy, self.clock.now()),
+            signer: Some(signer),
+        }
+    }
+
+    /// §6's checks 2–4 for one method: the algorithm, the key and the signature. `jku`, `x5u`,
+    /// `jwk` and `x5c` are never read.
+    async fn signature(
+        &self,
+        method: &CompiledMethod,
+        alg: &str,
+        token: &jws::Compact<'_>,
+    ) -> Result<(), VerifyError> {
         let signature_ok = match method {
             CompiledMethod::SharedSecret(secret) => {
                 let algorithm = hmac_algorithm(alg)?;
@@ -162,12 +215,13 @@ impl ContactVerifier {
             }
             CompiledMethod::PublicKey(key) => {
                 if !key.allows(alg) {
-                    return Err(
-                        not_allowed(alg, &format!("the messenger's {}", key.describe())).into(),
-                    );
+                    return Err(not_allowed(
+                        alg,
+                        &format!("the messenger's {}", key.describe()),
+                    ));
                 }
                 self.pool
-                    .verify(vec![Arc::new(key.clone())], alg, &token)
+                    .verify(vec![Arc::new(key.clone())], alg, token)
                     .await
             }
             CompiledMethod::Jwks { url } => {
@@ -176,18 +230,66 @@ impl ContactVerifier {
                     None => None,
                     Some(Value::String(kid)) => Some(kid.as_str()),
                     Some(_) => {
-                        return Err(VerifyError::KeyNotFound("kid is not a string".into()).into());
+                        return Err(VerifyError::KeyNotFound("kid is not a string".into()));
                     }
                 };
                 let keys = self.jwks.keys_for(url, kid, alg).await?;
-                self.pool.verify(keys, alg, &token).await
+                self.pool.verify(keys, alg, token).await
             }
         };
-        if !signature_ok {
-            return Err(VerifyError::SignatureInvalid.into());
+        if signature_ok {
+            Ok(())
+        } else {
+            Err(VerifyError::SignatureInvalid)
         }
-        // 5–10. The claims, now that they are known to be the signer's.
-        checked_claims(token.claims, policy, self.clock.now())
+    }
+}
+
+/// A messenger's previous validation during a rollover (CONTRACT §5), compiled.
+#[derive(Clone, Debug)]
+pub struct PreviousMethod {
+    pub method: CompiledMethod,
+    /// Unix seconds: tried only while the verifier's clock is before it.
+    pub until: i64,
+}
+
+/// Which of a messenger's validations verified a token's signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signer {
+    Current,
+    /// The previous validation, during its rollover.
+    Previous,
+}
+
+/// The outcome of `verify_rollover`: the verdict, and whose key verified the signature (`None`
+/// when no key did; the claims may still have failed after it).
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub result: Result<Verified, Failure>,
+    pub signer: Option<Signer>,
+}
+
+impl Checked {
+    fn refused(error: VerifyError) -> Checked {
+        Checked {
+            result: Err(error.into()),
+            signer: None,
+        }
+    }
+}
+
+impl VerifyError {
+    /// A refusal that a previous validation may overturn: the algorithm, the key (none found,
+    /// or the new JWKS cannot be fetched) or the signature. The shape and the claims are the
+    /// same whichever key signed.
+    fn may_fall_back(&self) -> bool {
+        matches!(
+            self,
+            Self::AlgorithmNotAllowed(_)
+                | Self::KeyNotFound(_)
+                | Self::SignatureInvalid
+                | Self::JwksUnavailable(_)
+        )
     }
 }
 

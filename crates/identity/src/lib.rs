@@ -14,7 +14,8 @@ pub mod keys;
 pub use access::{AccessClaims, AccessError, AccessTokens, StoredSigningKey};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::{
-    Check, CompiledMethod, ContactVerifier, Failure, Policy, Verified, hmac_signs, peek,
+    Check, Checked, CompiledMethod, ContactVerifier, Failure, Policy, PreviousMethod, Signer,
+    Verified, hmac_signs, peek,
 };
 pub use error::VerifyError;
 pub use jwks::{FetchedJwks, JwksCache, JwksFetcher, parse_max_age};

@@ -219,6 +219,7 @@ impl App {
         app.jobs.start(app.shutdown.clone());
         spawn_cache_invalidation(&app);
         app.accounts.spawn_failure_purge();
+        app.messengers.spawn_rollover_purge();
         Ok(app)
     }
 }

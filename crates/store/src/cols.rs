@@ -7,7 +7,8 @@ macro_rules! agent_cols {
 }
 macro_rules! messenger_cols {
     () => {
-        "messenger_id, site_id, name, security, version, created_at, updated_at"
+        "messenger_id, site_id, name, security, version, created_at, updated_at, \
+         previous_validation, previous_until"
     };
 }
 macro_rules! contact_cols {

@@ -65,6 +65,7 @@ pub use audit::{
 pub use conversations::ConversationFilter;
 pub use jobs::{Job, JobDepth, JobUpdate, NewJob};
 pub use lifecycle::{Erased, PURGE_MESSAGES, PurgedBatch};
+pub use messengers::Rollover;
 pub use notices::{NoticeState, Presence};
 pub use rows::*;
 pub use send::{SendOutcome, SendRequest, SendTarget};

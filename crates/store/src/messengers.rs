@@ -95,11 +95,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Replace a messenger's Security JSON and apply `rollover` to its previous validation,
+    /// with `audit`, in one transaction; the version moves on so every cache rebuilds.
     pub async fn update_security(
         &self,
         site_id: SiteId,
         messenger_id: MessengerId,
         security_json: &str,
+        rollover: Rollover<'_>,
         now: i64,
         audit: &AuditEntry,
     ) -> Result<MessengerRow> {
@@ -107,27 +110,98 @@ impl Store {
             .vault
             .seal_text(site_id, &security_place(&messenger_id), security_json)
             .await?;
+        let previous = match rollover {
+            Rollover::Start {
+                validation_json,
+                until,
+            } => Some((
+                self.vault
+                    .seal_text(site_id, &previous_place(&messenger_id), validation_json)
+                    .await?,
+                until,
+            )),
+            Rollover::Keep | Rollover::Clear => None,
+        };
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query(concat!(
-            "UPDATE messengers SET security = $3, version = version + 1, updated_at = $4 \
-             WHERE messenger_id = $1 AND site_id = $2 RETURNING ",
-            messenger_cols!()
-        ))
-        .bind(messenger_id.to_string())
-        .bind(site_id.0)
-        .bind(sealed)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let mut row = row
+        let sql = match (&rollover, &previous) {
+            (Rollover::Keep, _) => concat!(
+                "UPDATE messengers SET security = $3, version = version + 1, updated_at = $4 \
+                 WHERE messenger_id = $1 AND site_id = $2 RETURNING ",
+                messenger_cols!()
+            ),
+            (_, None) => concat!(
+                "UPDATE messengers SET security = $3, version = version + 1, updated_at = $4, \
+                 previous_validation = NULL, previous_until = NULL \
+                 WHERE messenger_id = $1 AND site_id = $2 RETURNING ",
+                messenger_cols!()
+            ),
+            (_, Some(_)) => concat!(
+                "UPDATE messengers SET security = $3, version = version + 1, updated_at = $4, \
+                 previous_validation = $5, previous_until = $6 \
+                 WHERE messenger_id = $1 AND site_id = $2 RETURNING ",
+                messenger_cols!()
+            ),
+        };
+        let mut query = sqlx::query(sql)
+            .bind(messenger_id.to_string())
+            .bind(site_id.0)
+            .bind(sealed)
+            .bind(now);
+        if let Some((sealed_previous, until)) = previous {
+            query = query.bind(sealed_previous).bind(until);
+        }
+        let row = query.fetch_optional(&mut *tx).await?;
+        let row = row
             .as_ref()
             .map(MessengerRow::from_row)
             .transpose()?
             .ok_or(StoreError::NotFound)?;
         append_audit(&mut tx, audit).await?;
         tx.commit().await?;
-        row.security = security_json.to_owned();
-        Ok(row)
+        self.open_security(row).await
+    }
+
+    /// End a messenger's rollover now (its previous validation stops verifying), with `audit`;
+    /// `None` when none is running at `now_secs`.
+    pub async fn end_rollover(
+        &self,
+        site_id: SiteId,
+        messenger_id: MessengerId,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<Option<MessengerRow>> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE messengers SET previous_validation = NULL, previous_until = NULL, \
+             version = version + 1, updated_at = $3 \
+             WHERE messenger_id = $1 AND site_id = $2 AND previous_until > $4 RETURNING ",
+            messenger_cols!()
+        ))
+        .bind(messenger_id.to_string())
+        .bind(site_id.0)
+        .bind(now)
+        .bind(now.div_euclid(1000))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row.as_ref().map(MessengerRow::from_row).transpose()? else {
+            return Ok(None);
+        };
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(Some(self.open_security(row).await?))
+    }
+
+    /// Forget the previous validations whose rollover ended before `now_secs` (their secrets
+    /// leave the database). Readers already ignore them, so the version stays.
+    pub async fn purge_ended_rollovers(&self, now_secs: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE messengers SET previous_validation = NULL, previous_until = NULL \
+             WHERE previous_until <= $1",
+        )
+        .bind(now_secs)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// A messenger row as read, with its Security JSON opened (it holds the shared secret, so
@@ -137,10 +211,36 @@ impl Store {
             .vault
             .open_text(&security_place(&m.messenger_id), &m.security)
             .await?;
+        if let Some((sealed, until)) = m.previous_validation.take() {
+            let json = self
+                .vault
+                .open_text(&previous_place(&m.messenger_id), &sealed)
+                .await?;
+            m.previous_validation = Some((json, until));
+        }
         Ok(m)
     }
 }
 
+/// What a Security change does to the messenger's previous validation (CONTRACT §5).
+#[derive(Debug, Clone, Copy)]
+pub enum Rollover<'a> {
+    /// The validation is unchanged: a running rollover goes on as it was.
+    Keep,
+    /// A new validation without a rollover: the previous one stops at once.
+    Clear,
+    /// A new validation with a rollover: `validation_json` (the replaced validation) verifies
+    /// until `until` (Unix seconds).
+    Start {
+        validation_json: &'a str,
+        until: i64,
+    },
+}
+
 fn security_place(messenger_id: &impl std::fmt::Display) -> String {
     crate::place("messengers.security", messenger_id)
+}
+
+fn previous_place(messenger_id: &impl std::fmt::Display) -> String {
+    crate::place("messengers.previous_validation", messenger_id)
 }

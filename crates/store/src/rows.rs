@@ -67,6 +67,10 @@ pub struct MessengerRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// During a rollover (CONTRACT §5): the replaced validation's JSON (opened, with its
+    /// secret) and the end of its period in Unix seconds. Readers compare the end themselves:
+    /// an ended rollover stays here until the hourly purge.
+    pub previous_validation: Option<(String, i64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +267,13 @@ impl FromRow<'_, AnyRow> for MessengerRow {
             version: r.try_get("version")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
+            previous_validation: match (
+                r.try_get::<Option<String>, _>("previous_validation")?,
+                r.try_get::<Option<i64>, _>("previous_until")?,
+            ) {
+                (Some(json), Some(until)) => Some((json, until)),
+                _ => None,
+            },
         })
     }
 }

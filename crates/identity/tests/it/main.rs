@@ -9,3 +9,4 @@ mod jwks_cache;
 mod keys;
 mod props;
 mod rfc_vectors;
+mod rollover;

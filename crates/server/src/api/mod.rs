@@ -285,6 +285,19 @@ pub struct SecuritySchema {
     issuer: Option<String>,
     audience: Option<String>,
     attachments: AttachmentSettings,
+    /// During a rollover (CONTRACT §5): the validation a change replaced, which keeps
+    /// verifying until `until`; `null` otherwise. Never a secret.
+    previous_validation: Option<PreviousValidationSchema>,
+}
+
+/// The validation that a `PUT …/security` with `rolloverSeconds` replaced (CONTRACT §5).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousValidationSchema {
+    /// `sharedToken`, `publicKey` or `jwks`.
+    method: String,
+    /// RFC 3339: the previous validation verifies Contact JWTs until then, never after.
+    until: String,
 }
 
 /// A messenger's attachment settings (CONTRACT §11), in its security object.

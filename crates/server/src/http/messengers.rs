@@ -12,6 +12,7 @@ use crate::error::ApiResult;
 use crate::http::extract::{ApiJson, ApiPath, ClientIp, text_field};
 use crate::service::accounts::Principal;
 use crate::service::audit::Who;
+use crate::service::messengers::public_security;
 
 #[utoipa::path(post, path = "/api/v1/sites/{siteId}/messengers", tag = "messengers",
     params(("siteId" = i64, Path)), request_body = api::CreateMessenger,
@@ -32,9 +33,7 @@ pub async fn create_messenger(
         .messengers
         .create(site, &name, &security, &Who::of(&p, ip))
         .await?;
-    let shown = parsed
-        .security
-        .public_json(parsed.generated_secret.as_deref());
+    let shown = public_security(&row, &parsed.security, parsed.generated_secret.as_deref())?;
     Ok((StatusCode::CREATED, Json(Messenger::new(&row, shown))))
 }
 
@@ -51,8 +50,8 @@ pub async fn list_messengers(
     Ok(Json(MessengerList {
         messengers: messengers
             .iter()
-            .map(|(row, security)| Messenger::new(row, security.public_json(None)))
-            .collect(),
+            .map(|(row, security)| Ok(Messenger::new(row, public_security(row, security, None)?)))
+            .collect::<ApiResult<_>>()?,
     }))
 }
 
@@ -66,12 +65,18 @@ pub async fn get_messenger(
 ) -> ApiResult<Json<Messenger>> {
     p.require_site(site)?;
     let (row, security) = app.messengers.get(site, id).await?;
-    Ok(Json(Messenger::new(&row, security.public_json(None))))
+    Ok(Json(Messenger::new(
+        &row,
+        public_security(&row, &security, None)?,
+    )))
 }
 
 #[utoipa::path(put, path = "/api/v1/sites/{siteId}/messengers/{messengerId}/security", tag = "messengers",
     params(("siteId" = i64, Path), ("messengerId" = String, Path, format = Uuid)),
-    request_body = SecuritySchema,
+    request_body(content = SecuritySchema, description = "the whole Security object; a body whose \
+        validation differs from the current one may add `\"rolloverSeconds\": N` (0 to 604800, \
+        default 0): for N seconds the previous validation keeps verifying the tokens the new one \
+        refuses for their algorithm, key or signature"),
     responses((status = 200, body = SecuritySchema), (status = 400, body = ErrorBody)))]
 pub async fn put_security(
     State(app): State<AppState>,
@@ -84,15 +89,35 @@ pub async fn put_security(
     // An unknown messenger is 404 before a missing role is 403.
     let (row, previous) = app.messengers.get(site, id).await?;
     p.require_admin(site)?;
-    let parsed = app
+    let (row, parsed) = app
         .messengers
         .put_security(&row, &previous, &body, &Who::of(&p, ip))
         .await?;
-    Ok(Json(
-        parsed
-            .security
-            .public_json(parsed.generated_secret.as_deref()),
-    ))
+    Ok(Json(public_security(
+        &row,
+        &parsed.security,
+        parsed.generated_secret.as_deref(),
+    )?))
+}
+
+/// Ends a running rollover early (CONTRACT §5 leaves how to the project): the previous
+/// validation stops verifying at once, on every process within 2 seconds.
+#[utoipa::path(delete, path = "/api/v1/sites/{siteId}/messengers/{messengerId}/security/previous-validation", tag = "messengers",
+    params(("siteId" = i64, Path), ("messengerId" = String, Path, format = Uuid)),
+    responses((status = 200, body = SecuritySchema, description = "the Security object, with `previousValidation` null; also when no rollover was running"),
+              (status = 403, body = ErrorBody, description = "an agent (ending a rollover needs the admin role)"),
+              (status = 404, body = ErrorBody, description = "messenger_not_found")))]
+pub async fn end_rollover(
+    State(app): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    ApiPath((site, id)): ApiPath<(SiteId, MessengerId)>,
+) -> ApiResult<Json<Value>> {
+    p.require_site(site)?;
+    let (row, security) = app.messengers.get(site, id).await?;
+    p.require_admin(site)?;
+    let row = app.messengers.end_rollover(&row, &Who::of(&p, ip)).await?;
+    Ok(Json(public_security(&row, &security, None)?))
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{siteId}/messengers/{messengerId}/installation-code", tag = "messengers",

@@ -76,6 +76,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(messengers::get_messenger))
         .routes(routes!(messengers::put_security))
+        .routes(routes!(messengers::end_rollover))
         .routes(routes!(messengers::installation_code))
         .routes(routes!(
             notices::get_notifications,

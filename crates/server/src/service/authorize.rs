@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use confidant_core::ContactAttributes;
 use confidant_core::time_fmt::now_millis;
-use confidant_identity::ContactVerifier;
+use confidant_identity::{ContactVerifier, Signer};
 use confidant_store::ContactRow;
 
 use super::access::Access;
@@ -45,17 +45,27 @@ impl Authorizer {
         token: &str,
         preview: bool,
     ) -> ApiResult<Authorized> {
-        let verified = self
+        let checked = self
             .verifier
-            .verify(token, &messenger.method, &messenger.policy)
-            .await
-            .map_err(|e| {
-                if e.is_unavailable() {
-                    ApiError::service_unavailable(e.code(), e.to_string())
-                } else {
-                    ApiError::token(e.code(), e.to_string())
-                }
-            })?;
+            .verify_rollover(
+                token,
+                &messenger.method,
+                messenger.previous.as_ref().map(|(_, method)| method),
+                &messenger.policy,
+            )
+            .await;
+        let verified = checked.result.map_err(|failure| {
+            let e = failure.error;
+            if e.is_unavailable() {
+                ApiError::service_unavailable(e.code(), e.to_string())
+            } else {
+                ApiError::token(e.code(), e.to_string())
+            }
+        })?;
+        if checked.signer == Some(Signer::Previous) {
+            // Operators watch this fall to zero before a rollover ends (docs/OPERATING.md).
+            metrics::counter!("confidant_rollover_previous_accepted_total").increment(1);
+        }
         let update = ContactAttributes::from_claims(&verified.claims);
         let now = now_millis();
         let site = messenger.row.site_id;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confidant_core::security::{Parsed, SecurityInput};
+use confidant_core::security::{Parsed, SecurityInput, rollover_seconds};
 use confidant_core::time_fmt::now_millis;
-use confidant_core::{AllowedUrl, MessengerId, Security, SiteId, Validation};
-use confidant_identity::{CompiledMethod, Policy, PublicKey};
+use confidant_core::{AllowedUrl, MessengerId, PreviousValidation, Security, SiteId, Validation};
+use confidant_identity::{CompiledMethod, Policy, PreviousMethod, PublicKey};
 use confidant_realtime::{Control, Hub};
-use confidant_store::{MessengerRow, Store};
+use confidant_store::{MessengerRow, Rollover, Store};
 use moka::sync::Cache;
 use serde_json::Value;
 
@@ -24,6 +24,9 @@ pub struct CachedMessenger {
     pub allowed: Vec<AllowedUrl>,
     pub method: CompiledMethod,
     pub policy: Policy,
+    /// During a rollover (CONTRACT §5): the replaced validation, as stored and compiled. Its
+    /// end is compared at verify time, so a cached copy never outlives it.
+    pub previous: Option<(PreviousValidation, PreviousMethod)>,
 }
 
 impl CachedMessenger {
@@ -180,33 +183,116 @@ impl Messengers {
     }
 
     /// Replace the Security settings of a messenger read with `get` (`previous` are its
-    /// current ones); every process uses them within 2 seconds.
+    /// current ones); every process uses them within 2 seconds. A changed validation starts a
+    /// rollover of the body's `rolloverSeconds` (0: none, and a running one ends); an
+    /// unchanged one leaves a running rollover as it is (CONTRACT §5).
     pub async fn put_security(
         &self,
         row: &MessengerRow,
         previous: &Security,
         input: &Value,
         who: &Who,
-    ) -> ApiResult<Parsed> {
+    ) -> ApiResult<(MessengerRow, Parsed)> {
+        let seconds = rollover_seconds(input).map_err(|e| ApiError::invalid(e.to_string()))?;
         let parsed = self.parse_security(input, Some(previous))?;
         let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
+        let now = now_millis();
+        let changed = previous
+            .validation
+            .differs_from(&parsed.security.validation);
+        let mut target = serde_json::json!({
+            "messengerId": row.messenger_id.to_string(),
+            "fields": changed_fields(previous, &parsed.security),
+            "method": parsed.security.validation.method(),
+        });
+        let started = changed
+            .then(|| PreviousValidation::starting(previous.validation.clone(), now, seconds))
+            .flatten();
+        let previous_json = started
+            .as_ref()
+            .map(|p| serde_json::to_string(&p.validation))
+            .transpose()
+            .map_err(|e| ApiError::internal(&e))?;
+        let rollover = match (&started, &previous_json) {
+            (Some(p), Some(json)) => Rollover::Start {
+                validation_json: json,
+                until: p.until,
+            },
+            _ if changed => Rollover::Clear,
+            _ => Rollover::Keep,
+        };
+        // The rollover as the audit log keeps it: its length, the method it keeps and its end,
+        // never a secret.
+        if changed && let Some(t) = target.as_object_mut() {
+            t.insert("rolloverSeconds".into(), seconds.into());
+            if let Some(p) = &started {
+                t.insert("previousValidation".into(), p.public_json());
+            }
+        }
+        let entry = who.entry(row.site_id, "security.updated", target);
+        let updated = self
+            .store
+            .update_security(
+                row.site_id,
+                row.messenger_id,
+                &stored,
+                rollover,
+                now,
+                &entry,
+            )
+            .await?;
+        self.changed(row.messenger_id);
+        Ok((updated, parsed))
+    }
+
+    /// End a messenger's running rollover now: its previous validation stops verifying on
+    /// every process within 2 seconds. Nothing changes (and nothing is logged) when none runs.
+    pub async fn end_rollover(&self, row: &MessengerRow, who: &Who) -> ApiResult<MessengerRow> {
         let entry = who.entry(
             row.site_id,
             "security.updated",
             serde_json::json!({
                 "messengerId": row.messenger_id.to_string(),
-                "fields": changed_fields(previous, &parsed.security),
-                "method": parsed.security.validation.method(),
+                "fields": ["previousValidation"],
+                "rolloverEnded": true,
             }),
         );
-        self.store
-            .update_security(row.site_id, row.messenger_id, &stored, now_millis(), &entry)
+        let ended = self
+            .store
+            .end_rollover(row.site_id, row.messenger_id, now_millis(), &entry)
             .await?;
-        self.cache.invalidate(&row.messenger_id);
-        self.hub.publish_control(Control::MessengerChanged {
-            messenger_id: row.messenger_id.to_string(),
+        match ended {
+            Some(updated) => {
+                self.changed(row.messenger_id);
+                Ok(updated)
+            }
+            None => Ok(row.clone()),
+        }
+    }
+
+    /// Forget the ended rollovers' previous validations every hour, so that their secrets
+    /// leave the database (every reader ignores them after their end already).
+    pub fn spawn_rollover_purge(&self) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match store.purge_ended_rollovers(now_millis() / 1000).await {
+                    Ok(n) if n > 0 => tracing::info!(messengers = n, "forgot ended rollovers"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "forgetting ended rollovers failed"),
+                }
+            }
         });
-        Ok(parsed)
+    }
+
+    /// This process drops the messenger at once; the others hear of it over the bus.
+    fn changed(&self, id: MessengerId) {
+        self.cache.invalidate(&id);
+        self.hub.publish_control(Control::MessengerChanged {
+            messenger_id: id.to_string(),
+        });
     }
 
     /// Parse and check a Security object, including its key material.
@@ -234,8 +320,61 @@ fn stored_security(m: &MessengerRow) -> ApiResult<Security> {
     })
 }
 
+/// The previous validation of a messenger row while its rollover lasts at `now` (Unix
+/// seconds); `None` without one or after its end.
+pub fn previous_validation(m: &MessengerRow, now: i64) -> ApiResult<Option<PreviousValidation>> {
+    let Some((json, until)) = &m.previous_validation else {
+        return Ok(None);
+    };
+    if *until <= now {
+        return Ok(None);
+    }
+    let validation: Validation = serde_json::from_str(json).map_err(|e| {
+        ApiError::internal(&format!(
+            "stored previous validation of messenger {}: {e}",
+            m.messenger_id
+        ))
+    })?;
+    Ok(Some(PreviousValidation {
+        validation,
+        until: *until,
+    }))
+}
+
+/// A messenger's Security as reads show it (CONTRACT §5): never a secret but `shown_secret`
+/// (the one a request generated), with `previousValidation` while a rollover lasts.
+pub fn public_security(
+    m: &MessengerRow,
+    security: &Security,
+    shown_secret: Option<&str>,
+) -> ApiResult<Value> {
+    let mut shown = security.public_json(shown_secret);
+    let previous = previous_validation(m, now_millis() / 1000)?;
+    if let Some(obj) = shown.as_object_mut() {
+        obj.insert(
+            "previousValidation".into(),
+            previous.map_or(Value::Null, |p| p.public_json()),
+        );
+    }
+    Ok(shown)
+}
+
 fn compile(row: MessengerRow) -> ApiResult<CachedMessenger> {
     let security = stored_security(&row)?;
+    // A rollover that has ended by now is never tried again; one that ends later is dropped
+    // at verify time by its `until`.
+    let previous = previous_validation(&row, now_millis() / 1000)?.and_then(|p| {
+        match CompiledMethod::compile(&p.validation) {
+            Ok(method) => {
+                let until = p.until;
+                Some((p, PreviousMethod { method, until }))
+            }
+            Err(e) => {
+                tracing::error!(messenger = %row.messenger_id, error = %e, "the stored previous validation does not compile; it is not used");
+                None
+            }
+        }
+    });
     let method = CompiledMethod::compile(&security.validation).map_err(|e| {
         ApiError::internal(&format!(
             "stored key of messenger {}: {e}",
@@ -246,6 +385,7 @@ fn compile(row: MessengerRow) -> ApiResult<CachedMessenger> {
         allowed: security.allowed(),
         policy: Policy::from_security(&security),
         method,
+        previous,
         security,
         row,
     })

@@ -10,9 +10,9 @@
 
 use confidant_core::security::Encoding;
 use confidant_core::time_fmt::{now_millis, rfc3339_seconds};
-use confidant_core::{Security, Validation};
+use confidant_core::{PreviousValidation, Security, Validation};
 use confidant_identity::{
-    Check, ContactVerifier, Failure, JwksFetcher, VerifyError, hmac_signs, peek,
+    Check, ContactVerifier, Failure, JwksFetcher, Signer, VerifyError, hmac_signs, peek,
 };
 use serde_json::{Map, Value};
 
@@ -57,12 +57,14 @@ pub async fn check(
     messenger: &CachedMessenger,
     token: &str,
 ) -> ApiResult<TokenReport> {
+    let (previous, previous_method) = messenger.previous.as_ref().map(|(p, m)| (p, m)).unzip();
     let outcome = deps
         .verifier
-        .verify_checked(token, &messenger.method, &messenger.policy)
+        .verify_rollover(token, &messenger.method, previous_method, &messenger.policy)
         .await;
+    let by_previous = previous.filter(|_| outcome.signer == Some(Signer::Previous));
     let (header, claims) = peek(token);
-    let failure = outcome.err();
+    let failure = outcome.result.err();
     let mut facts = Facts {
         token,
         header: header.as_ref(),
@@ -70,6 +72,7 @@ pub async fn check(
         failure: failure.as_ref(),
         security: &messenger.security,
         now: now_millis() / 1000,
+        by_previous,
         pem_text_signs: false,
         other_encoding_signs: None,
         other_messenger_signs: None,
@@ -80,7 +83,7 @@ pub async fn check(
     Ok(TokenReport {
         ok: failure.is_none(),
         code: failure.as_ref().map(|f| f.error.code()),
-        checks: rows(failure.as_ref(), &messenger.security),
+        checks: rows(failure.as_ref(), &messenger.security, by_previous),
         header: header.clone().unwrap_or_default(),
         claims: claims.clone().unwrap_or_default(),
         hint,
@@ -88,7 +91,12 @@ pub async fn check(
 }
 
 /// Each of §6's checks in order: passed before the failure, failed at it, not run after.
-fn rows(failure: Option<&Failure>, security: &Security) -> Vec<CheckRow> {
+/// `by_previous`: the previous validation of a rollover verified the signature.
+fn rows(
+    failure: Option<&Failure>,
+    security: &Security,
+    by_previous: Option<&PreviousValidation>,
+) -> Vec<CheckRow> {
     let failed_at = failure.map(|f| f.check);
     let mut reached = false;
     Check::ALL
@@ -101,7 +109,7 @@ fn rows(failure: Option<&Failure>, security: &Security) -> Vec<CheckRow> {
                 let error = &failure.expect("failed_at is some").error;
                 (Some(false), failed_detail(error, security))
             } else {
-                (Some(true), passed_detail(check, security))
+                (Some(true), passed_detail(check, security, by_previous))
             };
             CheckRow {
                 check: check.name(),
@@ -121,7 +129,18 @@ fn failed_detail(error: &VerifyError, security: &Security) -> String {
     }
 }
 
-fn passed_detail(check: Check, security: &Security) -> String {
+fn passed_detail(
+    check: Check,
+    security: &Security,
+    by_previous: Option<&PreviousValidation>,
+) -> String {
+    if let (Check::Algorithm | Check::Key | Check::Signature, Some(p)) = (check, by_previous) {
+        return format!(
+            "passed with the previous validation ({}), which verifies tokens only until {}",
+            p.validation.method(),
+            rfc3339_seconds(p.until)
+        );
+    }
     let text = match check {
         Check::Lifetime if security.max_token_lifetime_seconds.is_none() => "no cap is set",
         Check::Issuer if security.issuer.is_none() => "not configured: any iss is accepted",
@@ -141,6 +160,9 @@ pub struct Facts<'a> {
     pub security: &'a Security,
     /// Unix seconds.
     pub now: i64,
+    /// The previous validation of a running rollover, when it (not the current one) verified
+    /// the signature.
+    pub by_previous: Option<&'a PreviousValidation>,
     /// An HS* token that verifies with the messenger's public key PEM text as its HMAC secret
     /// (as saved, without or with a trailing newline, or with CRLF line ends).
     pub pem_text_signs: bool,
@@ -294,6 +316,24 @@ pub fn hint(f: &Facts<'_>) -> Option<String> {
             Some(Check::Identity) => identity_hint(f),
             _ => None,
         })
+        .or_else(|| previous_hint(f))
+}
+
+/// A token that only the previous validation of a rollover verifies works until its end.
+fn previous_hint(f: &Facts<'_>) -> Option<String> {
+    let p = f.by_previous?;
+    Some(format!(
+        "The token is signed for the previous validation ({}), which this messenger accepts only \
+         until {}: sign with the new {} before then.",
+        p.validation.method(),
+        rfc3339_seconds(p.until),
+        match f.security.validation {
+            Validation::SharedToken { .. } => "shared token",
+            Validation::PublicKey { .. } =>
+                "key (the private key of the Security tab's public key)",
+            Validation::Jwks { .. } => "keys of the JWKS",
+        }
+    ))
 }
 
 fn claim<'a>(f: &Facts<'a>, name: &str) -> Option<&'a Value> {
@@ -706,6 +746,7 @@ mod tests {
                 failure: self.failure.as_ref(),
                 security: &self.security,
                 now: NOW,
+                by_previous: None,
                 pem_text_signs: false,
                 other_encoding_signs: None,
                 other_messenger_signs: None,
@@ -977,7 +1018,7 @@ mod tests {
             check: Check::NotBefore,
             error: VerifyError::Malformed("nbf is not a NumericDate".into()),
         };
-        let rows = rows(Some(&failure), &s);
+        let rows = rows(Some(&failure), &s, None);
         let names: Vec<_> = rows.iter().map(|r| r.check).collect();
         assert_eq!(
             names,
@@ -1003,6 +1044,10 @@ mod tests {
                 .iter()
                 .all(|r| r.ok.is_none() && r.detail == "not run")
         );
-        assert!(self::rows(None, &s).iter().all(|r| r.ok == Some(true)));
+        assert!(
+            self::rows(None, &s, None)
+                .iter()
+                .all(|r| r.ok == Some(true))
+        );
     }
 }

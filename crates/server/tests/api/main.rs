@@ -21,6 +21,7 @@ mod jwks;
 mod lifecycle;
 mod notices;
 mod openapi;
+mod rollover;
 mod scale;
 mod smoke;
 mod sockets;
