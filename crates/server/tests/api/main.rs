@@ -10,6 +10,7 @@ mod audit;
 mod authorize;
 mod bus;
 mod cli;
+mod console_admin;
 mod contract;
 mod conversations;
 mod crash;
