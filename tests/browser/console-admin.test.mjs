@@ -94,7 +94,7 @@ test('close asks first, focus moves on, and Undo reopens it; Closed → Open sho
   await page.waitForSelector('[data-testid="close-dialog"][open]');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'close-confirm');
   await page.click('[data-testid="close-cancel"]');
-  await page.waitForSelector('[data-testid="close-dialog"]:not([open])');
+  await page.waitForSelector('[data-testid="close-dialog"]', { state: 'hidden' });
   assert.ok(await page.$(item(conv.ann)));
 
   // Confirm: it leaves the Open list, focus is on another conversation, the toast offers Undo.
