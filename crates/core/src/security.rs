@@ -556,8 +556,15 @@ fn parse_validation(
                 .get("jwksUrl")
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("validation.jwksUrl", "must be an https:// URL"))?;
-            let url = Url::parse(raw.trim())
-                .map_err(|e| bad("validation.jwksUrl", format!("not a URL ({e})")))?;
+            let url = Url::parse(raw.trim()).map_err(|_| {
+                bad(
+                    "validation.jwksUrl",
+                    format!(
+                        "“{}” is not a web address: it needs https:// and a host",
+                        raw.trim()
+                    ),
+                )
+            })?;
             crate::outbound::check(&url, ctx.allow_private_urls)
                 .map_err(|e| bad("validation.jwksUrl", e.to_string()))?;
             Ok((
