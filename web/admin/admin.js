@@ -31,6 +31,7 @@ const ui = {
   agentsSection: $('#agents-section'),
   messengerList: $('#messenger-list'),
   messengersEmpty: $('#messengers-empty'),
+  messengersStatus: $('#messengers-status'),
   createForm: $('#create-messenger'),
   createName: $('#create-name'),
   createSubmit: $('#create-submit'),
@@ -100,6 +101,19 @@ const ui = {
   agentRole: $('#agent-role'),
   agentSubmit: $('#agent-submit'),
   agentStatus: $('#agent-status'),
+  renameButton: $('#messenger-rename'),
+  deleteButton: $('#messenger-delete'),
+  renameForm: $('#rename-form'),
+  renameName: $('#rename-name'),
+  renameSave: $('#rename-save'),
+  renameCancel: $('#rename-cancel'),
+  messengerStatus: $('#messenger-status'),
+  deleteDialog: $('#delete-messenger-dialog'),
+  deleteName: $('#delete-messenger-name'),
+  deleteInput: $('#delete-messenger-confirm-input'),
+  deleteConfirm: $('#delete-messenger-confirm'),
+  deleteCancel: $('#delete-messenger-cancel'),
+  deleteError: $('#delete-messenger-error'),
 };
 
 const state = {
@@ -178,6 +192,29 @@ function splitFieldMessage(message) {
   return field ? { field, text } : null;
 }
 
+/** Every "field: problem" of a server message (it names them all, joined by "; "). */
+function splitFieldMessages(message) {
+  const parts = String(message || '').split(/;\s+(?=[A-Za-z_][\w.]*(?:\[\d+\])*\s*:)/);
+  const out = parts.map(splitFieldMessage);
+  return out.every(Boolean) ? out : null;
+}
+
+/** Take a field's error away as soon as the admin changes that field. */
+function clearOwnError(event) {
+  const wrap = event.target.closest && event.target.closest('[data-field-wrap]');
+  if (!wrap) return;
+  $$('.field-error', wrap).forEach((el) => el.remove());
+  $$('[aria-invalid="true"]', wrap).forEach((el) => {
+    el.removeAttribute('aria-invalid');
+    const ids = (el.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && !id.startsWith('err-'));
+    if (ids.length) el.setAttribute('aria-describedby', ids.join(' '));
+    else el.removeAttribute('aria-describedby');
+  });
+  const form = wrap.closest('form');
+  const notice = form && form.querySelector('.notice.error');
+  if (form && notice && !form.querySelector('.field-error')) setNotice(notice, '');
+}
+
 function clearFieldErrors(form) {
   $$('.field-error', form).forEach((el) => el.remove());
   $$('[aria-invalid="true"]', form).forEach((el) => {
@@ -192,7 +229,7 @@ function clearFieldErrors(form) {
 function showFieldError(form, field, text) {
   const wrap = form.querySelector(`[data-field-wrap="${CSS.escape(field)}"]`);
   if (!wrap || wrap.hidden || wrap.closest('[hidden]')) return false;
-  const id = `err-${field.replace(/[^\w-]/g, '-')}`;
+  const id = `err-${field.replace(/[^\w-]/g, '-')}-${wrap.querySelectorAll('.field-error').length}`;
   const p = h('p', { class: 'field-error', id, 'data-testid': 'field-error', 'data-field': field, text });
   wrap.append(p);
   const input = wrap.querySelector('input:not([type="radio"]), textarea, select') || wrap.querySelector('input');
@@ -211,11 +248,15 @@ function showFormError(form, notice, err) {
     return;
   }
   if (err instanceof ApiError && err.status === 400) {
-    const parsed = splitFieldMessage(err.message);
-    if (parsed && showFieldError(form, parsed.field, parsed.text)) {
-      setNotice(notice, 'Please correct the field marked below.');
-      focusFirstInvalid(form);
-      return;
+    const parsed = splitFieldMessages(err.message);
+    if (parsed) {
+      const shown = parsed.filter((p) => showFieldError(form, p.field, p.text));
+      if (shown.length === parsed.length) {
+        setNotice(notice, parsed.length > 1 ? 'Please correct the fields marked below.' : 'Please correct the field marked below.');
+        focusFirstInvalid(form);
+        return;
+      }
+      clearFieldErrors(form);
     }
     setNotice(notice, err.message || 'The server refused these settings.');
     return;
@@ -285,6 +326,9 @@ async function selectMessenger(id, { revealSecret = null } = {}) {
   renderMessengerList();
   ui.detail.hidden = false;
   ui.detailName.textContent = messenger.name;
+  endRename();
+  ui.messengerStatus.textContent = '';
+  ui.messengersStatus.textContent = '';
   ui.detailId.textContent = messenger.messengerId;
   hideSecret();
   clearFieldErrors(ui.securityForm);
@@ -329,6 +373,91 @@ async function createMessenger(event) {
     showFormError(ui.createForm, ui.error, err);
   } finally {
     ui.createSubmit.disabled = !state.canEdit;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rename and delete (docs/OPERATING.md, "Messengers")
+
+function selectedMessenger() {
+  return state.messengers.find((m) => m.messengerId === state.selectedId) || null;
+}
+
+function startRename() {
+  const m = selectedMessenger();
+  if (!m) return;
+  clearFieldErrors(ui.renameForm);
+  ui.renameName.value = m.name;
+  ui.renameForm.hidden = false;
+  ui.messengerStatus.textContent = '';
+  ui.renameName.focus();
+  ui.renameName.select();
+}
+
+function endRename() {
+  ui.renameForm.hidden = true;
+  clearFieldErrors(ui.renameForm);
+}
+
+async function saveRename(event) {
+  event.preventDefault();
+  const m = selectedMessenger();
+  if (!m) return;
+  clearFieldErrors(ui.renameForm);
+  const name = ui.renameName.value.trim();
+  if (!name) {
+    showFieldError(ui.renameForm, 'name', 'Please give the messenger a name.');
+    focusFirstInvalid(ui.renameForm);
+    return;
+  }
+  ui.renameSave.disabled = true;
+  try {
+    const saved = await api(messengerPath(m.messengerId), { method: 'PATCH', body: { name } });
+    m.name = (saved && saved.name) || name;
+    ui.detailName.textContent = m.name;
+    renderMessengerList();
+    endRename();
+    ui.messengerStatus.textContent = `Renamed to “${m.name}”.`;
+    ui.renameButton.focus();
+  } catch (err) {
+    showFormError(ui.renameForm, ui.messengerStatus, err);
+  } finally {
+    ui.renameSave.disabled = !state.canEdit;
+  }
+}
+
+function askDelete() {
+  const m = selectedMessenger();
+  if (!m) return;
+  ui.deleteName.textContent = `“${m.name}”`;
+  ui.deleteInput.value = '';
+  ui.deleteConfirm.disabled = true;
+  setNotice(ui.deleteError, '');
+  ui.deleteDialog.showModal();
+  ui.deleteInput.focus();
+}
+
+async function confirmDelete() {
+  const m = selectedMessenger();
+  if (!m || ui.deleteInput.value.trim() !== m.name.trim()) return;
+  ui.deleteConfirm.disabled = true;
+  try {
+    await api(messengerPath(m.messengerId), { method: 'DELETE' });
+    ui.deleteDialog.close();
+    state.messengers = state.messengers.filter((x) => x.messengerId !== m.messengerId);
+    state.selectedId = null;
+    ui.detail.hidden = true;
+    renderMessengerList();
+    setNotice(ui.error, '');
+    ui.messengersStatus.textContent = `The messenger “${m.name}” was deleted. Its conversations stay readable in the console.`;
+    const first = ui.messengerList.querySelector('.messenger-item');
+    if (first) first.focus();
+    else ui.createName.focus();
+  } catch (err) {
+    ui.deleteConfirm.disabled = false;
+    if (err instanceof ApiError && err.status === 401) sessionEnded();
+    else if (err instanceof ApiError && err.status === 403) setNotice(ui.deleteError, 'Only site admins can delete a messenger.');
+    else setNotice(ui.deleteError, describeError(err));
   }
 }
 
@@ -843,7 +972,9 @@ function showSection(name) {
 }
 
 function applyPermissions() {
-  const editable = [ui.createForm, ui.securityForm, ui.agentForm, ui.noticesForm, ui.noticesTestForm];
+  const editable = [ui.createForm, ui.securityForm, ui.agentForm, ui.noticesForm, ui.noticesTestForm, ui.renameForm];
+  ui.renameButton.hidden = !state.canEdit;
+  ui.deleteButton.hidden = !state.canEdit;
   for (const form of editable) {
     $$('input, textarea, select, button[type="submit"]', form).forEach((el) => {
       el.disabled = !state.canEdit;
@@ -932,6 +1063,28 @@ function wire() {
   });
   ui.secretDone.addEventListener('click', hideSecret);
   ui.agentForm.addEventListener('submit', addAgent);
+  ui.renameButton.addEventListener('click', startRename);
+  ui.renameCancel.addEventListener('click', () => {
+    endRename();
+    ui.renameButton.focus();
+  });
+  ui.renameForm.addEventListener('submit', saveRename);
+  ui.deleteButton.addEventListener('click', askDelete);
+  ui.deleteInput.addEventListener('input', () => {
+    const m = selectedMessenger();
+    ui.deleteConfirm.disabled = !m || ui.deleteInput.value.trim() !== m.name.trim();
+  });
+  ui.deleteConfirm.addEventListener('click', confirmDelete);
+  ui.deleteCancel.addEventListener('click', () => {
+    ui.deleteDialog.close();
+    ui.deleteButton.focus();
+  });
+  ui.deleteDialog.addEventListener('close', () => {
+    if (!ui.detail.hidden) ui.deleteButton.focus();
+  });
+  // An error goes as soon as its field is changed (every admin form marks fields this way).
+  document.addEventListener('input', clearOwnError);
+  document.addEventListener('change', clearOwnError);
 }
 
 wire();

@@ -30,6 +30,16 @@ const ui = {
   statusTag: $('#status-tag'),
   notifiedTag: $('#notified-tag'),
   closeButton: $('#close-conversation'),
+  reopenButton: $('#reopen-conversation'),
+  closeDialog: $('#close-dialog'),
+  closeConfirm: $('#close-confirm'),
+  closeCancel: $('#close-cancel'),
+  toast: $('#toast'),
+  toastText: $('#toast-text'),
+  toastUndo: $('#toast-undo'),
+  messengerFilterRow: $('#messenger-filter-row'),
+  messengerFilter: $('#messenger-filter'),
+  messengerTag: $('#messenger-tag'),
   scroll: $('#messages-scroll'),
   messagesLoading: $('#messages-loading'),
   messages: $('#messages'),
@@ -58,7 +68,11 @@ const ui = {
 
 const state = {
   siteId: null,
-  filter: { status: 'open', preview: false, assignee: 'all' },
+  filter: { status: 'open', preview: false, assignee: 'all', messengerId: '' },
+  /** messengerId -> messenger name (the site's live messengers) */
+  messengers: new Map(),
+  /** After a filter change: show a conversation of the new list, not the one left on screen. */
+  pickAfterLoad: false,
   /** The signed-in agent (null for the operator), and the site's agents (admins only). */
   me: null,
   agents: [],
@@ -133,7 +147,8 @@ async function loadInbox() {
   try {
     const { assignee } = state.filter;
     const who = assignee === 'all' ? '' : `&assignee=${assignee}`;
-    const data = await api(sitePath(`/conversations?status=${status}&preview=${preview}${who}`));
+    const which = state.filter.messengerId ? `&messengerId=${encodeURIComponent(state.filter.messengerId)}` : '';
+    const data = await api(sitePath(`/conversations?status=${status}&preview=${preview}${who}${which}`));
     if (serial !== state.inboxLoadSerial || !state.active) return;
     conversations.clear();
     for (const c of (data && data.conversations) || []) conversations.set(c.conversationId, c);
@@ -143,6 +158,10 @@ async function loadInbox() {
       if (keep) conversations.set(keep.conversationId, keep);
     }
     renderInbox();
+    if (state.pickAfterLoad) {
+      state.pickAfterLoad = false;
+      showFirstIfStale();
+    }
     if (ui.error.dataset.kind === 'inbox') setNotice(ui.error, '');
   } catch (err) {
     if (serial !== state.inboxLoadSerial) return;
@@ -163,6 +182,7 @@ function scheduleInboxReload() {
 
 function matchesFilter(c) {
   if (c.status !== state.filter.status || Boolean(c.preview) !== state.filter.preview) return false;
+  if (state.filter.messengerId && c.messengerId !== state.filter.messengerId) return false;
   switch (state.filter.assignee) {
     case 'me':
       return Boolean(c.assignee && state.me && c.assignee.agentId === state.me.agentId);
@@ -243,14 +263,58 @@ function renderInboxItem(c) {
     h('span', { class: 'preview-text', text: lastText.slice(0, 140) }),
     unread ? h('span', { class: 'badge', 'data-testid': 'unread-count', 'aria-label': `${unread} unread`, text: unread }) : h('span'),
     h('span', { class: 'identity', text: c.contact ? c.contact.identity : '' }),
+    h('span', { class: 'messenger-label small', 'data-testid': 'messenger-label', text: messengerLabel(c) }),
     c.assignee ? h('span', { class: 'assignee-label small', 'data-testid': 'assignee-label', text: `→ ${assigneeName(c)}` }) : null,
   );
   button.addEventListener('click', () => selectConversation(c.conversationId));
   return h('li', {}, button);
 }
 
+/** Which messenger a conversation came from: its name, "(deleted)" once it was deleted. */
+function messengerLabel(c) {
+  const m = c.messenger;
+  const name = (m && m.name) || state.messengers.get(c.messengerId) || 'Messenger';
+  return m && m.deleted ? `${name} (deleted)` : name;
+}
+
+/** The site's messengers: the conversations' labels, and a filter when there is more than one. */
+async function loadMessengers() {
+  try {
+    const data = await api(sitePath('/messengers'));
+    state.messengers = new Map(((data && data.messengers) || []).map((m) => [m.messengerId, m.name]));
+  } catch {
+    state.messengers = new Map();
+  }
+  const keep = state.filter.messengerId;
+  clear(ui.messengerFilter);
+  ui.messengerFilter.append(h('option', { value: '', text: 'All messengers' }));
+  for (const [id, name] of state.messengers) ui.messengerFilter.append(h('option', { value: id, text: name, selected: id === keep }));
+  ui.messengerFilterRow.hidden = state.messengers.size < 2 && !keep;
+  renderInbox();
+}
+
+/** The conversation on screen left the list (a filter changed): show the list's first one. */
+function showFirstIfStale() {
+  const c = viewConversation();
+  if (view && c && matchesFilter(c)) return;
+  const first = ui.list.querySelector('.conv-item');
+  if (first) selectConversation(first.dataset.conversationId);
+  else clearView();
+}
+
+function clearView() {
+  thread.reset();
+  view = null;
+  viewSnapshot = null;
+  ui.view.hidden = true;
+  ui.noSelection.hidden = false;
+  panel.hide();
+  renderInbox();
+}
+
 function setFilter(patch) {
   state.filter = { ...state.filter, ...patch };
+  state.pickAfterLoad = true;
   ui.tabOpen.setAttribute('aria-pressed', String(state.filter.status === 'open'));
   ui.tabClosed.setAttribute('aria-pressed', String(state.filter.status === 'closed'));
   ui.filterMine.setAttribute('aria-pressed', String(state.filter.assignee === 'me'));
@@ -264,7 +328,7 @@ function setFilter(patch) {
 // ---------------------------------------------------------------------------------------------
 // Conversation view
 
-async function selectConversation(conversationId) {
+async function selectConversation(conversationId, { focusItem = false } = {}) {
   const c = conversations.get(conversationId);
   if (!c) return;
   thread.reset();
@@ -274,6 +338,10 @@ async function selectConversation(conversationId) {
   ui.noSelection.hidden = true;
   ui.view.hidden = false;
   renderHeader(c);
+  if (focusItem) {
+    const item = ui.list.querySelector(`[data-conversation-id="${CSS.escape(conversationId)}"]`);
+    if (item) item.focus();
+  }
   panel.show(c.contact, conversationId);
   ui.messagesLoading.hidden = false;
   try {
@@ -288,7 +356,7 @@ async function selectConversation(conversationId) {
       markReadIfVisible();
     }
   }
-  if (view && view.id === conversationId && c.status === 'open') ui.reply.focus();
+  if (view && view.id === conversationId && c.status === 'open' && !focusItem) ui.reply.focus();
 }
 
 function loadViewMessages(v, afterSeq) {
@@ -306,6 +374,7 @@ function renderHeader(c) {
   ui.contactIdentity.textContent = contact.identity || '';
   ui.previewTag.hidden = !c.preview;
   ui.statusTag.textContent = c.status === 'closed' ? 'Closed' : 'Open';
+  ui.messengerTag.textContent = messengerLabel(c);
   // Offline notice (CONTRACT §10): the customer was emailed that a reply waits.
   ui.notifiedTag.hidden = !c.notifiedAt;
   ui.notifiedTag.textContent = c.notifiedAt ? `Customer notified by email at ${formatDateTime(c.notifiedAt)}` : '';
@@ -314,6 +383,7 @@ function renderHeader(c) {
   renderAssignee(c);
   const closed = c.status === 'closed';
   ui.closeButton.hidden = closed;
+  ui.reopenButton.hidden = !closed;
   ui.closedNote.hidden = !closed;
   ui.replyForm.hidden = closed;
   updateReplyButton();
@@ -409,18 +479,75 @@ function markReadIfVisible() {
   });
 }
 
+/** "Close conversation" asks first (a modal dialog; Escape or Cancel keep it open). */
+function askClose() {
+  if (!viewConversation()) return;
+  ui.closeDialog.showModal();
+  ui.closeConfirm.focus();
+}
+
 async function closeConversation() {
+  ui.closeDialog.close();
   const c = viewConversation();
   if (!c) return;
+  // Where focus goes after: the next conversation of the list (the closed one leaves it).
+  const items = [...ui.list.querySelectorAll('.conv-item')];
+  const at = items.findIndex((b) => b.dataset.conversationId === c.conversationId);
+  const next = items[at + 1] || items[at - 1] || null;
+  const nextId = next && next.dataset.conversationId !== c.conversationId ? next.dataset.conversationId : null;
   ui.closeButton.disabled = true;
   try {
     const updated = await api(sitePath(`/conversations/${encodeURIComponent(c.conversationId)}/close`), { method: 'POST' });
     applyConversation(updated || { ...c, status: 'closed' });
+    showUndo(c.conversationId);
+    if (nextId && conversations.has(nextId) && matchesFilter(conversations.get(nextId))) {
+      await selectConversation(nextId, { focusItem: true });
+    } else {
+      clearView();
+      ui.tabOpen.focus();
+    }
   } catch (err) {
     reportError(err);
   } finally {
     ui.closeButton.disabled = false;
   }
+}
+
+/** Reopen a closed conversation (the toast's Undo, or the closed view's button) and show it. */
+async function reopenConversation(conversationId) {
+  hideToast();
+  ui.reopenButton.disabled = true;
+  try {
+    const updated = await api(sitePath(`/conversations/${encodeURIComponent(conversationId)}/reopen`), { method: 'POST' });
+    applyConversation(updated);
+    if (state.filter.status !== 'open') {
+      setFilter({ status: 'open' });
+      applyConversation(updated); // the list reloads; it is known meanwhile
+    }
+    await selectConversation(conversationId);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) showError('This conversation cannot be reopened: the customer has opened a new one since. Answer there.');
+    else reportError(err);
+  } finally {
+    ui.reopenButton.disabled = false;
+  }
+}
+
+const UNDO_MS = 10000;
+let toastTimer = null;
+let toastFor = null;
+function showUndo(conversationId) {
+  clearTimeout(toastTimer);
+  toastFor = conversationId;
+  ui.toastText.textContent = 'Conversation closed —';
+  ui.toast.hidden = false;
+  toastTimer = setTimeout(hideToast, UNDO_MS);
+}
+
+function hideToast() {
+  clearTimeout(toastTimer);
+  toastFor = null;
+  ui.toast.hidden = true;
 }
 
 /** Merge a conversation object (from close, or a live event) into the inbox and the view. */
@@ -629,6 +756,7 @@ function enterApp(agent) {
   ui.filterMine.hidden = !state.me;
   if (!state.me && state.filter.assignee === 'me') state.filter.assignee = 'all';
   loadAgents();
+  loadMessengers();
   loadCannedReplies();
   loadInbox();
   startLive();
@@ -648,6 +776,8 @@ function teardown() {
   ui.noSelection.hidden = false;
   panel.hide();
   canned.setReplies([]);
+  hideToast();
+  state.messengers = new Map();
   state.me = null;
   state.agents = [];
   document.title = 'Confidant — Agent console';
@@ -669,7 +799,15 @@ function wire() {
   ui.assignTo.addEventListener('change', () => {
     if (ui.assignTo.value) assignTo(ui.assignTo.value);
   });
-  ui.closeButton.addEventListener('click', closeConversation);
+  ui.closeButton.addEventListener('click', askClose);
+  ui.closeConfirm.addEventListener('click', closeConversation);
+  ui.closeCancel.addEventListener('click', () => {
+    ui.closeDialog.close();
+    ui.closeButton.focus();
+  });
+  ui.toastUndo.addEventListener('click', () => toastFor && reopenConversation(toastFor));
+  ui.reopenButton.addEventListener('click', () => view && reopenConversation(view.id));
+  ui.messengerFilter.addEventListener('change', () => setFilter({ messengerId: ui.messengerFilter.value }));
   // The canned-reply picker's keys come before the composer's Enter-to-send.
   canned = new CannedPicker(ui.reply, ui.cannedList, updateReplyButton);
   wireComposer(ui.replyForm, ui.reply, submitReply);

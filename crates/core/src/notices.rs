@@ -155,10 +155,17 @@ fn link_url(s: &str, allow_http: bool) -> Result<String, NoticeError> {
             "must not contain spaces or control characters",
         ));
     }
-    let url = Url::parse(s).map_err(|_| err("email.linkUrl", WHY))?;
+    let not_address = || {
+        err(
+            "email.linkUrl",
+            format!("“{s}” is not a web address: it needs https:// and a host"),
+        )
+    };
+    let url = Url::parse(s).map_err(|_| not_address())?;
     let host = url.host_str().unwrap_or_default();
     let ok = match url.scheme() {
-        "https" => !host.is_empty(),
+        "https" if host.is_empty() => return Err(not_address()),
+        "https" => true,
         "http" => allow_http || is_loopback(host),
         _ => false,
     };

@@ -28,6 +28,19 @@ pub struct SecurityError {
     pub message: String,
 }
 
+impl SecurityError {
+    /// Several problems as one error: the first one's field, and a message that names each
+    /// (`allowedUrls[0]: …; clockSkewSeconds: …`). `None` when there are none.
+    pub fn all(problems: Vec<SecurityError>) -> Option<SecurityError> {
+        let mut iter = problems.into_iter();
+        let mut first = iter.next()?;
+        for p in iter {
+            first.message = format!("{}; {}: {}", first.message, p.field, p.message);
+        }
+        Some(first)
+    }
+}
+
 fn bad(field: &str, message: impl Into<String>) -> SecurityError {
     SecurityError {
         field: field.to_owned(),
@@ -327,87 +340,120 @@ impl Security {
         let obj = value
             .as_object()
             .ok_or_else(|| bad("security", "must be an object"))?;
-        let (validation, generated_secret) = match (obj.get("validation"), ctx.previous) {
-            // A PUT replaces the whole object (docs/API-DESIGN.md): an absent field takes its
-            // default, so an absent method would have to be kept silently while the fields
-            // beside it reset. It is required instead; `"sharedToken": null` keeps a secret.
-            (None | Some(Value::Null), Some(_)) => {
-                return Err(bad(
-                    "validation",
-                    "is required: a PUT replaces every setting (send {\"method\": \"sharedToken\", \"sharedToken\": null} to keep the shared token)",
-                ));
-            }
-            (None | Some(Value::Null), None) => {
-                let s = generate();
-                (
-                    Validation::SharedToken {
-                        secret: s.clone(),
-                        encoding: Encoding::Text,
-                    },
-                    Some(s),
-                )
-            }
-            (Some(v), _) => parse_validation(v, ctx, generate)?,
-        };
-        let contact_identity_key = match obj.get("contactIdentityKey") {
-            None | Some(Value::Null) => "sub".to_owned(),
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 128 => s.clone(),
-            Some(_) => {
-                return Err(bad(
-                    "contactIdentityKey",
-                    "must be a claim name of 1 to 128 characters",
-                ));
+        // Every field is checked, and every problem named in one answer (a form marks each).
+        let mut problems: Vec<SecurityError> = Vec::new();
+        let mut take = |r: Result<(), SecurityError>| {
+            if let Err(e) = r {
+                problems.push(e);
             }
         };
-        let allowed_urls = match obj.get("allowedUrls") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => {
-                if items.len() > MAX_ALLOWED_URLS {
+        let mut validation = None;
+        take((|| {
+            validation = Some(match (obj.get("validation"), ctx.previous) {
+                // A PUT replaces the whole object (docs/API-DESIGN.md): an absent field takes
+                // its default, so an absent method would have to be kept silently while the
+                // fields beside it reset. It is required instead; `"sharedToken": null` keeps
+                // a secret.
+                (None | Some(Value::Null), Some(_)) => {
                     return Err(bad(
-                        "allowedUrls",
-                        format!("at most {MAX_ALLOWED_URLS} entries"),
+                        "validation",
+                        "is required: a PUT replaces every setting (send {\"method\": \"sharedToken\", \"sharedToken\": null} to keep the shared token)",
                     ));
                 }
-                let mut out: Vec<String> = Vec::with_capacity(items.len());
+                (None | Some(Value::Null), None) => {
+                    let s = generate();
+                    (
+                        Validation::SharedToken {
+                            secret: s.clone(),
+                            encoding: Encoding::Text,
+                        },
+                        Some(s),
+                    )
+                }
+                (Some(v), _) => parse_validation(v, ctx, generate)?,
+            });
+            Ok(())
+        })());
+        let mut contact_identity_key = "sub".to_owned();
+        take(match obj.get("contactIdentityKey") {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 128 => {
+                contact_identity_key = s.clone();
+                Ok(())
+            }
+            Some(_) => Err(bad(
+                "contactIdentityKey",
+                "must be a claim name of 1 to 128 characters",
+            )),
+        });
+        let mut allowed_urls: Vec<String> = Vec::new();
+        match obj.get("allowedUrls") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) if items.len() > MAX_ALLOWED_URLS => take(Err(bad(
+                "allowedUrls",
+                format!("at most {MAX_ALLOWED_URLS} entries"),
+            ))),
+            Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     let field = format!("allowedUrls[{i}]");
-                    let s = item
-                        .as_str()
-                        .ok_or_else(|| bad(&field, "must be a string"))?;
-                    let u = AllowedUrl::parse(s).map_err(|e| bad(&field, e.0))?;
-                    let text = u.to_string();
-                    if !out.contains(&text) {
-                        out.push(text);
+                    let Some(s) = item.as_str() else {
+                        take(Err(bad(&field, "must be a string")));
+                        continue;
+                    };
+                    match AllowedUrl::parse(s) {
+                        Ok(u) => {
+                            let text = u.to_string();
+                            if !allowed_urls.contains(&text) {
+                                allowed_urls.push(text);
+                            }
+                        }
+                        Err(e) => take(Err(bad(&field, e.0))),
                     }
                 }
-                out
             }
-            Some(_) => return Err(bad("allowedUrls", "must be an array of URLs")),
-        };
-        let clock_skew_seconds = match obj.get("clockSkewSeconds") {
-            None | Some(Value::Null) => DEFAULT_CLOCK_SKEW,
+            Some(_) => take(Err(bad("allowedUrls", "must be an array of URLs"))),
+        }
+        let mut clock_skew_seconds = DEFAULT_CLOCK_SKEW;
+        take(match obj.get("clockSkewSeconds") {
+            None | Some(Value::Null) => Ok(()),
             Some(v) => v
                 .as_u64()
                 .filter(|n| *n <= u64::from(MAX_CLOCK_SKEW))
-                .map(|n| n as u32)
-                .ok_or_else(|| bad("clockSkewSeconds", "must be a whole number from 0 to 300"))?,
+                .map(|n| clock_skew_seconds = n as u32)
+                .ok_or_else(|| bad("clockSkewSeconds", "must be a whole number from 0 to 300")),
+        });
+        let mut max_token_lifetime_seconds = None;
+        take(match obj.get("maxTokenLifetimeSeconds") {
+            None | Some(Value::Null) => Ok(()),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=10 * 365 * 86_400).contains(n))
+                .map(|n| max_token_lifetime_seconds = Some(n))
+                .ok_or_else(|| {
+                    bad(
+                        "maxTokenLifetimeSeconds",
+                        "must be empty (no cap) or a whole number of seconds from 1 to 315360000",
+                    )
+                }),
+        });
+        let issuer = optional_text(obj, "issuer").unwrap_or_else(|e| {
+            take(Err(e));
+            None
+        });
+        let audience = optional_text(obj, "audience").unwrap_or_else(|e| {
+            take(Err(e));
+            None
+        });
+        let attachments = Attachments::parse(obj.get("attachments")).unwrap_or_else(|e| {
+            take(Err(e));
+            Attachments::default()
+        });
+        if let Some(e) = SecurityError::all(problems) {
+            return Err(e);
+        }
+        let Some((validation, generated_secret)) = validation else {
+            return Err(bad("validation", "is required"));
         };
-        let max_token_lifetime_seconds = match obj.get("maxTokenLifetimeSeconds") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .filter(|n| (1..=10 * 365 * 86_400).contains(n))
-                    .ok_or_else(|| {
-                        bad(
-                            "maxTokenLifetimeSeconds",
-                            "must be null or a whole number of seconds from 1 to 315360000",
-                        )
-                    })?,
-            ),
-        };
-        let issuer = optional_text(obj, "issuer")?;
-        let audience = optional_text(obj, "audience")?;
-        let attachments = Attachments::parse(obj.get("attachments"))?;
         Ok(Parsed {
             security: Security {
                 validation,
@@ -589,8 +635,15 @@ fn parse_validation(
                 .get("jwksUrl")
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("validation.jwksUrl", "must be an https:// URL"))?;
-            let url = Url::parse(raw.trim())
-                .map_err(|e| bad("validation.jwksUrl", format!("not a URL ({e})")))?;
+            let url = Url::parse(raw.trim()).map_err(|_| {
+                bad(
+                    "validation.jwksUrl",
+                    format!(
+                        "“{}” is not a web address: it needs https:// and a host",
+                        raw.trim()
+                    ),
+                )
+            })?;
             crate::outbound::check(&url, ctx.allow_private_urls)
                 .map_err(|e| bad("validation.jwksUrl", e.to_string()))?;
             Ok((

@@ -25,44 +25,67 @@ pub struct AllowedUrl {
 
 impl AllowedUrl {
     pub fn parse(input: &str) -> Result<Self, AllowedUrlError> {
-        let err = |m: &str| AllowedUrlError(format!("{input:?}: {m}"));
+        // Said in plain words for the admin who typed it, with the entry quoted.
+        let err = |m: &str| AllowedUrlError(format!("“{}” {m}", input.trim()));
+        let not_address = || err("is not a web address: it needs https:// or http:// and a host");
         let s = input.trim();
-        if s.is_empty() || s.len() > 2048 {
-            return Err(err("must be a URL of at most 2048 characters"));
+        if s.is_empty() {
+            return Err(AllowedUrlError(
+                "an empty entry is not a web address: it needs https:// or http:// and a host"
+                    .to_owned(),
+            ));
         }
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| err("must start with http:// or https://"))?;
+        if s.len() > 2048 {
+            return Err(AllowedUrlError(
+                "an entry is too long: a web address here has at most 2048 characters".to_owned(),
+            ));
+        }
+        let (scheme, rest) = s.split_once("://").ok_or_else(not_address)?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
-            return Err(err("must start with http:// or https://"));
+            return Err(err(
+                "is not a web address: it must start with https:// or http://",
+            ));
         }
         let (wildcard, rest) = match rest.strip_prefix("*.") {
             Some(r) => (true, r),
             None => (false, rest),
         };
         if rest.contains('*') {
-            return Err(err("`*.` is allowed only as the leftmost host label"));
+            return Err(err(
+                "has a * in the wrong place: it may only stand for the first part of the host, as in https://*.example.com",
+            ));
         }
         // Let the URL parser validate and normalise the host, port and path.
-        let url = Url::parse(&format!("{scheme}://{rest}"))
-            .map_err(|e| err(&format!("not a URL ({e})")))?;
+        let url = Url::parse(&format!("{scheme}://{rest}")).map_err(|e| {
+            use url::ParseError as P;
+            match e {
+                P::EmptyHost => not_address(),
+                P::InvalidPort => err("has a port that is not a number from 1 to 65535"),
+                P::InvalidIpv4Address | P::InvalidIpv6Address => {
+                    err("has an IP address that is not valid")
+                }
+                P::InvalidDomainCharacter | P::IdnaError => {
+                    err("has a host with characters that web addresses cannot have")
+                }
+                _ => not_address(),
+            }
+        })?;
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(err("must not have a query or fragment"));
+            return Err(err(
+                "has a ? or # part: give only the site (https://example.com) or a path prefix (https://example.com/secure/)",
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(err("must not contain credentials"));
+            return Err(err("must not contain a user name or password"));
         }
-        let host = url
-            .host_str()
-            .ok_or_else(|| err("has no host"))?
-            .to_ascii_lowercase();
+        let host = url.host_str().ok_or_else(not_address)?.to_ascii_lowercase();
         // The URL parser lets `;` `,` `'` and other punctuation through in a domain, and the
         // host is written into the frame's CSP header: a `;` there would start a directive.
         // Hosts are DNS names (after IDNA: letters, digits, hyphens, dots), or IP addresses.
         if !host.starts_with('[') && !is_dns_name(&host) {
             return Err(err(
-                "the host may contain only letters, digits, hyphens and dots",
+                "has a host with characters other than letters, digits, hyphens and dots",
             ));
         }
         if wildcard
@@ -70,7 +93,9 @@ impl AllowedUrl {
                 || host.parse::<std::net::Ipv4Addr>().is_ok()
                 || !host.contains('.'))
         {
-            return Err(err("`*.` needs a domain with at least two labels after it"));
+            return Err(err(
+                "has *. before a host that is not a domain of two parts or more (as in https://*.example.com)",
+            ));
         }
         Ok(Self {
             scheme,

@@ -52,7 +52,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             messenger_cols!(),
-            " FROM messengers WHERE messenger_id = $1 AND site_id = $2"
+            " FROM messengers WHERE messenger_id = $1 AND site_id = $2 AND deleted_at IS NULL"
         ))
         .bind(messenger_id.to_string())
         .bind(site_id.0)
@@ -70,12 +70,14 @@ impl Store {
         site_id: SiteId,
         messenger_id: MessengerId,
     ) -> Result<Option<i64>> {
-        let row =
-            sqlx::query("SELECT version FROM messengers WHERE messenger_id = $1 AND site_id = $2")
-                .bind(messenger_id.to_string())
-                .bind(site_id.0)
-                .fetch_optional(&self.read)
-                .await?;
+        let row = sqlx::query(
+            "SELECT version FROM messengers WHERE messenger_id = $1 AND site_id = $2 \
+             AND deleted_at IS NULL",
+        )
+        .bind(messenger_id.to_string())
+        .bind(site_id.0)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(row.map(|r| r.try_get("version")).transpose()?)
     }
 
@@ -83,7 +85,8 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             messenger_cols!(),
-            " FROM messengers WHERE site_id = $1 ORDER BY created_at, messenger_id"
+            " FROM messengers WHERE site_id = $1 AND deleted_at IS NULL \
+             ORDER BY created_at, messenger_id"
         ))
         .bind(site_id.0)
         .fetch_all(&self.read)
@@ -202,6 +205,93 @@ impl Store {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Rename a live messenger of the site, with its audit entry, in one transaction. The
+    /// version moves, so cached copies (the frame's config shows the name) are rebuilt.
+    /// `NotFound` if the site has no such messenger (or it was deleted).
+    pub async fn rename_messenger(
+        &self,
+        site_id: SiteId,
+        messenger_id: MessengerId,
+        name: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<MessengerRow> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE messengers SET name = $3, version = version + 1, updated_at = $4 \
+             WHERE messenger_id = $1 AND site_id = $2 AND deleted_at IS NULL RETURNING ",
+            messenger_cols!()
+        ))
+        .bind(messenger_id.to_string())
+        .bind(site_id.0)
+        .bind(name)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = row
+            .as_ref()
+            .map(MessengerRow::from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.open_security(row).await
+    }
+
+    /// Delete a live messenger of the site, with its audit entry (built from the row as it
+    /// was), in one transaction: the row stays for its conversations, marked deleted, with its
+    /// Security JSON (and so its shared secret) overwritten and its notice settings gone.
+    /// `NotFound` if the site has no such messenger (or it was deleted already).
+    pub async fn delete_messenger(
+        &self,
+        site_id: SiteId,
+        messenger_id: MessengerId,
+        now: i64,
+        entry: impl FnOnce(&MessengerRow) -> AuditEntry,
+    ) -> Result<MessengerRow> {
+        let wiped = self
+            .vault
+            .seal_text(site_id, &security_place(&messenger_id), "{}")
+            .await?;
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            messenger_cols!(),
+            " FROM messengers WHERE messenger_id = $1 AND site_id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(messenger_id.to_string())
+        .bind(site_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = row
+            .as_ref()
+            .map(MessengerRow::from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)?;
+        // Guarded again: of two racing deletes, one finds nothing to delete.
+        let done = sqlx::query(
+            "UPDATE messengers SET deleted_at = $3, security = $4, version = version + 1, \
+             updated_at = $3 WHERE messenger_id = $1 AND site_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(messenger_id.to_string())
+        .bind(site_id.0)
+        .bind(now)
+        .bind(wiped)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM messenger_notifications WHERE messenger_id = $1 AND site_id = $2")
+            .bind(messenger_id.to_string())
+            .bind(site_id.0)
+            .execute(&mut *tx)
+            .await?;
+        append_audit(&mut tx, &entry(&row)).await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     /// A messenger row as read, with its Security JSON opened (it holds the shared secret, so

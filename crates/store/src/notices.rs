@@ -54,12 +54,14 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let exists =
-            sqlx::query("SELECT 1 FROM messengers WHERE messenger_id = $1 AND site_id = $2")
-                .bind(messenger_id.to_string())
-                .bind(site_id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let exists = sqlx::query(
+            "SELECT 1 FROM messengers WHERE messenger_id = $1 AND site_id = $2 \
+                 AND deleted_at IS NULL",
+        )
+        .bind(messenger_id.to_string())
+        .bind(site_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }

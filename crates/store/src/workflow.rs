@@ -7,7 +7,7 @@
 //! unread count is counted by the `(conversation_id, seq)` index from the agents' read marker
 //! on, so it costs what is unread, never the whole history.
 
-use confidant_core::{AgentId, ContactId, ConversationId, SiteId};
+use confidant_core::{AgentId, ContactId, ConversationId, MessengerId, SiteId};
 use sqlx::{FromRow as _, Row as _};
 
 use crate::audit::append_audit;
@@ -27,6 +27,9 @@ pub struct AgentConversation {
     pub assignee: Option<(AgentId, String)>,
     /// The contact's messages after the agents' read marker.
     pub unread: i64,
+    /// The messenger's name, and whether it was deleted (its conversations stay readable).
+    pub messenger_name: String,
+    pub messenger_deleted: bool,
 }
 
 /// Whose conversations a list shows.
@@ -52,6 +55,8 @@ pub struct ListQuery {
     pub preview: bool,
     pub assignee: AssigneeFilter,
     pub contact: Option<ContactId>,
+    /// Only the conversations of this messenger.
+    pub messenger: Option<MessengerId>,
     pub after: Option<ListCursor>,
     pub limit: i64,
 }
@@ -80,7 +85,8 @@ macro_rules! agent_view {
             conv_cols_c!(),
             ", c.assignee_id AS assignee_id, COALESCE(a.name, c.assignee_name) AS assignee_now, \
              (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.conversation_id \
-              AND u.seq > c.agent_read_seq AND u.sender_type = 'contact') AS unread_count, ",
+              AND u.seq > c.agent_read_seq AND u.sender_type = 'contact') AS unread_count, \
+             g.name AS messenger_name, g.deleted_at AS messenger_deleted_at, ",
             contact_cols_k!(),
             ", ",
             last_msg_cols_m!(),
@@ -93,7 +99,8 @@ macro_rules! agent_view_joins {
         concat!(
             " JOIN contacts k ON k.contact_id = c.contact_id ",
             last_message_join!(),
-            " LEFT JOIN agents a ON a.agent_id = c.assignee_id AND a.site_id = c.site_id"
+            " LEFT JOIN agents a ON a.agent_id = c.assignee_id AND a.site_id = c.site_id",
+            " JOIN messengers g ON g.messenger_id = c.messenger_id"
         )
     };
 }
@@ -116,6 +123,10 @@ fn agent_row(r: &sqlx::any::AnyRow) -> Result<AgentConversation> {
         last: MessageRow::from_prefixed(r, "m_")?,
         assignee,
         unread: r.try_get("unread_count")?,
+        messenger_name: r.try_get("messenger_name")?,
+        messenger_deleted: r
+            .try_get::<Option<i64>, _>("messenger_deleted_at")?
+            .is_some(),
     })
 }
 
@@ -162,6 +173,10 @@ impl Store {
         if let Some(contact) = q.contact {
             let p = arg(&mut binds, Bind::Text(contact.to_string()));
             sql.push_str(&format!(" AND contact_id = {p}"));
+        }
+        if let Some(messenger) = q.messenger {
+            let p = arg(&mut binds, Bind::Text(messenger.to_string()));
+            sql.push_str(&format!(" AND messenger_id = {p}"));
         }
         if let Some(after) = q.after {
             let t = arg(&mut binds, Bind::Int(after.updated_at));
@@ -240,6 +255,99 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    /// Reopen a closed conversation of the site with a system message (`body`, from
+    /// `sender_id`), in one transaction. `Ok(None)`: it is open already (nothing stored).
+    /// `Conflict("open")`: its contact has another open conversation in that messenger (the
+    /// partial unique index decides, so two racing opens cannot both win); `NotFound`: the
+    /// site has no such conversation.
+    pub async fn reopen(
+        &self,
+        site: SiteId,
+        id: ConversationId,
+        sender_id: uuid::Uuid,
+        body: &str,
+        now: i64,
+    ) -> Result<Option<crate::SendOutcome>> {
+        let message_id = confidant_core::MessageId(uuid::Uuid::new_v4());
+        let sealed = self
+            .vault
+            .seal(
+                site,
+                &crate::vault::message_place(message_id),
+                body.as_bytes(),
+            )
+            .await?;
+        let mut tx = self.write.begin().await?;
+        let Some(before) = crate::conversations::fetch_conversation(&mut *tx, site.0, id).await?
+        else {
+            return Err(StoreError::NotFound);
+        };
+        if before.open {
+            return Ok(None);
+        }
+        let seq = before.last_seq + 1;
+        // Guarded by the status and seq read: nothing else writes to a closed conversation,
+        // and a racing reopen of the same one finds it moved.
+        let done = sqlx::query(
+            "UPDATE conversations SET status = 'open', last_seq = $3, updated_at = $4 \
+             WHERE conversation_id = $1 AND site_id = $2 AND status = 'closed' AND last_seq = $5",
+        )
+        .bind(id.to_string())
+        .bind(site.0)
+        .bind(seq)
+        .bind(now)
+        .bind(before.last_seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, "open"))?;
+        if done.rows_affected() != 1 {
+            drop(tx);
+            return match self.get_conversation(site, id).await? {
+                Some(c) if c.open => Ok(None),
+                Some(_) => Err(StoreError::Conflict("open")),
+                None => Err(StoreError::NotFound),
+            };
+        }
+        sqlx::query(
+            "INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, \
+             sender_name, body, client_message_id, created_at, attachments) \
+             VALUES ($1, $2, $3, 'system', $4, 'System', $5, NULL, $6, NULL)",
+        )
+        .bind(message_id.to_string())
+        .bind(id.to_string())
+        .bind(seq)
+        .bind(sender_id.to_string())
+        .bind(sealed)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let conversation = ConversationRow {
+            open: true,
+            last_seq: seq,
+            updated_at: now,
+            ..before
+        };
+        let message = MessageRow {
+            message_id,
+            conversation_id: id,
+            seq,
+            sender_type: crate::SenderType::System,
+            sender_id,
+            sender_name: "System".to_owned(),
+            body: body.to_owned(),
+            client_message_id: None,
+            created_at: now,
+            attachments: Vec::new(),
+        };
+        Ok(Some(crate::SendOutcome {
+            message,
+            conversation,
+            created: true,
+            opened: false,
+        }))
     }
 
     /// One agent of the site, by id.

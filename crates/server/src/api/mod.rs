@@ -755,6 +755,13 @@ pub struct CreateMessenger {
     pub security: Option<Value>,
 }
 
+/// `PATCH …/messengers/{messengerId}`: what to change (the name, for now).
+#[derive(Deserialize, ToSchema)]
+pub struct PatchMessenger {
+    /// 1–200 characters, as on create.
+    pub name: Option<String>,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Authorize {
@@ -833,6 +840,9 @@ pub struct ConversationQuery {
     #[serde(rename = "contactId")]
     #[param(format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub contact_id: Option<String>,
+    /// Only the conversations of this messenger of the site (another site's: none).
+    #[serde(rename = "messengerId")]
+    pub messenger_id: Option<String>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
 }
@@ -1132,6 +1142,21 @@ pub struct AgentConversation {
     pub assignee: Option<Assignee>,
     /// The contact's messages after the agents' read marker.
     pub unread_count: i64,
+    /// The messenger it came from (absent in the frame of a conversation just opened: the
+    /// console knows the site's messengers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messenger: Option<MessengerRef>,
+}
+
+/// Which messenger a conversation came from, as agents see it: a deleted messenger's
+/// conversations stay readable and say so.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessengerRef {
+    #[schema(value_type = String, format = Uuid)]
+    pub messenger_id: MessengerId,
+    pub name: String,
+    pub deleted: bool,
 }
 
 impl From<&confidant_store::AgentConversation> for AgentConversation {
@@ -1146,6 +1171,11 @@ impl From<&confidant_store::AgentConversation> for AgentConversation {
                 name: name.clone(),
             }),
             unread_count: c.unread,
+            messenger: Some(MessengerRef {
+                messenger_id: c.conversation.messenger_id,
+                name: c.messenger_name.clone(),
+                deleted: c.messenger_deleted,
+            }),
         }
     }
 }

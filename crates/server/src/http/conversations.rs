@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use confidant_core::{ContactId, ConversationId, SiteId};
+use confidant_core::{ContactId, ConversationId, MessengerId, SiteId};
 use confidant_store::{AssigneeFilter, ConversationFilter, ListQuery};
 
 use crate::api::frames::Party;
@@ -213,6 +213,15 @@ pub async fn site_conversations(
                 .map_err(|_| ApiError::invalid("contactId: must be a contact id"))
         })
         .transpose()?;
+    // Another site's messenger names none of this site's conversations: an empty list.
+    let messenger = q
+        .messenger_id
+        .as_deref()
+        .map(|s| {
+            s.parse::<MessengerId>()
+                .map_err(|_| ApiError::invalid("messengerId: must be a messenger id (a UUID)"))
+        })
+        .transpose()?;
     let status = match q.status.as_deref() {
         // A contact's history is all of it unless a status is asked for.
         None if contact.is_some() => ConversationFilter::All,
@@ -247,6 +256,7 @@ pub async fn site_conversations(
             preview: q.preview.unwrap_or(false),
             assignee,
             contact,
+            messenger,
             after,
             limit,
         })
@@ -309,6 +319,26 @@ pub async fn close(
     let view = app.workflow.view(site, id).await?;
     // Every agent socket hears of the close (with the assignee) before the answer.
     app.workflow.publish(&view);
+    Ok(Json(api::AgentConversation::from(&view)))
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{siteId}/conversations/{conversationId}/reopen", tag = "agent",
+    params(("siteId" = i64, Path), ("conversationId" = String, Path, format = Uuid)),
+    responses((status = 200, body = api::AgentConversation, description = "the open conversation (unchanged if it was open)"),
+              (status = 404, body = ErrorBody, description = "no such conversation in this site"),
+              (status = 409, body = ErrorBody, description = "the contact has another open conversation in this messenger")))]
+pub async fn reopen(
+    State(app): State<AppState>,
+    p: Principal,
+    ApiPath((site, id)): ApiPath<(SiteId, ConversationId)>,
+) -> ApiResult<Json<api::AgentConversation>> {
+    p.require_site(site)?;
+    let reopened = app.conversations.reopen(site, id, p.sender()).await?;
+    let view = app.workflow.view(site, id).await?;
+    if reopened {
+        // Every agent socket hears of it before the answer, as with a close.
+        app.workflow.publish(&view);
+    }
     Ok(Json(api::AgentConversation::from(&view)))
 }
 

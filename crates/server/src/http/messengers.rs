@@ -71,6 +71,52 @@ pub async fn get_messenger(
     )))
 }
 
+#[utoipa::path(patch, path = "/api/v1/sites/{siteId}/messengers/{messengerId}", tag = "messengers",
+    params(("siteId" = i64, Path), ("messengerId" = String, Path, format = Uuid)),
+    request_body = api::PatchMessenger,
+    responses((status = 200, body = Messenger, description = "the renamed messenger"),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "not an admin"),
+              (status = 404, body = ErrorBody, description = "messenger_not_found (deleted ones too)")))]
+pub async fn patch_messenger(
+    State(app): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    ApiPath((site, id)): ApiPath<(SiteId, MessengerId)>,
+    ApiJson(body): ApiJson<api::PatchMessenger>,
+) -> ApiResult<Json<Messenger>> {
+    p.require_site(site)?;
+    // An unknown messenger is 404 before a missing role is 403.
+    let (row, security) = app.messengers.get(site, id).await?;
+    p.require_admin(site)?;
+    let Some(name) = body.name else {
+        return Ok(Json(Messenger::new(&row, security.public_json(None))));
+    };
+    let name = text_field(Some(name), "name", 200)?;
+    if name == row.name {
+        return Ok(Json(Messenger::new(&row, security.public_json(None))));
+    }
+    let renamed = app.messengers.rename(&row, &name, &Who::of(&p, ip)).await?;
+    Ok(Json(Messenger::new(&renamed, security.public_json(None))))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sites/{siteId}/messengers/{messengerId}", tag = "messengers",
+    params(("siteId" = i64, Path), ("messengerId" = String, Path, format = Uuid)),
+    responses((status = 204, description = "deleted: it no longer authorizes, its tokens and sockets stop; its conversations stay for agents"),
+              (status = 403, body = ErrorBody, description = "not an admin"),
+              (status = 404, body = ErrorBody, description = "messenger_not_found (a second delete too)")))]
+pub async fn delete_messenger(
+    State(app): State<AppState>,
+    p: Principal,
+    ClientIp(ip): ClientIp,
+    ApiPath((site, id)): ApiPath<(SiteId, MessengerId)>,
+) -> ApiResult<StatusCode> {
+    p.require_site(site)?;
+    app.messengers.get(site, id).await?;
+    p.require_admin(site)?;
+    app.messengers.delete(site, id, &Who::of(&p, ip)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(put, path = "/api/v1/sites/{siteId}/messengers/{messengerId}/security", tag = "messengers",
     params(("siteId" = i64, Path), ("messengerId" = String, Path, format = Uuid)),
     request_body(content = SecuritySchema, description = "the whole Security object; a body whose \

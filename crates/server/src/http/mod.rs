@@ -74,7 +74,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             messengers::list_messengers,
             messengers::create_messenger
         ))
-        .routes(routes!(messengers::get_messenger))
+        .routes(routes!(
+            messengers::get_messenger,
+            messengers::patch_messenger,
+            messengers::delete_messenger
+        ))
         .routes(routes!(messengers::put_security))
         .routes(routes!(messengers::end_rollover))
         .routes(routes!(messengers::installation_code))
@@ -101,6 +105,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             conversations::agent_send
         ))
         .routes(routes!(conversations::close))
+        .routes(routes!(conversations::reopen))
         .routes(routes!(conversations::agent_read))
         .routes(routes!(conversations::get_contact))
         .routes(routes!(attachments::agent_download))

@@ -34,6 +34,7 @@ use crate::http::extract::ApiQuery;
 use crate::service::accounts::Principal;
 use crate::service::conversations::Viewer;
 use crate::service::lifecycle::contact_session_key;
+use crate::service::messengers::messenger_session_key;
 use crate::socket_caps::{Holder, Slot};
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -248,6 +249,8 @@ struct Link {
     /// The agent socket's session; on a contact socket, its contact's erasure
     /// ([`contact_session_key`]).
     session: Option<SessionWatch>,
+    /// On a contact socket: its messenger's deletion ([`messenger_session_key`]).
+    messenger: Option<SessionWatch>,
     /// Set by the first send that did not go through; nothing is sent after it.
     stop: Option<Stop>,
 }
@@ -323,17 +326,28 @@ impl Link {
     /// after the watch starts, so an erasure in between is not missed).
     async fn watch_contact(&mut self, app: &App, scope: &ContactScope) -> bool {
         self.session = Some(app.hub.watch_session(&contact_session_key(scope.contact)));
+        self.messenger = Some(
+            app.hub
+                .watch_session(&messenger_session_key(scope.messenger)),
+        );
         contact_live(app, scope).await
     }
 }
 
-/// Whether the socket's contact still exists. A store that does not answer counts as yes for
-/// now: the socket asks again at the next re-check.
+/// Whether the socket's contact and its messenger still exist. A store that does not answer
+/// counts as yes for now: the socket asks again at the next re-check.
 async fn contact_live(app: &App, scope: &ContactScope) -> bool {
-    app.contacts
-        .live(scope.site, scope.contact)
+    let messenger = app
+        .messengers
+        .compiled(scope.site, scope.messenger)
         .await
-        .unwrap_or(true)
+        .map_or(true, |m| m.is_some());
+    messenger
+        && app
+            .contacts
+            .live(scope.site, scope.contact)
+            .await
+            .unwrap_or(true)
 }
 
 /// Resolves when the agent socket's session ends (a contact socket's contact is erased).
@@ -420,6 +434,7 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
     let mut link = Link {
         socket,
         session: None,
+        messenger: None,
         stop: None,
     };
     // 1. The first frame authenticates, within 10 seconds (control frames do not count).
@@ -535,6 +550,7 @@ async fn run(app: Arc<App>, socket: WebSocket, side: Side, origin: Option<String
                     break Stop::LoggedOut.close();
                 }
             }
+            _ = session_end(&mut link.messenger) => break Some((CLOSE_AUTH, "the messenger was deleted")),
             _ = recheck.tick() => {
                 if !conn.session_still_live(&authed.who).await { break Stop::LoggedOut.close(); }
             }

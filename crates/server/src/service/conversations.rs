@@ -311,6 +311,45 @@ impl Conversations {
         Ok((out.conversation, out.message))
     }
 
+    /// Reopen a closed conversation of the site (undoing a close, or taking it up again),
+    /// with a system message naming who reopened it; `false` when it was open already. The
+    /// message and the conversation reach the contact's sockets as a send's would; the
+    /// caller tells the agents (with the assignee). `409 conflict` when the contact has
+    /// opened another conversation in that messenger since (CONTRACT §7: one open at most).
+    pub async fn reopen(
+        &self,
+        site: SiteId,
+        id: ConversationId,
+        (opener_id, opener_name): (uuid::Uuid, String),
+    ) -> ApiResult<bool> {
+        self.visible(&Viewer::Agents(site), id).await?;
+        let out = self
+            .store
+            .reopen(
+                site,
+                id,
+                opener_id,
+                &format!("{opener_name} reopened the conversation."),
+                now_millis(),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ApiError::not_found("conversation"),
+                StoreError::Conflict(_) => ApiError::conflict(
+                    "the customer has another open conversation in this messenger since; \
+                     answer there",
+                ),
+                other => other.into(),
+            })?;
+        let Some(out) = out else { return Ok(false) };
+        self.publish_stored(&SendOutcome {
+            // The contact's side learns the status as when a send opens a conversation.
+            opened: true,
+            ..out
+        });
+        Ok(true)
+    }
+
     /// Move the viewer's side's read marker (it never moves back) and tell the other side.
     pub async fn mark_read(
         &self,

@@ -295,6 +295,60 @@ impl Messengers {
         });
     }
 
+    /// Rename a messenger of the site (`messenger.renamed`); every process shows the new name
+    /// within 2 seconds (the frame's config carries it).
+    pub async fn rename(
+        &self,
+        row: &MessengerRow,
+        name: &str,
+        who: &Who,
+    ) -> ApiResult<MessengerRow> {
+        let entry = who.entry(
+            row.site_id,
+            "messenger.renamed",
+            serde_json::json!({
+                "messengerId": row.messenger_id.to_string(),
+                "from": row.name,
+                "to": name,
+            }),
+        );
+        let renamed = self
+            .store
+            .rename_messenger(row.site_id, row.messenger_id, name, now_millis(), &entry)
+            .await
+            .map_err(|e| match e {
+                confidant_store::StoreError::NotFound => ApiError::messenger_not_found(),
+                other => other.into(),
+            })?;
+        self.changed(row.messenger_id);
+        Ok(renamed)
+    }
+
+    /// Delete a messenger of the site (`messenger.deleted`): from the answer on, authorize,
+    /// its config and frame answer `404 messenger_not_found` and its access tokens `401` on
+    /// every process within 2 seconds, and its contacts' open sockets close with 4401. Its
+    /// conversations stay for agents (retention and erasure govern them). A second delete is
+    /// `404 messenger_not_found`.
+    pub async fn delete(&self, site: SiteId, id: MessengerId, who: &Who) -> ApiResult<()> {
+        self.store
+            .delete_messenger(site, id, now_millis(), |gone| {
+                who.entry(
+                    site,
+                    "messenger.deleted",
+                    serde_json::json!({"messengerId": id.to_string(), "name": gone.name}),
+                )
+            })
+            .await
+            .map_err(|e| match e {
+                confidant_store::StoreError::NotFound => ApiError::messenger_not_found(),
+                other => other.into(),
+            })?;
+        self.changed(id);
+        self.hub.end_session(&messenger_session_key(id));
+        Ok(())
+    }
+
+
     /// Parse and check a Security object, including its key material.
     fn parse_security(&self, value: &Value, previous: Option<&Security>) -> ApiResult<Parsed> {
         let ctx = SecurityInput {
@@ -309,6 +363,12 @@ impl Messengers {
         }
         Ok(parsed)
     }
+}
+
+/// The key that a contact socket watches (with `Hub::watch_session`) to hear that its
+/// messenger was deleted, on any process.
+pub fn messenger_session_key(id: MessengerId) -> String {
+    format!("messenger:{id}")
 }
 
 fn stored_security(m: &MessengerRow) -> ApiResult<Security> {

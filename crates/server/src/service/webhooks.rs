@@ -294,7 +294,11 @@ impl Webhooks {
                 "url: at most {MAX_URL_LEN} characters"
             )));
         }
-        let parsed = Url::parse(&text).map_err(|_| ApiError::invalid("url: not a URL"))?;
+        let parsed = Url::parse(&text).map_err(|_| {
+            ApiError::invalid(format!(
+                "url: “{text}” is not a web address: it needs https:// and a host"
+            ))
+        })?;
         if parsed.fragment().is_some() {
             return Err(ApiError::invalid("url: must not have a #fragment"));
         }

@@ -196,6 +196,7 @@ impl Workflow {
             conversation: api::Conversation::new(conv, Some(&out.message)),
             assignee: None,
             unread_count: unread,
+            messenger: None,
         };
         publish_frame(self.hub.as_ref(), conv, &view);
     }

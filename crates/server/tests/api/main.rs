@@ -11,6 +11,7 @@ mod audit;
 mod authorize;
 mod bus;
 mod cli;
+mod console_admin;
 mod contract;
 mod conversations;
 mod crash;
