@@ -96,10 +96,11 @@ pass() {
 }
 # The two WebSocket routes answer only an upgrade (the Rust suite tests them); logout would end
 # the pass's own session.
-pass "operator" "$operator" --exclude-path-regex '/ws$' \
-  --exclude-path-regex '^/api/v1/(messenger/(conversations|messages|attachments)|auth/(sessions|totp|ws-ticket|logout))'
 pass "agent" "$agent" --include-path-regex '^/api/v1/auth/(sessions|totp|ws-ticket|me)'
-pass "contact" "$contact" --include-path-regex '^/api/v1/messenger/(conversations|messages|attachments)'
+pass "contact" "$contact" --include-path-regex '^/api/v1/messenger/(conversations|messages|attachments|me$)'
+# Last: the operator's pass may delete the demo messenger (and with it the contact's token).
+pass "operator" "$operator" --exclude-path-regex '/ws$' \
+  --exclude-path-regex '^/api/v1/(messenger/(conversations|messages|attachments|me$)|auth/(sessions|totp|ws-ticket|logout))'
 
 if grep -q "panicked" "$work/server.log"; then
   grep -n "panicked" "$work/server.log" >&2

@@ -348,7 +348,6 @@ impl Messengers {
         Ok(())
     }
 
-
     /// Parse and check a Security object, including its key material.
     fn parse_security(&self, value: &Value, previous: Option<&Security>) -> ApiResult<Parsed> {
         let ctx = SecurityInput {
