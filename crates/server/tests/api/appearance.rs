@@ -193,7 +193,7 @@ async fn bad_values_are_refused_in_plain_words() {
             json!({"businessHours": {"timeZone": "Europe/Berlin", "weekly": {"mon": [["9am", "5pm"]]}}}),
             "businessHours.weekly.mon[0]: the start \"9am\" must be a time",
         ),
-        (json!("title"), "body: must be a JSON object"),
+        (json!("title"), "the body must be a JSON object"),
     ] {
         let (s, code, v) = put(&app, OPERATOR, &m, &body).await;
         assert_eq!((s, code.as_str()), (400, "invalid_request"), "{body}: {v}");
