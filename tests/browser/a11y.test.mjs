@@ -61,16 +61,16 @@ test('the portal, the frame, the console and the admin pages have no axe violati
     await portal.click('[data-testid="open-jwt"]');
     const frame = await messengerFrame(portal);
     await frame.waitForSelector('[data-testid="connection-state"][data-state="connected"]');
-    await frameSend(frame, 'Hello, is anyone there? My link is https://example.com/order/17');
+    await frameSend(frame, 'Hello, is anyone there? It is about order 17.');
 
     await consoleLogin(agent, server, { email: server.demo.email, password: server.demo.password });
     const item = agent.locator('[data-testid="conversation-item"]', { hasText: 'Mark' });
     await item.waitFor();
     await item.click();
     await agent.waitForSelector('#messages li[data-sender-type="contact"]');
-    await agent.fill('#reply', 'Hello Mark, how can I help?');
+    await agent.fill('#reply', 'Hello Mark, the order is at https://example.com/order/17');
     await agent.press('#reply', 'Enter');
-    await frame.waitForSelector('li[data-sender-type="agent"]');
+    await frame.waitForSelector('li[data-sender-type="agent"] a[href="https://example.com/order/17"]');
 
     assertClean(await violations(portal), 'demo portal (messenger open)');
     assertClean(await violations(frame), 'messenger frame (1280x800)');
