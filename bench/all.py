@@ -67,6 +67,21 @@ def wrk(url, script=None, duration=10):
     return rps, note.strip()
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process so far (/proc/PID/stat), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_cpu(url, pid, script=None, duration=10):
+    """wrk against one process: (req/s, note, CPU µs of that process per request)."""
+    before = cpu_seconds(pid)
+    rps, note = wrk(url, script, duration)
+    cpu = cpu_seconds(pid) - before
+    return rps, note, cpu * 1e6 / max(rps * duration, 1)
+
+
 def lua_post(path, body_json, headers=None):
     f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     hs = "".join(f'wrk.headers["{k}"]="{v}"\n' for k, v in (headers or {}).items())
