@@ -90,7 +90,7 @@ def lua_post(path, body_json, headers=None):
 
 
 class Server:
-    def __init__(self, db="sqlite", ulimit=False, bus=None, peer_of=None):
+    def __init__(self, db="sqlite", ulimit=False, bus=None, peer_of=None, log="warn"):
         self.dir = tempfile.mkdtemp(prefix="confidant-bench-")
         self.port = free_port()
         url = f"sqlite://{self.dir}/bench.db?mode=rwc"
@@ -100,7 +100,10 @@ class Server:
             subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "DROP DATABASE IF EXISTS confidant_bench WITH (FORCE)", "-c", "CREATE DATABASE confidant_bench"], check=True, capture_output=True)
             url = "postgres://postgres@127.0.0.1:5432/confidant_bench"
         self.url = url
-        env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir, RUST_LOG="warn")
+        env = dict(os.environ, CONFIDANT_ADMIN_TOKEN=OP, CONFIDANT_DATA_DIR=self.dir)
+        env.pop("RUST_LOG", None)
+        if log is not None:
+            env["RUST_LOG"] = log
         if peer_of is not None:
             # Every process on one database shares its master key.
             env["CONFIDANT_MASTER_KEY_FILE"] = os.path.join(peer_of.dir, "master.key")
@@ -288,6 +291,30 @@ end
         httpd.shutdown()
 
 
+def edge(d):
+    """The edge tax: GET /livez through every layer a request passes (request id, tracing at the
+    default log level, metrics, CORS, the start gate) against the floor program's bare axum
+    route answering the same JSON. Alternated twice, each keeps its better run; CPU time per
+    request of each server process beside it (steadier than a rate on shared cores)."""
+    srv = Server(log=None)
+    fport = free_port()
+    fp = subprocess.Popen([os.path.join(REL, "confidant-floor"), "serve", "HS256", str(fport)])
+    wait_port(fport)
+    best = {"confidant": (0.0, 0.0), "floor": (0.0, 0.0)}
+    try:
+        for _ in range(2):
+            for name, url, pid in (("confidant", f"{srv.base}/livez", srv.p.pid),
+                                   ("floor", f"http://127.0.0.1:{fport}/livez", fp.pid)):
+                rps, _, cpu = wrk_cpu(url, pid, None, d)
+                if rps > best[name][0]:
+                    best[name] = (rps, cpu)
+    finally:
+        fp.terminate(); fp.wait(); srv.stop()
+    (c, c_cpu), (f, f_cpu) = best["confidant"], best["floor"]
+    row("GET /livez, every layer (default log level)", f"{c:.0f}", "req/s", f"{c / f:.2f} of floor ({f:.0f})",
+        f"CPU {c_cpu:.1f} µs/request vs floor {f_cpu:.1f} ({f_cpu / c_cpu:.2f})")
+
+
 def two_nodes(d):
     """Sends on PostgreSQL through one node, then through two nodes sharing the database and a
     NATS bus; the same load script (200 contacts), the same 16 connections in total."""
@@ -321,7 +348,7 @@ def main():
     ap.add_argument("--no-growth", action="store_true")
     ap.add_argument("--algs", default="", help="comma-separated algorithms for the authorize section (default: all six)")
     ap.add_argument("--binary", default="", help="run this confidant binary instead of target/release/confidant (e.g. an older build, to compare)")
-    ap.add_argument("--only", default="", help="comma-separated sections: crypto,authorize,new,jwks,sends,live,idle,growth,postgres,nodes,synapse")
+    ap.add_argument("--only", default="", help="comma-separated sections: crypto,edge,authorize,new,jwks,sends,live,idle,growth,postgres,nodes,synapse")
     a = ap.parse_args()
     if a.binary:
         BIN[0] = os.path.abspath(a.binary)
@@ -348,6 +375,10 @@ def main():
         for alg in ALGS:
             row(f"raw verify {alg}", f"{raw[alg]:.0f}", "ops/s")
         row("raw sign access token (Ed25519)", floor_cmd("raw-sign").strip(), "ops/s")
+
+    if want("edge"):
+        print("the edge tax: GET /livez vs a bare axum route:", flush=True)
+        edge(d)
 
     srv = Server()
     auth, sqlite_send, pg_send = {}, None, None

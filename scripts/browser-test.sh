@@ -66,9 +66,11 @@ if ! python3 -c 'import flask, jwt' >/dev/null 2>&1; then
 fi
 
 if [[ -z "${CONFIDANT_BIN:-}" ]]; then
-  # cargo only rebuilds what changed (web/ is embedded at compile time, so edits there count).
-  echo "browser-test: cargo build -p confidant" >&2
-  cargo build -p confidant
+  # cargo only rebuilds what changed (web/ is embedded at compile time; the server's build.rs
+  # makes edits there count). Built as `cargo test --workspace` builds it: the same features,
+  # so after the Rust suites nothing is rebuilt.
+  echo "browser-test: cargo test --workspace --no-run" >&2
+  cargo test --workspace --no-run --quiet
   export CONFIDANT_BIN="$ROOT/target/debug/confidant"
 fi
 if [[ ! -x "$CONFIDANT_BIN" ]]; then

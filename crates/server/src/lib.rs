@@ -91,23 +91,18 @@ pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
         config.secure_cookies = false;
     }
     let (stop, stopped) = watch::channel(false);
-    let ready: Arc<OnceLock<axum::Router>> = Arc::new(OnceLock::new());
-    let gate = axum::Router::new()
-        .fallback(starting_gate)
-        .with_state(ready.clone());
+    let ready = Arc::new(OnceLock::new());
+    let ready_for_gate = ready.clone();
     let mut stopped_rx = stopped.clone();
     let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            gate.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped_rx.wait_for(|s| *s).await;
-            // Give sockets a moment to send their close frames.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        })
-        .await
-        .context("server error")
+        axum::serve(listener, http::gate::MakeGate::new(ready_for_gate))
+            .with_graceful_shutdown(async move {
+                let _ = stopped_rx.wait_for(|s| *s).await;
+                // Give sockets a moment to send their close frames.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            })
+            .await
+            .context("server error")
     });
     let built = async {
         let app = App::build(config, metrics_handle(), stopped).await?;
@@ -115,42 +110,21 @@ pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
         if demo {
             routes = routes.merge(demo::routes(demo::prepare(&app).await?));
         }
-        anyhow::Ok((app.clone(), http::router(app, routes)))
+        anyhow::Ok((app.clone(), http::service(app, routes)))
     }
     .await;
-    let (app, router) = match built {
+    let (app, service) = match built {
         Ok(b) => b,
         Err(e) => {
             task.abort();
             return Err(e);
         }
     };
-    let _ = ready.set(router);
+    let _ = ready.set(service);
     Ok(Running {
         addr,
         app,
         stop,
         task,
     })
-}
-
-/// Every request passes here: to the app once it is ready, else the "starting" answers.
-async fn starting_gate(
-    axum::extract::State(ready): axum::extract::State<Arc<OnceLock<axum::Router>>>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    use tower::ServiceExt as _;
-    if let Some(router) = ready.get() {
-        return match router.clone().oneshot(req).await {
-            Ok(res) => res,
-            Err(never) => match never {},
-        };
-    }
-    if req.uri().path() == "/livez" {
-        return axum::Json(serde_json::json!({"status": "ok"})).into_response();
-    }
-    let mut e = error::ApiError::unavailable("starting…");
-    e.retry_after = Some(1);
-    e.into_response()
 }

@@ -80,6 +80,9 @@ fn main() {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_target(false)
+        // Colour only on a terminal: escape codes in journald or a log file are noise, and
+        // colouring every request span's fields cost ~10 % of a no-op request's CPU.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,5 +1,8 @@
 //! The layers every request passes through: request ids, tracing, metrics, and the CORS
 //! answers of contact calls.
+//!
+//! Metrics and CORS are one middleware on the routes (each `from_fn` layer costs a boxed
+//! future and a clone of the route's service per request; issue 15, the edge tax).
 
 use std::sync::Arc;
 
@@ -15,10 +18,25 @@ fn is_contact_call(path: &str) -> bool {
         || path.starts_with("/api/v1/messenger/")
 }
 
+/// The work done on every matched route (and the fallbacks): the answer counted by route,
+/// method and status, and the CORS of contact calls.
+pub async fn per_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "other".to_owned());
+    let method = method_label(req.method());
+    let res = contact_cors(req, next).await;
+    metrics::counter!("confidant_http_requests_total", "route" => route, "method" => method, "status" => res.status().as_u16().to_string())
+        .increment(1);
+    res
+}
+
 /// CORS for contact calls (CONTRACT §8): a preflight is answered for any origin (it carries no
 /// token); the real request is checked by its handler, and its answer echoes the origin so the
 /// page can read it, including a `403 origin_not_allowed`.
-pub async fn contact_cors(req: Request, next: Next) -> Response {
+async fn contact_cors(req: Request, next: Next) -> Response {
     if !is_contact_call(req.uri().path()) {
         return next.run(req).await;
     }
@@ -47,19 +65,6 @@ pub async fn contact_cors(req: Request, next: Next) -> Response {
     if let Some(o) = origin {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
     }
-    res
-}
-
-pub async fn record_metrics(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "other".to_owned());
-    let method = method_label(req.method());
-    let res = next.run(req).await;
-    metrics::counter!("confidant_http_requests_total", "route" => route, "method" => method, "status" => res.status().as_u16().to_string())
-        .increment(1);
     res
 }
 

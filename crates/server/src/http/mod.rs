@@ -12,6 +12,7 @@ pub mod auth;
 pub mod authorize;
 pub mod conversations;
 pub mod extract;
+pub mod gate;
 pub mod health;
 pub mod layers;
 pub mod lifecycle;
@@ -23,12 +24,15 @@ pub mod webhooks;
 pub mod workflow;
 pub mod ws;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
@@ -149,20 +153,23 @@ async fn openapi(State(app): State<AppState>) -> Json<Option<OpenApi>> {
     Json(app.openapi.get().cloned())
 }
 
-/// The router: `routes` (the API, plus the demo's when `confidant demo` runs) with the
-/// static pages as fallback and every layer.
-pub fn router(app: Arc<App>, routes: OpenApiRouter<AppState>) -> Router {
-    let (routes, mut doc) = routes.split_for_parts();
-    openapi::finish(&mut doc);
-    // Kept in the state rather than as a request extension: no work on other requests.
-    let _ = app.openapi.set(doc);
-    routes
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(assets::static_file)
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(layers::contact_cors))
-        .layer(middleware::from_fn(layers::record_metrics))
-        .layer(PropagateRequestIdLayer::x_request_id())
+/// The server's service: the router (`routes`, the API plus the demo's when `confidant demo`
+/// runs, with the static pages as fallback) behind the layers every request passes through.
+///
+/// Request ids and tracing wrap the router as a whole, once, rather than each route (what
+/// `Router::layer` does): each request then clones only its own route's short stack. The
+/// metrics and CORS layers stay on the routes, because the metrics label is the matched route.
+pub fn service(
+    app: Arc<App>,
+    routes: OpenApiRouter<AppState>,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
+    ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(SetRequestIdLayer::x_request_id(layers::RequestIds::default()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
                 .headers()
@@ -171,7 +178,21 @@ pub fn router(app: Arc<App>, routes: OpenApiRouter<AppState>) -> Router {
                 .unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::x_request_id(layers::RequestIds::default()))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .service(router(app, routes))
+}
+
+/// The router with its fallbacks and the per-route layers.
+fn router(app: Arc<App>, routes: OpenApiRouter<AppState>) -> Router {
+    let (routes, mut doc) = routes.split_for_parts();
+    openapi::finish(&mut doc);
+    // Kept in the state rather than as a request extension: no work on other requests.
+    let _ = app.openapi.set(doc);
+    routes
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(assets::static_file)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(layers::per_route))
         .with_state(AppState(app))
 }
 
