@@ -32,7 +32,8 @@ pub mod ws;
 pub use app::{Desk, OPERATOR, TestApp, TestDb, backend};
 #[cfg(feature = "server")]
 pub use http::{
-    Agent, Contact, Http, Messenger, PASSWORD, SECRET, Site, answer, error_code, json_of, seqs,
+    Agent, Contact, Http, Messenger, PASSWORD, SECRET, Site, answer, error_code, fields_named,
+    json_of, seqs,
 };
 #[cfg(feature = "server")]
 pub use jwks_server::JwksServer;
