@@ -914,21 +914,40 @@ mod tests {
         );
     }
 
+    /// The events and the problems found, as the answer would name them.
+    fn events(list: Option<Vec<&str>>) -> (Vec<String>, Result<(), String>) {
+        let mut problems = Problems::new();
+        let events = parse_events(
+            list.map(|l| l.into_iter().map(str::to_owned).collect()),
+            &mut problems,
+        );
+        (events, problems.finish().map_err(|e| e.to_string()))
+    }
+
     #[test]
     fn events_are_checked_and_deduplicated() {
-        assert!(parse_events(None).is_err());
-        assert!(parse_events(Some(vec![])).is_err());
-        let e =
-            parse_events(Some(vec!["message.created".into(), "bogus".into()])).expect_err("bogus");
-        assert!(e.message.starts_with("events[1]:"), "{}", e.message);
+        assert!(events(None).1.is_err());
+        assert!(events(Some(vec![])).1.is_err());
+        let (_, e) = events(Some(vec!["message.created", "bogus", "nope"]));
         assert_eq!(
-            parse_events(Some(vec![
-                "message.created".into(),
-                "message.created".into(),
-                "conversation.closed".into()
-            ]))
-            .expect("ok"),
-            vec!["message.created", "conversation.closed"]
+            e.expect_err("bogus").matches("not an event").count(),
+            2,
+            "each bad one is named"
+        );
+        let (list, e) = events(Some(vec![
+            "message.created",
+            "message.created",
+            "conversation.closed",
+        ]));
+        assert_eq!(
+            (list, e),
+            (
+                vec![
+                    "message.created".to_owned(),
+                    "conversation.closed".to_owned()
+                ],
+                Ok(())
+            )
         );
     }
 }
