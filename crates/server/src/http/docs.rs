@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
+use pulldown_cmark::{Alignment, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -92,6 +92,10 @@ fn events(markdown: &str) -> Vec<Event<'_>> {
     for event in Parser::new_ext(markdown, options) {
         let event = match event {
             Event::Html(s) | Event::InlineHtml(s) => Event::Text(s),
+            // An aligned column would be a style attribute, which the page policy refuses.
+            Event::Start(Tag::Table(columns)) => {
+                Event::Start(Tag::Table(vec![Alignment::None; columns.len()]))
+            }
             Event::Start(Tag::Link {
                 link_type,
                 dest_url,
@@ -198,7 +202,8 @@ mod tests {
         let page = render(
             "# Guide <b>one</b>\n\n## 2. `Confidant.init(options)` → `Promise<boolean>`\n\n## Again\n\n## Again\n\n\
              See [the other](INTEGRATING.md#checking-a-token), [types](../web/messenger/v1/confidant.d.ts), \
-             [examples](../examples/) and [a site](https://example.com/x).\n\n<script>alert(1)</script>\n",
+             [examples](../examples/) and [a site](https://example.com/x).\n\n<script>alert(1)</script>\n\n\
+             | a | b |\n| :-- | --: |\n| 1 | 2 |\n",
         );
         assert!(page.contains("<title>Guide &lt;b&gt;one&lt;/b&gt; — Confidant</title>"));
         assert!(
