@@ -647,12 +647,8 @@ mod tests {
                 "tue": [["09:00", "12:00"], ["11:00", "13:00"]], "someday": []}}}))
         .unwrap_err()
         .to_string();
-        let fields: Vec<&str> = e
-            .split("; ")
-            .filter_map(|p| p.split_once(": ").map(|(f, _)| f))
-            .collect();
         assert_eq!(
-            fields,
+            confidant_testkit::fields_in(&e),
             [
                 "colour",
                 "title",

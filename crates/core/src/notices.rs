@@ -330,12 +330,8 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        let fields: Vec<&str> = e
-            .split("; ")
-            .filter_map(|p| p.split_once(": ").map(|(f, _)| f))
-            .collect();
         assert_eq!(
-            fields,
+            confidant_testkit::fields_in(&e),
             [
                 "email.enabled",
                 "email.afterSeconds",

@@ -343,14 +343,7 @@ impl Security {
                 "is required: a PUT replaces every setting (send {\"method\": \"sharedToken\", \"sharedToken\": null} to keep the shared token)",
             )),
             (None | Some(Value::Null), None) => {
-                let s = generate();
-                Ok((
-                    Validation::SharedToken {
-                        secret: s.clone(),
-                        encoding: Encoding::Text,
-                    },
-                    Some(s),
-                ))
+                Ok(generated_token(generate))
             }
             (Some(v), _) => parse_validation(v, ctx, generate),
         });
@@ -414,6 +407,18 @@ impl Security {
             "attachments": self.attachments,
         })
     }
+}
+
+/// A shared token the server makes, and the secret to show once.
+fn generated_token(generate: impl FnOnce() -> String) -> (Validation, Option<String>) {
+    let s = generate();
+    (
+        Validation::SharedToken {
+            secret: s.clone(),
+            encoding: Encoding::Text,
+        },
+        Some(s),
+    )
 }
 
 fn contact_identity_key(obj: &Map<String, Value>) -> Result<String, FieldError> {
@@ -538,16 +543,7 @@ fn parse_validation(
             };
             match given {
                 // Absent: the server generates one, shown once.
-                None => {
-                    let s = generate();
-                    Ok((
-                        Validation::SharedToken {
-                            secret: s.clone(),
-                            encoding: Encoding::Text,
-                        },
-                        Some(s),
-                    ))
-                }
+                None => Ok(generated_token(generate)),
                 Some(Value::Null) => match ctx.previous.map(|p| &p.validation) {
                     Some(Validation::SharedToken {
                         secret,

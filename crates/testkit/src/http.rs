@@ -514,15 +514,9 @@ pub async fn answer(r: reqwest::Response) -> (u16, String, Value) {
     (status, code, body)
 }
 
-/// The field paths a `400 invalid_request` answer names, in order: its message is
-/// `field: problem`, several joined by `; ` (docs/API-DESIGN.md, "Errors").
-pub fn fields_named(body: &Value) -> Vec<String> {
-    body["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .split("; ")
-        .filter_map(|part| part.split_once(": ").map(|(field, _)| field.to_owned()))
-        .collect()
+/// The field paths a `400 invalid_request` answer names, in order.
+pub fn fields_named(body: &Value) -> Vec<&str> {
+    crate::fields_in(body["error"]["message"].as_str().unwrap_or_default())
 }
 
 /// The `seq` of each message.

@@ -45,3 +45,12 @@ pub use server::{SMTP_FROM, Settings};
 pub use smtp::{Mail, SinkMode, SmtpSink};
 #[cfg(feature = "server")]
 pub use ws::{AGENT_WS, CONTACT_WS, Got, SOON, Socket};
+
+/// The field paths a validation message names, in order: `field: problem`, several joined by
+/// `; ` (docs/API-DESIGN.md, "Errors").
+pub fn fields_in(message: &str) -> Vec<&str> {
+    message
+        .split("; ")
+        .filter_map(|part| part.split_once(": ").map(|(field, _)| field))
+        .collect()
+}

@@ -500,15 +500,20 @@ export async function frameMessages(frame) {
   );
 }
 
-/** Sign in to the admin pages (the demo agent, unless `who` says otherwise). */
-export async function adminLogin(page, server, { siteId = server.demo.siteId, email = server.demo.email, password = server.demo.password } = {}) {
-  await page.goto(`${server.url}/admin/?siteId=${siteId}`);
+/** Sign in on an agent page's form (the console and the admin pages share it). */
+async function signIn(page, url, { siteId, email, password }) {
+  await page.goto(`${url}?siteId=${siteId}`);
   await page.waitForSelector('#login-email', { state: 'visible' });
   await page.fill('#login-site', String(siteId));
   await page.fill('#login-email', email);
   await page.fill('#login-password', password);
   await page.click('#login-submit');
   await page.waitForSelector('#app:not([hidden])');
+}
+
+/** Sign in to the admin pages (the demo agent, unless `who` says otherwise). */
+export async function adminLogin(page, server, who = {}) {
+  await signIn(page, `${server.url}/admin/`, { ...server.demo, ...who });
 }
 
 /** Sign in to the admin pages and open a messenger's Security tab. */
@@ -519,12 +524,6 @@ export async function openSecurityTab(page, server, messengerId, who) {
 }
 
 export async function consoleLogin(page, server, { siteId = 10000, email, password }) {
-  await page.goto(`${server.url}/console/?siteId=${siteId}`);
-  await page.waitForSelector('#login-email', { state: 'visible' });
-  await page.fill('#login-site', String(siteId));
-  await page.fill('#login-email', email);
-  await page.fill('#login-password', password);
-  await page.click('#login-submit');
-  await page.waitForSelector('#app:not([hidden])');
+  await signIn(page, `${server.url}/console/`, { siteId, email, password });
   await page.waitForSelector('#live-state[data-state="connected"]', { timeout: 15000 });
 }
