@@ -3,31 +3,19 @@
 // each with real content on it (a conversation with messages both ways). No page may have a
 // violation of any impact: serious and critical ones break a screen reader or keyboard user's
 // path; moderate and minor ones (landmarks, headings) make it harder.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import {
-  startServer, stopServer, removeDir, launchBrowser, newPage, messengerFrame, frameSend,
-  consoleLogin, waitFor,
+  demoAndBrowser, newPage, messengerFrame, frameSend,
+  consoleLogin, adminLogin, waitFor,
 } from './lib/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer({ mode: 'demo' });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-  if (server) removeDir(server.dataDir);
-});
+const demo = demoAndBrowser();
 
 /** The violations axe finds in one document (a page or a frame), iframes left to their own run. */
 async function violations(target) {
@@ -51,6 +39,7 @@ function assertClean(found, where) {
 }
 
 test('the portal, the frame, the console and the admin pages have no axe violation', async () => {
+  const { server, browser } = demo;
   const { context: portalContext, page: portal } = await newPage(browser);
   const { context: agentContext, page: agent } = await newPage(browser);
   try {
@@ -102,7 +91,38 @@ test('the portal, the frame, the console and the admin pages have no axe violati
   }
 });
 
+test('the installation code tab links to the JavaScript API page, which has no axe violation', async () => {
+  const { server, browser } = demo;
+  const { context, page } = await newPage(browser);
+  try {
+    await adminLogin(page, server);
+    await page.waitForSelector('[data-testid="messenger-item"][aria-current="true"]');
+    await page.click('[data-testid="tab-install"]');
+    const statuses = [];
+    const messages = [];
+    context.on('response', (r) => r.url() === `${server.url}/docs/js-api` && statuses.push(r.status()));
+    context.on('console', (m) => messages.push(m.text()));
+    const [guide] = await Promise.all([context.waitForEvent('page'), page.click('[data-testid="js-api-link"]')]);
+    await guide.waitForLoadState('load');
+    assert.equal(guide.url(), `${server.url}/docs/js-api`);
+    assert.deepEqual(statuses, [200]);
+    assert.equal(await guide.textContent('main h1'), 'Confidant messenger — JavaScript API for integrators');
+    assert.equal(await guide.locator('h1').count(), 1);
+    // Its links lead within the server: to the integrating guide's sections.
+    await guide.click('a[href="/docs/integrating#checking-a-token"]');
+    await guide.waitForURL(`${server.url}/docs/integrating#checking-a-token`);
+    assert.equal(await guide.locator('#checking-a-token').count(), 1);
+    assertClean(await violations(guide), 'the integrating guide');
+    await guide.goBack();
+    assertClean(await violations(guide), 'the JavaScript API page');
+    assert.deepEqual(messages.filter((t) => /Content Security Policy/i.test(t)), [], 'the guides break no rule of their policy');
+  } finally {
+    await context.close();
+  }
+});
+
 test('the messenger frame on a phone has no axe violation', async () => {
+  const { server, browser } = demo;
   const { context, page } = await newPage(browser, { viewport: { width: 375, height: 740 } });
   try {
     await page.goto(`${server.url}/demo/`);

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
   startServer, stopServer, removeDir, launchBrowser, newPage, freshDataDir, freePort, pageErrors,
-  api, apiCall, createSite, createMessenger, createAgent, signContactJwt, consoleLogin, waitFor,
+  api, apiCall, createSite, createMessenger, createAgent, signContactJwt, consoleLogin, adminLogin, waitFor,
 } from './lib/harness.mjs';
 
 let server;
@@ -30,16 +30,6 @@ async function contactWrites(messenger, identity, body) {
   }, { token: null });
   const m = await api(server, 'POST', '/api/v1/messenger/messages', { clientMessageId: randomUUID(), body }, { token: auth.accessToken });
   return m.conversationId;
-}
-
-async function adminLogin(page, who) {
-  await page.goto(`${server.url}/admin/?siteId=${siteId}`);
-  await page.waitForSelector('#login-email', { state: 'visible' });
-  await page.fill('#login-site', String(siteId));
-  await page.fill('#login-email', who.email);
-  await page.fill('#login-password', who.password);
-  await page.click('#login-submit');
-  await page.waitForSelector('#app:not([hidden])');
 }
 
 const item = (id) => `[data-testid="conversation-item"][data-conversation-id="${id}"]`;
@@ -150,7 +140,7 @@ test('six wrong passwords lock an agent out; an admin sees it and lifts the lock
   await waitFor(async () => /ask an admin/i.test(await page.textContent('#login-error')), { what: 'the lockout message' });
 
   const a = await newPage(browser);
-  await adminLogin(a.page, admin);
+  await adminLogin(a.page, server, { siteId, email: admin.email, password: admin.password });
   await a.page.click('[data-testid="nav-agents"]');
   const row = `tr:has-text("${bob.email}")`;
   await a.page.waitForSelector(`${row} [data-testid="agent-locked"]:text("Locked out")`);
@@ -169,7 +159,7 @@ test('six wrong passwords lock an agent out; an admin sees it and lifts the lock
 test('the Security tab marks every bad allowed URL at once, plainly, and clears it when fixed', async () => {
   const { page } = await newPage(browser);
   const errors = pageErrors(page);
-  await adminLogin(page, admin);
+  await adminLogin(page, server, { siteId, email: admin.email, password: admin.password });
   await page.click(`[data-testid="messenger-item"][data-messenger-id="${support.messengerId}"]`);
   await page.waitForSelector('#security-form:not([hidden])');
   await page.fill('[data-testid="security-allowed-urls"]', 'foo\nhttps://ok.example.com\nhttps://a.example.com/?q=1');
@@ -192,11 +182,11 @@ test('the Security tab marks every bad allowed URL at once, plainly, and clears 
 test('a messenger is renamed, then deleted through a dialog that asks for its name', async () => {
   const { page } = await newPage(browser);
   const errors = pageErrors(page);
-  await adminLogin(page, admin);
+  await adminLogin(page, server, { siteId, email: admin.email, password: admin.password });
   const entry = `[data-testid="messenger-item"][data-messenger-id="${sales.messengerId}"]`;
   await page.click(entry);
   await page.click('[data-testid="tab-install"]');
-  assert.equal(await page.getAttribute('[data-testid="js-api-link"]', 'href'), '/messenger/v1/confidant.d.ts');
+  assert.equal(await page.getAttribute('[data-testid="js-api-link"]', 'href'), '/docs/js-api');
   await page.click('[data-testid="messenger-rename"]');
   await page.fill('[data-testid="rename-name"]', 'Sales EU');
   await page.click('[data-testid="rename-save"]');

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import {
   startServer, stopServer, removeDir, createMessenger, startBusinessServer, embedRoute, launchBrowser, newPage,
   openMessenger, messengerFrame, frameMessages, pageErrors, cspViolations, waitFor, api, agentSend, signContactJwt,
-  freePort, createAgent, FRAME,
+  freePort, createAgent, adminLogin, smtpArgs, FRAME,
 } from './lib/harness.mjs';
 
 const ALWAYS = Object.fromEntries(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'].map((d) => [d, [['00:00', '24:00']]]));
@@ -23,10 +23,7 @@ before(async () => {
   // A mail server address is configured (nothing needs to answer: no reply stays unread long
   // enough here), so that offline notices can be on.
   const smtpPort = await freePort();
-  server = await startServer({
-    mode: 'demo',
-    args: ['--rate-limits', 'off', '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--smtp-from', 'Notices <notices@confidant.test>'],
-  });
+  server = await startServer({ mode: 'demo', args: ['--rate-limits', 'off', ...smtpArgs(smtpPort)] });
   business = await startBusinessServer({});
   messenger = await createMessenger(server, { name: 'Frame support', allowedUrls: [`${business.origin}/`] });
   const claims = (url) => {
@@ -292,12 +289,7 @@ test('admin "Appearance & hours": errors beside their field, then saved and show
   const admin = await createAgent(server, { role: 'admin', name: 'Ada Admin' });
   const { context, page } = await newPage(browser);
   try {
-    await page.goto(`${server.url}/admin/?siteId=10000`);
-    await page.waitForSelector('#login-email', { state: 'visible' });
-    await page.fill('#login-site', '10000');
-    await page.fill('#login-email', admin.email);
-    await page.fill('#login-password', admin.password);
-    await page.click('#login-submit');
+    await adminLogin(page, server, { siteId: 10000, email: admin.email, password: admin.password });
     await page.locator('[data-testid="messenger-item"]', { hasText: 'Frame support' }).click();
     await page.click('[data-testid="tab-appearance"]');
     await page.waitForSelector('[data-testid="appearance"]:not([hidden])');
@@ -307,22 +299,23 @@ test('admin "Appearance & hours": errors beside their field, then saved and show
     await page.fill('[data-testid="appearance-away"]', 'The night desk is closed.');
     await page.fill('[data-testid="appearance-reply-time"]', 'by nine tomorrow');
     await page.check('[data-testid="appearance-hours-on"]');
+    // An unknown zone, and Monday closing before it opens: both errors at once, each beside its field.
     await page.fill('[data-testid="appearance-zone"]', 'Europe/Atlantis');
-    await page.click('[data-testid="appearance-save"]');
-    const zoneError = page.locator('[data-field="businessHours.timeZone"][data-testid="field-error"]');
-    await zoneError.waitFor();
-    assert.match(await zoneError.textContent(), /"Europe\/Atlantis" is not a known time zone/);
-    assert.equal(await page.getAttribute('[data-testid="appearance-zone"]', 'aria-invalid'), 'true');
-
-    // Monday closes before it opens: the error stands beside Monday.
-    await page.fill('[data-testid="appearance-zone"]', 'Asia/Tokyo');
     await page.fill('[data-testid="hours-mon-start"]', '17:00');
     await page.fill('[data-testid="hours-mon-end"]', '09:00');
     await page.click('[data-testid="appearance-save"]');
+    const zoneError = page.locator('[data-field="businessHours.timeZone"][data-testid="field-error"]');
     const monError = page.locator('[data-field="businessHours.weekly.mon"][data-testid="field-error"]');
-    await monError.waitFor();
+    await zoneError.waitFor();
+    assert.match(await zoneError.textContent(), /"Europe\/Atlantis" is not a known time zone/);
+    assert.equal(await page.getAttribute('[data-testid="appearance-zone"]', 'aria-invalid'), 'true');
     assert.match(await monError.textContent(), /hours 1: ends at 09:00 before it starts at 17:00/);
-    assert.equal(await page.locator('[data-field="businessHours.timeZone"]').count(), 0);
+    assert.equal(await page.getAttribute('[data-testid="hours-mon-start"]', 'aria-invalid'), 'true');
+
+    // Fixing the zone takes only its error away.
+    await page.fill('[data-testid="appearance-zone"]', 'Asia/Tokyo');
+    await zoneError.waitFor({ state: 'detached' });
+    assert.equal(await monError.count(), 1);
 
     // No hours on any day (always closed), saved.
     for (const day of ['mon', 'tue', 'wed', 'thu', 'fri']) await page.click(`[data-testid="hours-${day}-remove"]`);

@@ -1,25 +1,13 @@
 // Switching customers on one page (Confidant.shutdown() + init) must show the next customer
 // nothing of the previous one: not their history, not their live events.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, stopServer, removeDir, launchBrowser, newPage, messengerFrame, frameSend, frameMessages,
+  demoAndBrowser, newPage, messengerFrame, frameSend, frameMessages,
   findConversation, agentSend, waitFor, pageErrors, cspViolations, FRAME,
 } from './lib/harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer({ mode: 'demo' });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await stopServer(server);
-  if (server) removeDir(server.dataDir);
-});
+const demo = demoAndBrowser();
 
 async function signIn(page, customer, route = 'jwt') {
   await page.selectOption('[data-testid="customer-select"]', customer);
@@ -33,6 +21,7 @@ async function signIn(page, customer, route = 'jwt') {
 }
 
 test('identity switch in the demo portal leaks nothing of the previous customer', async () => {
+  const { server, browser } = demo;
   const { context, page } = await newPage(browser);
   try {
     await page.goto(`${server.url}/demo/`);
@@ -94,6 +83,7 @@ test('identity switch in the demo portal leaks nothing of the previous customer'
 });
 
 test('the authorize route (page gets only an access token) switches customers cleanly too', async () => {
+  const { server, browser } = demo;
   const { context, page } = await newPage(browser);
   try {
     await page.goto(`${server.url}/demo/`);

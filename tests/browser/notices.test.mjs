@@ -1,62 +1,19 @@
 // Offline notices (CONTRACT §10): an agent's reply to a customer who has left the page produces
-// exactly one email at a real SMTP server (a tiny one in this file), with no message content in
+// exactly one email at a real SMTP server (the harness's tiny one), with no message content in
 // it, and the agent console shows "customer notified by email at …", live and after a reload.
-// The admin Notifications tab shows the settings and sends a test email.
+// The admin Notifications tab shows the settings, sends a test email, and marks every bad field
+// at once (each error gone as soon as its field is fixed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import {
   startServer, stopServer, removeDir, createMessenger, createAgent, startBusinessServer, embedRoute,
-  launchBrowser, newPage, openMessenger, frameSend, consoleLogin, pageErrors, api, waitFor, freePort, sleep,
+  launchBrowser, newPage, openMessenger, frameSend, consoleLogin, adminLogin, pageErrors, api, waitFor, sleep,
+  startSmtpSink, smtpArgs,
 } from './lib/harness.mjs';
 
 const AGENT_NAME = 'Quentin Quill';
 const CUSTOMER_NAME = 'Alice Uniquename';
 const CUSTOMER_EMAIL = 'alice.notices@customer.test';
-
-/** A minimal SMTP server: every mail's raw text, in `mails`. */
-async function startSmtpSink() {
-  const port = await freePort();
-  const mails = [];
-  const server = net.createServer((socket) => {
-    let buffer = '';
-    let inData = false;
-    let data = [];
-    let rcpt = [];
-    const say = (line) => socket.write(`${line}\r\n`);
-    say('220 sink.test ESMTP');
-    socket.on('data', (chunk) => {
-      buffer += chunk.toString('utf8');
-      let i;
-      while ((i = buffer.indexOf('\r\n')) >= 0) {
-        const line = buffer.slice(0, i);
-        buffer = buffer.slice(i + 2);
-        if (inData) {
-          if (line === '.') {
-            inData = false;
-            mails.push({ to: rcpt, raw: data.join('\r\n') });
-            data = [];
-            say('250 ok');
-          } else {
-            data.push(line.startsWith('.') ? line.slice(1) : line);
-          }
-          continue;
-        }
-        const verb = line.split(/[ :]/)[0].toUpperCase();
-        if (verb === 'EHLO') say('250-sink.test\r\n250 8BITMIME');
-        else if (verb === 'HELO') say('250 sink.test');
-        else if (verb === 'MAIL') { rcpt = []; say('250 ok'); }
-        else if (verb === 'RCPT') { rcpt.push((/<([^>]*)>/.exec(line) || [])[1]); say('250 ok'); }
-        else if (verb === 'DATA') { inData = true; say('354 go ahead'); }
-        else if (verb === 'QUIT') { say('221 bye'); socket.end(); }
-        else say('250 ok');
-      }
-    });
-    socket.on('error', () => {});
-  });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return { port, mails, close: () => new Promise((resolve) => server.close(resolve)) };
-}
 
 /** Everything a reader of the mail could see: the raw text and its decoded text parts. */
 function readable(raw) {
@@ -77,10 +34,7 @@ let browser;
 
 before(async () => {
   sink = await startSmtpSink();
-  server = await startServer({
-    mode: 'serve',
-    args: ['--smtp-url', `smtp://127.0.0.1:${sink.port}`, '--smtp-from', 'Notices <notices@confidant.test>'],
-  });
+  server = await startServer({ mode: 'serve', args: smtpArgs(sink.port) });
   await api(server, 'POST', '/api/v1/sites', { name: 'Acme Clinic' });
   business = await startBusinessServer({});
   messenger = await createMessenger(server, { name: 'Clinic support', allowedUrls: [`${business.origin}/portal/`] });
@@ -161,12 +115,7 @@ test('the admin Notifications tab shows the settings and sends a test email', as
   const admin = await createAgent(server, { role: 'admin', name: 'Site Admin' });
   const { context, page } = await newPage(browser);
   try {
-    await page.goto(`${server.url}/admin/?siteId=10000`);
-    await page.waitForSelector('#login-email', { state: 'visible' });
-    await page.fill('#login-site', '10000');
-    await page.fill('#login-email', admin.email);
-    await page.fill('#login-password', admin.password);
-    await page.click('#login-submit');
+    await adminLogin(page, server, { siteId: 10000, email: admin.email, password: admin.password });
     await page.locator('[data-testid="messenger-item"]', { hasText: 'Clinic support' }).click();
     await page.click('[data-testid="tab-notifications"]');
     await waitFor(async () => (await page.inputValue('[data-testid="notifications-link"]')) === `${business.origin}/portal/`, { what: 'the link URL in the form' });
@@ -180,10 +129,32 @@ test('the admin Notifications tab shows the settings and sends a test email', as
     assert.deepEqual(sink.mails.at(-1).to, ['admin.test@clinic.test']);
     assert.match(sink.mails.at(-1).raw, /^Subject: \[Test\] A secure message waits$/m);
 
-    // A bad link is refused beside its field.
-    await page.fill('[data-testid="notifications-link"]', 'javascript:alert(1)');
+    // Two bad fields: the server names both, and each stands beside its field at once.
+    await page.fill('[data-testid="notifications-after"]', '1.5');
+    await page.fill('[data-testid="notifications-link"]', 'portal/messages');
     await page.click('[data-testid="notifications-save"]');
-    await waitFor(async () => (await page.locator('[data-field-wrap="email.linkUrl"] .field-error, [data-field-wrap="email.linkUrl"] [role="alert"], [data-testid="notifications-error"]:not([hidden])').count()) > 0, { what: 'the field error' });
+    const error = (field) => page.locator(`[data-testid="field-error"][data-field="${field}"]`);
+    await error('email.linkUrl').waitFor();
+    assert.equal(await page.locator('[data-testid="field-error"]').count(), 2);
+    assert.equal(await error('email.afterSeconds').textContent(), 'must be a whole number of seconds from 0 to 86400');
+    assert.equal(await error('email.linkUrl').textContent(), '“portal/messages” is not a web address: it needs https:// and a host');
+    assert.equal(await page.getAttribute('[data-testid="notifications-link"]', 'aria-invalid'), 'true');
+    assert.match(await page.textContent('[data-testid="notifications-error"]'), /Please correct the fields marked below/);
+    // Fixing the link takes its error away, and only its error.
+    await page.fill('[data-testid="notifications-link"]', `${business.origin}/portal/`);
+    await error('email.linkUrl').waitFor({ state: 'detached' });
+    assert.equal(await page.getAttribute('[data-testid="notifications-link"]', 'aria-invalid'), null);
+    assert.equal(await error('email.afterSeconds').count(), 1);
+    assert.equal(await page.getAttribute('[data-testid="notifications-after"]', 'aria-invalid'), 'true');
+    assert.equal(await page.isVisible('[data-testid="notifications-error"]'), true);
+    // The last one fixed, the notice goes too, and the save goes through.
+    await page.fill('[data-testid="notifications-after"]', '2');
+    await error('email.afterSeconds').waitFor({ state: 'detached' });
+    assert.equal(await page.isHidden('[data-testid="notifications-error"]'), true);
+    await page.click('[data-testid="notifications-save"]');
+    await waitFor(async () => (await page.textContent('[data-testid="notifications-status"]')) === 'Saved.', { what: 'Saved.' });
+    const saved = await api(server, 'GET', `/api/v1/sites/10000/messengers/${messenger.messengerId}/notifications`);
+    assert.equal(saved.email.afterSeconds, 2);
     assert.deepEqual(pageErrors(page), []);
   } finally {
     await context.close();

@@ -8,6 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import {
   startServer, stopServer, removeDir, launchBrowser, newPage, waitFor, freshDataDir, freePort, pageErrors,
   createMessenger, startBusinessServer, embedRoute, openMessenger, frameSend, findConversation, agentSend, api,
+  openSecurityTab,
 } from './lib/harness.mjs';
 
 let server;
@@ -40,19 +41,6 @@ after(async () => {
   removeDir(dataDir);
 });
 
-async function openSecurityTab(page) {
-  const siteId = server.demo.siteId;
-  await page.goto(`${server.url}/admin/?siteId=${siteId}`);
-  await page.waitForSelector('#login-email', { state: 'visible' });
-  await page.fill('#login-site', String(siteId));
-  await page.fill('#login-email', server.demo.email);
-  await page.fill('#login-password', server.demo.password);
-  await page.click('#login-submit');
-  await page.waitForSelector('#app:not([hidden])');
-  await page.click(`[data-testid="messenger-item"][data-messenger-id="${messenger.messengerId}"]`);
-  await page.waitForSelector('#security-form:not([hidden])');
-}
-
 async function reloadSecurityTab(page) {
   await page.reload();
   await page.waitForSelector('#app:not([hidden])');
@@ -73,7 +61,7 @@ test('a switch with a 1-hour rollover keeps the old shared token working; a swit
   const { context, page } = await newPage(browser);
   const errors = pageErrors(page);
   try {
-    await openSecurityTab(page);
+    await openSecurityTab(page, server, messenger.messengerId);
     assert.equal(await page.isHidden('[data-testid="rollover-running"]'), true);
 
     // The warning comes before anything is saved, and says what stops working and when.
@@ -146,7 +134,7 @@ test('a switch with a 1-hour rollover keeps the old shared token working; a swit
 test('cancel leaves the settings as they were; an unchanged key saves without the warning', async () => {
   const { context, page } = await newPage(browser);
   try {
-    await openSecurityTab(page);
+    await openSecurityTab(page, server, messenger.messengerId);
     const before = (await api(server, 'GET', securityPath())).security;
     await switchToPublicKey(page, publicPem());
     await page.click('[data-testid="rollover-cancel"]');

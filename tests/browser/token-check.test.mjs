@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startServer, stopServer, removeDir, launchBrowser, newPage, waitFor, freshDataDir, freePort, pageErrors,
-  createMessenger, signContactJwt,
+  createMessenger, signContactJwt, openSecurityTab,
 } from './lib/harness.mjs';
 
 let server;
@@ -28,16 +28,8 @@ after(async () => {
   removeDir(dataDir);
 });
 
-async function openSecurityTab(page) {
-  const siteId = server.demo.siteId;
-  await page.goto(`${server.url}/admin/?siteId=${siteId}`);
-  await page.waitForSelector('#login-email', { state: 'visible' });
-  await page.fill('#login-site', String(siteId));
-  await page.fill('#login-email', server.demo.email);
-  await page.fill('#login-password', server.demo.password);
-  await page.click('#login-submit');
-  await page.waitForSelector('#app:not([hidden])');
-  await page.click(`[data-testid="messenger-item"][data-messenger-id="${messenger.messengerId}"]`);
+async function openTokenCheck(page) {
+  await openSecurityTab(page, server, messenger.messengerId);
   await page.waitForSelector('[data-testid="token-check"]:not([hidden])');
 }
 
@@ -56,7 +48,7 @@ test('the Security tab shows crosses and a hint for a bad token, ticks for a goo
   const { context, page } = await newPage(browser);
   const errors = pageErrors(page);
   try {
-    await openSecurityTab(page);
+    await openTokenCheck(page);
 
     // Expired an hour ago, and signed with another secret: the signature fails first.
     const now = Math.floor(Date.now() / 1000);
@@ -108,7 +100,7 @@ test('a preview on the admin page prints the check to the browser console when a
     if (msg.type() === 'info') infos.push(msg.text());
   });
   try {
-    await openSecurityTab(page);
+    await openTokenCheck(page);
     const bad = signContactJwt('not-the-messengers-secret-0123456789', { sub: 'mark@example.test' });
     await page.fill('[data-testid="token-check-input"]', bad);
     await page.click('[data-testid="token-check-preview"]');

@@ -1,10 +1,12 @@
-// The admin pages' Webhooks tab: create (the secret shown once), send a test event to a
-// receiver on loopback, see it in the delivery log, delete.
+// The admin pages' Webhooks tab: every bad field marked at once (each error gone as its field is
+// fixed), create (the secret shown once), send a test event to a receiver on loopback, see it
+// in the delivery log, delete.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import {
   startServer, stopServer, removeDir, launchBrowser, newPage, waitFor, freshDataDir, freePort, pageErrors, cspViolations,
+  adminLogin,
 } from './lib/harness.mjs';
 
 let server;
@@ -40,26 +42,31 @@ test('an admin creates a webhook, sees its secret once, sends a test event and d
   const { context, page } = await newPage(browser);
   page.on('dialog', (d) => d.accept());
   try {
-    const siteId = server.demo.siteId;
-    await page.goto(`${server.url}/admin/?siteId=${siteId}`);
-    await page.waitForSelector('#login-email', { state: 'visible' });
-    await page.fill('#login-site', String(siteId));
-    await page.fill('#login-email', server.demo.email);
-    await page.fill('#login-password', server.demo.password);
-    await page.click('#login-submit');
-    await page.waitForSelector('#app:not([hidden])');
-
+    await adminLogin(page, server);
     await page.click('[data-testid="nav-webhooks"]');
     await page.waitForSelector('#webhooks-section:not([hidden])');
-    // A URL the rule refuses: the server's message is shown, nothing is created.
-    await page.fill('[data-testid="webhook-url"]', 'ftp://example.com/hook');
-    await page.click('[data-testid="webhook-create"]');
-    await page.waitForSelector('[data-testid="webhook-error"]:not([hidden])');
-    assert.match(await page.textContent('[data-testid="webhook-error"]'), /^url: /);
 
+    // Not a web address, and no event: the server names both, each beside its field at once.
+    await page.fill('[data-testid="webhook-url"]', 'hooks.example.com/confidant');
+    await page.uncheck('[data-testid="webhook-event-message.created"]');
+    await page.click('[data-testid="webhook-create"]');
+    const error = (field) => page.locator(`[data-testid="field-error"][data-field="${field}"]`);
+    await error('url').waitFor();
+    assert.equal(await error('url').textContent(), '“hooks.example.com/confidant” is not a web address: it needs https:// and a host');
+    assert.match(await error('events').textContent(), /^choose at least one of /);
+    assert.equal(await page.getAttribute('[data-testid="webhook-url"]', 'aria-invalid'), 'true');
+    assert.match(await page.textContent('[data-testid="webhook-error"]'), /Please correct the fields marked below/);
+    assert.equal(await page.locator('[data-testid="webhook-item"]').count(), 0, 'nothing was created');
+    // Fixing the URL takes its error away, and only its error.
     const url = `http://127.0.0.1:${receiver.address().port}/hook`;
     await page.fill('[data-testid="webhook-url"]', url);
+    await error('url').waitFor({ state: 'detached' });
+    assert.equal(await error('events').count(), 1);
+    assert.equal(await page.isVisible('[data-testid="webhook-error"]'), true);
     await page.check('[data-testid="webhook-event-conversation.closed"]');
+    await error('events').waitFor({ state: 'detached' });
+    assert.equal(await page.isHidden('[data-testid="webhook-error"]'), true);
+
     await page.click('[data-testid="webhook-create"]');
     await page.waitForSelector('[data-testid="webhook-secret-reveal"]:not([hidden])');
     const secret = await page.inputValue('[data-testid="webhook-secret"]');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
   startServer, stopServer, removeDir, launchBrowser, newPage, freshDataDir, freePort, pageErrors,
-  api, createSite, createMessenger, createAgent, signContactJwt, consoleLogin, waitFor,
+  api, createSite, createMessenger, createAgent, signContactJwt, consoleLogin, adminLogin, waitFor,
 } from './lib/harness.mjs';
 
 let server;
@@ -156,17 +156,18 @@ test('an admin adds and deletes canned replies in the admin pages', async () => 
   page.on('dialog', (d) => d.accept());
   const errors = pageErrors(page);
   try {
-    await page.goto(`${server.url}/admin/?siteId=${siteId}`);
-    await page.waitForSelector('#login-email', { state: 'visible' });
-    await page.fill('#login-site', String(siteId));
-    await page.fill('#login-email', admin.email);
-    await page.fill('#login-password', admin.password);
-    await page.click('#login-submit');
-    await page.waitForSelector('#app:not([hidden])');
-
+    await adminLogin(page, server, { siteId, email: admin.email, password: admin.password });
     await page.click('[data-testid="nav-canned"]');
     await page.waitForSelector('[data-testid="canned-row"][data-shortcut="hours"]');
+    // Every bad field at once, in the server's words, beside each field.
+    await page.fill('[data-testid="canned-shortcut"]', 'Refund Policy');
+    await page.click('[data-testid="canned-create"]');
+    await page.waitForSelector('[data-testid="field-error"][data-field="body"]');
+    const marked = await page.$$eval('[data-testid="field-error"]', (els) => els.map((e) => e.dataset.field));
+    assert.deepEqual(marked, ['shortcut', 'title', 'body']);
+
     await page.fill('[data-testid="canned-shortcut"]', 'refund');
+    await page.waitForSelector('[data-testid="field-error"][data-field="shortcut"]', { state: 'detached' });
     await page.fill('[data-testid="canned-title"]', 'Refunds');
     await page.fill('[data-testid="canned-body"]', 'Refunds take 5 working days.');
     await page.click('[data-testid="canned-create"]');
@@ -177,7 +178,7 @@ test('an admin adds and deletes canned replies in the admin pages', async () => 
     await page.fill('[data-testid="canned-title"]', 'Again');
     await page.fill('[data-testid="canned-body"]', 'x');
     await page.click('[data-testid="canned-create"]');
-    await page.waitForSelector('[data-testid="canned-error"]:not([hidden]):has-text("already used")');
+    await page.waitForSelector('[data-testid="field-error"][data-field="shortcut"]:has-text("Another canned reply already has this shortcut.")');
 
     await page.click('[data-testid="canned-row"][data-shortcut="refund"] [data-testid="canned-delete"]');
     await page.waitForSelector('[data-testid="canned-row"][data-shortcut="refund"]', { state: 'detached' });

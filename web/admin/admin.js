@@ -12,6 +12,7 @@ import { showSettings, resetSettings } from './settings.js';
 import { showContacts, resetContacts } from './contacts.js';
 import { resetTokenCheck, showTokenCheck } from './token-check.js';
 import { showAppearance, hideAppearance } from './appearance.js';
+import { clearFieldErrors, clearOwnError, markFields, showInvalid } from './fields.js';
 
 const ui = {
   error: $('#app-error'),
@@ -170,95 +171,15 @@ function messengerPath(id, rest = '') {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Errors: the server names the field as "field: message" (e.g. "validation.sharedToken: …").
+// Errors: beside their fields (./fields.js), else in the form's notice.
 
-const FIELD_ALIASES = {
-  'validation': 'validation.method',
-  'validation.sharedTokenEncoding': 'validation.encoding',
-  'security': null,
-};
-
-function splitFieldMessage(message) {
-  const m = /^([A-Za-z_][\w.]*(?:\[\d+\])*(?:\.[\w]+)*)\s*:\s*([\s\S]+)$/.exec(message || '');
-  if (!m) return null;
-  let field = m[1].replace(/^security\./, '');
-  let text = m[2];
-  const index = /^(\w+)\[(\d+)\]/.exec(field);
-  if (index) {
-    text = `line ${Number(index[2]) + 1}: ${text}`;
-    field = index[1];
-  }
-  if (field in FIELD_ALIASES) field = FIELD_ALIASES[field];
-  return field ? { field, text } : null;
-}
-
-/** Every "field: problem" of a server message (it names them all, joined by "; "). */
-function splitFieldMessages(message) {
-  const parts = String(message || '').split(/;\s+(?=[A-Za-z_][\w.]*(?:\[\d+\])*\s*:)/);
-  const out = parts.map(splitFieldMessage);
-  return out.every(Boolean) ? out : null;
-}
-
-/** Take a field's error away as soon as the admin changes that field. */
-function clearOwnError(event) {
-  const wrap = event.target.closest && event.target.closest('[data-field-wrap]');
-  if (!wrap) return;
-  $$('.field-error', wrap).forEach((el) => el.remove());
-  $$('[aria-invalid="true"]', wrap).forEach((el) => {
-    el.removeAttribute('aria-invalid');
-    const ids = (el.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && !id.startsWith('err-'));
-    if (ids.length) el.setAttribute('aria-describedby', ids.join(' '));
-    else el.removeAttribute('aria-describedby');
-  });
-  const form = wrap.closest('form');
-  const notice = form && form.querySelector('.notice.error');
-  if (form && notice && !form.querySelector('.field-error')) setNotice(notice, '');
-}
-
-function clearFieldErrors(form) {
-  $$('.field-error', form).forEach((el) => el.remove());
-  $$('[aria-invalid="true"]', form).forEach((el) => {
-    el.removeAttribute('aria-invalid');
-    const ids = (el.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && !id.startsWith('err-'));
-    if (ids.length) el.setAttribute('aria-describedby', ids.join(' '));
-    else el.removeAttribute('aria-describedby');
-  });
-}
-
-/** Show `text` beside the field; returns false when the form has no such field. */
-function showFieldError(form, field, text) {
-  const wrap = form.querySelector(`[data-field-wrap="${CSS.escape(field)}"]`);
-  if (!wrap || wrap.hidden || wrap.closest('[hidden]')) return false;
-  const id = `err-${field.replace(/[^\w-]/g, '-')}-${wrap.querySelectorAll('.field-error').length}`;
-  const p = h('p', { class: 'field-error', id, 'data-testid': 'field-error', 'data-field': field, text });
-  wrap.append(p);
-  const input = wrap.querySelector('input:not([type="radio"]), textarea, select') || wrap.querySelector('input');
-  if (input) {
-    input.setAttribute('aria-invalid', 'true');
-    const described = (input.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
-    input.setAttribute('aria-describedby', [...described, id].join(' '));
-  }
-  return true;
-}
-
-/** Route an API error to a field (when the message names one) or to the form's notice. */
 function showFormError(form, notice, err) {
   if (err instanceof ApiError && err.status === 401) {
     sessionEnded();
     return;
   }
   if (err instanceof ApiError && err.status === 400) {
-    const parsed = splitFieldMessages(err.message);
-    if (parsed) {
-      const shown = parsed.filter((p) => showFieldError(form, p.field, p.text));
-      if (shown.length === parsed.length) {
-        setNotice(notice, parsed.length > 1 ? 'Please correct the fields marked below.' : 'Please correct the field marked below.');
-        focusFirstInvalid(form);
-        return;
-      }
-      clearFieldErrors(form);
-    }
-    setNotice(notice, err.message || 'The server refused these settings.');
+    showInvalid(form, notice, err.message);
     return;
   }
   if (err instanceof ApiError && err.status === 403) {
@@ -266,11 +187,6 @@ function showFormError(form, notice, err) {
     return;
   }
   setNotice(notice, describeError(err));
-}
-
-function focusFirstInvalid(form) {
-  const first = form.querySelector('[aria-invalid="true"]');
-  if (first) first.focus();
 }
 
 function reportError(err) {
@@ -357,8 +273,7 @@ async function createMessenger(event) {
   setNotice(ui.error, '');
   const name = ui.createName.value.trim();
   if (!name) {
-    showFieldError(ui.createForm, 'name', 'Please give the messenger a name.');
-    ui.createName.focus();
+    markFields(ui.createForm, null, [{ field: 'name', text: 'Please give the messenger a name.' }]);
     return;
   }
   ui.createSubmit.disabled = true;
@@ -406,8 +321,7 @@ async function saveRename(event) {
   clearFieldErrors(ui.renameForm);
   const name = ui.renameName.value.trim();
   if (!name) {
-    showFieldError(ui.renameForm, 'name', 'Please give the messenger a name.');
-    focusFirstInvalid(ui.renameForm);
+    markFields(ui.renameForm, null, [{ field: 'name', text: 'Please give the messenger a name.' }]);
     return;
   }
   ui.renameSave.disabled = true;
@@ -611,9 +525,9 @@ function fillAttachments(a) {
 function readAttachments(errors) {
   const mb = Number($('#attachments-max-mb').value);
   const maxBytes = Math.round(mb * 1024 * 1024);
-  if (!Number.isFinite(mb) || maxBytes < 1 || maxBytes > 26214400) errors.push(['attachments.maxBytes', 'Enter a size from 0.001 to 25 MB.']);
+  if (!Number.isFinite(mb) || maxBytes < 1 || maxBytes > 26214400) errors.push({ field: 'attachments.maxBytes', text: 'Enter a size from 0.001 to 25 MB.' });
   const allowedTypes = [...document.querySelectorAll('input[name="attachmentType"]:checked')].map((i) => i.value);
-  if (!allowedTypes.length) errors.push(['attachments.allowedTypes', 'Allow at least one type.']);
+  if (!allowedTypes.length) errors.push({ field: 'attachments.allowedTypes', text: 'Allow at least one type.' });
   return { enabled: $('#attachments-enabled').checked, maxBytes, allowedTypes };
 }
 
@@ -627,16 +541,16 @@ function parseIntegerField(input, field, { min, max, allowEmpty }) {
   const raw = input.value.trim();
   if (raw === '') {
     if (allowEmpty) return { value: null };
-    return { error: [field, 'Please enter a number.'] };
+    return { error: { field, text: 'Please enter a number.' } };
   }
-  if (!/^\d+$/.test(raw)) return { error: [field, 'Please enter a whole number of seconds.'] };
+  if (!/^\d+$/.test(raw)) return { error: { field, text: 'Please enter a whole number of seconds.' } };
   const value = Number(raw);
-  if (min !== undefined && value < min) return { error: [field, `Must be at least ${min}.`] };
-  if (max !== undefined && value > max) return { error: [field, `Must be at most ${max}.`] };
+  if (min !== undefined && value < min) return { error: { field, text: `Must be at least ${min}.` } };
+  if (max !== undefined && value > max) return { error: { field, text: `Must be at most ${max}.` } };
   return { value };
 }
 
-/** Build the PUT body from the form; returns { body } or { errors: [[field, text], …] }. */
+/** Build the PUT body from the form; returns { body } or { errors: [{ field, text }, …] }. */
 function readSecurityForm() {
   const errors = [];
   const method = selectedMethod();
@@ -645,7 +559,7 @@ function readSecurityForm() {
     const mode = selectedSecretMode();
     validation = { method, encoding: ui.encoding.value };
     if (mode === 'enter') {
-      if (!ui.sharedToken.value) errors.push(['validation.sharedToken', 'Enter a secret, or choose "Generate a new secret".']);
+      if (!ui.sharedToken.value) errors.push({ field: 'validation.sharedToken', text: 'Enter a secret, or choose "Generate a new secret".' });
       validation.sharedToken = ui.sharedToken.value;
     } else if (mode === 'keep') {
       validation.keepSharedToken = true; // server keeps the stored secret (see docs)
@@ -653,11 +567,11 @@ function readSecurityForm() {
     // mode "generate": no sharedToken field at all
   } else if (method === 'publicKey') {
     const pem = ui.publicKey.value.trim();
-    if (!pem) errors.push(['validation.publicKey', 'Paste the public key in PEM format.']);
+    if (!pem) errors.push({ field: 'validation.publicKey', text: 'Paste the public key in PEM format.' });
     validation = { method, publicKey: pem };
   } else {
     const url = ui.jwksUrl.value.trim();
-    if (!url) errors.push(['validation.jwksUrl', 'Enter the URL of the JWKS.']);
+    if (!url) errors.push({ field: 'validation.jwksUrl', text: 'Enter the URL of the JWKS.' });
     validation = { method, jwksUrl: url };
   }
   const skew = parseIntegerField(ui.clockSkew, 'clockSkewSeconds', { min: 0, max: 300, allowEmpty: false });
@@ -684,9 +598,7 @@ async function saveSecurity(event) {
   ui.securityStatus.textContent = '';
   const { body, errors } = readSecurityForm();
   if (errors) {
-    errors.forEach(([field, text]) => showFieldError(ui.securityForm, field, text));
-    setNotice(ui.securityError, 'Please correct the fields marked below.');
-    focusFirstInvalid(ui.securityForm);
+    markFields(ui.securityForm, ui.securityError, errors);
     return;
   }
   // A change of key first says what stops working, and offers a rollover.
@@ -793,21 +705,24 @@ async function loadNotices() {
   }
 }
 
+/** A number input's value for the server: null when empty, the number, or else the text typed (which the server refuses by name). */
+function numberOrText(input) {
+  const raw = input.value.trim();
+  if (raw === '' && !input.validity.badInput) return null;
+  const n = Number(raw);
+  return raw !== '' && Number.isFinite(n) ? n : raw;
+}
+
 async function saveNotices(event) {
   event.preventDefault();
   clearFieldErrors(ui.noticesForm);
   setNotice(ui.noticesError, '');
   const id = state.selectedId;
-  const after = parseIntegerField(ui.noticesAfter, 'email.afterSeconds', { min: 0, max: 86400, allowEmpty: true });
-  if (after.error) {
-    showFieldError(ui.noticesForm, after.error[0], after.error[1]);
-    focusFirstInvalid(ui.noticesForm);
-    return;
-  }
+  // No checks here: the server names every bad field at once, for the API's users too.
   const body = {
     email: {
       enabled: ui.noticesEnabled.checked,
-      afterSeconds: after.value,
+      afterSeconds: numberOrText(ui.noticesAfter),
       linkUrl: ui.noticesLink.value.trim() || null,
       subject: ui.noticesSubject.value.trim() || null,
     },
@@ -906,13 +821,12 @@ async function addAgent(event) {
     role: ui.agentRole.value,
   };
   const missing = [];
-  if (!body.email) missing.push(['email', 'Please enter an email address.']);
-  if (!body.name) missing.push(['name', 'Please enter a name.']);
-  if (!body.password) missing.push(['password', 'Please choose a password.']);
-  else if ([...body.password].length < 12) missing.push(['password', 'The password needs at least 12 characters.']);
+  if (!body.email) missing.push({ field: 'email', text: 'Please enter an email address.' });
+  if (!body.name) missing.push({ field: 'name', text: 'Please enter a name.' });
+  if (!body.password) missing.push({ field: 'password', text: 'Please choose a password.' });
+  else if ([...body.password].length < 12) missing.push({ field: 'password', text: 'The password needs at least 12 characters.' });
   if (missing.length) {
-    missing.forEach(([f, t]) => showFieldError(ui.agentForm, f, t));
-    focusFirstInvalid(ui.agentForm);
+    markFields(ui.agentForm, ui.agentError, missing);
     return;
   }
   ui.agentSubmit.disabled = true;
@@ -923,8 +837,7 @@ async function addAgent(event) {
     loadAgents();
   } catch (err) {
     if (err instanceof ApiError && err.status === 409) {
-      showFieldError(ui.agentForm, 'email', 'An agent with this email already exists.');
-      focusFirstInvalid(ui.agentForm);
+      markFields(ui.agentForm, ui.agentError, [{ field: 'email', text: 'An agent with this email already exists.' }]);
     } else {
       showFormError(ui.agentForm, ui.agentError, err);
     }

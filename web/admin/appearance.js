@@ -1,11 +1,13 @@
 // The "Appearance & hours" tab of a messenger: title, colour, greeting, business hours (a time
 // zone and intervals per weekday), away message and expected reply time, read and saved as
-// one (GET/PUT …/messengers/{id}/appearance). Errors go beside their field, in the server's
-// words ("businessHours.weekly.mon[0]: ends at 09:00 before it starts at 17:00").
+// one (GET/PUT …/messengers/{id}/appearance). Every error goes beside its field at once, in
+// the server's words ("businessHours.weekly.mon[0]: ends at 09:00 before it starts at 17:00"
+// is "hours 1: …" beside Monday), through ./fields.js.
 import { h, $, $$, clear, setNotice } from '../shared/dom.js';
 import { ApiError } from '../shared/http.js';
 import { describeError } from '../shared/format.js';
 import { api } from '../shared/session.js';
+import { clearFieldErrors, markFields, showInvalid } from './fields.js';
 
 const DAYS = [
   ['mon', 'Monday'],
@@ -57,7 +59,7 @@ function intervalRow(day, label, [start, end] = ['09:00', '17:00']) {
     'aria-label': `${label}: closes (00:00 is midnight)`,
   });
   const remove = h('button', { type: 'button', class: 'secondary', 'data-testid': `hours-${day}-remove`, text: 'Remove', 'aria-label': `Remove these ${label} hours` });
-  const row = h('li', { class: 'interval' }, opens, h('span', { 'aria-hidden': 'true', text: '–' }), closes, remove);
+  const row = h('li', { class: 'interval', 'data-field-item': '' }, opens, h('span', { 'aria-hidden': 'true', text: '–' }), closes, remove);
   remove.addEventListener('click', () => {
     const next = row.nextElementSibling || row.previousElementSibling;
     row.remove();
@@ -86,7 +88,7 @@ function buildWeek(weekly) {
     const intervals = h('ul', { class: 'intervals', 'aria-label': `${label} hours` });
     const li = h(
       'li',
-      { 'data-day': day, 'data-field-wrap': `businessHours.weekly.${day}` },
+      { 'data-day': day, 'data-field-wrap': `businessHours.weekly.${day}`, 'data-item-label': 'hours' },
       h('span', { class: 'day-name', text: label }),
       h('div', {}, h('p', { class: 'closed', text: 'Closed' }), intervals, add),
     );
@@ -163,32 +165,8 @@ function read() {
 // Errors beside their fields
 
 function clearErrors() {
-  $$('.field-error', ui.form).forEach((el) => el.remove());
-  $$('[aria-invalid="true"]', ui.form).forEach((el) => el.removeAttribute('aria-invalid'));
+  clearFieldErrors(ui.form);
   setNotice(ui.error, '');
-}
-
-/** "field[i]: text" → the field's wrap gets the text; its first input is marked invalid. */
-function showError(message) {
-  const m = /^([A-Za-z][\w.]*)(?:\[(\d+)\])?\s*:\s*([\s\S]+)$/.exec(message || '');
-  const wrap = m && ui.form.querySelector(`[data-field-wrap="${CSS.escape(m[1])}"]`);
-  if (!wrap || wrap.closest('[hidden]')) {
-    setNotice(ui.error, message || 'The server refused these settings.');
-    return;
-  }
-  const index = m[2] === undefined ? null : Number(m[2]);
-  const text = index === null ? m[3] : `hours ${index + 1}: ${m[3]}`;
-  const id = `err-appearance-${m[1].replace(/[^\w-]/g, '-')}`;
-  const p = h('p', { class: 'field-error', id, 'data-testid': 'field-error', 'data-field': m[1], text });
-  wrap.append(p);
-  const rows = $$('.interval', wrap);
-  const target = (index !== null && rows[index] ? rows[index].querySelector('input') : null) || wrap.querySelector('input:not([type="checkbox"]), textarea');
-  if (target) {
-    target.setAttribute('aria-invalid', 'true');
-    target.setAttribute('aria-describedby', [target.getAttribute('aria-describedby'), id].filter(Boolean).join(' '));
-    target.focus();
-  }
-  setNotice(ui.error, 'Please correct the field marked below.');
 }
 
 function report(err) {
@@ -197,7 +175,7 @@ function report(err) {
     return;
   }
   if (err instanceof ApiError && err.status === 400) {
-    showError(err.message);
+    showInvalid(ui.form, ui.error, err.message);
     return;
   }
   if (err instanceof ApiError && err.status === 403) {
@@ -207,15 +185,17 @@ function report(err) {
   setNotice(ui.error, describeError(err));
 }
 
-/** Checks the browser can make before the server does (empty times, a missing zone). */
+/** What the browser can tell before the server does: a missing zone, half-filled hours. */
 function checkLocally(body) {
-  if (!body.businessHours) return null;
-  if (!body.businessHours.timeZone) return 'businessHours.timeZone: choose a time zone, e.g. Europe/Berlin';
+  if (!body.businessHours) return [];
+  const problems = [];
+  if (!body.businessHours.timeZone) problems.push({ field: 'businessHours.timeZone', text: 'choose a time zone, e.g. Europe/Berlin' });
   for (const [day, label] of DAYS) {
-    const i = body.businessHours.weekly[day].findIndex(([a, b]) => !a || !b);
-    if (i >= 0) return `businessHours.weekly.${day}[${i}]: give ${label} both an opening and a closing time`;
+    body.businessHours.weekly[day].forEach(([a, b], index) => {
+      if (!a || !b) problems.push({ field: `businessHours.weekly.${day}`, index, text: `give ${label} both an opening and a closing time` });
+    });
   }
-  return null;
+  return problems;
 }
 
 async function save(event) {
@@ -223,8 +203,8 @@ async function save(event) {
   clearErrors();
   const body = read();
   const local = checkLocally(body);
-  if (local) {
-    showError(local);
+  if (local.length) {
+    markFields(ui.form, ui.error, local);
     return;
   }
   const serial = state.serial;

@@ -5,6 +5,7 @@ import { h, $, $$, clear, setNotice } from '../shared/dom.js';
 import { ApiError } from '../shared/http.js';
 import { describeError } from '../shared/format.js';
 import { api } from '../shared/session.js';
+import { clearFieldErrors, markFields, showInvalid } from './fields.js';
 
 const ui = {
   section: $('#canned-section'),
@@ -30,11 +31,14 @@ function report(err) {
     return;
   }
   if (err instanceof ApiError && err.status === 409) {
-    setNotice(ui.error, 'This shortcut is already used by another canned reply.');
-    ui.shortcut.focus();
+    markFields(ui.form, ui.error, [{ field: 'shortcut', text: 'Another canned reply already has this shortcut.' }]);
     return;
   }
-  if (err instanceof ApiError && (err.status === 400 || err.status === 403)) {
+  if (err instanceof ApiError && err.status === 400) {
+    showInvalid(ui.form, ui.error, err.message);
+    return;
+  }
+  if (err instanceof ApiError && err.status === 403) {
     setNotice(ui.error, err.message);
     return;
   }
@@ -55,6 +59,7 @@ export function showCanned({ siteId, canEdit, onSessionEnded }) {
 
 export function resetCanned() {
   clear(ui.list);
+  clearFieldErrors(ui.form);
   setNotice(ui.error, '');
   ui.form.reset();
 }
@@ -90,13 +95,10 @@ function render(replies) {
 
 async function create(event) {
   event.preventDefault();
+  clearFieldErrors(ui.form);
   setNotice(ui.error, '');
+  // No checks here: the server names every bad field at once, for the API's users too.
   const body = { shortcut: ui.shortcut.value.trim().replace(/^\//, ''), title: ui.title.value.trim(), body: ui.body.value };
-  if (!/^[a-z0-9_-]{1,32}$/.test(body.shortcut)) {
-    setNotice(ui.error, 'Shortcut: 1 to 32 of a–z, 0–9, _ and - (no spaces, no capitals).');
-    ui.shortcut.focus();
-    return;
-  }
   ui.submit.disabled = true;
   try {
     await api(path(), { method: 'POST', body });

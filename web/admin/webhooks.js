@@ -4,6 +4,7 @@ import { h, $, $$, clear, setNotice, copyText } from '../shared/dom.js';
 import { ApiError } from '../shared/http.js';
 import { describeError, formatDateTime } from '../shared/format.js';
 import { api } from '../shared/session.js';
+import { clearFieldErrors, showInvalid } from './fields.js';
 
 const ui = {
   list: $('#webhook-list'),
@@ -41,7 +42,11 @@ function report(err, notice = ui.error) {
     state.onSessionEnded();
     return;
   }
-  if (err instanceof ApiError && (err.status === 400 || err.status === 409)) {
+  if (err instanceof ApiError && err.status === 400) {
+    showInvalid(ui.form, notice, err.message);
+    return;
+  }
+  if (err instanceof ApiError && err.status === 409) {
     setNotice(notice, err.message);
     return;
   }
@@ -169,18 +174,11 @@ function renderDeliveries(list) {
 
 async function create(event) {
   event.preventDefault();
+  clearFieldErrors(ui.form);
   setNotice(ui.error, '');
   const url = ui.url.value.trim();
   const events = $$('input[name="webhook-event"]:checked', ui.form).map((el) => el.value);
-  if (!url) {
-    setNotice(ui.error, 'url: please enter the URL that receives the events.');
-    ui.url.focus();
-    return;
-  }
-  if (!events.length) {
-    setNotice(ui.error, 'events: choose at least one event.');
-    return;
-  }
+  // No checks here: the server names every bad field at once, for the API's users too.
   ui.submit.disabled = true;
   try {
     const created = await api(path(), { method: 'POST', body: { url, events, includeBody: ui.includeBody.checked } });

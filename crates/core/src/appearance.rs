@@ -15,6 +15,8 @@ use serde::ser::{SerializeMap, SerializeTuple};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::fields::{FieldError, Problems};
+
 /// The launcher's and header's colour when none is set (the console's accent).
 pub const DEFAULT_COLOR: &str = "#1f5fbf";
 pub const MAX_TITLE_CHARS: usize = 80;
@@ -92,48 +94,49 @@ pub struct Availability {
     pub next_close: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct AppearanceError {
-    pub field: String,
-    pub message: String,
-}
-
-fn err(field: impl Into<String>, message: impl Into<String>) -> AppearanceError {
-    AppearanceError {
-        field: field.into(),
-        message: message.into(),
-    }
+fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError::new(field, message)
 }
 
 impl Appearance {
     /// Parse a `PUT …/appearance` body (a PUT replaces: an absent or null field takes its
     /// default). Unknown fields are refused, so that a misspelt one is not silently lost.
-    pub fn parse(v: &Value) -> Result<Appearance, AppearanceError> {
+    /// Every field is checked, and the error names each bad one.
+    pub fn parse(v: &Value) -> Result<Appearance, FieldError> {
         let obj = v
             .as_object()
             .ok_or_else(|| err("body", "must be a JSON object"))?;
-        if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(err(
-                k.as_str(),
-                format!("unknown field (the fields are {})", FIELDS.join(", ")),
-            ));
-        }
+        let mut problems = Problems::new();
+        unknown_fields(obj, &FIELDS, "", &mut problems);
+        // A bad field's stand-in value is never used: `finish` refuses the body then.
+        let title = problems.or(text(obj, "title", MAX_TITLE_CHARS, false), None);
+        let greeting = problems.or(text(obj, "greeting", MAX_TEXT_CHARS, true), None);
+        let color = problems.or(
+            match obj.get("color") {
+                None | Some(Value::Null) => Ok(DEFAULT_COLOR.to_owned()),
+                Some(Value::String(s)) => color(s),
+                Some(_) => Err(err("color", "must be a string like \"#1f5fbf\"")),
+            },
+            String::new(),
+        );
+        let away_message = problems.or(text(obj, "awayMessage", MAX_TEXT_CHARS, true), None);
+        let reply_time = problems.or(text(obj, "replyTime", MAX_REPLY_TIME_CHARS, false), None);
+        let business_hours = match obj.get("businessHours") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(h)) => BusinessHours::parse(h, &mut problems),
+            Some(_) => {
+                problems.push(err("businessHours", "must be an object or null"));
+                None
+            }
+        };
+        problems.finish()?;
         Ok(Appearance {
-            title: text(obj, "title", MAX_TITLE_CHARS, false)?,
-            greeting: text(obj, "greeting", MAX_TEXT_CHARS, true)?,
-            color: match obj.get("color") {
-                None | Some(Value::Null) => DEFAULT_COLOR.to_owned(),
-                Some(Value::String(s)) => color(s)?,
-                Some(_) => return Err(err("color", "must be a string like \"#1f5fbf\"")),
-            },
-            away_message: text(obj, "awayMessage", MAX_TEXT_CHARS, true)?,
-            reply_time: text(obj, "replyTime", MAX_REPLY_TIME_CHARS, false)?,
-            business_hours: match obj.get("businessHours") {
-                None | Some(Value::Null) => None,
-                Some(Value::Object(h)) => Some(BusinessHours::parse(h)?),
-                Some(_) => return Err(err("businessHours", "must be an object or null")),
-            },
+            title,
+            greeting,
+            color,
+            away_message,
+            reply_time,
+            business_hours,
         })
     }
 
@@ -157,7 +160,7 @@ fn text(
     field: &str,
     max: usize,
     multiline: bool,
-) -> Result<Option<String>, AppearanceError> {
+) -> Result<Option<String>, FieldError> {
     let s = match obj.get(field) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.replace("\r\n", "\n"),
@@ -189,7 +192,7 @@ fn text(
     Ok(Some(s.to_owned()))
 }
 
-fn color(s: &str) -> Result<String, AppearanceError> {
+fn color(s: &str) -> Result<String, FieldError> {
     let s = s.trim();
     let ok = s.len() == 7 && s.starts_with('#') && s.bytes().skip(1).all(|b| b.is_ascii_hexdigit());
     if !ok {
@@ -205,46 +208,43 @@ fn color(s: &str) -> Result<String, AppearanceError> {
 }
 
 impl BusinessHours {
-    fn parse(h: &Map<String, Value>) -> Result<BusinessHours, AppearanceError> {
-        if let Some(k) = h.keys().find(|k| *k != "timeZone" && *k != "weekly") {
-            return Err(err(
-                format!("businessHours.{k}"),
-                "unknown field (the fields are timeZone and weekly)",
-            ));
-        }
-        let name = match h.get("timeZone") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim(),
-            None | Some(Value::Null) => {
-                return Err(err(
-                    "businessHours.timeZone",
-                    "required: an IANA time zone name such as Europe/Berlin",
-                ));
+    /// The hours, or `None` with each problem noted in `problems`.
+    fn parse(h: &Map<String, Value>, problems: &mut Problems) -> Option<BusinessHours> {
+        unknown_fields(h, &["timeZone", "weekly"], "businessHours.", problems);
+        let zone = match h.get("timeZone") {
+            Some(Value::String(s)) if !s.trim().is_empty() => {
+                let name = s.trim();
+                zone(name).map(|zone| (zone.iana_name().unwrap_or(name).to_owned(), zone))
             }
-            Some(_) => {
-                return Err(err(
-                    "businessHours.timeZone",
-                    "must be an IANA time zone name such as Europe/Berlin",
-                ));
-            }
+            None | Some(Value::Null) => Err(err(
+                "businessHours.timeZone",
+                "required: an IANA time zone name such as Europe/Berlin",
+            )),
+            Some(_) => Err(err(
+                "businessHours.timeZone",
+                "must be an IANA time zone name such as Europe/Berlin",
+            )),
         };
-        let zone = zone(name)?;
-        let time_zone = zone.iana_name().unwrap_or(name).to_owned();
+        let zone = problems.check(zone);
         let weekly = match h.get("weekly") {
             None | Some(Value::Null) => {
-                return Err(err(
+                problems.push(err(
                     "businessHours.weekly",
                     "required: the opening hours per day, e.g. {\"mon\": [[\"09:00\", \"17:00\"]]}",
                 ));
+                None
             }
-            Some(Value::Object(w)) => weekly(w)?,
+            Some(Value::Object(w)) => weekly(w, problems),
             Some(_) => {
-                return Err(err(
+                problems.push(err(
                     "businessHours.weekly",
                     "must be an object of days, e.g. {\"mon\": [[\"09:00\", \"17:00\"]]}",
                 ));
+                None
             }
         };
-        Ok(BusinessHours {
+        let ((time_zone, zone), weekly) = (zone?, weekly?);
+        Some(BusinessHours {
             time_zone,
             zone,
             weekly,
@@ -322,7 +322,7 @@ impl BusinessHours {
 
 /// A zone of the tz database by its IANA name (fixed offsets such as `+02:00` are not names:
 /// they know no DST).
-pub fn zone(name: &str) -> Result<TimeZone, AppearanceError> {
+pub fn zone(name: &str) -> Result<TimeZone, FieldError> {
     const WHY: &str = "must be an IANA time zone name such as Europe/Berlin or America/New_York";
     if name.chars().count() > MAX_ZONE_CHARS
         || !name
@@ -339,64 +339,91 @@ pub fn zone(name: &str) -> Result<TimeZone, AppearanceError> {
     })
 }
 
-fn weekly(w: &Map<String, Value>) -> Result<[Vec<Interval>; 7], AppearanceError> {
+/// Each day's intervals, or `None` with each bad day or interval noted in `problems`.
+fn weekly(w: &Map<String, Value>, problems: &mut Problems) -> Option<[Vec<Interval>; 7]> {
     let mut out: [Vec<Interval>; 7] = Default::default();
+    let mut ok = true;
     for (day, v) in w {
         let field = format!("businessHours.weekly.{day}");
-        let i = DAYS.iter().position(|d| d == day).ok_or_else(|| {
-            err(
-                field.clone(),
+        let Some(i) = DAYS.iter().position(|d| d == day) else {
+            problems.push(err(
+                field,
                 "unknown day (the days are mon, tue, wed, thu, fri, sat, sun)",
-            )
-        })?;
-        let list = match v {
-            Value::Null => continue,
-            Value::Array(a) => a,
-            _ => {
-                return Err(err(
-                    field,
-                    "must be a list of [\"HH:MM\", \"HH:MM\"] pairs (empty: closed all day)",
-                ));
-            }
+            ));
+            ok = false;
+            continue;
         };
-        if list.len() > MAX_INTERVALS_PER_DAY {
-            return Err(err(
+        match day_intervals(v, &field, problems) {
+            Some(ivs) => out[i] = ivs,
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// One day's intervals, sorted and merged where they touch; `None` with its problems noted.
+fn day_intervals(v: &Value, field: &str, problems: &mut Problems) -> Option<Vec<Interval>> {
+    let list = match v {
+        Value::Null => return Some(Vec::new()),
+        Value::Array(a) if a.len() > MAX_INTERVALS_PER_DAY => {
+            problems.push(err(
                 field,
                 format!("at most {MAX_INTERVALS_PER_DAY} intervals a day"),
             ));
+            return None;
         }
-        let mut day_ivs = list
-            .iter()
-            .enumerate()
-            .map(|(n, iv)| interval(iv, &format!("{field}[{n}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        day_ivs.sort_by_key(|iv| iv.start);
-        let mut merged: Vec<Interval> = Vec::with_capacity(day_ivs.len());
-        for iv in day_ivs {
-            match merged.last_mut() {
-                Some(prev) if iv.start < prev.end => {
-                    return Err(err(
-                        field,
-                        format!(
-                            "{}–{} and {}–{} overlap",
-                            hhmm(prev.start),
-                            hhmm(prev.end),
-                            hhmm(iv.start),
-                            hhmm(iv.end)
-                        ),
-                    ));
-                }
-                // Touching intervals are one stretch.
-                Some(prev) if iv.start == prev.end => prev.end = iv.end,
-                _ => merged.push(iv),
+        Value::Array(a) => a,
+        _ => {
+            problems.push(err(
+                field,
+                "must be a list of [\"HH:MM\", \"HH:MM\"] pairs (empty: closed all day)",
+            ));
+            return None;
+        }
+    };
+    let parsed: Vec<Option<Interval>> = list
+        .iter()
+        .enumerate()
+        .map(|(n, iv)| problems.check(interval(iv, &format!("{field}[{n}]"))))
+        .collect();
+    let mut day_ivs: Vec<Interval> = parsed.into_iter().collect::<Option<_>>()?;
+    day_ivs.sort_by_key(|iv| iv.start);
+    let mut merged: Vec<Interval> = Vec::with_capacity(day_ivs.len());
+    for iv in day_ivs {
+        match merged.last_mut() {
+            Some(prev) if iv.start < prev.end => {
+                problems.push(err(
+                    field,
+                    format!(
+                        "{}–{} and {}–{} overlap",
+                        hhmm(prev.start),
+                        hhmm(prev.end),
+                        hhmm(iv.start),
+                        hhmm(iv.end)
+                    ),
+                ));
+                return None;
             }
+            // Touching intervals are one stretch.
+            Some(prev) if iv.start == prev.end => prev.end = iv.end,
+            _ => merged.push(iv),
         }
-        out[i] = merged;
     }
-    Ok(out)
+    Some(merged)
 }
 
-fn interval(v: &Value, field: &str) -> Result<Interval, AppearanceError> {
+/// Each key of `obj` that is not one of `known` is a problem of its own (a misspelt field
+/// would otherwise be silently lost).
+fn unknown_fields(obj: &Map<String, Value>, known: &[&str], prefix: &str, problems: &mut Problems) {
+    for k in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+        problems.push(err(
+            format!("{prefix}{k}"),
+            format!("unknown field (the fields are {})", known.join(", ")),
+        ));
+    }
+}
+
+fn interval(v: &Value, field: &str) -> Result<Interval, FieldError> {
     const SHAPE: &str =
         "must be a pair of times [\"HH:MM\", \"HH:MM\"], e.g. [\"09:00\", \"17:00\"]";
     let pair = match v.as_array() {
@@ -608,6 +635,31 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "businessHours.weekly.mon: 09:00–12:00 and 11:00–13:00 overlap"
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let e = Appearance::parse(&json!({
+            "title": "a\nb", "color": "red", "colour": "#ffffff",
+            "businessHours": {"timeZone": "Mars/Olympus", "weekly": {
+                "mon": [["17:00", "09:00"], ["09:00", "10:00"], ["25:00", "26:00"]],
+                "tue": [["09:00", "12:00"], ["11:00", "13:00"]], "someday": []}}}))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            confidant_testkit::fields_in(&e),
+            [
+                "colour",
+                "title",
+                "color",
+                "businessHours.timeZone",
+                "businessHours.weekly.mon[0]",
+                "businessHours.weekly.mon[2]",
+                "businessHours.weekly.someday",
+                "businessHours.weekly.tue",
+            ],
+            "{e}"
         );
     }
 

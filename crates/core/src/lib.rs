@@ -5,6 +5,7 @@
 
 pub mod appearance;
 pub mod attributes;
+pub mod fields;
 pub mod ids;
 pub mod message;
 pub mod notices;
@@ -15,10 +16,11 @@ pub mod time_fmt;
 pub mod urls;
 
 pub use attributes::ContactAttributes;
+pub use fields::{FieldError, Problems};
 pub use ids::{AgentId, AttachmentId, ContactId, ConversationId, MessageId, MessengerId, SiteId};
 pub use message::{ClientMessageId, MessageBody};
 pub use scope::ContactScope;
 pub use security::{
-    Attachments, Encoding, PreviousValidation, Security, SecurityError, SecurityInput, Validation,
+    Attachments, Encoding, PreviousValidation, Security, SecurityInput, Validation,
 };
 pub use urls::AllowedUrl;

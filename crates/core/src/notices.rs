@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use crate::fields::{FieldError, Problems};
+
 pub const DEFAULT_AFTER_SECONDS: u32 = 300;
 pub const MAX_AFTER_SECONDS: u32 = 86_400;
 pub const DEFAULT_SUBJECT: &str = "You have a new secure message";
@@ -39,26 +41,17 @@ impl Default for EmailNotice {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct NoticeError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-fn err(field: &'static str, message: impl Into<String>) -> NoticeError {
-    NoticeError {
-        field,
-        message: message.into(),
-    }
+fn err(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError::new(field, message)
 }
 
 impl Notifications {
     /// Parse a `PUT …/notifications` body. A PUT replaces: `email` and `email.enabled` are
     /// required, the other fields take their defaults when absent (or null). `allow_http`
     /// (`--allow-private-urls on`) lets the link be `http://` on any host; otherwise `http://`
-    /// only on a loopback host (development).
-    pub fn parse(v: &Value, allow_http: bool) -> Result<Notifications, NoticeError> {
+    /// only on a loopback host (development). Every field of `email` is checked, and the error
+    /// names each bad one.
+    pub fn parse(v: &Value, allow_http: bool) -> Result<Notifications, FieldError> {
         let obj = v
             .as_object()
             .ok_or_else(|| err("body", "must be a JSON object"))?;
@@ -67,59 +60,70 @@ impl Notifications {
             Some(Value::Null) | None => return Err(err("email", "required")),
             Some(_) => return Err(err("email", "must be an object")),
         };
-        let enabled = match email.get("enabled") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::Null) | None => return Err(err("email.enabled", "required")),
-            Some(_) => return Err(err("email.enabled", "must be true or false")),
-        };
-        let after_seconds = match email.get("afterSeconds") {
-            None | Some(Value::Null) => DEFAULT_AFTER_SECONDS,
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .filter(|n| *n <= u64::from(MAX_AFTER_SECONDS))
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| {
-                    err(
-                        "email.afterSeconds",
-                        format!("must be a whole number from 0 to {MAX_AFTER_SECONDS}"),
-                    )
-                })?,
-            Some(_) => {
-                return Err(err(
-                    "email.afterSeconds",
-                    format!("must be a whole number from 0 to {MAX_AFTER_SECONDS}"),
-                ));
-            }
-        };
-        let link_url = match email.get("linkUrl") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.is_empty() => None,
-            Some(Value::String(s)) => Some(link_url(s, allow_http)?),
-            Some(_) => return Err(err("email.linkUrl", "must be a string")),
-        };
-        if enabled && link_url.is_none() {
-            return Err(err(
+        // A bad field's stand-in value is never used: `finish` refuses the body then.
+        let mut problems = Problems::new();
+        let enabled = problems.or(enabled(email.get("enabled")), false);
+        let after_seconds = problems.or(
+            after_seconds(email.get("afterSeconds")),
+            DEFAULT_AFTER_SECONDS,
+        );
+        let link_url = problems.check(match email.get("linkUrl") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => link_url(s, allow_http).map(Some),
+            Some(_) => Err(err("email.linkUrl", "must be a string")),
+        });
+        if enabled && link_url == Some(None) {
+            problems.push(err(
                 "email.linkUrl",
                 "required when notices are enabled (the page where the customer reads the message)",
             ));
         }
-        let subject = match email.get("subject") {
-            None | Some(Value::Null) => DEFAULT_SUBJECT.to_owned(),
-            Some(Value::String(s)) => subject(s)?,
-            Some(_) => return Err(err("email.subject", "must be a string")),
-        };
+        let subject = problems.or(
+            match email.get("subject") {
+                None | Some(Value::Null) => Ok(DEFAULT_SUBJECT.to_owned()),
+                Some(Value::String(s)) => subject(s),
+                Some(_) => Err(err("email.subject", "must be a string")),
+            },
+            String::new(),
+        );
+        problems.finish()?;
         Ok(Notifications {
             email: EmailNotice {
                 enabled,
                 after_seconds,
-                link_url,
+                link_url: link_url.flatten(),
                 subject,
             },
         })
     }
 }
 
-fn subject(s: &str) -> Result<String, NoticeError> {
+fn enabled(v: Option<&Value>) -> Result<bool, FieldError> {
+    match v {
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Null) | None => Err(err("email.enabled", "required: true or false")),
+        Some(_) => Err(err("email.enabled", "must be true or false")),
+    }
+}
+
+fn after_seconds(v: Option<&Value>) -> Result<u32, FieldError> {
+    match v {
+        None | Some(Value::Null) => Ok(DEFAULT_AFTER_SECONDS),
+        Some(n) => n
+            .as_u64()
+            .filter(|n| *n <= u64::from(MAX_AFTER_SECONDS))
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                err(
+                    "email.afterSeconds",
+                    format!("must be a whole number of seconds from 0 to {MAX_AFTER_SECONDS}"),
+                )
+            }),
+    }
+}
+
+fn subject(s: &str) -> Result<String, FieldError> {
     let s = s.trim();
     if s.is_empty() {
         return Err(err("email.subject", "must not be empty"));
@@ -140,9 +144,9 @@ fn subject(s: &str) -> Result<String, NoticeError> {
     Ok(s.to_owned())
 }
 
-fn link_url(s: &str, allow_http: bool) -> Result<String, NoticeError> {
+fn link_url(s: &str, allow_http: bool) -> Result<String, FieldError> {
     const WHY: &str =
-        "must be an https:// URL (http:// only on localhost, or with --allow-private-urls on)";
+        "must be an https:// address (http:// only on localhost, or with --allow-private-urls on)";
     if s.chars().count() > MAX_LINK_CHARS {
         return Err(err(
             "email.linkUrl",
@@ -316,6 +320,35 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let e = Notifications::parse(
+            &json!({"email": {"enabled": "yes", "afterSeconds": -1, "linkUrl": "javascript:alert(1)", "subject": ""}}),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            confidant_testkit::fields_in(&e),
+            [
+                "email.enabled",
+                "email.afterSeconds",
+                "email.linkUrl",
+                "email.subject"
+            ],
+            "{e}"
+        );
+        // An enabled notice with a bad link hears about the link, not also that one is needed.
+        let e = Notifications::parse(
+            &json!({"email": {"enabled": true, "linkUrl": "ftp://portal.example.com/"}}),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "email.linkUrl");
+        assert!(!e.message.contains("required"), "{e}");
+        assert!(e.message.starts_with("must be an https:// address"), "{e}");
     }
 
     #[test]

@@ -8,9 +8,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use thiserror::Error;
 use url::Url;
 
+use crate::fields::{FieldError, Problems};
 use crate::urls::AllowedUrl;
 
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -19,34 +19,6 @@ pub const MAX_PEM_BYTES: usize = 16 * 1024;
 pub const MAX_ALLOWED_URLS: usize = 100;
 pub const MAX_CLOCK_SKEW: u32 = 300;
 pub const DEFAULT_CLOCK_SKEW: u32 = 60;
-
-/// A field-level validation error: `field` is a JSON path such as `validation.sharedToken`.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("{field}: {message}")]
-pub struct SecurityError {
-    pub field: String,
-    pub message: String,
-}
-
-impl SecurityError {
-    /// Several problems as one error: the first one's field, and a message that names each
-    /// (`allowedUrls[0]: …; clockSkewSeconds: …`). `None` when there are none.
-    pub fn all(problems: Vec<SecurityError>) -> Option<SecurityError> {
-        let mut iter = problems.into_iter();
-        let mut first = iter.next()?;
-        for p in iter {
-            first.message = format!("{}; {}: {}", first.message, p.field, p.message);
-        }
-        Some(first)
-    }
-}
-
-fn bad(field: &str, message: impl Into<String>) -> SecurityError {
-    SecurityError {
-        field: field.to_owned(),
-        message: message.into(),
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -130,7 +102,7 @@ impl Validation {
 pub const MAX_ROLLOVER_SECONDS: u32 = 604_800;
 
 /// `rolloverSeconds` of a `PUT …/security` body: absent or null is 0.
-pub fn rollover_seconds(body: &Value) -> Result<u32, SecurityError> {
+pub fn rollover_seconds(body: &Value) -> Result<u32, FieldError> {
     match body.get("rolloverSeconds") {
         None | Some(Value::Null) => Ok(0),
         Some(v) => v
@@ -138,7 +110,7 @@ pub fn rollover_seconds(body: &Value) -> Result<u32, SecurityError> {
             .filter(|n| *n <= u64::from(MAX_ROLLOVER_SECONDS))
             .map(|n| n as u32)
             .ok_or_else(|| {
-                bad(
+                FieldError::new(
                     "rolloverSeconds",
                     "must be a whole number of seconds from 0 to 604800 (7 days)",
                 )
@@ -246,72 +218,92 @@ impl Default for Attachments {
 }
 
 impl Attachments {
-    fn parse(v: Option<&Value>) -> Result<Attachments, SecurityError> {
-        let obj = match v {
-            None | Some(Value::Null) => return Ok(Attachments::default()),
-            Some(Value::Object(o)) => o,
-            Some(_) => return Err(bad("attachments", "must be an object")),
-        };
+    /// The settings, or the defaults where a field is absent; each bad field is noted in
+    /// `problems` (then the value returned is never used).
+    fn parse(v: Option<&Value>, problems: &mut Problems) -> Attachments {
         let d = Attachments::default();
+        let obj = match v {
+            None | Some(Value::Null) => return d,
+            Some(Value::Object(o)) => o,
+            Some(_) => {
+                problems.push(FieldError::new("attachments", "must be an object"));
+                return d;
+            }
+        };
         let enabled = match obj.get("enabled") {
             None | Some(Value::Null) => d.enabled,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(bad("attachments.enabled", "must be true or false")),
+            Some(_) => {
+                problems.push(FieldError::new(
+                    "attachments.enabled",
+                    "must be true or false",
+                ));
+                d.enabled
+            }
         };
         let max_bytes = match obj.get("maxBytes") {
-            None | Some(Value::Null) => d.max_bytes,
+            None | Some(Value::Null) => Ok(d.max_bytes),
             Some(v) => v
                 .as_u64()
                 .filter(|n| (1..=MAX_ATTACHMENT_BYTES).contains(n))
                 .ok_or_else(|| {
-                    bad(
+                    FieldError::new(
                         "attachments.maxBytes",
                         "must be a whole number of bytes from 1 to 26214400",
                     )
-                })?,
+                }),
         };
+        let max_bytes = problems.or(max_bytes, d.max_bytes);
         let allowed_types = match obj.get("allowedTypes") {
             None | Some(Value::Null) => d.allowed_types,
             Some(Value::Array(items)) if !items.is_empty() => {
                 let mut out: Vec<String> = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    let field = format!("attachments.allowedTypes[{i}]");
-                    let t = item
-                        .as_str()
-                        .map(|t| t.trim().to_ascii_lowercase())
-                        .ok_or_else(|| bad(&field, "must be a string"))?;
-                    if !KNOWN_ATTACHMENT_TYPES.contains(&t.as_str()) {
-                        return Err(bad(
-                            &field,
-                            format!(
-                                "must be one of the types the server recognises: {}",
-                                KNOWN_ATTACHMENT_TYPES.join(", ")
-                            ),
-                        ));
-                    }
-                    if !out.contains(&t) {
+                    if let Some(t) = problems.check(attachment_type(item, i))
+                        && !out.contains(&t)
+                    {
                         out.push(t);
                     }
                 }
                 out
             }
             Some(_) => {
-                return Err(bad(
+                problems.push(FieldError::new(
                     "attachments.allowedTypes",
                     "must be a non-empty array of MIME types",
                 ));
+                d.allowed_types
             }
         };
-        Ok(Attachments {
+        Attachments {
             enabled,
             max_bytes,
             allowed_types,
-        })
+        }
     }
 
     pub fn allows(&self, content_type: &str) -> bool {
         self.allowed_types.iter().any(|t| t == content_type)
     }
+}
+
+/// Entry `i` of `attachments.allowedTypes`: a type the server recognises, in lower case.
+fn attachment_type(item: &Value, i: usize) -> Result<String, FieldError> {
+    let field = format!("attachments.allowedTypes[{i}]");
+    let t = item
+        .as_str()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .ok_or_else(|| FieldError::new(&field, "must be a string"))?;
+    if !KNOWN_ATTACHMENT_TYPES.contains(&t.as_str()) {
+        return Err(FieldError::new(
+            &field,
+            format!(
+                "must be one of the types the server recognises: {}",
+                KNOWN_ATTACHMENT_TYPES.join(", ")
+            ),
+        ));
+    }
+    Ok(t)
 }
 
 /// What `Security::parse` needs besides the JSON.
@@ -336,123 +328,35 @@ impl Security {
         value: &Value,
         ctx: &SecurityInput<'_>,
         generate: impl FnOnce() -> String,
-    ) -> Result<Parsed, SecurityError> {
+    ) -> Result<Parsed, FieldError> {
         let obj = value
             .as_object()
-            .ok_or_else(|| bad("security", "must be an object"))?;
+            .ok_or_else(|| FieldError::new("security", "must be an object"))?;
         // Every field is checked, and every problem named in one answer (a form marks each).
-        let mut problems: Vec<SecurityError> = Vec::new();
-        let mut take = |r: Result<(), SecurityError>| {
-            if let Err(e) = r {
-                problems.push(e);
-            }
-        };
-        let mut validation = None;
-        take((|| {
-            validation = Some(match (obj.get("validation"), ctx.previous) {
-                // A PUT replaces the whole object (docs/API-DESIGN.md): an absent field takes
-                // its default, so an absent method would have to be kept silently while the
-                // fields beside it reset. It is required instead; `"sharedToken": null` keeps
-                // a secret.
-                (None | Some(Value::Null), Some(_)) => {
-                    return Err(bad(
-                        "validation",
-                        "is required: a PUT replaces every setting (send {\"method\": \"sharedToken\", \"sharedToken\": null} to keep the shared token)",
-                    ));
-                }
-                (None | Some(Value::Null), None) => {
-                    let s = generate();
-                    (
-                        Validation::SharedToken {
-                            secret: s.clone(),
-                            encoding: Encoding::Text,
-                        },
-                        Some(s),
-                    )
-                }
-                (Some(v), _) => parse_validation(v, ctx, generate)?,
-            });
-            Ok(())
-        })());
-        let mut contact_identity_key = "sub".to_owned();
-        take(match obj.get("contactIdentityKey") {
-            None | Some(Value::Null) => Ok(()),
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 128 => {
-                contact_identity_key = s.clone();
-                Ok(())
-            }
-            Some(_) => Err(bad(
-                "contactIdentityKey",
-                "must be a claim name of 1 to 128 characters",
+        let mut problems = Problems::new();
+        let validation = problems.check(match (obj.get("validation"), ctx.previous) {
+            // A PUT replaces the whole object (docs/API-DESIGN.md): an absent field takes its
+            // default, so an absent method would have to be kept silently while the fields
+            // beside it reset. It is required instead; `"sharedToken": null` keeps a secret.
+            (None | Some(Value::Null), Some(_)) => Err(FieldError::new(
+                "validation",
+                "is required: a PUT replaces every setting (send {\"method\": \"sharedToken\", \"sharedToken\": null} to keep the shared token)",
             )),
-        });
-        let mut allowed_urls: Vec<String> = Vec::new();
-        match obj.get("allowedUrls") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) if items.len() > MAX_ALLOWED_URLS => take(Err(bad(
-                "allowedUrls",
-                format!("at most {MAX_ALLOWED_URLS} entries"),
-            ))),
-            Some(Value::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    let field = format!("allowedUrls[{i}]");
-                    let Some(s) = item.as_str() else {
-                        take(Err(bad(&field, "must be a string")));
-                        continue;
-                    };
-                    match AllowedUrl::parse(s) {
-                        Ok(u) => {
-                            let text = u.to_string();
-                            if !allowed_urls.contains(&text) {
-                                allowed_urls.push(text);
-                            }
-                        }
-                        Err(e) => take(Err(bad(&field, e.0))),
-                    }
-                }
+            (None | Some(Value::Null), None) => {
+                Ok(generated_token(generate))
             }
-            Some(_) => take(Err(bad("allowedUrls", "must be an array of URLs"))),
-        }
-        let mut clock_skew_seconds = DEFAULT_CLOCK_SKEW;
-        take(match obj.get("clockSkewSeconds") {
-            None | Some(Value::Null) => Ok(()),
-            Some(v) => v
-                .as_u64()
-                .filter(|n| *n <= u64::from(MAX_CLOCK_SKEW))
-                .map(|n| clock_skew_seconds = n as u32)
-                .ok_or_else(|| bad("clockSkewSeconds", "must be a whole number from 0 to 300")),
+            (Some(v), _) => parse_validation(v, ctx, generate),
         });
-        let mut max_token_lifetime_seconds = None;
-        take(match obj.get("maxTokenLifetimeSeconds") {
-            None | Some(Value::Null) => Ok(()),
-            Some(v) => v
-                .as_u64()
-                .filter(|n| (1..=10 * 365 * 86_400).contains(n))
-                .map(|n| max_token_lifetime_seconds = Some(n))
-                .ok_or_else(|| {
-                    bad(
-                        "maxTokenLifetimeSeconds",
-                        "must be empty (no cap) or a whole number of seconds from 1 to 315360000",
-                    )
-                }),
-        });
-        let issuer = optional_text(obj, "issuer").unwrap_or_else(|e| {
-            take(Err(e));
-            None
-        });
-        let audience = optional_text(obj, "audience").unwrap_or_else(|e| {
-            take(Err(e));
-            None
-        });
-        let attachments = Attachments::parse(obj.get("attachments")).unwrap_or_else(|e| {
-            take(Err(e));
-            Attachments::default()
-        });
-        if let Some(e) = SecurityError::all(problems) {
-            return Err(e);
-        }
+        let contact_identity_key = problems.or(contact_identity_key(obj), String::new());
+        let allowed_urls = allowed_urls(obj.get("allowedUrls"), &mut problems);
+        let clock_skew_seconds = problems.or(clock_skew_seconds(obj), DEFAULT_CLOCK_SKEW);
+        let max_token_lifetime_seconds = problems.or(max_token_lifetime_seconds(obj), None);
+        let issuer = problems.or(optional_text(obj, "issuer"), None);
+        let audience = problems.or(optional_text(obj, "audience"), None);
+        let attachments = Attachments::parse(obj.get("attachments"), &mut problems);
+        problems.finish()?;
         let Some((validation, generated_secret)) = validation else {
-            return Err(bad("validation", "is required"));
+            return Err(FieldError::new("validation", "is required"));
         };
         Ok(Parsed {
             security: Security {
@@ -505,11 +409,97 @@ impl Security {
     }
 }
 
-fn optional_text(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, SecurityError> {
+/// A shared token the server makes, and the secret to show once.
+fn generated_token(generate: impl FnOnce() -> String) -> (Validation, Option<String>) {
+    let s = generate();
+    (
+        Validation::SharedToken {
+            secret: s.clone(),
+            encoding: Encoding::Text,
+        },
+        Some(s),
+    )
+}
+
+fn contact_identity_key(obj: &Map<String, Value>) -> Result<String, FieldError> {
+    match obj.get("contactIdentityKey") {
+        None | Some(Value::Null) => Ok("sub".to_owned()),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 128 => Ok(s.clone()),
+        Some(_) => Err(FieldError::new(
+            "contactIdentityKey",
+            "must be a claim name of 1 to 128 characters",
+        )),
+    }
+}
+
+/// The normalised entries, without repeats; each bad entry is a problem of its own
+/// (`allowedUrls[2]`), so that a form marks every one.
+fn allowed_urls(v: Option<&Value>, problems: &mut Problems) -> Vec<String> {
+    let items = match v {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(items)) if items.len() > MAX_ALLOWED_URLS => {
+            problems.push(FieldError::new(
+                "allowedUrls",
+                format!("at most {MAX_ALLOWED_URLS} entries"),
+            ));
+            return Vec::new();
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            problems.push(FieldError::new("allowedUrls", "must be an array of URLs"));
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("allowedUrls[{i}]");
+        let parsed = item
+            .as_str()
+            .ok_or_else(|| FieldError::new(&field, "must be a string"))
+            .and_then(|s| AllowedUrl::parse(s).map_err(|e| FieldError::new(&field, e.0)));
+        if let Some(text) = problems.check(parsed).map(|u| u.to_string())
+            && !out.contains(&text)
+        {
+            out.push(text);
+        }
+    }
+    out
+}
+
+fn clock_skew_seconds(obj: &Map<String, Value>) -> Result<u32, FieldError> {
+    match obj.get("clockSkewSeconds") {
+        None | Some(Value::Null) => Ok(DEFAULT_CLOCK_SKEW),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n <= u64::from(MAX_CLOCK_SKEW))
+            .map(|n| n as u32)
+            .ok_or_else(|| {
+                FieldError::new("clockSkewSeconds", "must be a whole number from 0 to 300")
+            }),
+    }
+}
+
+fn max_token_lifetime_seconds(obj: &Map<String, Value>) -> Result<Option<u64>, FieldError> {
+    match obj.get("maxTokenLifetimeSeconds") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=10 * 365 * 86_400).contains(n))
+            .map(Some)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "maxTokenLifetimeSeconds",
+                    "must be empty (no cap) or a whole number of seconds from 1 to 315360000",
+                )
+            }),
+    }
+}
+
+fn optional_text(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 1024 => Ok(Some(s.clone())),
-        Some(_) => Err(bad(
+        Some(_) => Err(FieldError::new(
             field,
             "must be null or a string of 1 to 1024 characters",
         )),
@@ -520,12 +510,12 @@ fn parse_validation(
     v: &Value,
     ctx: &SecurityInput<'_>,
     generate: impl FnOnce() -> String,
-) -> Result<(Validation, Option<String>), SecurityError> {
+) -> Result<(Validation, Option<String>), FieldError> {
     let obj = v
         .as_object()
-        .ok_or_else(|| bad("validation", "must be an object"))?;
+        .ok_or_else(|| FieldError::new("validation", "must be an object"))?;
     let method = obj.get("method").and_then(Value::as_str).ok_or_else(|| {
-        bad(
+        FieldError::new(
             "validation.method",
             "must be one of sharedToken, publicKey, jwks",
         )
@@ -536,7 +526,12 @@ fn parse_validation(
                 None | Some(Value::Null) => Encoding::Text,
                 Some(Value::String(s)) if s == "text" => Encoding::Text,
                 Some(Value::String(s)) if s == "base64url" => Encoding::Base64url,
-                Some(_) => return Err(bad("validation.encoding", "must be text or base64url")),
+                Some(_) => {
+                    return Err(FieldError::new(
+                        "validation.encoding",
+                        "must be text or base64url",
+                    ));
+                }
             };
             // `"sharedToken": null` (as reads show it) or `"keepSharedToken": true` keeps the
             // secret already set; an absent field asks the server to generate a new one.
@@ -548,16 +543,7 @@ fn parse_validation(
             };
             match given {
                 // Absent: the server generates one, shown once.
-                None => {
-                    let s = generate();
-                    Ok((
-                        Validation::SharedToken {
-                            secret: s.clone(),
-                            encoding: Encoding::Text,
-                        },
-                        Some(s),
-                    ))
-                }
+                None => Ok(generated_token(generate)),
                 Some(Value::Null) => match ctx.previous.map(|p| &p.validation) {
                     Some(Validation::SharedToken {
                         secret,
@@ -566,7 +552,7 @@ fn parse_validation(
                         if obj.get("encoding").is_some_and(|e| !e.is_null())
                             && *prev_enc != encoding
                         {
-                            return Err(bad(
+                            return Err(FieldError::new(
                                 "validation.sharedToken",
                                 "changing the encoding needs the secret again",
                             ));
@@ -579,16 +565,17 @@ fn parse_validation(
                             None,
                         ))
                     }
-                    _ => Err(bad(
+                    _ => Err(FieldError::new(
                         "validation.sharedToken",
                         "no shared token is set yet: give one, or omit the field to have one generated",
                     )),
                 },
                 Some(Value::String(s)) => {
-                    let bytes = Validation::secret_bytes(s, encoding)
-                        .ok_or_else(|| bad("validation.sharedToken", "is not valid base64url"))?;
+                    let bytes = Validation::secret_bytes(s, encoding).ok_or_else(|| {
+                        FieldError::new("validation.sharedToken", "is not valid base64url")
+                    })?;
                     if bytes.len() < MIN_SECRET_BYTES {
-                        return Err(bad(
+                        return Err(FieldError::new(
                             "validation.sharedToken",
                             format!(
                                 "must be at least {MIN_SECRET_BYTES} bytes (it is {})",
@@ -597,7 +584,7 @@ fn parse_validation(
                         ));
                     }
                     if bytes.len() > MAX_SECRET_BYTES {
-                        return Err(bad(
+                        return Err(FieldError::new(
                             "validation.sharedToken",
                             format!("must be at most {MAX_SECRET_BYTES} bytes"),
                         ));
@@ -610,7 +597,10 @@ fn parse_validation(
                         None,
                     ))
                 }
-                Some(_) => Err(bad("validation.sharedToken", "must be a string")),
+                Some(_) => Err(FieldError::new(
+                    "validation.sharedToken",
+                    "must be a string",
+                )),
             }
         }
         "publicKey" => {
@@ -619,9 +609,14 @@ fn parse_validation(
                 .and_then(Value::as_str)
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .ok_or_else(|| bad("validation.publicKey", "must be a PEM public key"))?;
+                .ok_or_else(|| {
+                    FieldError::new("validation.publicKey", "must be a PEM public key")
+                })?;
             if pem.len() > MAX_PEM_BYTES {
-                return Err(bad("validation.publicKey", "is too large for a public key"));
+                return Err(FieldError::new(
+                    "validation.publicKey",
+                    "is too large for a public key",
+                ));
             }
             Ok((
                 Validation::PublicKey {
@@ -634,9 +629,9 @@ fn parse_validation(
             let raw = obj
                 .get("jwksUrl")
                 .and_then(Value::as_str)
-                .ok_or_else(|| bad("validation.jwksUrl", "must be an https:// URL"))?;
+                .ok_or_else(|| FieldError::new("validation.jwksUrl", "must be an https:// URL"))?;
             let url = Url::parse(raw.trim()).map_err(|_| {
-                bad(
+                FieldError::new(
                     "validation.jwksUrl",
                     format!(
                         "“{}” is not a web address: it needs https:// and a host",
@@ -645,7 +640,7 @@ fn parse_validation(
                 )
             })?;
             crate::outbound::check(&url, ctx.allow_private_urls)
-                .map_err(|e| bad("validation.jwksUrl", e.to_string()))?;
+                .map_err(|e| FieldError::new("validation.jwksUrl", e.to_string()))?;
             Ok((
                 Validation::Jwks {
                     jwks_url: url.to_string(),
@@ -653,7 +648,7 @@ fn parse_validation(
                 None,
             ))
         }
-        other => Err(bad(
+        other => Err(FieldError::new(
             "validation.method",
             format!("unknown method {other:?}: use sharedToken, publicKey or jwks"),
         )),
@@ -664,7 +659,7 @@ fn parse_validation(
 mod tests {
     use super::*;
 
-    fn parse(v: Value) -> Result<Parsed, SecurityError> {
+    fn parse(v: Value) -> Result<Parsed, FieldError> {
         Security::parse(
             &v,
             &SecurityInput {

@@ -7,7 +7,7 @@
 use confidant_core::message::{MAX_BODY_CHARS, MAX_CLIENT_MESSAGE_ID_CHARS, MessageError};
 use confidant_core::security::Parsed;
 use confidant_core::{
-    AllowedUrl, ClientMessageId, MessageBody, Security, SecurityError, SecurityInput, Validation,
+    AllowedUrl, ClientMessageId, FieldError, MessageBody, Security, SecurityInput, Validation,
 };
 use confidant_testkit::props::{
     apply, apply_json, config, edits, hostile_char, hostile_text, json_edits, json_value,
@@ -24,7 +24,7 @@ fn input(previous: Option<&Security>, allow_private_urls: bool) -> SecurityInput
     }
 }
 
-fn parse(value: &Value, previous: Option<&Security>, http: bool) -> Result<Parsed, SecurityError> {
+fn parse(value: &Value, previous: Option<&Security>, http: bool) -> Result<Parsed, FieldError> {
     Security::parse(value, &input(previous, http), || GENERATED.to_owned())
 }
 

@@ -3,6 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use confidant_core::FieldError;
 use confidant_store::StoreError;
 
 use crate::api::{ErrorBody, ErrorDetail};
@@ -95,6 +96,13 @@ impl ApiError {
             "internal",
             "an internal error occurred",
         )
+    }
+}
+
+/// A body with bad fields: `400 invalid_request` whose message names each (`a: …; b: …`).
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::invalid(e.to_string())
     }
 }
 

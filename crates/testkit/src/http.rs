@@ -514,6 +514,11 @@ pub async fn answer(r: reqwest::Response) -> (u16, String, Value) {
     (status, code, body)
 }
 
+/// The field paths a `400 invalid_request` answer names, in order.
+pub fn fields_named(body: &Value) -> Vec<&str> {
+    crate::fields_in(body["error"]["message"].as_str().unwrap_or_default())
+}
+
 /// The `seq` of each message.
 pub fn seqs(messages: &[Value]) -> Vec<i64> {
     messages

@@ -32,7 +32,8 @@ pub mod ws;
 pub use app::{Desk, OPERATOR, TestApp, TestDb, backend};
 #[cfg(feature = "server")]
 pub use http::{
-    Agent, Contact, Http, Messenger, PASSWORD, SECRET, Site, answer, error_code, json_of, seqs,
+    Agent, Contact, Http, Messenger, PASSWORD, SECRET, Site, answer, error_code, fields_named,
+    json_of, seqs,
 };
 #[cfg(feature = "server")]
 pub use jwks_server::JwksServer;
@@ -44,3 +45,12 @@ pub use server::{SMTP_FROM, Settings};
 pub use smtp::{Mail, SinkMode, SmtpSink};
 #[cfg(feature = "server")]
 pub use ws::{AGENT_WS, CONTACT_WS, Got, SOON, Socket};
+
+/// The field paths a validation message names, in order: `field: problem`, several joined by
+/// `; ` (docs/API-DESIGN.md, "Errors").
+pub fn fields_in(message: &str) -> Vec<&str> {
+    message
+        .split("; ")
+        .filter_map(|part| part.split_once(": ").map(|(field, _)| field))
+        .collect()
+}

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -142,6 +143,76 @@ export function removeDir(dir) {
   } catch {
     // ignore
   }
+}
+
+/**
+ * A `confidant demo` server and a browser for the tests of one file: started before them,
+ * stopped (and the data removed) after. Read `.server` and `.browser` inside the tests.
+ */
+export function demoAndBrowser() {
+  const shared = { server: null, browser: null };
+  before(async () => {
+    shared.server = await startServer({ mode: 'demo' });
+    shared.browser = await launchBrowser();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await stopServer(shared.server);
+    if (shared.server) removeDir(shared.server.dataDir);
+  });
+  return shared;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mail: a tiny SMTP server that keeps what it is sent, and the settings pointing a server at one
+
+/** A minimal SMTP server on loopback: every mail's recipients and raw text, in `mails`. */
+export async function startSmtpSink() {
+  const port = await freePort();
+  const mails = [];
+  const server = net.createServer((socket) => {
+    let buffer = '';
+    let inData = false;
+    let data = [];
+    let rcpt = [];
+    const say = (line) => socket.write(`${line}\r\n`);
+    say('220 sink.test ESMTP');
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('utf8');
+      let i;
+      while ((i = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        if (inData) {
+          if (line === '.') {
+            inData = false;
+            mails.push({ to: rcpt, raw: data.join('\r\n') });
+            data = [];
+            say('250 ok');
+          } else {
+            data.push(line.startsWith('.') ? line.slice(1) : line);
+          }
+          continue;
+        }
+        const verb = line.split(/[ :]/)[0].toUpperCase();
+        if (verb === 'EHLO') say('250-sink.test\r\n250 8BITMIME');
+        else if (verb === 'HELO') say('250 sink.test');
+        else if (verb === 'MAIL') { rcpt = []; say('250 ok'); }
+        else if (verb === 'RCPT') { rcpt.push((/<([^>]*)>/.exec(line) || [])[1]); say('250 ok'); }
+        else if (verb === 'DATA') { inData = true; say('354 go ahead'); }
+        else if (verb === 'QUIT') { say('221 bye'); socket.end(); }
+        else say('250 ok');
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { port, mails, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+/** The server arguments that send offline notices to an SMTP server on `port` of loopback. */
+export function smtpArgs(port) {
+  return ['--smtp-url', `smtp://127.0.0.1:${port}`, '--smtp-from', 'Notices <notices@confidant.test>'];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,13 +500,30 @@ export async function frameMessages(frame) {
   );
 }
 
-export async function consoleLogin(page, server, { siteId = 10000, email, password }) {
-  await page.goto(`${server.url}/console/?siteId=${siteId}`);
+/** Sign in on an agent page's form (the console and the admin pages share it). */
+async function signIn(page, url, { siteId, email, password }) {
+  await page.goto(`${url}?siteId=${siteId}`);
   await page.waitForSelector('#login-email', { state: 'visible' });
   await page.fill('#login-site', String(siteId));
   await page.fill('#login-email', email);
   await page.fill('#login-password', password);
   await page.click('#login-submit');
   await page.waitForSelector('#app:not([hidden])');
+}
+
+/** Sign in to the admin pages (the demo agent, unless `who` says otherwise). */
+export async function adminLogin(page, server, who = {}) {
+  await signIn(page, `${server.url}/admin/`, { ...server.demo, ...who });
+}
+
+/** Sign in to the admin pages and open a messenger's Security tab. */
+export async function openSecurityTab(page, server, messengerId, who) {
+  await adminLogin(page, server, who);
+  await page.click(`[data-testid="messenger-item"][data-messenger-id="${messengerId}"]`);
+  await page.waitForSelector('#security-form:not([hidden])');
+}
+
+export async function consoleLogin(page, server, { siteId = 10000, email, password }) {
+  await signIn(page, `${server.url}/console/`, { siteId, email, password });
   await page.waitForSelector('#live-state[data-state="connected"]', { timeout: 15000 });
 }

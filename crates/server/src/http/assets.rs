@@ -1,6 +1,7 @@
 //! The browser parts (web/), embedded in the binary at build time, and the messenger frame
 //! page with its per-messenger `frame-ancestors` policy (CONTRACT §8).
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -44,6 +45,34 @@ fn page_csp(public_url: &str, frame_ancestors: &str) -> String {
     )
 }
 
+/// A file of the server's own: its type, checked again on each use, never sniffed.
+fn served(body: impl Into<Body>, content_type: &'static str) -> Response {
+    let mut res = (StatusCode::OK, body.into()).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+/// A page of the server's own (the admin pages, the console, the guides): framed only by the
+/// server itself, with the page policy (no inline script) and no referrer to other sites.
+pub fn html_page(public_url: &str, html: impl Into<Body>) -> Response {
+    let mut res = served(html, "text/html; charset=utf-8");
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&page_csp(public_url, "'self'")) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    res
+}
+
 /// Serve a file of web/, or a folder's index.html. Anything else is a JSON 404.
 pub async fn static_file(State(app): State<AppState>, uri: Uri) -> Response {
     let mut path = uri.path().trim_start_matches('/').to_owned();
@@ -60,26 +89,11 @@ pub async fn static_file(State(app): State<AppState>, uri: Uri) -> Response {
         }
         return ApiError::not_found("page").into_response();
     };
-    let mut res = (StatusCode::OK, file.contents()).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&path)),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     if path.ends_with(".html") {
-        if let Ok(v) = HeaderValue::from_str(&page_csp(&app.config.public_url, "'self'")) {
-            h.insert(header::CONTENT_SECURITY_POLICY, v);
-        }
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        );
+        return html_page(&app.config.public_url, file.contents());
     }
+    let mut res = served(file.contents(), content_type(&path));
+    let h = res.headers_mut();
     // The loader runs on business pages of other origins.
     if path == "messenger/v1/loader.js" || path == "messenger/v1/confidant.d.ts" {
         h.insert(

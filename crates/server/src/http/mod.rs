@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod authorize;
 pub mod conversations;
+pub mod docs;
 pub mod extract;
 pub mod gate;
 pub mod health;
@@ -189,6 +190,7 @@ fn router(app: Arc<App>, routes: OpenApiRouter<AppState>) -> Router {
     // Kept in the state rather than as a request extension: no work on other requests.
     let _ = app.openapi.set(doc);
     routes
+        .route("/docs/{page}", axum::routing::get(docs::page))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(assets::static_file)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

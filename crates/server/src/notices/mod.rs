@@ -111,8 +111,7 @@ impl Notices {
         body: &Value,
         who: &crate::service::audit::Who,
     ) -> ApiResult<Notifications> {
-        let parsed = Notifications::parse(body, self.allow_http)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let parsed = Notifications::parse(body, self.allow_http)?;
         let json = serde_json::to_string(&parsed).map_err(|e| ApiError::internal(&e))?;
         let entry = who.entry(
             site,

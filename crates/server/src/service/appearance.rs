@@ -45,7 +45,7 @@ impl Appearances {
         body: &Value,
         who: &Who,
     ) -> ApiResult<Appearance> {
-        let parsed = Appearance::parse(body).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let parsed = Appearance::parse(body)?;
         let previous = self.get(site, messenger).await?;
         let json = serde_json::to_value(&parsed).map_err(|e| ApiError::internal(&e))?;
         let before = serde_json::to_value(&previous).map_err(|e| ApiError::internal(&e))?;

@@ -193,7 +193,7 @@ impl Messengers {
         input: &Value,
         who: &Who,
     ) -> ApiResult<(MessengerRow, Parsed)> {
-        let seconds = rollover_seconds(input).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let seconds = rollover_seconds(input)?;
         let parsed = self.parse_security(input, Some(previous))?;
         let stored = serde_json::to_string(&parsed.security).map_err(|e| ApiError::internal(&e))?;
         let now = now_millis();
@@ -354,8 +354,7 @@ impl Messengers {
             previous,
             allow_private_urls: self.allow_private_urls,
         };
-        let parsed = Security::parse(value, &ctx, random_token)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let parsed = Security::parse(value, &ctx, random_token)?;
         if let Validation::PublicKey { public_key } = &parsed.security.validation {
             PublicKey::from_pem(public_key)
                 .map_err(|e| ApiError::invalid(format!("validation.publicKey: {e}")))?;

@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use confidant_core::time_fmt::{now_millis, rfc3339_millis};
-use confidant_core::{ContactId, ConversationId, MessageId, MessengerId, SiteId};
+use confidant_core::{
+    ContactId, ConversationId, FieldError, MessageId, MessengerId, Problems, SiteId,
+};
 use confidant_store::{
     ConversationRow, DeliveryRow, Job, MessageRow, NewJob, Store, StoreError, WebhookRow,
 };
@@ -200,8 +202,11 @@ impl Webhooks {
         new: NewWebhook,
         who: &crate::service::audit::Who,
     ) -> ApiResult<WebhookRow> {
-        let url = self.parse_url(new.url)?;
-        let events = parse_events(new.events)?;
+        // Both fields are checked, and the answer names every problem (the form marks each).
+        let mut problems = Problems::new();
+        let url = problems.or(self.parse_url(new.url), String::new());
+        let events = parse_events(new.events, &mut problems);
+        problems.finish()?;
         let row = WebhookRow {
             webhook_id: uuid::Uuid::new_v4(),
             site_id: site,
@@ -284,26 +289,33 @@ impl Webhooks {
         Ok(attempt)
     }
 
-    fn parse_url(&self, url: Option<String>) -> ApiResult<String> {
+    fn parse_url(&self, url: Option<String>) -> Result<String, FieldError> {
         let text = url
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty())
-            .ok_or_else(|| ApiError::invalid("url: required, an https:// URL"))?;
+            .ok_or_else(|| {
+                FieldError::new(
+                    "url",
+                    "required: the https:// address that receives the events",
+                )
+            })?;
         if text.len() > MAX_URL_LEN {
-            return Err(ApiError::invalid(format!(
-                "url: at most {MAX_URL_LEN} characters"
-            )));
+            return Err(FieldError::new(
+                "url",
+                format!("must be at most {MAX_URL_LEN} characters"),
+            ));
         }
         let parsed = Url::parse(&text).map_err(|_| {
-            ApiError::invalid(format!(
-                "url: “{text}” is not a web address: it needs https:// and a host"
-            ))
+            FieldError::new(
+                "url",
+                format!("“{text}” is not a web address: it needs https:// and a host"),
+            )
         })?;
         if parsed.fragment().is_some() {
-            return Err(ApiError::invalid("url: must not have a #fragment"));
+            return Err(FieldError::new("url", "must not have a #fragment"));
         }
         confidant_core::outbound::check(&parsed, self.rule.allow_private)
-            .map_err(|e| ApiError::invalid(format!("url: {e}")))?;
+            .map_err(|e| FieldError::new("url", e.to_string()))?;
         Ok(parsed.to_string())
     }
 
@@ -723,32 +735,27 @@ fn notified_data(e: &WebhookEvent) -> Value {
     })
 }
 
-fn parse_events(events: Option<Vec<String>>) -> ApiResult<Vec<String>> {
-    let events = events.ok_or_else(|| {
-        ApiError::invalid(format!(
-            "events: required, a list of one or more of {}",
-            EVENT_NAMES.join(", ")
-        ))
-    })?;
+/// The events without repeats; a missing list and each unknown name are noted in `problems`.
+fn parse_events(events: Option<Vec<String>>, problems: &mut Problems) -> Vec<String> {
+    let events = events.unwrap_or_default();
     if events.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "events: must name at least one of {}",
-            EVENT_NAMES.join(", ")
-        )));
+        problems.push(FieldError::new(
+            "events",
+            format!("choose at least one of {}", EVENT_NAMES.join(", ")),
+        ));
     }
     let mut out: Vec<String> = Vec::new();
     for (i, e) in events.into_iter().enumerate() {
         if !EVENT_NAMES.contains(&e.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "events[{i}]: not an event; use {}",
-                EVENT_NAMES.join(", ")
-            )));
-        }
-        if !out.contains(&e) {
+            problems.push(FieldError::new(
+                format!("events[{i}]"),
+                format!("not an event; use {}", EVENT_NAMES.join(", ")),
+            ));
+        } else if !out.contains(&e) {
             out.push(e);
         }
     }
-    Ok(out)
+    out
 }
 
 fn delivery_row(hook: &WebhookRow, kind: &str, a: &Attempt) -> DeliveryRow {
@@ -907,21 +914,40 @@ mod tests {
         );
     }
 
+    /// The events and the problems found, as the answer would name them.
+    fn events(list: Option<Vec<&str>>) -> (Vec<String>, Result<(), String>) {
+        let mut problems = Problems::new();
+        let events = parse_events(
+            list.map(|l| l.into_iter().map(str::to_owned).collect()),
+            &mut problems,
+        );
+        (events, problems.finish().map_err(|e| e.to_string()))
+    }
+
     #[test]
     fn events_are_checked_and_deduplicated() {
-        assert!(parse_events(None).is_err());
-        assert!(parse_events(Some(vec![])).is_err());
-        let e =
-            parse_events(Some(vec!["message.created".into(), "bogus".into()])).expect_err("bogus");
-        assert!(e.message.starts_with("events[1]:"), "{}", e.message);
+        assert!(events(None).1.is_err());
+        assert!(events(Some(vec![])).1.is_err());
+        let (_, e) = events(Some(vec!["message.created", "bogus", "nope"]));
         assert_eq!(
-            parse_events(Some(vec![
-                "message.created".into(),
-                "message.created".into(),
-                "conversation.closed".into()
-            ]))
-            .expect("ok"),
-            vec!["message.created", "conversation.closed"]
+            e.expect_err("bogus").matches("not an event").count(),
+            2,
+            "each bad one is named"
+        );
+        let (list, e) = events(Some(vec![
+            "message.created",
+            "message.created",
+            "conversation.closed",
+        ]));
+        assert_eq!(
+            (list, e),
+            (
+                vec![
+                    "message.created".to_owned(),
+                    "conversation.closed".to_owned()
+                ],
+                Ok(())
+            )
         );
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use confidant_core::time_fmt::now_millis;
-use confidant_core::{AgentId, ConversationId, SiteId};
+use confidant_core::{AgentId, ConversationId, FieldError, Problems, SiteId};
 use confidant_realtime::{Event, Hub, Topic};
 use confidant_store::{
     AgentConversation, CannedReplyRow, ConversationRow, ListCursor, ListQuery, SendOutcome,
@@ -54,7 +54,7 @@ impl NewCanned {
     /// `shortcut` 1–32 of `[a-z0-9_-]`; `title` 1–200 and `body` 1–10,000 characters, not
     /// blank. Every problem is named in one answer.
     pub fn parse(b: api::NewCannedReply) -> ApiResult<Self> {
-        let mut problems = Vec::new();
+        let mut problems = Problems::new();
         let shortcut = b.shortcut.unwrap_or_default();
         if shortcut.is_empty()
             || shortcut.len() > 32
@@ -62,19 +62,20 @@ impl NewCanned {
                 .bytes()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
         {
-            problems.push("shortcut: must be 1 to 32 of a-z, 0-9, _ and -");
+            problems.push(FieldError::new(
+                "shortcut",
+                "must be 1 to 32 of a-z, 0-9, _ and - (no spaces, no capitals)",
+            ));
         }
         let title = b.title.unwrap_or_default().trim().to_owned();
         if title.is_empty() || title.chars().count() > 200 {
-            problems.push("title: must be 1 to 200 characters");
+            problems.push(FieldError::new("title", "must be 1 to 200 characters"));
         }
         let body = b.body.unwrap_or_default();
         if body.trim().is_empty() || body.chars().count() > 10_000 {
-            problems.push("body: must be 1 to 10000 characters");
+            problems.push(FieldError::new("body", "must be 1 to 10000 characters"));
         }
-        if !problems.is_empty() {
-            return Err(ApiError::invalid(problems.join("; ")));
-        }
+        problems.finish()?;
         Ok(Self {
             shortcut,
             title,

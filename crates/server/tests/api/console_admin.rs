@@ -501,4 +501,37 @@ async fn security_field_errors_are_plain_and_all_named_at_once() {
         body["error"]["message"],
         "email.linkUrl: “portal” is not a web address: it needs https:// and a host"
     );
+
+    // Appearance and canned replies name every bad field at once as well.
+    let (s, _, body) = answer(
+        admin
+            .put(
+                &format!("/messengers/{}/appearance", support.id),
+                &json!({"color": "blue", "businessHours": {"timeZone": "Europe/Atlantis",
+                        "weekly": {"mon": [["17:00", "09:00"]]}}}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        fields_named(&body),
+        [
+            "color",
+            "businessHours.timeZone",
+            "businessHours.weekly.mon[0]"
+        ],
+        "{body}"
+    );
+    let (s, _, body) = answer(
+        admin
+            .post(
+                "/canned-replies",
+                &json!({"shortcut": "Opening Hours", "title": " ", "body": ""}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(fields_named(&body), ["shortcut", "title", "body"], "{body}");
 }

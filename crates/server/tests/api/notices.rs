@@ -450,6 +450,35 @@ async fn the_settings_api_checks_fields_roles_and_tenants() {
         let message = v["error"]["message"].as_str().unwrap();
         assert!(message.starts_with(field), "{body}: {message}");
     }
+    // Every bad field at once, each in plain words, so that a form marks them all.
+    let (s, code, v) = answer(
+        room.app
+            .put(
+                &path,
+                Some(OPERATOR),
+                &json!({"email": {"enabled": "on", "afterSeconds": 1.5, "linkUrl": "portal", "subject": "a\nb"}}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (400, "invalid_request"), "{v}");
+    assert_eq!(
+        fields_named(&v),
+        [
+            "email.enabled",
+            "email.afterSeconds",
+            "email.linkUrl",
+            "email.subject"
+        ],
+        "{v}"
+    );
+    assert_eq!(
+        v["error"]["message"],
+        "email.enabled: must be true or false; \
+         email.afterSeconds: must be a whole number of seconds from 0 to 86400; \
+         email.linkUrl: “portal” is not a web address: it needs https:// and a host; \
+         email.subject: must be one line without control characters"
+    );
     // Nothing of the refused bodies was stored.
     let (_, _, v) = answer(room.app.get(&path, Some(OPERATOR)).await).await;
     assert_eq!(v["email"]["subject"], "A message waits");

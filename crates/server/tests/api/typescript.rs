@@ -1,6 +1,7 @@
-//! The TypeScript declarations of the browser API (`/messenger/v1/confidant.d.ts`): served as
-//! text to any origin, the file itself, and naming every member and event the loader has. The
-//! compile checks (`tsc --strict`) are in tests/browser/types.test.mjs.
+//! The browser API's reference as the server serves it: the TypeScript declarations
+//! (`/messenger/v1/confidant.d.ts`), as text to any origin, naming every member and event the
+//! loader has (the compile checks, `tsc --strict`, are in tests/browser/types.test.mjs); and the
+//! guides as pages (`/docs/js-api`, `/docs/integrating`) with every page's headers.
 
 use confidant_testkit::*;
 use reqwest::header;
@@ -32,6 +33,55 @@ async fn the_declarations_are_served_as_text_to_any_origin() {
     // A neighbour that does not exist is still a JSON 404, not a text file.
     let missing = app.get("/messenger/v1/confidant.ts", None).await;
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn the_guides_are_pages_with_every_pages_headers() {
+    let app = TestApp::spawn().await;
+    let admin = app.get("/admin/", None).await;
+    let csp = admin.headers()[header::CONTENT_SECURITY_POLICY].clone();
+    for (path, h1) in [
+        (
+            "/docs/js-api",
+            "Confidant messenger — JavaScript API for integrators",
+        ),
+        ("/docs/integrating", "Integrating Confidant"),
+    ] {
+        let res = app.get(path, None).await;
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers().clone();
+        assert_eq!(
+            h[header::CONTENT_TYPE],
+            "text/html; charset=utf-8",
+            "{path}"
+        );
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], csp, "{path}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert_eq!(h[header::REFERRER_POLICY], "same-origin", "{path}");
+        let html = res.text().await.expect("body");
+        assert!(html.contains(&format!(">{h1}</h1>")), "{path}");
+        assert!(html.contains("<main class=\"doc\">"), "{path}");
+        assert!(!html.contains("<script"), "{path}: a script");
+    }
+    // The JS API guide links to the integrating guide's sections, which have those anchors.
+    let js = app
+        .get("/docs/js-api", None)
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(js.contains(r#"href="/docs/integrating#checking-a-token""#));
+    let guide = app
+        .get("/docs/integrating", None)
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(guide.contains(r#"<h2 id="checking-a-token">"#));
+    for missing in ["/docs/nope", "/docs/JS-API.md", "/docs/../Cargo.toml"] {
+        let (s, code) = error_code(app.get(missing, None).await).await;
+        assert_eq!((s, code.as_str()), (404, "not_found"), "{missing}");
+    }
 }
 
 /// The loader's public object and its events, as the loader itself spells them.

@@ -459,6 +459,24 @@ async fn bad_webhooks_are_refused_with_the_field_named() {
             "{body}: the message {message:?} does not name {field}"
         );
     }
+    // Every bad field at once: the URL, and each event that is not one.
+    let (s, v) = create(
+        &app,
+        site.id,
+        json!({"url": "hooks.example.com", "events": ["message.created", "message.sent", "chat"]}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(fields_named(&v), ["url", "events[1]", "events[2]"], "{v}");
+    let (s, v) = create(&app, site.id, json!({"url": "", "events": []})).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(fields_named(&v), ["url", "events"], "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("events: choose at least one of")),
+        "{v}"
+    );
     let (s, v) = create(&app, site.id, json!(["not an object"])).await;
     assert_eq!(s, 400, "{v}");
     // Nothing was stored.
