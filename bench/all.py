@@ -354,18 +354,19 @@ def authorize_on_off(d, off_binary):
     if not off_binary:
         row("authorize HS256, audit log and encryption at rest on vs off", "not measured", "", "", "--off-binary PATH: a build without them (e.g. commit 53f4517^)")
         return
-    best = {}
+    rate, cpu = {}, {}
     for name, binary in (("on", BIN[0]), ("off", off_binary)) * 2:
         srv = Server(binary=binary)
         try:
             m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
             body = authorize_body(srv, m, hs256(SECRET, {"sub": "returning@bench.test", "exp": int(time.time()) + 3600}))
             call("POST", f"{srv.base}/securemessage/authorize", json.loads(body))
-            rps, _ = wrk(f"{srv.base}/securemessage/authorize", lua_post("/", body), d)
-            best[name] = max(best.get(name, 0.0), rps)
+            rps, _, us = wrk_cpu(f"{srv.base}/securemessage/authorize", srv.p.pid, lua_post("/", body), d)
+            rate[name], cpu[name] = max(rate.get(name, 0.0), rps), min(cpu.get(name, us), us)
         finally:
             srv.stop()
-    row("authorize HS256, audit log and encryption at rest on", f"{best['on']:.0f}", "req/s", f"{best['on'] / best['off']:.2f} of off ({best['off']:.0f})", f"off: {off_binary}")
+    row("authorize HS256, audit log and encryption at rest on", f"{rate['on']:.0f}", "req/s", f"{rate['on'] / rate['off']:.2f} of off ({rate['off']:.0f})",
+        f"CPU per request {cpu['on']:.1f} µs on, {cpu['off']:.1f} µs off; off: {off_binary}")
 
 
 ATTACHMENT = 10_000_000
