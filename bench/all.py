@@ -468,11 +468,27 @@ def pg_value(sql):
     return float(subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", sql], capture_output=True, text=True, check=True).stdout)
 
 
-def node_counters(nodes, monitor):
+class Bus:
+    """A nats-server for the nodes, with its monitoring port (message and byte counts)."""
+
+    def __init__(self):
+        port, self.monitor = free_port(), free_port()
+        self.p = subprocess.Popen(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(port), "-m", str(self.monitor)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port)
+        self.url = f"nats://127.0.0.1:{port}"
+
+    def varz(self):
+        return json.load(urllib.request.urlopen(f"http://127.0.0.1:{self.monitor}/varz"))
+
+    def stop(self):
+        self.p.terminate(); self.p.wait()
+
+
+def node_counters(nodes, bus):
     """What a run's cost is the difference of: CPU seconds of the Confidant processes only
-    (not PostgreSQL, NATS or wrk), messages they stored, send batches they wrote, bytes NATS
-    took in and sent out, and PostgreSQL's WAL position (the whole cluster's)."""
-    varz = json.load(urllib.request.urlopen(f"http://127.0.0.1:{monitor}/varz"))
+    (not PostgreSQL, NATS or wrk), messages they stored, send batches they wrote, NATS's
+    messages, bytes and CPU, and PostgreSQL's WAL position (the whole cluster's)."""
+    varz = bus.varz()
     return {
         "cpu": sum(cpu_seconds(n.p.pid) for n in nodes),
         "stored": sum(messages_stored(n) for n in nodes),
@@ -480,31 +496,31 @@ def node_counters(nodes, monitor):
         "bus messages in": varz["in_msgs"],
         "bus bytes in": varz["in_bytes"],
         "bus bytes out": varz["out_bytes"],
+        "bus cpu": cpu_seconds(bus.p.pid),
         "wal": pg_value("SELECT pg_current_wal_lsn() - '0/0'"),
     }
 
 
-def node_load(nodes, script, d, monitor):
+def node_load(nodes, script, d, bus):
     """The send load, 16 connections in all split evenly over `nodes`: (req/s, the counters'
     differences over the run)."""
-    before = node_counters(nodes, monitor)
+    before = node_counters(nodes, bus)
     per = len(nodes)
     procs = [subprocess.Popen(["wrk", f"-t{max(1, 2 // per)}", f"-c{16 // per}", f"-d{d}s", "-s", script, n.base], stdout=subprocess.PIPE, text=True) for n in nodes]
     rps = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", p.communicate()[0]).group(1)) for p in procs)
-    after = node_counters(nodes, monitor)
+    after = node_counters(nodes, bus)
     return rps, {k: after[k] - before[k] for k in before}
 
 
 def two_nodes(d):
-    """Sends on PostgreSQL through one node, then through two nodes sharing the database and a
-    NATS bus; the same load script (200 contacts), the same 16 connections in total. The second
-    node starts only after the first run, so that the one-node figures are one process's."""
+    """Sends on PostgreSQL through one node, then with a second node sharing the database and a
+    NATS bus: first all the load on the first node (the second only receives the bus's copy of
+    every message), then split over both; the same load script (200 contacts), the same 16
+    connections in total. The second node starts only after the first run, so that the one-node
+    figures are one process's."""
     print("scale-out: one node vs two nodes on PostgreSQL + NATS:", flush=True)
-    nport, monitor = free_port(), free_port()
-    nats = subprocess.Popen(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(nport), "-m", str(monitor)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(nport)
-    bus = f"nats://127.0.0.1:{nport}"
-    nodes = [Server("postgres", bus=bus)]
+    bus = Bus()
+    nodes = [Server("postgres", bus=bus.url)]
     try:
         a = nodes[0]
         m = a.messenger({"method": "sharedToken", "sharedToken": SECRET})
@@ -513,23 +529,27 @@ def two_nodes(d):
             j = hs256(SECRET, {"sub": f"n{i}@bench.test", "exp": int(time.time()) + 3600})
             toks.append(call("POST", f"{a.base}/securemessage/authorize", {"siteId": a.site, "messengerId": m, "contactJwt": j})["accessToken"])
         script = send_script(toks)
-        one, c1 = node_load(nodes, script, d, monitor)
-        nodes.append(Server("postgres", bus=bus, peer_of=a))
-        two, c2 = node_load(nodes, script, d, monitor)
+        one, c1 = node_load(nodes, script, d, bus)
+        nodes.append(Server("postgres", bus=bus.url, peer_of=a))
+        receiver = cpu_seconds(nodes[1].p.pid)
+        _, c_recv = node_load(nodes[:1], script, d, bus)
+        receive_us = (cpu_seconds(nodes[1].p.pid) - receiver) * 1e6 / c_recv["stored"]
+        two, c2 = node_load(nodes, script, d, bus)
         per_cpu1, per_cpu2 = c1["stored"] / c1["cpu"], c2["stored"] / c2["cpu"]
         row("send PostgreSQL, 1 node, 200 conversations", f"{one:.0f}", "req/s", "1.00")
         row("send PostgreSQL, 2 nodes, 200 conversations", f"{two:.0f}", "req/s", f"{two / one:.2f} of 1 node")
         row("sends per CPU-second of the Confidant processes, 1 node", f"{per_cpu1:.0f}", "sends/s", "1.00", f"{1e6 / per_cpu1:.0f} µs CPU per send")
         row("sends per CPU-second of the Confidant processes, 2 nodes", f"{per_cpu2:.0f}", "sends/s", f"{per_cpu2 / per_cpu1:.2f} of 1 node (target ≥ 0.8)", f"{1e6 / per_cpu2:.0f} µs CPU per send, both nodes")
+        row("a node that only receives the bus's copy of each message", f"{receive_us:.1f}", "µs CPU per message", "", "the load all on the other node")
         for n, c in ((1, c1), (2, c2)):
             per = {k: v / c["stored"] for k, v in c.items()}
             row(f"per send, {n} node{'s' if n > 1 else ''}: NATS bytes in + out", f"{per['bus bytes in']:.0f} + {per['bus bytes out']:.0f}", "bytes",
                 f"{per['bus messages in']:.2f} bus messages published; {1 / per['batches']:.1f} sends per batch",
-                f"{per['wal']:.0f} bytes of PostgreSQL WAL (the whole cluster's)")
+                f"NATS CPU {per['bus cpu'] * 1e6:.1f} µs; {per['wal']:.0f} bytes of PostgreSQL WAL (the whole cluster's)")
     finally:
         for n in reversed(nodes):
             n.stop()
-        nats.terminate(); nats.wait()
+        bus.stop()
 
 
 def main():
