@@ -634,29 +634,44 @@ pub(crate) async fn rotate(
 }
 
 impl crate::Store {
-    /// Seal one value stored in clear, in place: `(table, column, key column)`, the row's key
-    /// and the value as stored. A value that already opens is left as it is (false).
-    async fn seal_in_place(
+    /// Seal the values of `rows` that are stored in clear, in place, in one transaction:
+    /// `(table, column, key column)` says where they are, `row` reads a row's key, site and
+    /// value as stored, `clear` turns a value stored in clear into its bytes. A value that
+    /// already opens is left as it is. Returns how many were sealed.
+    ///
+    /// One commit for the whole chunk: with a commit per value, SQLite's fsync per commit made
+    /// this (one fsync per value, counted with strace) most of the time a first start took over
+    /// 1,000,000 messages (docs/PERFORMANCE.md).
+    async fn seal_rows(
         &self,
         (table, column, key): (&'static str, &'static str, &'static str),
-        id: &str,
-        site: SiteId,
-        stored: &str,
-        clear: impl FnOnce() -> anyhow::Result<Vec<u8>>,
-    ) -> anyhow::Result<bool> {
-        let place = place(&format!("{table}.{column}"), id);
-        if self.vault.open(&place, stored).await.is_ok() {
-            return Ok(false);
+        rows: &[sqlx::any::AnyRow],
+        row: impl Fn(&sqlx::any::AnyRow) -> anyhow::Result<(String, SiteId, String)>,
+        clear: impl Fn(&str) -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<usize> {
+        // Sealed before the transaction begins: a site's first data key is written through
+        // the writer (one connection on SQLite), which the transaction will hold.
+        let mut sealed = Vec::new();
+        for r in rows {
+            let (id, site, stored) = row(r)?;
+            let place = place(&format!("{table}.{column}"), &id);
+            if self.vault.open(&place, &stored).await.is_err() {
+                let text = self.vault.seal(site, &place, &clear(&stored)?).await?;
+                sealed.push((id, text));
+            }
         }
-        let text = self.vault.seal(site, &place, &clear()?).await?;
         // The names are this module's literals, never input.
         let sql = format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(text)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(true)
+        let mut tx = self.write.begin().await?;
+        for (id, text) in &sealed {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(text)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(sealed.len())
     }
 
     /// An upgrade from a database that kept values in clear (marked by migration 0003): seal
@@ -673,6 +688,7 @@ impl crate::Store {
         }
         tracing::info!("sealing the values an older version stored in clear");
         let mut sealed = 0usize;
+        let text = |s: &str| Ok(s.as_bytes().to_vec());
         // Messages, by id (keyset pages of 500), with their conversation's site.
         let mut after = String::new();
         loop {
@@ -686,48 +702,47 @@ impl crate::Store {
             .await?;
             let Some(last) = rows.last() else { break };
             after = last.try_get("message_id")?;
-            for r in &rows {
-                let id: String = r.try_get("message_id")?;
-                let body: String = r.try_get("body")?;
-                let site = SiteId(r.try_get("site_id")?);
-                let column = ("messages", "body", "message_id");
-                sealed += usize::from(
-                    self.seal_in_place(column, &id, site, &body, || Ok(body.clone().into_bytes()))
-                        .await?,
-                );
-            }
+            let message = |r: &sqlx::any::AnyRow| {
+                Ok((
+                    r.try_get("message_id")?,
+                    SiteId(r.try_get("site_id")?),
+                    r.try_get("body")?,
+                ))
+            };
+            sealed += self
+                .seal_rows(("messages", "body", "message_id"), &rows, message, text)
+                .await?;
         }
-        for r in sqlx::query("SELECT messenger_id, site_id, security FROM messengers")
+        let rows = sqlx::query("SELECT messenger_id, site_id, security FROM messengers")
             .fetch_all(&self.read)
-            .await?
-        {
-            let id: String = r.try_get("messenger_id")?;
-            let security: String = r.try_get("security")?;
-            let site = SiteId(r.try_get("site_id")?);
-            let column = ("messengers", "security", "messenger_id");
-            sealed += usize::from(
-                self.seal_in_place(column, &id, site, &security, || {
-                    Ok(security.clone().into_bytes())
-                })
-                .await?,
-            );
-        }
-        for r in sqlx::query("SELECT kid, pkcs8 FROM signing_keys")
+            .await?;
+        let messenger = |r: &sqlx::any::AnyRow| {
+            Ok((
+                r.try_get("messenger_id")?,
+                SiteId(r.try_get("site_id")?),
+                r.try_get("security")?,
+            ))
+        };
+        sealed += self
+            .seal_rows(
+                ("messengers", "security", "messenger_id"),
+                &rows,
+                messenger,
+                text,
+            )
+            .await?;
+        let rows = sqlx::query("SELECT kid, pkcs8 FROM signing_keys")
             .fetch_all(&self.read)
-            .await?
-        {
-            let kid: String = r.try_get("kid")?;
-            let pkcs8: String = r.try_get("pkcs8")?;
-            let column = ("signing_keys", "pkcs8", "kid");
-            sealed += usize::from(
-                self.seal_in_place(column, &kid, SYSTEM_SITE, &pkcs8, || {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(pkcs8.trim())
-                        .context("a signing key stored in clear is not base64")
-                })
-                .await?,
-            );
-        }
+            .await?;
+        let key = |r: &sqlx::any::AnyRow| Ok((r.try_get("kid")?, SYSTEM_SITE, r.try_get("pkcs8")?));
+        let pkcs8 = |s: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .context("a signing key stored in clear is not base64")
+        };
+        sealed += self
+            .seal_rows(("signing_keys", "pkcs8", "kid"), &rows, key, pkcs8)
+            .await?;
         sqlx::query("DELETE FROM vault_state WHERE name = 'clear_data'")
             .execute(&self.write)
             .await?;
