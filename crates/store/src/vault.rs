@@ -639,9 +639,9 @@ impl crate::Store {
     /// value as stored, `clear` turns a value stored in clear into its bytes. A value that
     /// already opens is left as it is. Returns how many were sealed.
     ///
-    /// One commit for the whole chunk: with a commit per value, SQLite's fsync per commit made
-    /// this (one fsync per value, counted with strace) most of the time a first start took over
-    /// 1,000,000 messages (docs/PERFORMANCE.md).
+    /// One commit for the chunk, not one per value: each commit fsyncs SQLite's WAL (strace
+    /// counted one fsync per value), and sealing 1,000,000 messages that way took about 16
+    /// minutes of start-up instead of about 80 s (docs/PERFORMANCE.md, "Start-up").
     async fn seal_rows(
         &self,
         (table, column, key): (&'static str, &'static str, &'static str),
