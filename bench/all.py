@@ -501,12 +501,12 @@ def node_counters(nodes, bus):
     }
 
 
-def node_load(nodes, script, d, bus):
-    """The send load, 16 connections in all split evenly over `nodes`: (req/s, the counters'
+def node_load(nodes, script, d, bus, connections=16):
+    """The send load, `connections` in all split evenly over `nodes`: (req/s, the counters'
     differences over the run)."""
     before = node_counters(nodes, bus)
     per = len(nodes)
-    procs = [subprocess.Popen(["wrk", f"-t{max(1, 2 // per)}", f"-c{16 // per}", f"-d{d}s", "-s", script, n.base], stdout=subprocess.PIPE, text=True) for n in nodes]
+    procs = [subprocess.Popen(["wrk", f"-t{max(1, 2 // per)}", f"-c{connections // per}", f"-d{d}s", "-s", script, n.base], stdout=subprocess.PIPE, text=True) for n in nodes]
     rps = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", p.communicate()[0]).group(1)) for p in procs)
     after = node_counters(nodes, bus)
     return rps, {k: after[k] - before[k] for k in before}
@@ -530,6 +530,8 @@ def two_nodes(d):
             toks.append(call("POST", f"{a.base}/securemessage/authorize", {"siteId": a.site, "messengerId": m, "contactJwt": j})["accessToken"])
         script = send_script(toks)
         one, c1 = node_load(nodes, script, d, bus)
+        # Half the connections: the batch size each of two nodes sees, on one node.
+        _, c_half = node_load(nodes, script, d, bus, connections=8)
         nodes.append(Server("postgres", bus=bus.url, peer_of=a))
         receiver = cpu_seconds(nodes[1].p.pid)
         _, c_recv = node_load(nodes[:1], script, d, bus)
@@ -541,6 +543,8 @@ def two_nodes(d):
         row("sends per CPU-second of the Confidant processes, 1 node", f"{per_cpu1:.0f}", "sends/s", "1.00", f"{1e6 / per_cpu1:.0f} µs CPU per send")
         row("sends per CPU-second of the Confidant processes, 2 nodes", f"{per_cpu2:.0f}", "sends/s", f"{per_cpu2 / per_cpu1:.2f} of 1 node (target ≥ 0.8)", f"{1e6 / per_cpu2:.0f} µs CPU per send, both nodes")
         row("a node that only receives the bus's copy of each message", f"{receive_us:.1f}", "µs CPU per message", "", "the load all on the other node")
+        row("sends per CPU-second, 1 node with 8 connections (2 nodes' batch size)", f"{c_half['stored'] / c_half['cpu']:.0f}", "sends/s",
+            f"{c_half['stored'] / c_half['cpu'] / per_cpu1:.2f} of 1 node with 16", f"{1e6 * c_half['cpu'] / c_half['stored']:.0f} µs CPU per send; {c_half['stored'] / c_half['batches']:.1f} sends per batch")
         for n, c in ((1, c1), (2, c2)):
             per = {k: v / c["stored"] for k, v in c.items()}
             row(f"per send, {n} node{'s' if n > 1 else ''}: NATS bytes in + out", f"{per['bus bytes in']:.0f} + {per['bus bytes out']:.0f}", "bytes",
