@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every benchmark of Confidant in one run, printed as a table of figures and ratios.
 
-    python3 bench/all.py [--duration 10] [--no-synapse] [--no-postgres]
+    python3 bench/all.py [--duration 10] [--no-synapse] [--no-postgres] [--only SECTIONS] [--off-binary PATH]
 
 Everything runs on loopback on this machine; each ratio compares two figures measured in this
 same run. Load comes from wrk (2 threads, 16 connections) and from bench/floor's loadgen.
