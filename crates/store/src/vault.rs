@@ -763,6 +763,8 @@ impl crate::Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::batch::tests::{contact_send, finish, stores};
 
     #[tokio::test]
@@ -841,73 +843,81 @@ mod tests {
 
     #[tokio::test]
     async fn values_an_older_version_stored_in_clear_are_sealed_on_the_next_start() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let key = dir.path().join("master.key");
-        let wait = std::time::Duration::from_secs(5);
-        let store = crate::Store::connect(&url, wait, &key).await.expect("open");
-        let (site, messenger, contacts) = crate::batch::tests::seed(&store, "s").await;
-        let out = store
-            .send(crate::SendRequest {
-                site_id: site,
-                target: crate::SendTarget::Contact {
-                    messenger_id: messenger,
-                    contact_id: contacts[0],
-                    preview: false,
-                    conversation_id: None,
-                },
-                sender_type: crate::SenderType::Contact,
-                sender_id: contacts[0].0,
-                sender_name: "a".into(),
-                body: "sealed anyway".into(),
-                client_message_id: Some("c".into()),
-                now: 1,
-                attachments: Vec::new(),
-            })
-            .await
-            .expect("send");
-        // What an older version wrote: the same rows in clear, and migration 0003's mark.
-        let pkcs8 = b"not really a key, but bytes all the same";
-        for (sql, value) in [
-            ("UPDATE messages SET body = $1", "the clear body".to_owned()),
-            (
-                "UPDATE messengers SET security = $1",
-                r#"{"sharedToken":"clear-token"}"#.to_owned(),
-            ),
-            (
-                "INSERT INTO signing_keys (kid, pkcs8, created_at) VALUES ('old', $1, 1)",
-                base64::engine::general_purpose::STANDARD.encode(pkcs8),
-            ),
-            (
-                "INSERT INTO vault_state (name, value) VALUES ('clear_data', $1)",
-                "x".into(),
-            ),
-        ] {
-            sqlx::query(sql)
-                .bind(value)
-                .execute(&store.write)
+        for (backend, mut f) in stores().await {
+            // More messages than one chunk of the upgrade holds (500).
+            let first = f
+                .store
+                .send(contact_send(&f, 0, "0", None))
                 .await
-                .expect(sql);
-        }
-        store.close().await;
+                .expect("send");
+            let c = first.conversation.conversation_id;
+            for i in 1..600 {
+                let req = contact_send(&f, 0, &i.to_string(), Some(&c));
+                f.store.send(req).await.expect("send");
+            }
+            // What an older version wrote: the same rows in clear, and migration 0003's mark.
+            let pkcs8 = b"not really a key, but bytes all the same";
+            for (sql, value) in [
+                ("UPDATE messages SET body = $1", "the clear body".to_owned()),
+                (
+                    "UPDATE messengers SET security = $1",
+                    r#"{"sharedToken":"clear-token"}"#.to_owned(),
+                ),
+                (
+                    "INSERT INTO signing_keys (kid, pkcs8, created_at) VALUES ('old', $1, 1)",
+                    base64::engine::general_purpose::STANDARD.encode(pkcs8),
+                ),
+                (
+                    "INSERT INTO vault_state (name, value) VALUES ('clear_data', $1)",
+                    "x".into(),
+                ),
+            ] {
+                sqlx::query(sql)
+                    .bind(value)
+                    .execute(&f.store.write)
+                    .await
+                    .expect(sql);
+            }
+            f.store.close().await;
 
-        let store = crate::Store::connect(&url, wait, &key)
-            .await
-            .expect("reopen");
-        let c = out.conversation.conversation_id;
-        let read = store.messages(site, c, 0, 10).await.expect("messages");
-        assert_eq!(read[0].body, "the clear body");
-        let m = store.get_messenger(site, messenger).await.expect("get");
-        assert_eq!(
-            m.expect("messenger").security,
-            r#"{"sharedToken":"clear-token"}"#
-        );
-        let keys = store.signing_keys().await.expect("keys");
-        assert_eq!(keys[0].pkcs8, pkcs8);
-        store.close().await;
-        let file = std::fs::read(dir.path().join("t.db")).expect("file");
-        for clear in [&b"the clear body"[..], b"clear-token", b"bm90IHJlYWxseS"] {
-            assert!(!file.windows(clear.len()).any(|w| w == clear), "{clear:?}");
+            f.store = crate::Store::connect(&f.url, Duration::from_secs(5), &f.key_file)
+                .await
+                .expect("reopen");
+            let read = f
+                .store
+                .messages(f.site, c, 0, 1000)
+                .await
+                .expect("messages");
+            assert_eq!(read.len(), 600, "{backend}");
+            assert!(read.iter().all(|m| m.body == "the clear body"), "{backend}");
+            let m = f
+                .store
+                .get_messenger(f.site, f.messenger)
+                .await
+                .expect("get");
+            assert_eq!(
+                m.expect("messenger").security,
+                r#"{"sharedToken":"clear-token"}"#
+            );
+            let keys = f.store.signing_keys().await.expect("keys");
+            assert!(keys.iter().any(|k| k.pkcs8 == pkcs8), "{backend}");
+            let clear: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE body = 'the clear body'")
+                    .fetch_one(&f.store.read)
+                    .await
+                    .expect("count")
+                    .try_get("n")
+                    .expect("n");
+            assert_eq!(clear, 0, "{backend}");
+            if backend == "sqlite" {
+                f.store.close().await;
+                let path = f.url.trim_start_matches("sqlite://");
+                let file = std::fs::read(path.split('?').next().expect("path")).expect("file");
+                for clear in [&b"the clear body"[..], b"clear-token", b"bm90IHJlYWxseS"] {
+                    assert!(!file.windows(clear.len()).any(|w| w == clear), "{clear:?}");
+                }
+            }
+            finish(f).await;
         }
     }
 
