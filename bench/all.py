@@ -406,7 +406,8 @@ def disk_rates(where, files):
 
 
 def curl_seconds(*args):
-    """One curl transfer: (its body, curl's own time_total) — the process start is not counted."""
+    """One curl transfer: (HTTP status, body, curl's own time_total in seconds: the process's
+    start is not counted)."""
     out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code} %{time_total}", *args], capture_output=True, text=True, check=True).stdout
     body, _, tail = out.rpartition("\n")
     code, took = tail.split()
