@@ -635,9 +635,10 @@ pub(crate) async fn rotate(
 
 impl crate::Store {
     /// Seal the values of `rows` that are stored in clear, in place, in one transaction:
-    /// `(table, column, key column)` says where they are, `row` reads a row's key, site and
-    /// value as stored, `clear` turns a value stored in clear into its bytes. A value that
-    /// already opens is left as it is. Returns how many were sealed.
+    /// `(table, column, key column)` says where they are; each row holds its key as `id`, its
+    /// site as `site_id` and the value as stored as `value`; `clear` turns a value stored in
+    /// clear into its bytes. A value that already opens is left as it is. Returns how many
+    /// were sealed.
     ///
     /// One commit for the chunk, not one per value: each commit fsyncs SQLite's WAL (strace
     /// counted one fsync per value), and sealing 1,000,000 messages that way took about 16
@@ -646,14 +647,14 @@ impl crate::Store {
         &self,
         (table, column, key): (&'static str, &'static str, &'static str),
         rows: &[sqlx::any::AnyRow],
-        row: impl Fn(&sqlx::any::AnyRow) -> anyhow::Result<(String, SiteId, String)>,
         clear: impl Fn(&str) -> anyhow::Result<Vec<u8>>,
     ) -> anyhow::Result<usize> {
         // Sealed before the transaction begins: a site's first data key is written through
         // the writer (one connection on SQLite), which the transaction will hold.
         let mut sealed = Vec::new();
         for r in rows {
-            let (id, site, stored) = row(r)?;
+            let (id, stored): (String, String) = (r.try_get("id")?, r.try_get("value")?);
+            let site = SiteId(r.try_get("site_id")?);
             let place = place(&format!("{table}.{column}"), &id);
             if self.vault.open(&place, &stored).await.is_err() {
                 let text = self.vault.seal(site, &place, &clear(&stored)?).await?;
@@ -693,55 +694,39 @@ impl crate::Store {
         let mut after = String::new();
         loop {
             let rows = sqlx::query(
-                "SELECT m.message_id, m.body, c.site_id FROM messages m JOIN conversations c \
-                 ON c.conversation_id = m.conversation_id WHERE m.message_id > $1 \
-                 ORDER BY m.message_id LIMIT 500",
+                "SELECT m.message_id AS id, c.site_id, m.body AS value FROM messages m \
+                 JOIN conversations c ON c.conversation_id = m.conversation_id \
+                 WHERE m.message_id > $1 ORDER BY m.message_id LIMIT 500",
             )
             .bind(&after)
             .fetch_all(&self.read)
             .await?;
             let Some(last) = rows.last() else { break };
-            after = last.try_get("message_id")?;
-            let message = |r: &sqlx::any::AnyRow| {
-                Ok((
-                    r.try_get("message_id")?,
-                    SiteId(r.try_get("site_id")?),
-                    r.try_get("body")?,
-                ))
-            };
+            after = last.try_get("id")?;
             sealed += self
-                .seal_rows(("messages", "body", "message_id"), &rows, message, text)
+                .seal_rows(("messages", "body", "message_id"), &rows, text)
                 .await?;
         }
-        let rows = sqlx::query("SELECT messenger_id, site_id, security FROM messengers")
-            .fetch_all(&self.read)
-            .await?;
-        let messenger = |r: &sqlx::any::AnyRow| {
-            Ok((
-                r.try_get("messenger_id")?,
-                SiteId(r.try_get("site_id")?),
-                r.try_get("security")?,
-            ))
-        };
+        let rows =
+            sqlx::query("SELECT messenger_id AS id, site_id, security AS value FROM messengers")
+                .fetch_all(&self.read)
+                .await?;
         sealed += self
-            .seal_rows(
-                ("messengers", "security", "messenger_id"),
-                &rows,
-                messenger,
-                text,
-            )
+            .seal_rows(("messengers", "security", "messenger_id"), &rows, text)
             .await?;
-        let rows = sqlx::query("SELECT kid, pkcs8 FROM signing_keys")
-            .fetch_all(&self.read)
-            .await?;
-        let key = |r: &sqlx::any::AnyRow| Ok((r.try_get("kid")?, SYSTEM_SITE, r.try_get("pkcs8")?));
+        let rows = sqlx::query(
+            "SELECT kid AS id, CAST($1 AS BIGINT) AS site_id, pkcs8 AS value FROM signing_keys",
+        )
+        .bind(SYSTEM_SITE.0)
+        .fetch_all(&self.read)
+        .await?;
         let pkcs8 = |s: &str| {
             base64::engine::general_purpose::STANDARD
                 .decode(s.trim())
                 .context("a signing key stored in clear is not base64")
         };
         sealed += self
-            .seal_rows(("signing_keys", "pkcs8", "kid"), &rows, key, pkcs8)
+            .seal_rows(("signing_keys", "pkcs8", "kid"), &rows, pkcs8)
             .await?;
         sqlx::query("DELETE FROM vault_state WHERE name = 'clear_data'")
             .execute(&self.write)
