@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every benchmark of Confidant in one run, printed as a table of figures and ratios.
 
-    python3 bench/all.py [--duration 10] [--no-synapse] [--no-postgres]
+    python3 bench/all.py [--duration 10] [--no-synapse] [--no-postgres] [--only SECTIONS] [--off-binary PATH]
 
 Everything runs on loopback on this machine; each ratio compares two figures measured in this
 same run. Load comes from wrk (2 threads, 16 connections) and from bench/floor's loadgen.
@@ -82,6 +82,16 @@ def wrk_cpu(url, pid, script=None, duration=10):
     return rps, note, cpu * 1e6 / max(rps * duration, 1)
 
 
+def metric(srv, name):
+    """A Prometheus metric on `srv`'s /metrics, summed over its label sets (0 when absent)."""
+    text = urllib.request.urlopen(f"{srv.base}/metrics").read().decode()
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def messages_stored(srv):
+    return metric(srv, "confidant_messages_stored_total")
+
+
 def lua_post(path, body_json, headers=None):
     f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     hs = "".join(f'wrk.headers["{k}"]="{v}"\n' for k, v in (headers or {}).items())
@@ -90,7 +100,7 @@ def lua_post(path, body_json, headers=None):
 
 
 class Server:
-    def __init__(self, db="sqlite", ulimit=False, bus=None, peer_of=None, log="warn"):
+    def __init__(self, db="sqlite", ulimit=False, bus=None, peer_of=None, binary=None, log="warn"):
         self.dir = tempfile.mkdtemp(prefix="confidant-bench-")
         self.port = free_port()
         url = f"sqlite://{self.dir}/bench.db?mode=rwc"
@@ -110,9 +120,8 @@ class Server:
         self.env = env
         extra = (["--bus-url", bus] if bus else []) + (["--public-url", peer_of.base] if peer_of else [])
         # The JWKS cases serve their set on loopback: a private URL.
-        self.p = subprocess.Popen([BIN[0], "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off", "--allow-private-urls", "on", *extra],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
-        wait_ready(self.port)
+        self.args = [binary or BIN[0], "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", url, "--rate-limits", "off", "--allow-private-urls", "on", *extra]
+        self.launch()
         self.base = f"http://127.0.0.1:{self.port}"
         self.site = peer_of.site if peer_of else call("POST", f"{self.base}/api/v1/sites", {"name": "bench"}, OP)["siteId"]
 
@@ -123,12 +132,18 @@ class Server:
         with open(f"/proc/{self.p.pid}/status") as f:
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
+    def launch(self, timeout=60):
+        """Start the process and wait for /healthz 200; `ready_in` is the seconds that took."""
+        t0 = time.time()
+        self.p = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "a"))
+        wait_ready(self.port, timeout)
+        self.ready_in = time.time() - t0
+
     def restart(self):
         """Stop (keeping the data) and start again on the same database and port."""
         self.p.send_signal(signal.SIGTERM); self.p.wait(10)
-        self.p = subprocess.Popen(self.p.args, env=self.env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "a"))
         # A start may first seal rows stored in clear (seed_messages): allow it time.
-        wait_ready(self.port, timeout=900)
+        self.launch(timeout=900)
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -208,40 +223,59 @@ def seed_messages(db, conversation, n):
     return last + n
 
 
-def growth(d):
-    print("growth: 1,000,000 stored messages, 10,000 messengers:", flush=True)
+def fastest_start(srv, times=3):
+    """Stop and start `srv` `times` times: the fastest time from process start to /healthz 200
+    (interference on a shared machine only ever slows a start)."""
+    best = float("inf")
+    for _ in range(times):
+        srv.restart()
+        best = min(best, srv.ready_in)
+    return best
+
+
+def growth_rates(srv, tok, conv, authorize, d):
+    """(send, history page of 50, authorize HS256) in req/s, on the store as it is now."""
+    send, _ = wrk(srv.base, send_script([tok]), d)
+    top = call("GET", f"{srv.base}/api/v1/messenger/conversations", None, tok)["conversations"][0]["lastSeq"]
+    f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    f.write("""request = function()
+  return wrk.format("GET", "/api/v1/messenger/conversations/%s/messages?limit=50&after=" .. math.random(0, %d), {["Authorization"]="Bearer %s"})
+end
+""" % (conv, max(top - 50, 0), tok)); f.close()
+    page, _ = wrk(srv.base, f.name, d)
+    auth, _ = wrk(f"{srv.base}/securemessage/authorize", lua_post("/", authorize), d)
+    return send, page, auth
+
+
+def growth(d, sections):
+    """The `growth` and `startup` sections share one server: measured empty, then with
+    1,000,000 messages seeded into one conversation (and, for growth, 10,000 messengers)."""
+    print("growth / start-up: 1,000,000 stored messages:", flush=True)
     srv = Server()
     try:
         m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
         jwt = hs256(SECRET, {"sub": "grow@bench.test", "exp": int(time.time()) + 3600})
-        body = authorize_body(srv, m, jwt)
-        tok = call("POST", f"{srv.base}/securemessage/authorize", json.loads(body))["accessToken"]
+        authorize = authorize_body(srv, m, jwt)
+        tok = call("POST", f"{srv.base}/securemessage/authorize", json.loads(authorize))["accessToken"]
         conv = call("POST", f"{srv.base}/api/v1/messenger/messages", {"clientMessageId": "first", "body": "first"}, tok)["conversationId"]
-        send = send_script([tok])
-
-        def page_script(top):
-            f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-            f.write("""request = function()
-  return wrk.format("GET", "/api/v1/messenger/conversations/%s/messages?limit=50&after=" .. math.random(0, %d), {["Authorization"]="Bearer %s"})
-end
-""" % (conv, max(top - 50, 0), tok)); f.close(); return f.name
-
-        auth_lua = lua_post("/", body)
-        empty_send, _ = wrk(srv.base, send, d)
-        seq_now = call("GET", f"{srv.base}/api/v1/messenger/conversations", None, tok)["conversations"][0]["lastSeq"]
-        empty_page, _ = wrk(srv.base, page_script(seq_now), d)
-        empty_auth, _ = wrk(f"{srv.base}/securemessage/authorize", auth_lua, d)
+        empty_start = fastest_start(srv)
+        empty = growth_rates(srv, tok, conv, authorize, d) if "growth" in sections else None
         srv.p.send_signal(signal.SIGTERM); srv.p.wait(10)
-        top = seed_messages(os.path.join(srv.dir, "bench.db"), conv, 1_000_000)
+        seed_messages(os.path.join(srv.dir, "bench.db"), conv, 1_000_000)
         srv.restart()
-        for i in range(9_999):
-            call("POST", f"{srv.base}/api/v1/sites/{srv.site}/messengers", {"name": f"m{i}"}, OP)
-        full_send, _ = wrk(srv.base, send, d)
-        full_page, _ = wrk(srv.base, page_script(top), d)
-        full_auth, _ = wrk(f"{srv.base}/securemessage/authorize", auth_lua, d)
-        row("send, 1M messages stored", f"{full_send:.0f}", "req/s", f"{full_send / empty_send:.2f} of empty ({empty_send:.0f})")
-        row("history page of 50, 1M messages stored", f"{full_page:.0f}", "req/s", f"{full_page / empty_page:.2f} of empty ({empty_page:.0f})")
-        row("authorize HS256, 10,000 messengers", f"{full_auth:.0f}", "req/s", f"{full_auth / empty_auth:.2f} of one ({empty_auth:.0f})")
+        sealing = srv.ready_in
+        if "startup" in sections:
+            full_start = fastest_start(srv)
+            row("start to /healthz 200, 1M messages stored (SQLite)", f"{full_start * 1000:.0f}", "ms",
+                f"{full_start / empty_start:.2f} of empty ({empty_start * 1000:.0f} ms)", "fastest of 3")
+            row("first start after seeding 1M messages in clear (seals them)", f"{sealing:.1f}", "s", "", "the upgrade path of migration 0003")
+        if empty:
+            for i in range(9_999):
+                call("POST", f"{srv.base}/api/v1/sites/{srv.site}/messengers", {"name": f"m{i}"}, OP)
+            full = growth_rates(srv, tok, conv, authorize, d)
+            names = ("send, 1M messages stored", "history page of 50, 1M messages stored", "authorize HS256, 10,000 messengers")
+            for name, than, e, f in zip(names, ("of empty", "of empty", "of one"), empty, full):
+                row(name, f"{f:.0f}", "req/s", f"{f / e:.2f} {than} ({e:.0f})")
     finally:
         srv.stop()
 
@@ -315,29 +349,239 @@ def edge(d):
         f"CPU {c_cpu:.1f} µs/request vs floor {f_cpu:.1f} ({f_cpu / c_cpu:.2f})")
 
 
+def new_contacts(srv, auth, d):
+    """A new contact's first authorize (a write each), against a returning contact's rate."""
+    print("a new contact's first authorize (a write each):", flush=True)
+    toks = [hs256(SECRET, {"sub": f"new{i}@bench.test", "exp": int(time.time()) + 3600}) for i in range(60000)]
+    m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+    f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    f.write("tokens = {%s}\n" % ",".join(f'"{t}"' for t in toks))
+    f.write("""local threads = 0
+function setup(thread) thread:set("id", threads); threads = threads + 1 end
+function init(args) i = id * 30000 end
+request = function()
+  i = i + 1
+  return wrk.format("POST", "/securemessage/authorize", {["Content-Type"]="application/json"},
+    '{"siteId":%d,"messengerId":"%s","contactJwt":"' .. tokens[i] .. '"}')
+end
+""" % (srv.site, m))
+    f.close()
+    n_rps, n_note = wrk(f"{srv.base}/securemessage/authorize", f.name, min(d, 5))
+    ratio = f"{n_rps / auth['HS256']:.2f} of returning" if "HS256" in auth else ""
+    row("authorize HS256, new contact", f"{n_rps:.0f}", "req/s", ratio, n_note)
+
+
+def authorize_on_off(d, off_binary):
+    """Authorize HS256 of a returning contact, this build against `off_binary` (a build without
+    the audit log and encryption at rest), each on a fresh server, alternated twice; each keeps
+    its better run. Neither feature is a switch of this build, so "off" is another build, and
+    whatever else changed between the two counts too. By design neither is on the path: the
+    contact's authorize writes no audit entry and opens no sealed value per request (the
+    messenger's settings and the signing keys are opened once and cached)."""
+    if not off_binary:
+        row("authorize HS256, audit log and encryption at rest on vs off", "not measured", "", "", "--off-binary PATH: a build without them (e.g. commit 53f4517^)")
+        return
+    rate, cpu = {}, {}
+    for name, binary in (("on", BIN[0]), ("off", off_binary)) * 2:
+        srv = Server(binary=binary)
+        try:
+            m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
+            body = authorize_body(srv, m, hs256(SECRET, {"sub": "returning@bench.test", "exp": int(time.time()) + 3600}))
+            call("POST", f"{srv.base}/securemessage/authorize", json.loads(body))
+            rps, _, us = wrk_cpu(f"{srv.base}/securemessage/authorize", srv.p.pid, lua_post("/", body), d)
+            rate[name], cpu[name] = max(rate.get(name, 0.0), rps), min(cpu.get(name, us), us)
+        finally:
+            srv.stop()
+    row("authorize HS256, audit log and encryption at rest on", f"{rate['on']:.0f}", "req/s", f"{rate['on'] / rate['off']:.2f} of off ({rate['off']:.0f})",
+        f"CPU per request {cpu['on']:.1f} µs on, {cpu['off']:.1f} µs off; off: {off_binary}")
+
+
+ATTACHMENT = 10_000_000
+
+
+def evict(paths):
+    """Drop files' clean pages from the page cache (posix_fadvise DONTNEED: no root needed),
+    so the next read comes from the disk."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def dd_seconds(*args):
+    """dd's own figure for how long it took (its last line: "…, 0.0123 s, 812 MB/s")."""
+    out = subprocess.run(["dd", *args, "bs=1000000", "count=10"], capture_output=True, text=True, check=True).stderr
+    return float(re.search(r"copied, ([\d.e-]+) s", out).group(1))
+
+
+def disk_rates(where, files):
+    """The disk's sequential rates for `files` files of 10 MB in `where`, in MB/s: each written
+    from /dev/zero and made durable (conv=fdatasync), like an upload; then each read back from
+    the page cache, then again after evicting it."""
+    paths = [os.path.join(where, f"dd-{i}") for i in range(files)]
+    write = sum(dd_seconds("if=/dev/zero", f"of={p}", "conv=fdatasync") for p in paths)
+    cached = sum(dd_seconds(f"if={p}", "of=/dev/null") for p in paths)
+    evict(paths)
+    cold = sum(dd_seconds(f"if={p}", "of=/dev/null") for p in paths)
+    for p in paths:
+        os.remove(p)
+    mb = files * ATTACHMENT / 1e6
+    return mb / write, mb / cached, mb / cold
+
+
+def curl_seconds(*args):
+    """One curl transfer: (HTTP status, body, curl's own time_total in seconds: the process's
+    start is not counted)."""
+    out = subprocess.run(["curl", "-sS", "-w", "\n%{http_code} %{time_total}", *args], capture_output=True, text=True, check=True).stdout
+    body, _, tail = out.rpartition("\n")
+    code, took = tail.split()
+    return code, body, float(took)
+
+
+def attachments(srv, d):
+    """Sequential 10 MB uploads and downloads (one at a time, curl, local directory store) as a
+    share of the same disk's dd rates, measured just before in the server's data directory."""
+    files = max(5, 2 * d)
+    disk_write, disk_cached, disk_cold = disk_rates(srv.dir, files)
+    security = {"validation": {"method": "sharedToken", "sharedToken": SECRET},
+                "attachments": {"enabled": True, "maxBytes": 26_214_400, "allowedTypes": ["application/pdf"]}}
+    m = call("POST", f"{srv.base}/api/v1/sites/{srv.site}/messengers", {"name": "files", "security": security}, OP)["messengerId"]
+    jwt = hs256(SECRET, {"sub": "files@bench.test", "exp": int(time.time()) + 3600})
+    tok = call("POST", f"{srv.base}/securemessage/authorize", json.loads(authorize_body(srv, m, jwt)))["accessToken"]
+    source = os.path.join(srv.dir, "upload.pdf")
+    with open(source, "wb") as f:
+        f.write(b"%PDF-1.7\n" + os.urandom(ATTACHMENT - 9))
+    auth = ["-H", f"Authorization: Bearer {tok}"]
+    ids, up = [], 0.0
+    for _ in range(files):
+        code, body, took = curl_seconds(*auth, "-H", "Expect:", "-F", f"file=@{source};type=application/pdf", f"{srv.base}/api/v1/messenger/attachments")
+        if code != "201":
+            raise SystemExit(f"upload answered {code}: {body[:200]}")
+        ids.append(json.loads(body)["attachmentId"]); up += took
+
+    def downloads():
+        total = 0.0
+        for i in ids:
+            code, _, took = curl_seconds(*auth, "-o", "/dev/null", f"{srv.base}/api/v1/messenger/attachments/{i}")
+            if code != "200":
+                raise SystemExit(f"download answered {code}")
+            total += took
+        return files * ATTACHMENT / 1e6 / total
+
+    cached = downloads()
+    store = os.path.join(srv.dir, "attachments")
+    evict([os.path.join(dp, f) for dp, _, fs in os.walk(store) for f in fs])
+    cold = downloads()
+    upload = files * ATTACHMENT / 1e6 / up
+    note = f"{files} files one at a time; on the disk of this run's data directory"
+    row("attachment upload, 10 MB files", f"{upload:.0f}", "MB/s", f"{upload / disk_write:.2f} of dd write ({disk_write:.0f} MB/s, conv=fdatasync per file)", note)
+    row("attachment download, 10 MB files, from the page cache", f"{cached:.0f}", "MB/s", f"{cached / disk_cached:.2f} of dd read from the page cache ({disk_cached:.0f} MB/s)", note)
+    row("attachment download, 10 MB files, evicted from the page cache", f"{cold:.0f}", "MB/s", f"{cold / disk_cold:.2f} of dd read after the same eviction ({disk_cold:.0f} MB/s)", "posix_fadvise(DONTNEED) on the stored files")
+
+
+def webhook_deliveries(d, backends):
+    """bench/webhooks.py's two runs (sends without, then with a webhook) on each backend."""
+    # webhooks.py imports this file as the module `all`; run as a script it is `__main__`:
+    # one module under both names, so its rows land in this table and --binary holds.
+    sys.modules.setdefault("all", sys.modules[__name__])
+    import webhooks
+    for db in backends:
+        webhooks.measure(db, d, 200)
+
+
+def pg_value(sql):
+    return float(subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", sql], capture_output=True, text=True, check=True).stdout)
+
+
+class Bus:
+    """A nats-server for the nodes, with its monitoring port (message and byte counts)."""
+
+    def __init__(self):
+        port, self.monitor = free_port(), free_port()
+        self.p = subprocess.Popen(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(port), "-m", str(self.monitor)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port)
+        self.url = f"nats://127.0.0.1:{port}"
+
+    def varz(self):
+        return json.load(urllib.request.urlopen(f"http://127.0.0.1:{self.monitor}/varz"))
+
+    def stop(self):
+        self.p.terminate(); self.p.wait()
+
+
+def node_counters(nodes, bus):
+    """What a run's cost is the difference of: CPU seconds of the Confidant processes only
+    (not PostgreSQL, NATS or wrk), messages they stored, send batches they wrote, NATS's
+    messages, bytes and CPU, and PostgreSQL's WAL position (the whole cluster's)."""
+    varz = bus.varz()
+    return {
+        "cpu": sum(cpu_seconds(n.p.pid) for n in nodes),
+        "stored": sum(messages_stored(n) for n in nodes),
+        "batches": sum(metric(n, "confidant_send_batch_size_count") for n in nodes),
+        "bus messages in": varz["in_msgs"],
+        "bus bytes in": varz["in_bytes"],
+        "bus bytes out": varz["out_bytes"],
+        "bus cpu": cpu_seconds(bus.p.pid),
+        "wal": pg_value("SELECT pg_current_wal_lsn() - '0/0'"),
+    }
+
+
+def node_load(nodes, script, d, bus, connections=16):
+    """The send load, `connections` in all split evenly over `nodes`: (req/s, the counters'
+    differences over the run)."""
+    before = node_counters(nodes, bus)
+    per = len(nodes)
+    procs = [subprocess.Popen(["wrk", f"-t{max(1, 2 // per)}", f"-c{connections // per}", f"-d{d}s", "-s", script, n.base], stdout=subprocess.PIPE, text=True) for n in nodes]
+    rps = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", p.communicate()[0]).group(1)) for p in procs)
+    after = node_counters(nodes, bus)
+    return rps, {k: after[k] - before[k] for k in before}
+
+
 def two_nodes(d):
-    """Sends on PostgreSQL through one node, then through two nodes sharing the database and a
-    NATS bus; the same load script (200 contacts), the same 16 connections in total."""
+    """Sends on PostgreSQL through one node, then with a second node sharing the database and a
+    NATS bus: first all the load on the first node (the second only receives the bus's copy of
+    every message), then split over both; the same load script (200 contacts), the same 16
+    connections in total. The second node starts only after the first run, so that the one-node
+    figures are one process's."""
     print("scale-out: one node vs two nodes on PostgreSQL + NATS:", flush=True)
-    nport = free_port()
-    nats = subprocess.Popen(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", str(nport)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(nport)
-    a = Server("postgres", bus=f"nats://127.0.0.1:{nport}")
-    b = Server("postgres", bus=f"nats://127.0.0.1:{nport}", peer_of=a)
+    bus = Bus()
+    nodes = [Server("postgres", bus=bus.url)]
     try:
+        a = nodes[0]
         m = a.messenger({"method": "sharedToken", "sharedToken": SECRET})
         toks = []
         for i in range(200):
             j = hs256(SECRET, {"sub": f"n{i}@bench.test", "exp": int(time.time()) + 3600})
             toks.append(call("POST", f"{a.base}/securemessage/authorize", {"siteId": a.site, "messengerId": m, "contactJwt": j})["accessToken"])
         script = send_script(toks)
-        one, _ = wrk(a.base, script, d)
-        procs = [subprocess.Popen(["wrk", "-t1", "-c8", f"-d{d}s", "-s", script, n.base], stdout=subprocess.PIPE, text=True) for n in (a, b)]
-        total = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", p.communicate()[0]).group(1)) for p in procs)
+        one, c1 = node_load(nodes, script, d, bus)
+        # Half the connections: the batch size each of two nodes sees, on one node.
+        _, c_half = node_load(nodes, script, d, bus, connections=8)
+        nodes.append(Server("postgres", bus=bus.url, peer_of=a))
+        receiver = cpu_seconds(nodes[1].p.pid)
+        _, c_recv = node_load(nodes[:1], script, d, bus)
+        receive_us = (cpu_seconds(nodes[1].p.pid) - receiver) * 1e6 / c_recv["stored"]
+        two, c2 = node_load(nodes, script, d, bus)
+        per_cpu1, per_cpu2 = c1["stored"] / c1["cpu"], c2["stored"] / c2["cpu"]
         row("send PostgreSQL, 1 node, 200 conversations", f"{one:.0f}", "req/s", "1.00")
-        row("send PostgreSQL, 2 nodes, 200 conversations", f"{total:.0f}", "req/s", f"{total / one:.2f} of 1 node")
+        row("send PostgreSQL, 2 nodes, 200 conversations", f"{two:.0f}", "req/s", f"{two / one:.2f} of 1 node")
+        row("sends per CPU-second of the Confidant processes, 1 node", f"{per_cpu1:.0f}", "sends/s", "1.00", f"{1e6 / per_cpu1:.0f} µs CPU per send")
+        row("sends per CPU-second of the Confidant processes, 2 nodes", f"{per_cpu2:.0f}", "sends/s", f"{per_cpu2 / per_cpu1:.2f} of 1 node (target ≥ 0.8)", f"{1e6 / per_cpu2:.0f} µs CPU per send, both nodes")
+        row("a node that only receives the bus's copy of each message", f"{receive_us:.1f}", "µs CPU per message", "", "the load all on the other node")
+        row("sends per CPU-second, 1 node with 8 connections (2 nodes' batch size)", f"{c_half['stored'] / c_half['cpu']:.0f}", "sends/s",
+            f"{c_half['stored'] / c_half['cpu'] / per_cpu1:.2f} of 1 node with 16", f"{1e6 * c_half['cpu'] / c_half['stored']:.0f} µs CPU per send; {c_half['stored'] / c_half['batches']:.1f} sends per batch")
+        for n, c in ((1, c1), (2, c2)):
+            per = {k: v / c["stored"] for k, v in c.items()}
+            row(f"per send, {n} node{'s' if n > 1 else ''}: NATS bytes in + out", f"{per['bus bytes in']:.0f} + {per['bus bytes out']:.0f}", "bytes",
+                f"{per['bus messages in']:.2f} bus messages published; {1 / per['batches']:.1f} sends per batch",
+                f"NATS CPU {per['bus cpu'] * 1e6:.1f} µs; {per['wal']:.0f} bytes of PostgreSQL WAL (the whole cluster's)")
     finally:
-        b.stop(); a.stop(); nats.terminate(); nats.wait()
+        for n in reversed(nodes):
+            n.stop()
+        bus.stop()
 
 
 def main():
@@ -348,7 +592,8 @@ def main():
     ap.add_argument("--no-growth", action="store_true")
     ap.add_argument("--algs", default="", help="comma-separated algorithms for the authorize section (default: all six)")
     ap.add_argument("--binary", default="", help="run this confidant binary instead of target/release/confidant (e.g. an older build, to compare)")
-    ap.add_argument("--only", default="", help="comma-separated sections: crypto,edge,authorize,new,jwks,sends,live,idle,growth,postgres,nodes,synapse")
+    ap.add_argument("--off-binary", default="", help="the `new` section: a confidant build without the audit log and encryption at rest, to compare authorize with")
+    ap.add_argument("--only", default="", help="comma-separated sections: crypto,edge,authorize,new,jwks,sends,live,idle,growth,startup,postgres,nodes,synapse")
     a = ap.parse_args()
     if a.binary:
         BIN[0] = os.path.abspath(a.binary)
@@ -413,24 +658,9 @@ def main():
                 row(f"authorize {alg}", f"{c_rps:.0f}", "req/s", f"{c_rps / f_rps:.2f} of floor ({f_rps:.0f})", c_note)
 
         if want("new"):
-            print("a new contact's first authorize (a write each):", flush=True)
-            toks = [hs256(SECRET, {"sub": f"new{i}@bench.test", "exp": int(time.time()) + 3600}) for i in range(60000)]
-            m = srv.messenger({"method": "sharedToken", "sharedToken": SECRET})
-            f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-            f.write("tokens = {%s}\n" % ",".join(f'"{t}"' for t in toks))
-            f.write("""local threads = 0
-function setup(thread) thread:set("id", threads); threads = threads + 1 end
-function init(args) i = id * 30000 end
-request = function()
-  i = i + 1
-  return wrk.format("POST", "/securemessage/authorize", {["Content-Type"]="application/json"},
-    '{"siteId":%d,"messengerId":"%s","contactJwt":"' .. tokens[i] .. '"}')
-end
-""" % (srv.site, m))
-            f.close()
-            n_rps, n_note = wrk(f"{srv.base}/securemessage/authorize", f.name, min(d, 5))
-            ratio = f"{n_rps / auth['HS256']:.2f} of returning" if "HS256" in auth else ""
-            row("authorize HS256, new contact", f"{n_rps:.0f}", "req/s", ratio, n_note)
+            new_contacts(srv, auth, d)
+            print("attachments, 10 MB files, vs the disk:", flush=True)
+            attachments(srv, d)
 
         if want("jwks"):
             jwks_rotation(srv, d)
@@ -466,8 +696,15 @@ end
     finally:
         srv.stop()
 
-    if not a.no_growth and want("growth"):
-        growth(min(d, 5))
+    if want("new"):
+        authorize_on_off(d, a.off_binary)
+        webhook_deliveries(d, ["sqlite"] + ([] if a.no_postgres else ["postgres"]))
+
+    stored = {"growth", "startup"} & (only or {"growth", "startup"})
+    if a.no_growth:
+        stored.discard("growth")
+    if stored:
+        growth(min(d, 5), stored)
 
     if not a.no_postgres and want("postgres"):
         srv = Server("postgres")

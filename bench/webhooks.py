@@ -89,11 +89,44 @@ def contacts(srv, n):
     return toks
 
 
-def messages_stored(srv):
-    import re, urllib.request
-    text = urllib.request.urlopen(f"{srv.base}/metrics").read().decode()
-    m = re.search(r"^confidant_messages_stored_total (\d+)", text, re.M)
-    return int(m.group(1)) if m else 0
+def measure(db, duration, n_contacts):
+    """Both runs on `db` ("sqlite" or "postgres"); prints their rows."""
+    print(f"webhooks: {db}, {duration} s of sends per run, {n_contacts} conversations", flush=True)
+    srv = bench.Server(db=db)
+    try:
+        toks = contacts(srv, n_contacts)
+        base_rps, note = run_load(srv, toks, duration)
+        bench.row(f"send {db}, no webhooks", f"{base_rps:.0f}", "req/s", "", note)
+    finally:
+        srv.stop()
+
+    rx = Receiver()
+    srv = bench.Server(db=db)
+    try:
+        toks = contacts(srv, n_contacts)
+        call("POST", f"{srv.base}/api/v1/sites/{srv.site}/webhooks",
+             {"url": f"http://127.0.0.1:{rx.port}/hook", "events": ["message.created"]}, bench.OP)
+        before = bench.messages_stored(srv)
+        start = time.time()
+        rps, note = run_load(srv, toks, duration)
+        load_end = time.time()
+        sent = int(bench.messages_stored(srv) - before)
+        # Wait for the queue to drain: every stored message delivered, or no progress for 30 s.
+        seen, idle_since = -1, time.time()
+        while len(rx.ids) < sent and time.time() - idle_since < 30:
+            if len(rx.ids) != seen:
+                seen, idle_since = len(rx.ids), time.time()
+            time.sleep(0.1)
+        delivered = len(rx.ids)
+        span = (rx.last or load_end) - start
+        rate = delivered / span if span > 0 else 0
+        lag = max(0.0, (rx.last or load_end) - load_end)
+        bench.row(f"send {db}, one webhook on message.created", f"{rps:.0f}", "req/s", f"{rps / base_rps:.2f} of no webhooks ({base_rps:.0f})", note)
+        bench.row(f"webhook events delivered end to end, {db}", f"{rate:.0f}", "events/s",
+                  f"{delivered}/{sent} delivered ({delivered / max(sent, 1):.3f})",
+                  f"{rx.requests - delivered} repeats; last delivery {lag:.1f} s after the load ended; target ≥ 1000/s")
+    finally:
+        srv.stop()
 
 
 def main():
@@ -107,44 +140,7 @@ def main():
         bench.BIN[0] = a.binary
     if not os.path.exists(bench.BIN[0]):
         raise SystemExit(f"no server binary at {bench.BIN[0]}: cargo build --release -p confidant")
-    db = "postgres" if a.postgres else "sqlite"
-    print(f"webhooks bench: {db}, {a.duration} s of sends per run, {a.contacts} conversations", flush=True)
-
-    srv = bench.Server(db=db)
-    try:
-        toks = contacts(srv, a.contacts)
-        base_rps, note = run_load(srv, toks, a.duration)
-        bench.row("send, no webhooks", f"{base_rps:.0f}", "req/s", "", note)
-    finally:
-        srv.stop()
-
-    rx = Receiver()
-    srv = bench.Server(db=db)
-    try:
-        toks = contacts(srv, a.contacts)
-        call("POST", f"{srv.base}/api/v1/sites/{srv.site}/webhooks",
-             {"url": f"http://127.0.0.1:{rx.port}/hook", "events": ["message.created"]}, bench.OP)
-        before = messages_stored(srv)
-        start = time.time()
-        rps, note = run_load(srv, toks, a.duration)
-        load_end = time.time()
-        sent = messages_stored(srv) - before
-        # Wait for the queue to drain: every stored message delivered, or no progress for 30 s.
-        seen, idle_since = -1, time.time()
-        while len(rx.ids) < sent and time.time() - idle_since < 30:
-            if len(rx.ids) != seen:
-                seen, idle_since = len(rx.ids), time.time()
-            time.sleep(0.1)
-        delivered = len(rx.ids)
-        span = (rx.last or load_end) - start
-        rate = delivered / span if span > 0 else 0
-        lag = max(0.0, (rx.last or load_end) - load_end)
-        bench.row("send, one webhook on message.created", f"{rps:.0f}", "req/s", f"{rps / base_rps:.2f} of no webhooks ({base_rps:.0f})", note)
-        bench.row("events delivered end to end", f"{rate:.0f}", "events/s",
-                  f"{delivered}/{sent} delivered ({delivered / max(sent, 1):.3f})",
-                  f"{rx.requests - delivered} repeats; last delivery {lag:.1f} s after the load ended; target ≥ 1000/s")
-    finally:
-        srv.stop()
+    measure("postgres" if a.postgres else "sqlite", a.duration, a.contacts)
 
 
 if __name__ == "__main__":

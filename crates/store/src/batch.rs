@@ -517,6 +517,9 @@ pub(crate) mod tests {
         pub(crate) site: SiteId,
         pub(crate) messenger: MessengerId,
         pub(crate) contacts: Vec<ContactId>,
+        /// What a test that reopens the store connects with.
+        pub(crate) url: String,
+        pub(crate) key_file: std::path::PathBuf,
         _dir: tempfile::TempDir,
     }
 
@@ -568,7 +571,8 @@ pub(crate) mod tests {
     }
 
     pub(crate) async fn fixture(url: &str, dir: tempfile::TempDir) -> Fixture {
-        let store = Store::connect(url, Duration::from_secs(5), &dir.path().join("master.key"))
+        let key_file = dir.path().join("master.key");
+        let store = Store::connect(url, Duration::from_secs(5), &key_file)
             .await
             .expect("open the store");
         let (site, messenger, contacts) = seed(&store, "s").await;
@@ -578,6 +582,8 @@ pub(crate) mod tests {
             site,
             messenger,
             contacts,
+            url: url.to_owned(),
+            key_file,
             _dir: dir,
         }
     }
