@@ -45,9 +45,10 @@ use crate::{ConversationRow, MessageRow, Result, SendOutcome, SendRequest, SendT
 /// The statements of a batch for one backend; `$1` of a lookup is the batch's jobs
 /// (`lookup_jobs`).
 pub(crate) struct BatchSql {
-    /// Every conversation a job names or may go to (a contact's open one): one row per stored
-    /// message that a job repeats in it (the message in the `m_*` columns), or one row with
-    /// the `m_*` columns empty.
+    /// Per job, every existing conversation it names or may go to (a contact's open one), each
+    /// with the stored message the job repeats there, if any (`m_*` columns, else empty). The
+    /// idempotency probes cost a few µs per job (measured 8 jobs: SQLite 17 → 37 µs of CPU,
+    /// PostgreSQL 70 → 130 µs with the round trip); a repeat answered here saves the batch.
     lookup: &'static str,
     /// The same, locking the conversations in id order (PostgreSQL's `store_locked`). SQLite's
     /// one writer needs no locks: there it is `lookup`.
@@ -68,29 +69,19 @@ enum Write {
 // function is planned for 100 rows and, on a young table, as a hash join over a sequential scan
 // of `messages` (the `LIMIT 1` keeps a lateral subquery from being flattened into that join:
 // each lookup is unique anyway). These forms are index lookups per element whatever the
-// statistics say. SQLite plans the same joins as searches of the same indexes
-// (`conversations_one_open`, `messages_idempotency`).
+// statistics say. SQLite gets the same from a `CROSS JOIN`, which keeps the jobs as the outer
+// loop: with a plain join (or a CTE of the keys), SQLite 3.51 scanned all of `messages`.
 
-/// The lookup's part both backends share, after `j` (the jobs) and `c` (the conversations
-/// found): `r`, the (conversation, sender, clientMessageId) of every job that carries one, in
-/// the conversation it names and in the contact's open one; then every conversation with the
-/// stored messages (`found`) that match those keys.
-macro_rules! repeat_keys {
-    () => {
-        "r AS (SELECT c.conversation_id, j.s, j.k FROM j JOIN c ON c.conversation_id = j.c \
-         WHERE j.k IS NOT NULL UNION SELECT c.conversation_id, j.s, j.k FROM j JOIN c \
-         ON c.messenger_id = j.m AND c.contact_id = j.t AND c.preview = j.p \
-         AND c.status = 'open' WHERE j.k IS NOT NULL)"
-    };
-}
-macro_rules! conversations_with_found {
-    () => {
+/// The stored message that job `$job` (with `s` and `k`) repeats in conversation `c`, as `m`.
+macro_rules! repeated_in_c {
+    ($job:literal) => {
         concat!(
-            " SELECT ",
-            conv_cols_c!(),
-            ", ",
-            last_msg_cols_m!(),
-            " FROM c LEFT JOIN found AS m ON m.conversation_id = c.conversation_id"
+            " LEFT JOIN LATERAL (SELECT * FROM messages WHERE conversation_id = c.conversation_id \
+             AND sender_id = ",
+            $job,
+            ".s AND client_message_id = ",
+            $job,
+            ".k LIMIT 1) AS m ON true"
         )
     };
 }
@@ -131,21 +122,18 @@ const POSTGRES_WRITE: &str = concat!(
 /// SQLSTATE division_by_zero: `POSTGRES_WRITE` found a conversation changed.
 const CHANGED_UNDER_THE_BATCH: &str = "22012";
 
-/// SQLite's lookup. A conversation both named and open by key is one row of `c` (`UNION`).
+/// SQLite's lookup. Each job's conversations are found through both indexes at once (a
+/// multi-index OR: a conversation both named and open is one row).
 const SQLITE_LOOKUP: &str = concat!(
-    "WITH j AS (SELECT value ->> 'c' AS c, value ->> 'm' AS m, value ->> 't' AS t, \
-     value ->> 'p' AS p, value ->> 's' AS s, value ->> 'k' AS k FROM json_each($1)), \
-     c AS (SELECT ",
-    conv_cols!(),
-    " FROM conversations WHERE conversation_id IN (SELECT j.c FROM j) UNION SELECT ",
+    "SELECT ",
     conv_cols_c!(),
-    " FROM (SELECT DISTINCT j.m, j.t, j.p FROM j WHERE j.m IS NOT NULL) AS k \
-     JOIN conversations c ON c.messenger_id = k.m AND c.contact_id = k.t AND c.preview = k.p \
-     AND c.status = 'open'), ",
-    repeat_keys!(),
-    ", found AS (SELECT m.* FROM r JOIN messages m ON m.conversation_id = r.conversation_id \
-     AND m.sender_id = r.s AND m.client_message_id = r.k)",
-    conversations_with_found!()
+    ", ",
+    last_msg_cols_m!(),
+    " FROM json_each($1) AS j CROSS JOIN conversations c ON c.conversation_id = j.value ->> 'c' \
+     OR (c.messenger_id = j.value ->> 'm' AND c.contact_id = j.value ->> 't' \
+     AND c.preview = j.value ->> 'p' AND c.status = 'open') \
+     LEFT JOIN messages m ON m.conversation_id = c.conversation_id \
+     AND m.sender_id = j.value ->> 's' AND m.client_message_id = j.value ->> 'k'"
 );
 
 pub(crate) const SQLITE: BatchSql = BatchSql {
@@ -154,36 +142,57 @@ pub(crate) const SQLITE: BatchSql = BatchSql {
     write: Write::Insert(SQLITE_INSERT),
 };
 
-/// PostgreSQL's lookup, `$locking` being "" or " FOR UPDATE". `c` is materialized once, so
-/// that its locks are taken once, in id order (`ORDER BY` sorts before `FOR UPDATE` locks).
-macro_rules! postgres_lookup {
-    ($locking:literal) => {
-        concat!(
-            "WITH j AS (SELECT * FROM json_to_recordset($1::json) AS j(c text, m text, t text, \
-             p bigint, s text, k text)), c AS MATERIALIZED (SELECT ",
-            conv_cols!(),
-            " FROM conversations WHERE conversation_id = ANY (ARRAY(SELECT j.c FROM j \
-             WHERE j.c IS NOT NULL UNION ALL SELECT o.conversation_id FROM (SELECT DISTINCT \
-             j.m, j.t, j.p FROM j WHERE j.m IS NOT NULL) AS k CROSS JOIN LATERAL (SELECT \
-             conversation_id FROM conversations WHERE messenger_id = k.m AND contact_id = k.t \
-             AND preview = k.p AND status = 'open' LIMIT 1) AS o)) ORDER BY conversation_id",
-            $locking,
-            "), ",
-            repeat_keys!(),
-            ", found AS (SELECT m.* FROM r CROSS JOIN LATERAL (SELECT * FROM messages \
-             WHERE conversation_id = r.conversation_id AND sender_id = r.s \
-             AND client_message_id = r.k LIMIT 1) AS m)",
-            conversations_with_found!()
-        )
+/// The jobs (`lookup_jobs`) as typed columns, parsed once.
+macro_rules! postgres_jobs {
+    () => {
+        "json_to_recordset($1::json) AS j(c text, m text, t text, p bigint, s text, k text)"
     };
 }
 
-/// The lookup that locks: the one-by-one path takes these locks first too, so that two
-/// processes' batches never wait on each other in a cycle.
-pub(crate) const POSTGRES_LOCK: &str = postgres_lookup!(" FOR UPDATE");
+/// PostgreSQL's lookup: per job, its named conversation and (if another) the contact's open one.
+const POSTGRES_LOOKUP: &str = concat!(
+    "SELECT ",
+    conv_cols_c!(),
+    ", ",
+    last_msg_cols_m!(),
+    " FROM ",
+    postgres_jobs!(),
+    " CROSS JOIN LATERAL (SELECT ",
+    conv_cols!(),
+    " FROM conversations WHERE conversation_id = j.c UNION ALL (SELECT ",
+    conv_cols!(),
+    " FROM conversations WHERE messenger_id = j.m AND contact_id = j.t AND preview = j.p \
+     AND status = 'open' AND conversation_id IS DISTINCT FROM j.c LIMIT 1)) AS c",
+    repeated_in_c!("j")
+);
+
+/// The lookup that locks the conversations first, in id order (`ORDER BY` sorts before
+/// `FOR UPDATE` locks; the one-by-one path takes these locks too, so that two processes'
+/// batches never wait on each other in a cycle). The rows come from the locked versions (a
+/// second read of `conversations` would see the statement's older snapshot), joined to the
+/// jobs by equality (hash joins: a batch of 256 jobs over 200 conversations stays ~4 ms).
+pub(crate) const POSTGRES_LOCK: &str = concat!(
+    "WITH j AS (SELECT * FROM ",
+    postgres_jobs!(),
+    "), c AS MATERIALIZED (SELECT ",
+    conv_cols!(),
+    " FROM conversations WHERE conversation_id = ANY (ARRAY(SELECT j.c FROM j \
+     WHERE j.c IS NOT NULL UNION ALL SELECT o.conversation_id FROM j CROSS JOIN LATERAL \
+     (SELECT conversation_id FROM conversations WHERE messenger_id = j.m AND contact_id = j.t \
+     AND preview = j.p AND status = 'open' LIMIT 1) AS o)) ORDER BY conversation_id FOR UPDATE), \
+     jc AS (SELECT j.s, j.k, c.* FROM j JOIN c ON c.conversation_id = j.c UNION ALL \
+     SELECT j.s, j.k, c.* FROM j JOIN c ON c.messenger_id = j.m AND c.contact_id = j.t \
+     AND c.preview = j.p AND c.status = 'open' AND c.conversation_id IS DISTINCT FROM j.c) \
+     SELECT ",
+    conv_cols_c!(),
+    ", ",
+    last_msg_cols_m!(),
+    " FROM jc AS c",
+    repeated_in_c!("c")
+);
 
 pub(crate) const POSTGRES: BatchSql = BatchSql {
-    lookup: postgres_lookup!(""),
+    lookup: POSTGRES_LOOKUP,
     locking: POSTGRES_LOCK,
     write: Write::Guarded(POSTGRES_WRITE),
 };
@@ -789,18 +798,24 @@ pub(crate) mod tests {
             assert_eq!(seqs(&f, &ca).await.len(), 2);
             let c = f.store.get_conversation(f.site, ca).await.expect("get");
             assert_eq!(c.expect("conversation").last_seq, 2);
-            // The retry after such a refusal plans under row locks and continues the seqs.
+            // The retry after such a refusal plans under row locks, continues the seqs and
+            // answers repeats (of a0 here).
             let jobs = [
                 contact_send(&f, 0, "a3", None),
                 agent_send(f.site, &ca, "r3"),
+                contact_send(&f, 0, "a0", None),
             ];
             let refs: Vec<&SendRequest> = jobs.iter().collect();
             let Ok(out) = store_locked(&f.store.write, &POSTGRES, &refs, &f.store.vault).await
             else {
                 panic!("the locked batch fell back");
             };
-            let stored: Vec<i64> = out.iter().flatten().map(|o| o.message.seq).collect();
-            assert_eq!(stored, [3, 4]);
+            let stored: Vec<_> = out
+                .iter()
+                .flatten()
+                .map(|o| (o.message.seq, o.created))
+                .collect();
+            assert_eq!(stored, [(3, true), (4, true), (1, false)]);
             assert_eq!(seqs(&f, &ca).await.len(), 4);
             finish(f).await;
         }

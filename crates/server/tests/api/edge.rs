@@ -488,7 +488,10 @@ async fn health_liveness_and_metrics() {
     // The writer's fallbacks are there by reason from the first scrape, zeros included.
     for reason in ["close", "opens", "repeat", "changed", "error"] {
         let name = format!("confidant_send_batch_fallbacks_total{{reason=\"{reason}\"}}");
-        assert!(text.lines().any(|l| l.starts_with(&name)), "{reason}: {text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(&name)),
+            "{reason}: {text}"
+        );
     }
     assert!(
         text.lines()
