@@ -9,10 +9,10 @@
 //!
 //! A batch goes the set-based way (batch.rs) when it can, repeated `clientMessageId`s
 //! included; sends that open a conversation, a batch with a close, a send another process
-//! stored after the batch's lookup (caught by the idempotency index), or a database error go
-//! the one-by-one way (counted by reason: `Fallbacks`): each send reads what it needs, is planned on its own by the same planner
-//! (plan.rs), and is written with a guarded UPDATE (the `last_seq` it read, still open) or an
-//! INSERT of the conversation it opens. A write that finds another process got there first
+//! stored after the batch's lookup (caught by a unique index), or a database error go the
+//! one-by-one way (counted by reason: `Fallbacks`): each send reads what it needs, is planned
+//! on its own by the same planner (plan.rs), and is written with a guarded UPDATE (the
+//! `last_seq` it read, still open) or an INSERT of the conversation it opens. A write that finds another process got there first
 //! stores nothing, and the send is read and planned again. How much locking that needs is the
 //! backend's `WriteStrategy`.
 
@@ -80,9 +80,10 @@ pub enum FallbackReason {
     Close,
     /// Sends that open a conversation (a contact's first send); the rest went together.
     Opens,
-    /// Another process stored one of the sends between the batch's lookup and its write.
+    /// One of the sends (or another into its conversation) was stored between the batch's
+    /// lookup and its write.
     Repeat,
-    /// Another process closed a conversation under the batch (PostgreSQL).
+    /// A conversation changed under the batch, also when retried under row locks (PostgreSQL).
     Changed,
     /// A database error.
     Error,
