@@ -162,9 +162,10 @@ def authorize_body(srv, messenger, jwt):
     return json.dumps({"siteId": srv.site, "messengerId": messenger, "contactJwt": jwt})
 
 
-def send_script(tokens):
+def send_script(tokens, seeded=0):
     """A wrk script: durable sends by contacts picked at random from `tokens`, each with a
-    fresh clientMessageId."""
+    fresh clientMessageId; with `seeded`, every other request repeats one of the contact's
+    stored clientMessageIds seed-1 … seed-<seeded> instead (`seed_sends`)."""
     f = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     # Every wrk thread runs its own Lua state with the same random sequence, so the thread's
     # number goes into each clientMessageId and seeds its choice of contact: without it the
@@ -180,13 +181,18 @@ end
 init = function(args)
   math.randomseed(tid * 7919 + os.time())
 end
+seeded = %d
 request = function()
   counter = counter + 1
   local t = tokens[math.random(1, #tokens)]
-  local body = '{"clientMessageId":"' .. tid .. '-' .. counter .. '-' .. os.time() .. '","body":"hello from the benchmark"}'
+  local cmid = tid .. '-' .. counter .. '-' .. os.time()
+  if seeded > 0 and counter %% 2 == 0 then
+    cmid = 'seed-' .. math.random(1, seeded)
+  end
+  local body = '{"clientMessageId":"' .. cmid .. '","body":"hello from the benchmark"}'
   return wrk.format("POST", "/api/v1/messenger/messages", {["Authorization"]="Bearer " .. t, ["Content-Type"]="application/json"}, body)
 end
-""" % ",".join(f'"{t}"' for t in tokens))
+""" % (",".join(f'"{t}"' for t in tokens), seeded))
     f.close()
     return f.name
 
@@ -203,6 +209,54 @@ def sends(srv, label, d, contacts=200, with_load=True):
     for name, tl in (("one conversation", toks[:1]), (f"{contacts} conversations", toks)):
         res[name] = wrk(srv.base, send_script(tl), d)
     return m, toks, res
+
+
+def seed_sends(srv, tokens, per_contact):
+    """Store the clientMessageIds seed-1 … seed-<per_contact> of every contact, through the API."""
+    from concurrent.futures import ThreadPoolExecutor
+    def send(job):
+        tok, k = job
+        call("POST", f"{srv.base}/api/v1/messenger/messages", {"clientMessageId": f"seed-{k}", "body": "seeded"}, tok)
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(send, [(t, k) for t in tokens for k in range(1, per_contact + 1)]))
+
+
+def counters(srv, name):
+    """A counter of the server's /metrics, by its labels (the whole label text)."""
+    with urllib.request.urlopen(f"{srv.base}/metrics") as r:
+        text = r.read().decode()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(rf"^{name}(\{{[^}}]*\}})? ([\d.e+]+)$", text, re.M)}
+
+
+def retries(d, backends):
+    """Sends where every other request repeats a clientMessageId already stored (a client's
+    outbox after a lost answer or a restart) against all-fresh sends, on one server per
+    backend, alternated twice; with the server's CPU time per request (utime + stime ÷
+    requests), steadier than a rate on a shared machine."""
+    for db in backends:
+        print(f"retries, {db}: half the sends repeat a stored clientMessageId, vs all fresh:", flush=True)
+        srv = Server(db)
+        try:
+            _, toks, _ = sends(srv, db, d, with_load=False)
+            for label, tl, seeds in (("one conversation", toks[:1], 1000), (f"{len(toks)} conversations", toks, 20)):
+                seed_sends(srv, tl, seeds)
+                fresh, retry, stored = [], [], []
+                for _ in range(2):
+                    fresh.append(wrk_cpu(srv.base, srv.p.pid, send_script(tl), d))
+                    before = counters(srv, "confidant_messages_stored_total").get(None, 0)
+                    retry.append(wrk_cpu(srv.base, srv.p.pid, send_script(tl, seeded=seeds), d))
+                    after = counters(srv, "confidant_messages_stored_total").get(None, 0)
+                    stored.append((after - before) / max(retry[-1][0] * d, 1))
+                fell = counters(srv, "confidant_send_batch_fallbacks_total")
+                fell = ", ".join(f"{k[9:-2]}={v:.0f}" for k, v in sorted(fell.items()) if v)
+                rates = lambda runs: " / ".join(f"{r[0]:.0f}" for r in runs)
+                cpus = lambda runs: " / ".join(f"{r[2]:.1f}" for r in runs)
+                ratios = " / ".join(f"{r[0] / f[0]:.2f}" for r, f in zip(retry, fresh))
+                row(f"send {db}, {label}, all fresh", rates(fresh), "req/s", "1.00", f"CPU {cpus(fresh)} µs/request")
+                row(f"send {db}, {label}, 50 % repeats", rates(retry), "req/s", f"{ratios} of fresh",
+                    f"CPU {cpus(retry)} µs/request; stored {' / '.join(f'{x:.2f}' for x in stored)} of requests; fallbacks: {fell or 'none'}")
+        finally:
+            srv.stop()
 
 
 def seed_messages(db, conversation, n):
@@ -593,7 +647,7 @@ def main():
     ap.add_argument("--algs", default="", help="comma-separated algorithms for the authorize section (default: all six)")
     ap.add_argument("--binary", default="", help="run this confidant binary instead of target/release/confidant (e.g. an older build, to compare)")
     ap.add_argument("--off-binary", default="", help="the `new` section: a confidant build without the audit log and encryption at rest, to compare authorize with")
-    ap.add_argument("--only", default="", help="comma-separated sections: crypto,edge,authorize,new,jwks,sends,live,idle,growth,startup,postgres,nodes,synapse")
+    ap.add_argument("--only", default="", help="comma-separated sections: crypto,edge,authorize,new,jwks,sends,live,idle,growth,startup,postgres,retries,nodes,synapse")
     a = ap.parse_args()
     if a.binary:
         BIN[0] = os.path.abspath(a.binary)
@@ -715,6 +769,9 @@ def main():
             pg_send = res["one conversation"][0]
         finally:
             srv.stop()
+
+    if want("retries"):
+        retries(d, ["sqlite"] + ([] if a.no_postgres else ["postgres"]))
 
     if not a.no_postgres and want("nodes") and os.path.exists("/usr/sbin/nats-server"):
         two_nodes(d)

@@ -25,11 +25,6 @@ macro_rules! conv_cols {
 macro_rules! msg_cols { () => {
     "message_id, conversation_id, seq, sender_type, sender_id, sender_name, body, client_message_id, created_at, attachments"
 }; }
-/// The message columns with an `m.` prefix.
-macro_rules! msg_cols_m { () => {
-    "m.message_id, m.conversation_id, m.seq, m.sender_type, m.sender_id, m.sender_name, m.body, \
-     m.client_message_id, m.created_at, m.attachments"
-}; }
 /// The conversation columns with a `c.` prefix, and the contact columns as `k_*` (for joins).
 macro_rules! conv_cols_c { () => {
     "c.conversation_id, c.site_id, c.messenger_id, c.contact_id, c.status, c.preview, c.last_seq, \
@@ -41,7 +36,7 @@ macro_rules! contact_cols_k {
      k.attributes AS k_attributes, k.created_at AS k_created_at, k.updated_at AS k_updated_at"
     };
 }
-/// The message columns as `m_*`, for the last message of each conversation `c`.
+/// The message columns as `m_*`, for a message `m` joined to its conversation `c`.
 macro_rules! last_msg_cols_m { () => {
     "m.message_id AS m_message_id, m.conversation_id AS m_conversation_id, m.seq AS m_seq, \
      m.sender_type AS m_sender_type, m.sender_id AS m_sender_id, m.sender_name AS m_sender_name, \

@@ -76,7 +76,7 @@ pub use vault::{
 };
 pub use webhooks::{DELIVERIES_KEPT, DeliveryRow, WebhookRow};
 pub use workflow::{AgentConversation, AssigneeFilter, CannedReplyRow, ListCursor, ListQuery};
-pub use writer::CommitHook;
+pub use writer::{CommitHook, FallbackReason};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -32,9 +32,9 @@ pub(crate) type SendKey = (ConversationId, Uuid, String);
 pub(crate) struct Known {
     /// The conversations the sends name, and the open ones of their contacts.
     pub conversations: HashMap<ConversationId, ConversationRow>,
-    /// Stored sends with the sends' `clientMessageId`s in those conversations. A caller may
-    /// leave some out when something else catches them (the batch path relies on the
-    /// idempotency index for repeats into open conversations).
+    /// Stored sends with the sends' `clientMessageId`s in those conversations. One that is
+    /// missing (stored by another process after the read) is planned as a fresh send, and the
+    /// idempotency index refuses its write.
     pub earlier: HashMap<SendKey, MessageRow>,
     /// The last message of each closed conversation a close names.
     pub last: HashMap<ConversationId, MessageRow>,

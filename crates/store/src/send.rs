@@ -4,6 +4,7 @@
 use confidant_core::{ContactId, ConversationId, MessengerId, SiteId};
 use uuid::Uuid;
 
+use crate::writer::FallbackReason;
 use crate::{ConversationRow, MessageRow, Result, SenderType, Store};
 
 /// Where a send goes.
@@ -55,5 +56,14 @@ impl Store {
     /// Store a message (or close a conversation); answers after the commit.
     pub async fn send(&self, req: SendRequest) -> Result<SendOutcome> {
         self.sends.submit(req).await
+    }
+
+    /// How often the writer stored sends one by one instead of as one batch, by reason, since
+    /// the store opened (for `confidant_send_batch_fallbacks_total`).
+    pub fn send_fallbacks(&self) -> Vec<(FallbackReason, u64)> {
+        FallbackReason::ALL
+            .into_iter()
+            .map(|r| (r, self.sends.fallbacks.get(r)))
+            .collect()
     }
 }

@@ -11,7 +11,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use uuid::Uuid;
 
 use crate::batch::tests::{Fixture, finish, seed, stores};
-use crate::writer::{WriteStrategy, one_by_one, store_batch};
+use crate::writer::{Fallbacks, WriteStrategy, one_by_one, store_batch};
 
 use crate::{SendOutcome, SendRequest, SendTarget, SenderType, Store};
 
@@ -213,7 +213,14 @@ async fn check(
             .unzip();
         let a_refs: Vec<&SendRequest> = a.iter().collect();
         let b_refs: Vec<&SendRequest> = b.iter().collect();
-        let a_out = store_batch(&store.write, &a_refs, strategy, &store.vault).await;
+        let a_out = store_batch(
+            &store.write,
+            &a_refs,
+            strategy,
+            &store.vault,
+            &Fallbacks::default(),
+        )
+        .await;
         let b_out = one_by_one(&store.write, &b_refs, strategy, &store.vault).await;
         let a_norm: Vec<String> = a_out.iter().map(|r| batched.normalize(r)).collect();
         let b_norm: Vec<String> = b_out.iter().map(|r| single.normalize(r)).collect();

@@ -7,15 +7,17 @@
 //! or several writers per process were measured slower: smaller batches cost more round trips
 //! and commits per send, and batches sharing a conversation wait on each other's row locks.)
 //!
-//! A batch goes the set-based way (batch.rs) when it can; sends that open a conversation, a
-//! batch with a close, a repeat caught by the idempotency index, or a database error go the
-//! one-by-one way: each send reads what it needs, is planned on its own by the same planner
-//! (plan.rs), and is written with a guarded UPDATE (the `last_seq` it read, still open) or an
-//! INSERT of the conversation it opens. A write that finds another process got there first
+//! A batch goes the set-based way (batch.rs) when it can, repeated `clientMessageId`s
+//! included; sends that open a conversation, a batch with a close, a send another process
+//! stored after the batch's lookup (caught by a unique index), or a database error go the
+//! one-by-one way (counted by reason: `Fallbacks`): each send reads what it needs, is planned
+//! on its own by the same planner (plan.rs), and is written with a guarded UPDATE (the
+//! `last_seq` it read, still open) or an INSERT of the conversation it opens. A write that finds another process got there first
 //! stores nothing, and the send is read and planned again. How much locking that needs is the
 //! backend's `WriteStrategy`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use confidant_core::{ConversationId, SiteId};
 use sqlx::{AnyConnection, AnyPool, Connection as _, FromRow as _};
@@ -71,22 +73,95 @@ impl WriteStrategy {
     }
 }
 
+/// Why sends were stored one by one instead of together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// The batch held a close.
+    Close,
+    /// Sends that open a conversation (a contact's first send); the rest went together.
+    Opens,
+    /// One of the sends (or another into its conversation) was stored between the batch's
+    /// lookup and its write.
+    Repeat,
+    /// A conversation changed under the batch, also when retried under row locks (PostgreSQL).
+    Changed,
+    /// A database error.
+    Error,
+}
+
+impl FallbackReason {
+    pub const ALL: [FallbackReason; 5] = [
+        Self::Close,
+        Self::Opens,
+        Self::Repeat,
+        Self::Changed,
+        Self::Error,
+    ];
+
+    /// The `reason` label of `confidant_send_batch_fallbacks_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Close => "close",
+            Self::Opens => "opens",
+            Self::Repeat => "repeat",
+            Self::Changed => "changed",
+            Self::Error => "error",
+        }
+    }
+
+    fn of(fallback: &Fallback) -> Self {
+        match fallback {
+            Fallback::Unsupported => Self::Close,
+            Fallback::Opens(_) => Self::Opens,
+            Fallback::Repeat => Self::Repeat,
+            Fallback::Changed => Self::Changed,
+            Fallback::Db(_) => Self::Error,
+        }
+    }
+}
+
+/// How often the writer gave a batch (or some of its sends) to the one-by-one path, by
+/// reason, since the store opened. Kept here rather than in the metrics recorder so that a
+/// store's own count can be read (the server exports it at each scrape).
+#[derive(Debug, Default)]
+pub(crate) struct Fallbacks([AtomicU64; FallbackReason::ALL.len()]);
+
+impl Fallbacks {
+    fn count(&self, reason: FallbackReason) {
+        self.0[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self, reason: FallbackReason) -> u64 {
+        self.0[reason as usize].load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct SendWriter {
     queue: mpsc::Sender<Job>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     hook: Arc<std::sync::OnceLock<CommitHook>>,
+    pub(crate) fallbacks: Arc<Fallbacks>,
 }
 
 impl SendWriter {
     pub(crate) fn start(pool: AnyPool, strategy: WriteStrategy, vault: Arc<Vault>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let hook = Arc::new(std::sync::OnceLock::new());
-        let task = tokio::spawn(run(pool, rx, hook.clone(), strategy, vault));
+        let fallbacks = Arc::new(Fallbacks::default());
+        let task = tokio::spawn(run(
+            pool,
+            rx,
+            hook.clone(),
+            strategy,
+            vault,
+            fallbacks.clone(),
+        ));
         Self {
             queue,
             task: Arc::new(Mutex::new(Some(task))),
             hook,
+            fallbacks,
         }
     }
     /// Set the commit hook (once; later calls are ignored).
@@ -119,6 +194,7 @@ async fn run(
     hook: Arc<std::sync::OnceLock<CommitHook>>,
     strategy: WriteStrategy,
     vault: Arc<Vault>,
+    fallbacks: Arc<Fallbacks>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -137,7 +213,7 @@ async fn run(
         sites.sort_unstable_by_key(|s| s.0);
         sites.dedup();
         let results = match vault.ensure(&sites).await {
-            Ok(()) => store_batch(&pool, &reqs, strategy, &vault).await,
+            Ok(()) => store_batch(&pool, &reqs, strategy, &vault, &fallbacks).await,
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the data keys of a send batch");
                 let text = e.to_string();
@@ -163,13 +239,16 @@ pub(crate) async fn store_batch(
     reqs: &[&SendRequest],
     strategy: WriteStrategy,
     vault: &Vault,
+    fallbacks: &Fallbacks,
 ) -> Vec<Result<SendOutcome>> {
     let opening = match set_based(pool, reqs, strategy, vault).await {
         Ok(results) => return results,
-        Err(Fallback::Opens(opening)) => opening,
-        Err(other) => {
-            explain(&other, reqs.len());
-            return one_by_one(pool, reqs, strategy, vault).await;
+        Err(fallback) => {
+            note(fallbacks, &fallback, reqs.len());
+            match fallback {
+                Fallback::Opens(opening) => opening,
+                _ => return one_by_one(pool, reqs, strategy, vault).await,
+            }
         }
     };
     // Some sends go to a conversation the batch would open (a contact's first send): those go
@@ -177,7 +256,7 @@ pub(crate) async fn store_batch(
     // conversations, so neither group's order depends on the other's.
     let rest: Vec<usize> = (0..reqs.len()).filter(|i| !opening.contains(i)).collect();
     let pick = |idx: &[usize]| idx.iter().map(|&i| reqs[i]).collect::<Vec<_>>();
-    let rest_results = together(pool, &pick(&rest), strategy, vault).await;
+    let rest_results = together(pool, &pick(&rest), strategy, vault, fallbacks).await;
     let open_results = one_by_one(pool, &pick(&opening), strategy, vault).await;
     let mut results: Vec<Option<Result<SendOutcome>>> = (0..reqs.len()).map(|_| None).collect();
     for (&i, r) in rest
@@ -199,6 +278,7 @@ async fn together(
     reqs: &[&SendRequest],
     strategy: WriteStrategy,
     vault: &Vault,
+    fallbacks: &Fallbacks,
 ) -> Vec<Result<SendOutcome>> {
     if reqs.is_empty() {
         return Vec::new();
@@ -206,7 +286,7 @@ async fn together(
     match set_based(pool, reqs, strategy, vault).await {
         Ok(results) => results,
         Err(e) => {
-            explain(&e, reqs.len());
+            note(fallbacks, &e, reqs.len());
             one_by_one(pool, reqs, strategy, vault).await
         }
     }
@@ -230,13 +310,15 @@ async fn set_based(
     }
 }
 
-fn explain(fallback: &Fallback, jobs: usize) {
+/// Count a fallback, and say why in the log where that helps.
+fn note(fallbacks: &Fallbacks, fallback: &Fallback, jobs: usize) {
+    fallbacks.count(FallbackReason::of(fallback));
     match fallback {
         Fallback::Unsupported | Fallback::Opens(_) => {}
         Fallback::Repeat => {
             tracing::debug!(
                 jobs,
-                "the batch repeats a stored send; storing it send by send"
+                "another process stored a send of the batch since its lookup; storing it send by send"
             );
         }
         Fallback::Changed => {
@@ -706,6 +788,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_holding_repeats_is_stored_as_one_batch() {
+        for (backend, f) in stores().await {
+            let send = |who: usize, cmid: &str| batch::tests::contact_send(&f, who, cmid, None);
+            let a0 = f.store.send(send(0, "a0")).await.expect("a0");
+            let b0 = f.store.send(send(1, "b0")).await.expect("b0");
+            let before = f.store.send_fallbacks();
+            // Queued together, so the writer takes the four as one batch: half of them repeat
+            // a stored send, as a client's outbox does after a lost answer.
+            let (a0_again, a1, b0_again, b1) = tokio::join!(
+                f.store.send(send(0, "a0")),
+                f.store.send(send(0, "a1")),
+                f.store.send(send(1, "b0")),
+                f.store.send(send(1, "b1")),
+            );
+            assert_eq!(
+                f.store.send_fallbacks(),
+                before,
+                "{backend}: nothing went one by one"
+            );
+            let answer = |r: &Result<SendOutcome>| {
+                let o = r.as_ref().expect("stored or answered");
+                (o.message.message_id, o.message.seq, o.created)
+            };
+            assert_eq!(
+                answer(&a0_again),
+                (a0.message.message_id, 1, false),
+                "{backend}"
+            );
+            assert_eq!(
+                answer(&b0_again),
+                (b0.message.message_id, 1, false),
+                "{backend}"
+            );
+            assert_eq!((answer(&a1).1, answer(&a1).2), (2, true), "{backend}");
+            assert_eq!((answer(&b1).1, answer(&b1).2), (2, true), "{backend}");
+            for (conv, want) in [(&a0, ["a0", "a1"]), (&b0, ["b0", "b1"])] {
+                let stored = batch::tests::seqs(&f, &conv.conversation.conversation_id).await;
+                assert_eq!(
+                    stored,
+                    [(1, want[0].to_owned()), (2, want[1].to_owned())],
+                    "{backend}"
+                );
+            }
+            // The count is live: a contact's first send still goes one by one.
+            f.store.send(send(2, "c0")).await.expect("c0");
+            let opens = |counts: &[(FallbackReason, u64)]| {
+                counts
+                    .iter()
+                    .find(|(r, _)| *r == FallbackReason::Opens)
+                    .map(|(_, n)| *n)
+            };
+            assert_eq!(
+                opens(&f.store.send_fallbacks()),
+                opens(&before).map(|n| n + 1),
+                "{backend}"
+            );
+            finish(f).await;
+        }
+    }
+
+    #[tokio::test]
     async fn first_sends_go_one_by_one_and_the_rest_of_their_batch_together() {
         for (backend, f) in stores().await {
             let a = f
@@ -739,6 +882,7 @@ mod tests {
                 &refs,
                 WriteStrategy::of(f.store.backend()),
                 &f.store.vault,
+                &Fallbacks::default(),
             )
             .await;
             let ok = |i: usize| out[i].as_ref().expect("stored");

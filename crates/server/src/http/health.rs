@@ -45,6 +45,7 @@ pub async fn livez() -> Json<Health> {
     responses((status = 200, content_type = "text/plain", body = String, description = "Prometheus text format")))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
     app.jobs.record_gauges().await;
+    record_send_fallbacks(&app.store);
     (
         [(
             header::CONTENT_TYPE,
@@ -53,6 +54,15 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+/// The send writer's fallbacks by reason, as counters: the store counts them (so a store's own
+/// count can be read apart from the process-wide recorder), the scrape copies them.
+fn record_send_fallbacks(store: &confidant_store::Store) {
+    for (reason, n) in store.send_fallbacks() {
+        metrics::counter!("confidant_send_batch_fallbacks_total", "reason" => reason.as_str())
+            .absolute(n);
+    }
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "health",

@@ -485,6 +485,14 @@ async fn health_liveness_and_metrics() {
         ["1", "2", "4", "8", "16", "32", "64", "128", "256", "+Inf"],
         "{text}"
     );
+    // The writer's fallbacks are there by reason from the first scrape, zeros included.
+    for reason in ["close", "opens", "repeat", "changed", "error"] {
+        let name = format!("confidant_send_batch_fallbacks_total{{reason=\"{reason}\"}}");
+        assert!(
+            text.lines().any(|l| l.starts_with(&name)),
+            "{reason}: {text}"
+        );
+    }
     assert!(
         text.lines()
             .any(|l| l.starts_with("confidant_http_requests_total")
