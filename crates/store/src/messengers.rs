@@ -154,14 +154,9 @@ impl Store {
             query = query.bind(sealed_previous).bind(until);
         }
         let row = query.fetch_optional(&mut *tx).await?;
-        let row = row
-            .as_ref()
-            .map(MessengerRow::from_row)
-            .transpose()?
-            .ok_or(StoreError::NotFound)?;
-        append_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        self.open_security(row).await
+        self.audited(tx, row, audit)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     /// End a messenger's rollover now (its previous validation stops verifying), with `audit`;
@@ -186,12 +181,7 @@ impl Store {
         .bind(now.div_euclid(1000))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row.as_ref().map(MessengerRow::from_row).transpose()? else {
-            return Ok(None);
-        };
-        append_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(Some(self.open_security(row).await?))
+        self.audited(tx, row, audit).await
     }
 
     /// Forget the previous validations whose rollover ended before `now_secs` (their secrets
@@ -230,14 +220,26 @@ impl Store {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let row = row
-            .as_ref()
-            .map(MessengerRow::from_row)
-            .transpose()?
-            .ok_or(StoreError::NotFound)?;
+        self.audited(tx, row, audit)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The end of an audited messenger update: the row its `UPDATE … RETURNING` gave (`None`:
+    /// nothing matched, and the transaction rolls back), its audit entry in the same
+    /// transaction, the commit, and the row with its Security opened.
+    async fn audited(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        row: Option<sqlx::any::AnyRow>,
+        audit: &AuditEntry,
+    ) -> Result<Option<MessengerRow>> {
+        let Some(row) = row.as_ref().map(MessengerRow::from_row).transpose()? else {
+            return Ok(None);
+        };
         append_audit(&mut tx, audit).await?;
         tx.commit().await?;
-        self.open_security(row).await
+        Ok(Some(self.open_security(row).await?))
     }
 
     /// Delete a live messenger of the site, with its audit entry (built from the row as it
