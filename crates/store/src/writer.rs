@@ -12,9 +12,9 @@
 //! stored after the batch's lookup (caught by a unique index), or a database error go the
 //! one-by-one way (counted by reason: `Fallbacks`): each send reads what it needs, is planned
 //! on its own by the same planner (plan.rs), and is written with a guarded UPDATE (the
-//! `last_seq` it read, still open) or an INSERT of the conversation it opens. A write that finds another process got there first
-//! stores nothing, and the send is read and planned again. How much locking that needs is the
-//! backend's `WriteStrategy`.
+//! `last_seq` it read, still open) or an INSERT of the conversation it opens. A write that
+//! finds another process got there first stores nothing, and the send is read and planned
+//! again. How much locking that needs is the backend's `WriteStrategy`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
