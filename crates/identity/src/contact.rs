@@ -220,9 +220,13 @@ impl ContactVerifier {
                         &format!("the messenger's {}", key.describe()),
                     ));
                 }
-                self.pool
-                    .verify(vec![Arc::new(key.clone())], alg, token)
-                    .await
+                if key.cheap_to_verify() {
+                    key.verify(alg, token.signing_input, token.signature)
+                } else {
+                    self.pool
+                        .verify(vec![Arc::new(key.clone())], alg, token)
+                        .await
+                }
             }
             CompiledMethod::Jwks { url } => {
                 jwks_algorithm(alg)?;
@@ -234,7 +238,12 @@ impl ContactVerifier {
                     }
                 };
                 let keys = self.jwks.keys_for(url, kid, alg).await?;
-                self.pool.verify(keys, alg, token).await
+                match keys.as_slice() {
+                    [key] if key.cheap_to_verify() => {
+                        key.verify(alg, token.signing_input, token.signature)
+                    }
+                    _ => self.pool.verify(keys, alg, token).await,
+                }
             }
         };
         if signature_ok {
@@ -417,10 +426,14 @@ pub fn hmac_signs(token: &str, key: &[u8]) -> bool {
     SharedSecret(DecodingKey::from_secret(key)).verify(alg, token.signing_input, token.signature)
 }
 
-/// Public-key signature checks run here, off the async workers: an RSA or ECDSA check costs
-/// 30–200 µs of CPU, which a worker thread must not spend while other requests wait on it.
-/// At most one check per core runs at once; more wait their turn without holding a thread.
-/// (HMAC checks cost about a microsecond and stay inline.)
+/// The costly public-key checks run here, off the async workers: a P-384 check (about 215 µs),
+/// an RSA key over 4096 bits, or several candidate keys from a JWKS without a `kid` is more
+/// CPU than a worker thread may spend while other requests wait on it. At most one check per
+/// core runs at once; more wait their turn without holding a thread.
+///
+/// A single cheap key ([`PublicKey::cheap_to_verify`], and HMAC at about a microsecond) is
+/// checked inline instead: the hop to a blocking thread and back (two wake-ups) cost about
+/// 25 µs of CPU per check, as much as the RS256 check itself (docs/PERFORMANCE.md, session 10).
 struct VerifyPool {
     permits: Arc<tokio::sync::Semaphore>,
 }

@@ -68,6 +68,15 @@ pub(crate) enum KeyKind {
 }
 
 impl KeyKind {
+    /// See [`PublicKey::cheap_to_verify`].
+    pub(crate) fn cheap_to_verify(self) -> bool {
+        match self {
+            Self::Rsa { bits } => bits <= 4096,
+            Self::P256 | Self::Ed25519 => true,
+            Self::P384 => false,
+        }
+    }
+
     /// The algorithm to verify `alg` with, if this kind of key allows it. Names are
     /// case-sensitive (RFC 7515 §4.1.1).
     pub(crate) fn algorithm_for(self, alg: &str) -> Option<Algorithm> {
@@ -129,6 +138,14 @@ impl PublicKey {
     /// Whether this key verifies tokens whose header names `alg`.
     pub fn allows(&self, alg: &str) -> bool {
         self.kind.algorithm_for(alg).is_some()
+    }
+
+    /// Whether one check with this key is cheap enough to run on an async worker: at most
+    /// about 60 µs on the hardware in docs/PERFORMANCE.md (RSA up to 4096 bits about 20–65 µs,
+    /// P-256 55, Ed25519 40), inside tokio's 10–100 µs guidance between awaits. P-384 (about
+    /// 215 µs) and RSA above 4096 bits are not.
+    pub(crate) fn cheap_to_verify(&self) -> bool {
+        self.kind.cheap_to_verify()
     }
 
     /// What the messenger's key is and what it allows, for messages to the token's sender.
@@ -315,6 +332,19 @@ mod tests {
         assert_eq!(bit_length(&[1]), 1);
         assert_eq!(bit_length(&[0x80, 0]), 16);
         assert_eq!(bit_length(strip_leading_zeros(&[0, 0, 0x7f])), 7);
+    }
+
+    #[test]
+    fn only_keys_checked_within_a_workers_budget_are_checked_inline() {
+        for bits in [2048, 3072, 4096] {
+            assert!(KeyKind::Rsa { bits }.cheap_to_verify(), "RSA {bits}");
+        }
+        for bits in [4097, 8192] {
+            assert!(!KeyKind::Rsa { bits }.cheap_to_verify(), "RSA {bits}");
+        }
+        assert!(KeyKind::P256.cheap_to_verify());
+        assert!(KeyKind::Ed25519.cheap_to_verify());
+        assert!(!KeyKind::P384.cheap_to_verify());
     }
 
     #[test]
