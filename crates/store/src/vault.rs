@@ -464,28 +464,29 @@ impl BlobKey {
 
     /// Seal `plain` and append `nonce ‖ ciphertext ‖ tag` to `out`.
     pub fn seal_into(&self, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
+        // Sealed where it lies: the plain bytes are copied once, into `out`.
         let start = out.len();
         out.extend_from_slice(&[0u8; NONCE_LEN]);
         out.extend_from_slice(plain);
-        let mut body = out.split_off(start + NONCE_LEN);
         // Sealing fails only for inputs over 64 GiB.
-        let nonce = self
+        let (nonce, tag) = self
             .key
-            .seal_in_place_append_tag(Aad::from(aad), &mut body)
+            .seal_in_place_separate_tag(Aad::from(aad), &mut out[start + NONCE_LEN..])
             .expect("seal");
         out[start..start + NONCE_LEN].copy_from_slice(nonce.as_ref());
-        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
     }
 
-    /// Open one sealed chunk in place; the plain bytes, or `None` if it does not open.
-    pub fn open_chunk<'a>(&self, aad: &[u8], sealed: &'a mut [u8]) -> Option<&'a [u8]> {
+    /// Open one sealed chunk in place; where in `sealed` its plain bytes now are, or `None`
+    /// if it does not open.
+    pub fn open_chunk(&self, aad: &[u8], sealed: &mut [u8]) -> Option<std::ops::Range<usize>> {
         if sealed.len() < BLOB_CHUNK_OVERHEAD {
             return None;
         }
         let (nonce, body) = sealed.split_at_mut(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let plain = self.key.open_in_place(nonce, Aad::from(aad), body).ok()?;
-        Some(&*plain)
+        Some(NONCE_LEN..NONCE_LEN + plain.len())
     }
 }
 
