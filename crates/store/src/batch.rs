@@ -86,21 +86,33 @@ macro_rules! repeated_in_c {
     };
 }
 
-macro_rules! insert {
-    ($rows:literal) => {
-        concat!(
-            "INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, \
-             sender_name, body, client_message_id, created_at, attachments) SELECT j.value ->> 'i', \
-             j.value ->> 'c', CAST(j.value ->> 'q' AS BIGINT), j.value ->> 't', j.value ->> 's', \
-             j.value ->> 'n', j.value ->> 'b', j.value ->> 'k', CAST(j.value ->> 'a' AS BIGINT), \
-             j.value ->> 'f' FROM ",
-            $rows,
-            " AS j"
-        )
+/// The messages' columns, as the write inserts them.
+macro_rules! message_columns {
+    () => {
+        "INSERT INTO messages (message_id, conversation_id, seq, sender_type, sender_id, \
+         sender_name, body, client_message_id, created_at, attachments) "
     };
 }
 
-const SQLITE_INSERT: &str = insert!("json_each($1)");
+/// SQLite: `jsonb_each` hands each row over as JSONB, which `->>` reads in place. (With
+/// `json_each`, every `->>` turned the row back into text and parsed it again: ten times a
+/// row, a third of the process's instructions per send, measured with callgrind.)
+const SQLITE_INSERT: &str = concat!(
+    message_columns!(),
+    "SELECT j.value ->> 'i', j.value ->> 'c', CAST(j.value ->> 'q' AS BIGINT), j.value ->> 't', \
+     j.value ->> 's', j.value ->> 'n', j.value ->> 'b', j.value ->> 'k', \
+     CAST(j.value ->> 'a' AS BIGINT), j.value ->> 'f' FROM jsonb_each($1) AS j"
+);
+
+/// PostgreSQL: the rows as typed columns, parsed once (`->>` on a `json` value parses it
+/// again for every field).
+macro_rules! postgres_rows {
+    () => {
+        "SELECT j.i, j.c, j.q, j.t, j.s, j.n, j.b, j.k, j.a, j.f FROM json_to_recordset($1::json) \
+         AS j(i text, c text, q bigint, t text, s text, n text, b text, k text, a bigint, f text)"
+    };
+}
+
 /// PostgreSQL's whole write, as one statement in its own transaction (one round trip, no
 /// BEGIN/COMMIT): move each conversation's `last_seq` from the value the batch read ($2: `o`)
 /// to its new one (`q`) if it is still open, insert the messages ($1), and fail the statement
@@ -108,14 +120,15 @@ const SQLITE_INSERT: &str = insert!("json_each($1)");
 /// moved. Another process that wrote to or closed one of them in between makes the batch go
 /// one by one; a row another process holds locked is waited for, then checked.
 const POSTGRES_WRITE: &str = concat!(
-    "WITH advanced AS (UPDATE conversations SET last_seq = CAST(j.value ->> 'q' AS BIGINT), \
-     updated_at = CAST(j.value ->> 'a' AS BIGINT) FROM json_array_elements($2::json) AS j \
-     WHERE conversations.conversation_id = j.value ->> 'c' AND conversations.conversation_id = \
-     ANY (ARRAY(SELECT e.value ->> 'c' FROM json_array_elements($2::json) AS e)) \
-     AND conversations.last_seq = CAST(j.value ->> 'o' AS BIGINT) \
+    "WITH moves AS MATERIALIZED (SELECT * FROM json_to_recordset($2::json) \
+     AS e(c text, o bigint, q bigint, a bigint)), \
+     advanced AS (UPDATE conversations SET last_seq = moves.q, updated_at = moves.a FROM moves \
+     WHERE conversations.conversation_id = moves.c AND conversations.conversation_id = \
+     ANY (ARRAY(SELECT c FROM moves)) AND conversations.last_seq = moves.o \
      AND conversations.status = 'open' RETURNING conversations.conversation_id), \
      inserted AS (",
-    insert!("json_array_elements($1::json)"),
+    message_columns!(),
+    postgres_rows!(),
     ") SELECT 1 / (CASE WHEN (SELECT count(*) FROM advanced) = $3 THEN 1 ELSE 0 END) AS moved"
 );
 
@@ -129,7 +142,7 @@ const SQLITE_LOOKUP: &str = concat!(
     conv_cols_c!(),
     ", ",
     last_msg_cols_m!(),
-    " FROM json_each($1) AS j CROSS JOIN conversations c ON c.conversation_id = j.value ->> 'c' \
+    " FROM jsonb_each($1) AS j CROSS JOIN conversations c ON c.conversation_id = j.value ->> 'c' \
      OR (c.messenger_id = j.value ->> 'm' AND c.contact_id = j.value ->> 't' \
      AND c.preview = j.value ->> 'p' AND c.status = 'open') \
      LEFT JOIN messages m ON m.conversation_id = c.conversation_id \

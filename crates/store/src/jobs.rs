@@ -65,20 +65,29 @@ pub enum JobUpdate {
 pub type JobDepth = (String, i64, i64, i64);
 
 macro_rules! insert_jobs {
-    ($rows:literal, $payload:literal) => {
+    ($fields:literal, $rows:literal) => {
         concat!(
             "INSERT INTO jobs (kind, site_id, job_key, payload, run_at, attempts, created_at) \
-             SELECT j.value ->> 'k', CAST(j.value ->> 's' AS BIGINT), j.value ->> 'u', ",
-            $payload,
-            ", CAST(j.value ->> 'r' AS BIGINT), 0, CAST(j.value ->> 'c' AS BIGINT) FROM ",
+             SELECT ",
+            $fields,
+            " FROM ",
             $rows,
-            " AS j WHERE true ON CONFLICT (job_key) DO UPDATE SET generation = jobs.generation + 1"
+            " WHERE true ON CONFLICT (job_key) DO UPDATE SET generation = jobs.generation + 1"
         )
     };
 }
 
-const SQLITE_ENQUEUE: &str = insert_jobs!("json_each($1)", "j.value ->> 'p'");
-const POSTGRES_ENQUEUE: &str = insert_jobs!("json_array_elements($1::json)", "j.value ->> 'p'");
+// The rows come as JSONB on SQLite (`->>` reads it in place) and as typed columns on
+// PostgreSQL: `->>` on text JSON parses the row again for every field.
+const SQLITE_ENQUEUE: &str = insert_jobs!(
+    "j.value ->> 'k', CAST(j.value ->> 's' AS BIGINT), j.value ->> 'u', j.value ->> 'p', \
+     CAST(j.value ->> 'r' AS BIGINT), 0, CAST(j.value ->> 'c' AS BIGINT)",
+    "jsonb_each($1) AS j"
+);
+const POSTGRES_ENQUEUE: &str = insert_jobs!(
+    "j.k, j.s, j.u, j.p, j.r, 0, j.c",
+    "json_to_recordset($1::json) AS j(k text, s bigint, u text, p text, r bigint, c bigint)"
+);
 
 macro_rules! claim {
     ($lock:literal) => {
@@ -94,26 +103,28 @@ macro_rules! claim {
 const SQLITE_CLAIM: &str = claim!("");
 const POSTGRES_CLAIM: &str = claim!("FOR UPDATE SKIP LOCKED");
 
-/// $1: `[[id, generation], …]`. Deletes the jobs still at the generation claimed.
+/// $1: `[[id, generation], …]`. Deletes the jobs still at the generation claimed. Both
+/// subqueries are uncorrelated, so the array is read once each, whatever the number of jobs
+/// (a correlated `EXISTS` read the whole array again for every job).
 macro_rules! finish {
-    ($rows:literal, $ids:literal) => {
+    ($ids:literal, $pairs:literal) => {
         concat!(
             "DELETE FROM jobs WHERE job_id ",
             $ids,
-            " AND EXISTS (SELECT 1 FROM ",
-            $rows,
-            " AS j WHERE CAST(j.value ->> 0 AS BIGINT) = jobs.job_id \
-             AND CAST(j.value ->> 1 AS BIGINT) = jobs.generation)"
+            " AND (job_id, generation) IN (",
+            $pairs,
+            ")"
         )
     };
 }
 const SQLITE_FINISH: &str = finish!(
-    "json_each($1)",
-    "IN (SELECT CAST(e.value ->> 0 AS BIGINT) FROM json_each($1) AS e)"
+    "IN (SELECT CAST(e.value ->> 0 AS BIGINT) FROM jsonb_each($1) AS e)",
+    "SELECT CAST(e.value ->> 0 AS BIGINT), CAST(e.value ->> 1 AS BIGINT) FROM jsonb_each($1) AS e"
 );
 const POSTGRES_FINISH: &str = finish!(
-    "json_array_elements($1::json)",
-    "= ANY (ARRAY(SELECT CAST(e.value ->> 0 AS BIGINT) FROM json_array_elements($1::json) AS e))"
+    "= ANY (ARRAY(SELECT CAST(e.value ->> 0 AS BIGINT) FROM json_array_elements($1::json) AS e))",
+    "SELECT CAST(e.value ->> 0 AS BIGINT), CAST(e.value ->> 1 AS BIGINT) \
+     FROM json_array_elements($1::json) AS e"
 );
 /// The jobs of $1 that `FINISH` left (queued again while they ran): due at once ($2).
 const SQLITE_REARM: &str = "UPDATE jobs SET run_at = $2 WHERE job_id IN (SELECT CAST(e.value ->> 0 AS BIGINT) FROM json_each($1) AS e)";
