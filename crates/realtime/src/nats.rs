@@ -360,7 +360,9 @@ mod tests {
         assert!(!receive(&local, "me", &payload("other", 1)));
         let mut sub = local.subscribe(here.clone());
         assert!(receive(&local, "me", &payload("other", 2)));
-        assert!(matches!(sub.recv().await, crate::Recv::Event(e) if e.seq == 2 && e.frame.contains("quoted")));
+        assert!(
+            matches!(sub.recv().await, crate::Recv::Event(e) if e.seq == 2 && e.frame.contains("quoted"))
+        );
         // Its own events a process has delivered already.
         assert!(!receive(&local, "me", &payload("me", 3)));
         // A subscriber gone: its topic is dropped on the next receipt.
