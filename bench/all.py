@@ -179,6 +179,9 @@ setup = function(thread)
   thread:set("tid", threads)
 end
 init = function(args)
+  -- Several wrk processes (one per node) each number their threads from 1: the process's
+  -- own number (the script's argument) keeps their contacts and clientMessageIds apart.
+  if args[1] then tid = tid + 100 * tonumber(args[1]) end
   math.randomseed(tid * 7919 + os.time())
 end
 seeded = %d
@@ -598,7 +601,8 @@ def node_load(nodes, script, d, bus, connections=16):
     differences over the run)."""
     before = node_counters(nodes, bus)
     per = len(nodes)
-    procs = [subprocess.Popen(["wrk", f"-t{max(1, 2 // per)}", f"-c{connections // per}", f"-d{d}s", "-s", script, n.base], stdout=subprocess.PIPE, text=True) for n in nodes]
+    procs = [subprocess.Popen(["wrk", f"-t{max(1, 2 // per)}", f"-c{connections // per}", f"-d{d}s", "-s", script, n.base, "--", str(i)], stdout=subprocess.PIPE, text=True)
+             for i, n in enumerate(nodes)]
     rps = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", p.communicate()[0]).group(1)) for p in procs)
     after = node_counters(nodes, bus)
     return rps, {k: after[k] - before[k] for k in before}

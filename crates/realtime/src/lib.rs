@@ -147,6 +147,23 @@ impl LocalHub {
         }
     }
 
+    /// Whether anyone in this process subscribes to one of the topics. A topic whose last
+    /// subscriber left is dropped here, as `deliver` would.
+    pub(crate) fn listens(&self, topics: &[Topic]) -> bool {
+        let mut listens = false;
+        for t in topics {
+            let Some(receivers) = self.topics.get(t).map(|tx| tx.receiver_count()) else {
+                continue;
+            };
+            if receivers > 0 {
+                listens = true;
+            } else {
+                self.topics.remove_if(t, |_, tx| tx.receiver_count() == 0);
+            }
+        }
+        listens
+    }
+
     pub(crate) fn deliver_control(&self, c: Control) {
         let _ = self.control.send(c);
     }

@@ -47,6 +47,45 @@ enum Wire {
     },
 }
 
+/// What a receiver reads of a `Wire::Event` first: who sent it and where it goes. Decoding
+/// the event itself (its frame is JSON inside a JSON string) is most of a receipt's cost, and
+/// a process with no subscriber for any of the topics would throw the event away. The
+/// serializer writes the fields in order (`{"Event":{"node":…,"topics":…,"event":…}}`), so
+/// the head is read from the front and the event is not even scanned; anything else (another
+/// layout) is decoded whole.
+fn event_head(payload: &[u8]) -> Option<(&[u8], Vec<Topic>)> {
+    let rest = payload.strip_prefix(br#"{"Event":{"node":""#)?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    let (node, rest) = (&rest[..end], &rest[end..]);
+    let rest = rest.strip_prefix(br#"","topics":"#)?;
+    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Vec<Topic>>();
+    let topics = values.next()?.ok()?;
+    rest[values.byte_offset()..]
+        .starts_with(br#","event":"#)
+        .then_some((node, topics))
+}
+
+/// Deliver an event received from the bus, unless it is this process's own or nobody here
+/// listens to its topics. Returns whether it was delivered.
+fn receive(local: &LocalHub, own_node: &str, payload: &[u8]) -> bool {
+    if let Some((node, topics)) = event_head(payload)
+        && (node == own_node.as_bytes() || !local.listens(&topics))
+    {
+        return false;
+    }
+    match serde_json::from_slice(payload) {
+        Ok(Wire::Event {
+            node,
+            topics,
+            event,
+        }) if node != own_node => {
+            local.deliver(&topics, Arc::new(event));
+            true
+        }
+        _ => false,
+    }
+}
+
 pub struct NatsHub {
     local: Arc<LocalHub>,
     client: async_nats::Client,
@@ -133,6 +172,9 @@ impl NatsHub {
         let local = Arc::new(LocalHub::new());
         let l0 = local.clone();
         let client = options
+            // A process delivers its own events locally at once: the bus need not send them
+            // back (each would be read, decoded and dropped).
+            .no_echo()
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |e| {
                 let (flag, local) = (flag.clone(), l0.clone());
@@ -171,15 +213,7 @@ impl NatsHub {
         let (l1, n1) = (local.clone(), node.clone());
         tokio::spawn(async move {
             while let Some(msg) = events.next().await {
-                if let Ok(Wire::Event {
-                    node,
-                    topics,
-                    event,
-                }) = serde_json::from_slice(&msg.payload)
-                    && node != n1
-                {
-                    l1.deliver(&topics, Arc::new(event));
-                }
+                receive(&l1, &n1, &msg.payload);
             }
         });
         let (l2, n2) = (local.clone(), node.clone());
@@ -286,6 +320,56 @@ impl Hub for NatsHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wire_event(node: &str, topics: Vec<Topic>, seq: i64) -> Vec<u8> {
+        serde_json::to_vec(&Wire::Event {
+            node: node.into(),
+            topics,
+            event: Event {
+                site_id: 1,
+                contact_id: "c".into(),
+                conversation_id: "v".into(),
+                messenger_id: "m".into(),
+                preview: false,
+                seq,
+                sent_at_ms: 0,
+                frame: Arc::from(r#"{"type":"message","body":"a \"quoted\" \\ word"}"#),
+            },
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_head_of_an_event_is_read_without_the_event() {
+        let topics = vec![Topic::Contact("c\"1".into()), Topic::Site(7)];
+        let payload = wire_event("node-a", topics.clone(), 3);
+        let (node, head) = event_head(&payload).expect("the serializer's layout");
+        assert_eq!((node, head), (&b"node-a"[..], topics));
+        // Another layout is not misread: it is decoded whole instead.
+        assert!(event_head(br#"{"Event":{"topics":[],"node":"x","event":{}}}"#).is_none());
+        assert!(event_head(br#"{"Event":{"node":"x\"y","topics":[],"event":{}}}"#).is_none());
+        assert!(event_head(br#"{"Event":{"node":"x","topics":[],"other":{}}}"#).is_none());
+    }
+
+    #[tokio::test]
+    async fn events_are_received_only_where_someone_listens() {
+        let local = LocalHub::new();
+        let here = Topic::Contact("here".into());
+        let payload = |node: &str, seq| wire_event(node, vec![here.clone(), Topic::Site(1)], seq);
+        // Nobody listens yet: not decoded, not delivered.
+        assert!(!receive(&local, "me", &payload("other", 1)));
+        let mut sub = local.subscribe(here.clone());
+        assert!(receive(&local, "me", &payload("other", 2)));
+        assert!(
+            matches!(sub.recv().await, crate::Recv::Event(e) if e.seq == 2 && e.frame.contains("quoted"))
+        );
+        // Its own events a process has delivered already.
+        assert!(!receive(&local, "me", &payload("me", 3)));
+        // A subscriber gone: its topic is dropped on the next receipt.
+        drop(sub);
+        assert!(!receive(&local, "me", &payload("other", 4)));
+        assert!(local.topics.is_empty());
+    }
 
     #[test]
     fn credentials_leave_the_url() {

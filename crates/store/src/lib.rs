@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection as _, Executor};
 
 pub use attachments::NewAttachment;
 pub use audit::{
@@ -77,6 +77,9 @@ pub use vault::{
 pub use webhooks::{DELIVERIES_KEPT, DeliveryRow, WebhookRow};
 pub use workflow::{AgentConversation, AssigneeFilter, CannedReplyRow, ListCursor, ListQuery};
 pub use writer::{CommitHook, FallbackReason};
+
+/// A pooled connection idle this long is pinged before it is handed out again.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -299,6 +302,20 @@ impl Store {
                 .max_connections(max)
                 .min_connections(if backend == Backend::Sqlite { 1 } else { 0 })
                 .acquire_timeout(Duration::from_secs(10))
+                // sqlx pings every connection it hands out (a round trip to PostgreSQL, a hop
+                // to SQLite's worker thread): one more round trip per send batch and per
+                // request that reads. Only a connection that sat idle may have been dropped
+                // by the server or the network; one in use a moment ago is taken as it is
+                // (a query on a broken one fails like a ping would, a moment later).
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= IDLE_BEFORE_PING {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
