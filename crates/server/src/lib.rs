@@ -90,6 +90,11 @@ pub async fn start(mut config: Config, demo: bool) -> anyhow::Result<Running> {
         config.public_url = format!("http://{addr}");
         config.secure_cookies = false;
     }
+    // aws-lc seeds its random generator on first use (~25 ms of CPU here): the first message
+    // sealed would wait for it. Seed it beside the start-up instead, off the async workers.
+    tokio::task::spawn_blocking(|| {
+        let _ = aws_lc_rs::rand::fill(&mut [0u8; 16]);
+    });
     let (stop, stopped) = watch::channel(false);
     let ready = Arc::new(OnceLock::new());
     let ready_for_gate = ready.clone();
