@@ -156,7 +156,11 @@ async fn main() {
                     .and_then(|b| b.strip_prefix("t:"))
                     .and_then(|t| t.parse::<u128>().ok())
                 {
-                    lat.push((start.elapsed().as_nanos() - t) as f64 / 1e6);
+                    let ms = (start.elapsed().as_nanos() - t) as f64 / 1e6;
+                    if ms > 10.0 && std::env::var_os("LOADGEN_SLOW").is_some() {
+                        eprintln!("slow {ms:.1} ms, sent at {:.3} s", t as f64 / 1e9);
+                    }
+                    lat.push(ms);
                 }
             }
             let _ = sender.await;
