@@ -776,12 +776,14 @@ def main():
             _, toks, _ = sends(srv, "sqlite", d, with_load=False)
 
         if want("live"):
-            print("live delivery, contact send -> agent WebSocket at 1000 msg/s:", flush=True)
+            print("live delivery, contact send -> agent WebSocket at 1000 and 5000 msg/s:", flush=True)
             agent_email = "lat@bench.test"
             call("POST", f"{srv.base}/api/v1/sites/{srv.site}/agents", {"email": agent_email, "password": "benchmark-password", "name": "Lat", "role": "agent"}, OP)
             agent = call("POST", f"{srv.base}/api/v1/auth/login", {"siteId": srv.site, "email": agent_email, "password": "benchmark-password"})["token"]
-            out = subprocess.run([os.path.join(REL, "loadgen"), "latency", srv.base, toks[1], agent, "1000", str(d)], capture_output=True, text=True).stdout.strip()
-            row("live delivery at 1000 msg/s", out, "")
+            # 1,000 a second is the session-3 figure; 5,000 is issue 15's target 5.
+            for rate in (1000, 5000):
+                out = subprocess.run([os.path.join(REL, "loadgen"), "latency", srv.base, toks[1], agent, str(rate), str(d)], capture_output=True, text=True).stdout.strip()
+                row(f"live delivery at {rate} msg/s", out, "")
 
         if want("idle"):
             idle_sockets(srv, a.idle_sockets, a.idle_per_contact)
