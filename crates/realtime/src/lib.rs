@@ -22,8 +22,15 @@ use tokio::sync::broadcast;
 pub use nats::{BusSettings, NatsHub};
 pub use sessions::{SessionNews, SessionWatch};
 
-/// Per-subscriber queue length. A socket this far behind is told to resync.
+/// Per-subscriber queue length of a site's agents. A socket this far behind is told to resync.
 pub const SUBSCRIBER_QUEUE: usize = 1024;
+/// The same for one contact's topic. A topic's ring is allocated whole when its first socket
+/// subscribes (~40 bytes a place), and every contact with an open socket has one: at 1,024
+/// places that was ~44 KB of each idle contact socket's ~58 KB (session 10). A contact's topic
+/// carries only its own conversations' events, pushed as they come; falling 32 behind takes
+/// a client that stopped reading for seconds, and then it resyncs as before (message gaps are
+/// filled from the store when the next message arrives).
+pub const CONTACT_QUEUE: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Topic {
@@ -184,10 +191,14 @@ impl Hub for LocalHub {
     }
 
     fn subscribe(&self, topic: Topic) -> Subscription {
+        let queue = match topic {
+            Topic::Site(_) => SUBSCRIBER_QUEUE,
+            Topic::Contact(_) => CONTACT_QUEUE,
+        };
         let tx = self
             .topics
             .entry(topic)
-            .or_insert_with(|| broadcast::channel(SUBSCRIBER_QUEUE).0);
+            .or_insert_with(|| broadcast::channel(queue).0);
         Subscription { rx: tx.subscribe() }
     }
 

@@ -214,6 +214,7 @@ impl Store {
         let checkpointer = (backend == Backend::Sqlite).then(|| {
             std::sync::Arc::new(tokio::spawn(checkpoints(
                 read.clone(),
+                write.clone(),
                 tuning.wal_limit_bytes,
                 tuning.checkpoint_every,
             )))
@@ -439,13 +440,20 @@ impl Store {
 /// beginning again only when a write begins while no reader still uses an old snapshot, and
 /// under steady reads and writes that moment never came (the WAL reached 2.5 GB in 200 s, and a
 /// restart after a crash replayed it for seconds). So when the WAL holds more than `limit`
-/// bytes, a TRUNCATE checkpoint follows: it waits (busy_timeout, up to 10 s) for the writer's
-/// current transaction and for readers of older snapshots, copies the rest, and empties the
-/// file. New writes wait meanwhile: a pause of one checkpoint's copy and fsync once per
-/// `limit` bytes written, the price of a bounded WAL and a bounded replay after a crash.
-/// TRUNCATE rather than RESTART: the file itself shrinks, so its size on disk is the bound too
-/// (`journal_size_limit` trims it as well after a reset that a writer makes).
-async fn checkpoints(read: AnyPool, limit: u64, every: Duration) {
+/// bytes, a RESTART checkpoint follows on the write pool's one connection: it waits for the
+/// batch that holds the connection (in the pool's queue, not SQLite's busy handler), then for
+/// readers of older snapshots (busy_timeout, up to 10 s), copies the rest and makes the next
+/// commit write the WAL from its start. Sends wait meanwhile: a pause of one checkpoint's copy
+/// and fsync once per `limit` bytes written, the price of a bounded WAL and a bounded replay
+/// after a crash. The file keeps its length (`journal_size_limit` trims it to `limit` at the
+/// first commit after the reset), so its size on disk stays bounded too.
+///
+/// Session 10 measured the former way, a TRUNCATE checkpoint from a read connection: 30–90 ms
+/// each (most of it the truncation of a 64–100 MB file; the busy handler's growing sleeps on
+/// both sides added the rest), once every second or two at 1,000 sends a second (each commit
+/// of one send writes ~60 KB of WAL), which made the live p99 ~60–120 ms. A RESTART on the
+/// write connection: 1–12 ms.
+async fn checkpoints(read: AnyPool, write: AnyPool, limit: u64, every: Duration) {
     use sqlx::Row as _;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -478,8 +486,8 @@ async fn checkpoints(read: AnyPool, limit: u64, every: Duration) {
             }
         };
         if wal_bytes > limit {
-            let r = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&read)
+            let r = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .fetch_one(&write)
                 .await
                 .and_then(|r| r.try_get::<i64, _>(0));
             match r {

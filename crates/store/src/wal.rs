@@ -10,7 +10,7 @@ use crate::{SendRequest, SendTarget, SenderType, Store, StoreOptions};
 
 const LIMIT: u64 = 1024 * 1024;
 /// The bound the test holds the WAL file to: the limit plus what the sends add before the
-/// checkpointer looks again (every 100 ms here), with room to spare. Without the TRUNCATE
+/// checkpointer looks again (every 100 ms here), with room to spare. Without the RESTART
 /// checkpoints the WAL passes it a few seconds into the load.
 const BOUND: u64 = 16 * 1024 * 1024;
 

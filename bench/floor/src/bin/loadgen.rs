@@ -4,9 +4,15 @@
 //! messages per second over REST while an agent's WebSocket receives them (after half a second
 //! of unmeasured warm-up at the same rate); prints the p50, p99 and max time from the start of
 //! the send to the push, and how many arrived.
-//! `loadgen idle BASE CONTACT_TOKEN N SECONDS` — opens N authenticated contact WebSockets,
-//! prints `ready` when all are open, and holds them for SECONDS.
+//! `loadgen idle BASE SITE MESSENGER SECRET FROM N PER_CONTACT SECONDS` — authorizes the
+//! contacts `idle-<k>@bench.test` of sockets FROM..FROM+N (PER_CONTACT sockets per contact,
+//! signed with the messenger's HS256 SECRET), prints `authorized K`, waits for a line on stdin,
+//! opens the N authenticated contact WebSockets, prints `ready N` and holds them for SECONDS.
+//! Socket k connects from 127.0.0.2 + k / PER_ADDRESS: the server caps sockets per contact (20)
+//! and per client address (500), and one source address has ~28,000 ephemeral ports. Several
+//! processes with disjoint FROM..FROM+N stay under a per-process file-descriptor limit.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -22,14 +28,53 @@ fn ws_url(base: &str, path: &str) -> String {
     format!("{}{path}", base.replacen("http://", "ws://", 1))
 }
 
+/// Sockets opened from one source address: under the server's per-address cap (500).
+const PER_ADDRESS: usize = 400;
+
 async fn open(
     base: &str,
     path: &str,
     token: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(base, path))
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url(base, path))
         .await
         .unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    authenticate(ws, token).await
+}
+
+/// Like [`open`], from the local address `from`.
+async fn open_from(
+    base: &str,
+    path: &str,
+    token: &str,
+    from: Ipv4Addr,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let server: SocketAddr = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|_| fail("BASE must be http://IP:PORT"));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| fail(&e.to_string()));
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .unwrap_or_else(|e| fail(&format!("bind {from}: {e}")));
+    let stream = socket
+        .connect(server)
+        .await
+        .unwrap_or_else(|e| fail(&format!("connect from {from}: {e}")));
+    let (ws, _) = tokio_tungstenite::client_async(ws_url(base, path), stream)
+        .await
+        .unwrap_or_else(|e| fail(&format!("upgrade: {e}")));
+    authenticate(ws, token).await
+}
+
+async fn authenticate<S>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     ws.send(Message::text(
         json!({"type": "auth", "token": token}).to_string(),
     ))
@@ -111,7 +156,11 @@ async fn main() {
                     .and_then(|b| b.strip_prefix("t:"))
                     .and_then(|t| t.parse::<u128>().ok())
                 {
-                    lat.push((start.elapsed().as_nanos() - t) as f64 / 1e6);
+                    let ms = (start.elapsed().as_nanos() - t) as f64 / 1e6;
+                    if ms > 10.0 && std::env::var_os("LOADGEN_SLOW").is_some() {
+                        eprintln!("slow {ms:.1} ms, sent at {:.3} s", t as f64 / 1e9);
+                    }
+                    lat.push(ms);
                 }
             }
             let _ = sender.await;
@@ -126,12 +175,71 @@ async fn main() {
             );
         }
         "idle" => {
-            let (base, token) = (arg(2), arg(3));
-            let n: usize = arg(4).parse().unwrap_or_else(|_| fail("N"));
-            let secs: u64 = arg(5).parse().unwrap_or_else(|_| fail("SECONDS"));
+            let (base, site, messenger, secret) = (arg(2), arg(3), arg(4), arg(5));
+            let num =
+                |i: usize, what: &str| -> usize { arg(i).parse().unwrap_or_else(|_| fail(what)) };
+            let (from, n, per_contact) =
+                (num(6, "FROM"), num(7, "N"), num(8, "PER_CONTACT").max(1));
+            let secs = num(9, "SECONDS") as u64;
+            // The contacts of sockets FROM..FROM+N, authorized 32 at a time.
+            let client = reqwest::Client::new();
+            let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+            let exp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                + 3 * 3600;
+            let contacts = from / per_contact..(from + n).div_ceil(per_contact);
+            let tokens: std::collections::HashMap<usize, String> =
+                futures_util::stream::iter(contacts)
+                    .map(|k| {
+                        let jwt = jsonwebtoken::encode(
+                            &jsonwebtoken::Header::default(),
+                            &json!({"sub": format!("idle-{k}@bench.test"), "exp": exp}),
+                            &key,
+                        )
+                        .unwrap_or_else(|e| fail(&e.to_string()));
+                        let req = client.post(format!("{base}/securemessage/authorize")).json(
+                            &json!({"siteId": site, "messengerId": messenger, "contactJwt": jwt}),
+                        );
+                        async move {
+                            let v: Value = req
+                                .send()
+                                .await
+                                .and_then(reqwest::Response::error_for_status)
+                                .unwrap_or_else(|e| fail(&format!("authorize: {e}")))
+                                .json()
+                                .await
+                                .unwrap_or_else(|e| fail(&format!("authorize: {e}")));
+                            let token = v["accessToken"]
+                                .as_str()
+                                .unwrap_or_else(|| fail("no accessToken"))
+                                .to_owned();
+                            (k, token)
+                        }
+                    })
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+            println!("authorized {}", tokens.len());
+            // The sockets open on a line on stdin: the caller measures the server in between.
+            let _ = tokio::io::AsyncBufReadExt::read_line(
+                &mut tokio::io::BufReader::new(tokio::io::stdin()),
+                &mut String::new(),
+            )
+            .await;
+            let base = &base;
+            let tokens = &tokens;
             let mut socks = Vec::with_capacity(n);
-            let mut pending = futures_util::stream::iter(0..n)
-                .map(|_| open(&base, "/api/v1/messenger/ws", &token))
+            let mut pending = futures_util::stream::iter(from..from + n)
+                .map(|k| {
+                    let ip = u32::from(Ipv4Addr::new(127, 0, 0, 2)) + (k / PER_ADDRESS) as u32;
+                    open_from(
+                        base,
+                        "/api/v1/messenger/ws",
+                        &tokens[&(k / per_contact)],
+                        Ipv4Addr::from(ip),
+                    )
+                })
                 .buffer_unordered(200);
             while let Some(ws) = pending.next().await {
                 socks.push(ws);
