@@ -227,7 +227,7 @@ impl Hub for LocalHub {
 mod tests {
     use super::*;
 
-    fn ev(seq: i64) -> Event {
+    pub(crate) fn ev(seq: i64) -> Event {
         Event {
             site_id: 1,
             contact_id: "c".into(),

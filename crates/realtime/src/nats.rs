@@ -326,14 +326,8 @@ mod tests {
             node: node.into(),
             topics,
             event: Event {
-                site_id: 1,
-                contact_id: "c".into(),
-                conversation_id: "v".into(),
-                messenger_id: "m".into(),
-                preview: false,
-                seq,
-                sent_at_ms: 0,
                 frame: Arc::from(r#"{"type":"message","body":"a \"quoted\" \\ word"}"#),
+                ..crate::tests::ev(seq)
             },
         })
         .unwrap()
