@@ -220,13 +220,7 @@ impl ContactVerifier {
                         &format!("the messenger's {}", key.describe()),
                     ));
                 }
-                if key.cheap_to_verify() {
-                    key.verify(alg, token.signing_input, token.signature)
-                } else {
-                    self.pool
-                        .verify(vec![Arc::new(key.clone())], alg, token)
-                        .await
-                }
+                self.pool.verify_one(key, alg, token).await
             }
             CompiledMethod::Jwks { url } => {
                 jwks_algorithm(alg)?;
@@ -238,12 +232,7 @@ impl ContactVerifier {
                     }
                 };
                 let keys = self.jwks.keys_for(url, kid, alg).await?;
-                match keys.as_slice() {
-                    [key] if key.cheap_to_verify() => {
-                        key.verify(alg, token.signing_input, token.signature)
-                    }
-                    _ => self.pool.verify(keys, alg, token).await,
-                }
+                self.pool.verify(keys, alg, token).await
             }
         };
         if signature_ok {
@@ -446,8 +435,22 @@ impl VerifyPool {
         }
     }
 
+    /// Whether `key` verifies the token's signature for `alg` (a messenger's own key: it is
+    /// copied for the pool only when it goes there).
+    async fn verify_one(&self, key: &PublicKey, alg: &str, token: &jws::Compact<'_>) -> bool {
+        if key.cheap_to_verify() {
+            return key.verify(alg, token.signing_input, token.signature);
+        }
+        self.verify(vec![Arc::new(key.clone())], alg, token).await
+    }
+
     /// Whether one of `keys` verifies the token's signature for `alg`.
     async fn verify(&self, keys: Vec<Arc<PublicKey>>, alg: &str, token: &jws::Compact<'_>) -> bool {
+        if let [key] = keys.as_slice()
+            && key.cheap_to_verify()
+        {
+            return key.verify(alg, token.signing_input, token.signature);
+        }
         // The permit moves into the task: a request that gives up waiting (its client went
         // away) does not free a core that is still busy with its check.
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
